@@ -1,0 +1,254 @@
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use gorax_trace::config::HttpSemconv;
+use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
+use opentelemetry::Key;
+use gorax_trace::SdkTracer;
+use tower_layer::Layer;
+
+use crate::ServerTraceService;
+
+/// What a predicate sees of a request: its head and, with axum, the matched route template.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URI (path and query; authority for HTTP/2 and absolute-form requests).
+    pub uri: &'a Uri,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The request extensions.
+    pub extensions: &'a Extensions,
+    /// The route template (`/api/v1/workflows/{id}/execute`) when the router matched one.
+    pub route: Option<&'a str>,
+}
+
+pub(crate) type Predicate = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
+
+/// What happens to the caller's W3C baggage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BaggagePolicy {
+    /// Keep all of it (default): handlers and outgoing calls see it.
+    #[default]
+    Keep,
+    /// Drop all of it.
+    Drop,
+    /// Keep only these keys.
+    Allow(Vec<String>),
+}
+
+/// The trace context written to the response, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ResponseHeader {
+    /// Nothing (default).
+    #[default]
+    None,
+    /// W3C `traceresponse: 00-{trace id}-{server span id}-{flags}` (Trace Context Level 2).
+    TraceResponse,
+    /// The trace id (32 lowercase hex digits) in a header of this name, e.g. `x-trace-id`.
+    TraceId(HeaderName),
+}
+
+/// Query keys whose values are replaced by `REDACTED` in `url.query` by default (the list of the
+/// OpenTelemetry HTTP semantic conventions).
+pub const DEFAULT_REDACTED_QUERY_KEYS: &[&str] = &["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+
+pub(crate) struct Config {
+    pub(crate) tracer: SdkTracer,
+    pub(crate) dup: bool,
+    pub(crate) redact: Vec<String>,
+    pub(crate) trusted_proxies: Vec<IpAddr>,
+    pub(crate) untrusted: Option<Predicate>,
+    pub(crate) filter: Option<Predicate>,
+    pub(crate) baggage: BaggagePolicy,
+    pub(crate) response_header: ResponseHeader,
+    pub(crate) request_id: bool,
+    pub(crate) request_headers: Vec<(HeaderName, Key)>,
+    pub(crate) response_headers: Vec<(HeaderName, Key)>,
+}
+
+/// A tower [`Layer`] that traces inbound HTTP requests: it continues the caller's W3C trace,
+/// records one SERVER span per request with the stable HTTP semantic-convention attributes, and
+/// makes that span's context current while the inner service runs.
+///
+/// Defaults (each changed by a `with_*` method):
+/// - tracer: [`gorax_trace::tracer()`] at the time the layer is built;
+/// - HTTP conventions: the process-wide mode ([`gorax_trace::semconv::http_semconv`]): stable
+///   names only, or stable plus the legacy names with `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup`;
+/// - `url.query` values of [`DEFAULT_REDACTED_QUERY_KEYS`] redacted;
+/// - every caller trusted, baggage kept, no request filtered, no response header, no header
+///   captured, `client.address` from the connection peer only (no proxy trusted).
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use gorax_trace_server::ServerTraceLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/api/v1/workflows/{id}/execute", post(|| async { "ok" }))
+///     .layer(ServerTraceLayer::new());
+/// ```
+#[derive(Clone)]
+pub struct ServerTraceLayer {
+    config: Config,
+}
+
+impl Clone for Config {
+    fn clone(&self) -> Self {
+        Self {
+            tracer: self.tracer.clone(),
+            dup: self.dup,
+            redact: self.redact.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            untrusted: self.untrusted.clone(),
+            filter: self.filter.clone(),
+            baggage: self.baggage.clone(),
+            response_header: self.response_header.clone(),
+            request_id: self.request_id,
+            request_headers: self.request_headers.clone(),
+            response_headers: self.response_headers.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerTraceLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.config;
+        f.debug_struct("ServerTraceLayer")
+            .field("dup", &c.dup)
+            .field("redact", &c.redact)
+            .field("trusted_proxies", &c.trusted_proxies)
+            .field("untrusted", &c.untrusted.is_some())
+            .field("filter", &c.filter.is_some())
+            .field("baggage", &c.baggage)
+            .field("response_header", &c.response_header)
+            .field("request_id", &c.request_id)
+            .field("request_headers", &c.request_headers)
+            .field("response_headers", &c.response_headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServerTraceLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerTraceLayer {
+    /// A layer with the defaults listed above.
+    pub fn new() -> Self {
+        Self {
+            config: Config {
+                tracer: gorax_trace::tracer(),
+                dup: matches!(gorax_trace::semconv::http_semconv(), HttpSemconv::Dup),
+                redact: DEFAULT_REDACTED_QUERY_KEYS.iter().map(|k| (*k).to_owned()).collect(),
+                trusted_proxies: Vec::new(),
+                untrusted: None,
+                filter: None,
+                baggage: BaggagePolicy::Keep,
+                response_header: ResponseHeader::None,
+                request_id: false,
+                request_headers: Vec::new(),
+                response_headers: Vec::new(),
+            },
+        }
+    }
+
+    /// Records spans with this tracer (e.g. from a test provider).
+    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
+        self.config.tracer = tracer;
+        self
+    }
+
+    /// Chooses the HTTP attribute names: stable only, or stable plus legacy (`http/dup`).
+    pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
+        self.config.dup = matches!(mode, HttpSemconv::Dup);
+        self
+    }
+
+    /// Adds query keys whose values are recorded as `REDACTED` (matched case-sensitively, in
+    /// addition to [`DEFAULT_REDACTED_QUERY_KEYS`]).
+    pub fn with_redacted_query_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.redact.extend(keys.into_iter().map(Into::into));
+        self
+    }
+
+    /// Peers whose `X-Forwarded-For`/`X-Forwarded-Proto` headers are believed for
+    /// `client.address` and `url.scheme`. From any other peer those headers are ignored.
+    pub fn with_trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.config.trusted_proxies.extend(proxies);
+        self
+    }
+
+    /// Edge policy: requests for which `predicate` returns `true` come from an untrusted caller.
+    /// Such a request starts a new root trace (sampled by this service's own sampler, whatever
+    /// the caller's flag says), links to the caller's context instead of taking it as parent,
+    /// and drops the caller's baggage.
+    pub fn with_untrusted(mut self, predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static) -> Self {
+        self.config.untrusted = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Records no span for requests where `predicate` returns `false` (health checks, metrics
+    /// scrapes). The caller's context still becomes current, so outgoing calls propagate it.
+    pub fn with_filter(mut self, predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static) -> Self {
+        self.config.filter = Some(Arc::new(predicate));
+        self
+    }
+
+    /// What happens to the caller's baggage (default: [`BaggagePolicy::Keep`]).
+    pub fn with_baggage_policy(mut self, policy: BaggagePolicy) -> Self {
+        self.config.baggage = policy;
+        self
+    }
+
+    /// Writes the request's trace context to the response (default: [`ResponseHeader::None`]).
+    pub fn with_response_header(mut self, header: ResponseHeader) -> Self {
+        self.config.response_header = header;
+        self
+    }
+
+    /// When the request has no `x-request-id`, sets it (on the request, for handlers, and on the
+    /// response) to the trace id.
+    pub fn with_request_id(mut self, enabled: bool) -> Self {
+        self.config.request_id = enabled;
+        self
+    }
+
+    /// Records these request headers as `http.request.header.<name>` (string array attributes).
+    pub fn with_request_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.config.request_headers.extend(names.into_iter().map(|n| {
+            let key = header_key(gorax_trace::semconv::HTTP_REQUEST_HEADER_PREFIX, &n);
+            (n, key)
+        }));
+        self
+    }
+
+    /// Records these response headers as `http.response.header.<name>`.
+    pub fn with_response_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.config.response_headers.extend(names.into_iter().map(|n| {
+            let key = header_key(gorax_trace::semconv::HTTP_RESPONSE_HEADER_PREFIX, &n);
+            (n, key)
+        }));
+        self
+    }
+}
+
+impl<S> Layer<S> for ServerTraceLayer {
+    type Service = ServerTraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerTraceService::new(inner, Arc::new(self.config.clone()))
+    }
+}
+
+/// `http.request.header.<name>`; reference-counted so that cloning it per request is cheap.
+fn header_key(prefix: &str, name: &HeaderName) -> Key {
+    Key::from(Arc::<str>::from(format!("{prefix}{}", name.as_str())))
+}

@@ -1,0 +1,57 @@
+//! OpenTelemetry distributed tracing for the gorax workflow platform: the core of the
+//! gorax-trace family.
+//!
+//! One trace follows a request across every boundary: the server layer
+//! (`gorax-trace-server`) continues the caller's trace, handlers add spans with [`span`] or
+//! `tracing`, the client middleware (`gorax-trace-client`) and the queue producer
+//! (`gorax-trace-queue`) pass the context on. This crate holds what they share:
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`config`] | [`TraceConfig::from_env`](config::TraceConfig::from_env), the variable table, `with_*` overrides |
+//! | [`init()`] | the tracer provider, the [`TraceGuard`] that flushes on drop |
+//! | [`export`] | the bounded batch processor, health counters, console tree and OTLP exporters |
+//! | [`sampling`] | parent-based ratio sampling |
+//! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` for HTTP and message headers |
+//! | [`semconv`] | every attribute key the family writes |
+//! | [`span`] | starting spans, recording errors and events, trace ids for logs |
+//! | [`subscriber`] | the `tracing` bridge and log lines with trace ids |
+//! | `testing` | in-memory provider and span-tree assertions (feature `testing`) |
+//!
+//! # Quick start
+//!
+//! ```
+//! use gorax_trace::config::TraceConfig;
+//! use gorax_trace::span;
+//! use opentelemetry::trace::TraceContextExt;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // TRACING_ENABLED, TRACING_ENDPOINT, TRACING_SAMPLE_RATE, OTEL_* ... ; no endpoint: the trace
+//! // is printed as a tree on stderr.
+//! let guard = gorax_trace::init(TraceConfig::from_env()?)?;
+//! let cx = span::start_workflow("tenant-1", "wf-42", "exec-7");
+//! {
+//!     let _active = cx.clone().attach();
+//!     let step = span::start_step("fetch", "http");
+//!     step.span().end();
+//! }
+//! cx.span().end();
+//! drop(guard); // flushes
+//! # Ok(()) }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+pub mod export;
+mod init;
+pub mod propagation;
+pub mod sampling;
+pub mod semconv;
+pub mod span;
+pub mod subscriber;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::TraceConfig;
+pub use init::{InitError, SCOPE_NAME, TraceGuard, init, tracer};
+pub use opentelemetry_sdk::trace::SdkTracer;

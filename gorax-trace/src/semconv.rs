@@ -1,0 +1,99 @@
+//! Every attribute key the gorax-trace family writes, in one place.
+//!
+//! Three groups:
+//! - **Upstream** keys re-exported from [`opentelemetry_semantic_conventions`] (stable HTTP, URL,
+//!   network, error and exception keys; the messaging keys are still experimental upstream).
+//! - **Legacy HTTP** keys of the pre-1.21 HTTP conventions. The gorax user guide (and dashboards
+//!   built on it) use them; they are emitted next to the stable keys when
+//!   `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` (see [`HttpSemconv`](crate::config::HttpSemconv)).
+//!   They are spelled here because upstream marks them deprecated.
+//! - **gorax** keys the specification lacks: workflow identifiers and the guide's queue keys.
+//!
+//! Adapters never spell an attribute key as a string literal; they use these constants.
+
+pub use opentelemetry_semantic_conventions::attribute::{
+    CLIENT_ADDRESS, CLIENT_PORT, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE, HTTP_REQUEST_BODY_SIZE, HTTP_REQUEST_METHOD, HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_REQUEST_RESEND_COUNT, HTTP_RESPONSE_BODY_SIZE, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
+    MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME, MESSAGING_MESSAGE_BODY_SIZE,
+    MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
+    NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, NETWORK_PROTOCOL_NAME, NETWORK_PROTOCOL_VERSION,
+    OTEL_STATUS_CODE, OTEL_STATUS_DESCRIPTION, SERVER_ADDRESS, SERVER_PORT, URL_FULL, URL_PATH,
+    URL_QUERY, URL_SCHEME, URL_TEMPLATE, USER_AGENT_ORIGINAL,
+};
+pub use opentelemetry_semantic_conventions::resource::{
+    DEPLOYMENT_ENVIRONMENT_NAME, SERVICE_NAME, SERVICE_VERSION,
+};
+
+/// Prefix of captured request headers: `http.request.header.<lowercase name>` (stable HTTP
+/// conventions).
+pub const HTTP_REQUEST_HEADER_PREFIX: &str = "http.request.header.";
+/// Prefix of captured response headers: `http.response.header.<lowercase name>` (stable HTTP
+/// conventions).
+pub const HTTP_RESPONSE_HEADER_PREFIX: &str = "http.response.header.";
+
+/// Name of the event that [`record_error`](crate::span::record_error) adds (OpenTelemetry
+/// exception conventions).
+pub const EXCEPTION_EVENT: &str = "exception";
+
+/// Legacy HTTP keys (HTTP conventions before v1.21), emitted only in `http/dup` mode.
+pub mod legacy {
+    /// `http.method`: replaced by [`HTTP_REQUEST_METHOD`](super::HTTP_REQUEST_METHOD).
+    pub const HTTP_METHOD: &str = "http.method";
+    /// `http.target`: path and query; replaced by [`URL_PATH`](super::URL_PATH) and
+    /// [`URL_QUERY`](super::URL_QUERY).
+    pub const HTTP_TARGET: &str = "http.target";
+    /// `http.status_code`: replaced by
+    /// [`HTTP_RESPONSE_STATUS_CODE`](super::HTTP_RESPONSE_STATUS_CODE).
+    pub const HTTP_STATUS_CODE: &str = "http.status_code";
+    /// `http.user_agent`: replaced by [`USER_AGENT_ORIGINAL`](super::USER_AGENT_ORIGINAL).
+    pub const HTTP_USER_AGENT: &str = "http.user_agent";
+    /// `http.scheme`: replaced by [`URL_SCHEME`](super::URL_SCHEME).
+    pub const HTTP_SCHEME: &str = "http.scheme";
+    /// `http.url`: the full client URL; replaced by [`URL_FULL`](super::URL_FULL).
+    pub const HTTP_URL: &str = "http.url";
+    /// `http.flavor`: replaced by [`NETWORK_PROTOCOL_VERSION`](super::NETWORK_PROTOCOL_VERSION).
+    pub const HTTP_FLAVOR: &str = "http.flavor";
+}
+
+/// `tenant_id`: the gorax tenant that owns the workflow (gorax user guide).
+pub const TENANT_ID: &str = "tenant_id";
+/// `workflow_id`: the workflow definition being executed (gorax user guide).
+pub const WORKFLOW_ID: &str = "workflow_id";
+/// `execution_id`: one run of a workflow (gorax user guide).
+pub const EXECUTION_ID: &str = "execution_id";
+/// `node_id`: a step (node) of a workflow (gorax user guide).
+pub const NODE_ID: &str = "node_id";
+/// `node_type`: the kind of a workflow step, e.g. `http`, `transform` (gorax user guide).
+pub const NODE_TYPE: &str = "node_type";
+
+/// `queue.name`: the guide's name for the queue; the same value as
+/// [`MESSAGING_DESTINATION_NAME`].
+pub const QUEUE_NAME: &str = "queue.name";
+/// `queue.message_id`: the broker's message id (not the execution id, as the Go original wrote);
+/// the same value as [`MESSAGING_MESSAGE_ID`].
+pub const QUEUE_MESSAGE_ID: &str = "queue.message_id";
+/// `retry_count`: how many times this message was delivered before this delivery, taken from the
+/// broker's delivery count (SQS `ApproximateReceiveCount - 1`, Redis `XPENDING` count - 1).
+pub const RETRY_COUNT: &str = "retry_count";
+
+static HTTP_DUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the process-wide HTTP convention mode that the server and client adapters use unless
+/// their builder overrides it. [`init`](crate::init()) calls it from the configuration
+/// (`OTEL_SEMCONV_STABILITY_OPT_IN`).
+pub fn set_http_semconv(mode: crate::config::HttpSemconv) {
+    HTTP_DUP.store(
+        matches!(mode, crate::config::HttpSemconv::Dup),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The process-wide HTTP convention mode (see [`set_http_semconv`]).
+pub fn http_semconv() -> crate::config::HttpSemconv {
+    if HTTP_DUP.load(std::sync::atomic::Ordering::Relaxed) {
+        crate::config::HttpSemconv::Dup
+    } else {
+        crate::config::HttpSemconv::Stable
+    }
+}

@@ -1,0 +1,221 @@
+//! How a gorax span starts and ends: kinds, error recording, events, attributes, and the trace
+//! and span ids for log correlation.
+//!
+//! These helpers replace the Go package's `StartSpan`, `RecordError`, `RecordWorkflowEvent`,
+//! `SetAttributes`, `GetTraceID` and `GetSpanID`. They work on OpenTelemetry [`Context`]s, so a
+//! span started here is the parent of `tracing` spans, outgoing HTTP calls and queue messages
+//! made while its context is current.
+//!
+//! ```
+//! use gorax_trace::span;
+//! use opentelemetry::trace::{FutureExt, SpanKind, TraceContextExt};
+//! use opentelemetry::{Context, KeyValue};
+//!
+//! let cx = span::start_workflow("tenant-1", "wf-42", "exec-7");
+//! let _active = cx.clone().attach();
+//! span::record_event("workflow.started", [KeyValue::new("nodes", 3)]);
+//! let err = std::io::Error::other("step failed");
+//! span::record_error(&Context::current(), &err);
+//! cx.span().end();
+//! ```
+
+use std::borrow::Cow;
+use std::error::Error;
+
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue, Value};
+
+use crate::semconv;
+
+/// Span name of a workflow execution (the guide's `workflow.execute`).
+pub const WORKFLOW_EXECUTE: &str = "workflow.execute";
+/// Span name of one workflow step (the guide's `workflow.step.execute`).
+pub const WORKFLOW_STEP_EXECUTE: &str = "workflow.step.execute";
+
+/// Starts a span as a child of the current context and returns the context holding it.
+/// End it with `cx.span().end()` (or let the last clone of the context drop).
+pub fn start(
+    name: impl Into<Cow<'static, str>>,
+    kind: SpanKind,
+    attributes: impl IntoIterator<Item = KeyValue>,
+) -> Context {
+    start_with_parent(&Context::current(), name, kind, attributes)
+}
+
+/// Starts a span as a child of `parent`.
+pub fn start_with_parent(
+    parent: &Context,
+    name: impl Into<Cow<'static, str>>,
+    kind: SpanKind,
+    attributes: impl IntoIterator<Item = KeyValue>,
+) -> Context {
+    let tracer = crate::tracer();
+    let span = tracer
+        .span_builder(name)
+        .with_kind(kind)
+        .with_attributes(attributes)
+        .start_with_context(&tracer, parent);
+    parent.with_span(span)
+}
+
+/// Starts the `workflow.execute` span with `tenant_id`, `workflow_id` and `execution_id`.
+pub fn start_workflow(tenant_id: &str, workflow_id: &str, execution_id: &str) -> Context {
+    start(
+        WORKFLOW_EXECUTE,
+        SpanKind::Internal,
+        workflow_attributes(tenant_id, workflow_id, execution_id),
+    )
+}
+
+/// Starts the `workflow.step.execute` span with `node_id` and `node_type`.
+pub fn start_step(node_id: &str, node_type: &str) -> Context {
+    start(
+        WORKFLOW_STEP_EXECUTE,
+        SpanKind::Internal,
+        node_attributes(node_id, node_type),
+    )
+}
+
+/// The guide's workflow attributes: `tenant_id`, `workflow_id`, `execution_id`.
+pub fn workflow_attributes(
+    tenant_id: &str,
+    workflow_id: &str,
+    execution_id: &str,
+) -> [KeyValue; 3] {
+    [
+        KeyValue::new(semconv::TENANT_ID, tenant_id.to_owned()),
+        KeyValue::new(semconv::WORKFLOW_ID, workflow_id.to_owned()),
+        KeyValue::new(semconv::EXECUTION_ID, execution_id.to_owned()),
+    ]
+}
+
+/// The guide's step attributes: `node_id`, `node_type`.
+pub fn node_attributes(node_id: &str, node_type: &str) -> [KeyValue; 2] {
+    [
+        KeyValue::new(semconv::NODE_ID, node_id.to_owned()),
+        KeyValue::new(semconv::NODE_TYPE, node_type.to_owned()),
+    ]
+}
+
+/// Records `error` on the span of `cx`: an `exception` event (`exception.type`,
+/// `exception.message`), status Error with the message, and `error.type` set to the error's type
+/// name (low cardinality). Does nothing when the span is not recording.
+pub fn record_error<E: Error + ?Sized>(cx: &Context, error: &E) {
+    let span = cx.span();
+    if !span.is_recording() {
+        return;
+    }
+    let type_name = short_type_name::<E>();
+    let message = error.to_string();
+    span.add_event(
+        semconv::EXCEPTION_EVENT,
+        vec![
+            KeyValue::new(semconv::EXCEPTION_TYPE, type_name),
+            KeyValue::new(semconv::EXCEPTION_MESSAGE, message.clone()),
+        ],
+    );
+    span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, type_name));
+    span.set_status(Status::error(message));
+}
+
+/// Adds an event with attributes to the current span (the guide's `RecordWorkflowEvent`).
+pub fn record_event(
+    name: impl Into<Cow<'static, str>>,
+    attributes: impl IntoIterator<Item = KeyValue>,
+) {
+    Context::map_current(|cx| {
+        let span = cx.span();
+        if span.is_recording() {
+            span.add_event(name, attributes.into_iter().collect());
+        }
+    })
+}
+
+/// Sets attributes of mixed types on the current span (the guide's `SetAttributes`):
+///
+/// ```
+/// use opentelemetry::Value;
+/// gorax_trace::span::set_attributes([
+///     ("node_id", Value::from("n1")),
+///     ("attempt", Value::from(2_i64)),
+///     ("ratio", Value::from(0.5)),
+///     ("cached", Value::from(true)),
+/// ]);
+/// ```
+pub fn set_attributes<K, I>(attributes: I)
+where
+    K: Into<opentelemetry::Key>,
+    I: IntoIterator<Item = (K, Value)>,
+{
+    Context::map_current(|cx| {
+        let span = cx.span();
+        if span.is_recording() {
+            span.set_attributes(attributes.into_iter().map(|(k, v)| KeyValue::new(k, v)));
+        }
+    })
+}
+
+/// The current trace id as 32 lowercase hex digits, or `None` outside a valid span context
+/// (the guide's `GetTraceID`, for log lines).
+pub fn current_trace_id() -> Option<String> {
+    Context::map_current(|cx| {
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid().then(|| sc.trace_id().to_string())
+    })
+}
+
+/// The current span id as 16 lowercase hex digits, or `None` outside a valid span context
+/// (the guide's `GetSpanID`).
+pub fn current_span_id() -> Option<String> {
+    Context::map_current(|cx| {
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid().then(|| sc.span_id().to_string())
+    })
+}
+
+fn short_type_name<E: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<E>();
+    let path = full.split('<').next().unwrap_or(full);
+    // The last two path segments: `std::io::error::Error` -> `error::Error`.
+    match path.rmatch_indices("::").nth(1) {
+        Some((i, _)) => &path[i + 2..],
+        None => path,
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::TestTracing;
+    use opentelemetry::trace::Status;
+
+    #[test]
+    fn type_names_are_short() {
+        assert_eq!(short_type_name::<std::io::Error>(), "error::Error");
+        assert_eq!(short_type_name::<std::fmt::Error>(), "fmt::Error");
+        assert_eq!(short_type_name::<u8>(), "u8");
+    }
+
+    #[test]
+    fn error_event_status_and_type() {
+        let t = TestTracing::new();
+        let tracer = t.tracer();
+        let span = tracer.start("op");
+        let cx = Context::new().with_span(span);
+        record_error(&cx, &std::io::Error::other("disk full"));
+        cx.span().end();
+        let spans = t.spans();
+        let op = spans.find("op");
+        assert_eq!(op.status, Status::error("disk full"));
+        spans.assert_attr(op, semconv::ERROR_TYPE, "error::Error");
+        let event = &op.events.events[0];
+        assert_eq!(event.name, semconv::EXCEPTION_EVENT);
+        assert!(
+            event
+                .attributes
+                .contains(&KeyValue::new(semconv::EXCEPTION_MESSAGE, "disk full"))
+        );
+    }
+}

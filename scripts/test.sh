@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the whole test suite with the real servers it needs, started here on 127.0.0.1:
+# an OTLP/HTTP receiver (oteltap, from PyPI). Installs them on first use.
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# OTLP/HTTP receiver: every span it receives is one JSON line in the log.
+VENV=${GORAX_VENV:-$HOME/.cache/gorax-trace/venv}
+if [ ! -x "$VENV/bin/oteltap" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q 'oteltap==1.0.0'
+fi
+OTAP_PORT=$(free_port)
+"$VENV/bin/oteltap" --port "$OTAP_PORT" >"$WORK/oteltap.ndjson" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q Listening "$WORK/oteltap.ndjson" 2>/dev/null && break; sleep 0.1; done
+grep -q Listening "$WORK/oteltap.ndjson" || { echo "oteltap did not start:"; cat "$WORK/oteltap.ndjson"; exit 1; }
+export GORAX_TEST_OTLP_HTTP_ENDPOINT="http://127.0.0.1:$OTAP_PORT/v1/traces"
+export GORAX_TEST_OTLP_HTTP_LOG="$WORK/oteltap.ndjson"
+
+cargo test --workspace --all-features "$@"
