@@ -1,10 +1,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use gorax_trace::SdkTracer;
 use gorax_trace::config::HttpSemconv;
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
 use opentelemetry::Key;
-use gorax_trace::SdkTracer;
 use tower_layer::Layer;
 
 use crate::ServerTraceService;
@@ -53,7 +53,8 @@ pub enum ResponseHeader {
 
 /// Query keys whose values are replaced by `REDACTED` in `url.query` by default (the list of the
 /// OpenTelemetry HTTP semantic conventions).
-pub const DEFAULT_REDACTED_QUERY_KEYS: &[&str] = &["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+pub const DEFAULT_REDACTED_QUERY_KEYS: &[&str] =
+    &["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
 
 pub(crate) struct Config {
     pub(crate) tracer: SdkTracer,
@@ -143,7 +144,10 @@ impl ServerTraceLayer {
             config: Config {
                 tracer: gorax_trace::tracer(),
                 dup: matches!(gorax_trace::semconv::http_semconv(), HttpSemconv::Dup),
-                redact: DEFAULT_REDACTED_QUERY_KEYS.iter().map(|k| (*k).to_owned()).collect(),
+                redact: DEFAULT_REDACTED_QUERY_KEYS
+                    .iter()
+                    .map(|k| (*k).to_owned())
+                    .collect(),
                 trusted_proxies: Vec::new(),
                 untrusted: None,
                 filter: None,
@@ -190,14 +194,20 @@ impl ServerTraceLayer {
     /// Such a request starts a new root trace (sampled by this service's own sampler, whatever
     /// the caller's flag says), links to the caller's context instead of taking it as parent,
     /// and drops the caller's baggage.
-    pub fn with_untrusted(mut self, predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static) -> Self {
+    pub fn with_untrusted(
+        mut self,
+        predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.config.untrusted = Some(Arc::new(predicate));
         self
     }
 
     /// Records no span for requests where `predicate` returns `false` (health checks, metrics
     /// scrapes). The caller's context still becomes current, so outgoing calls propagate it.
-    pub fn with_filter(mut self, predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static) -> Self {
+    pub fn with_filter(
+        mut self,
+        predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.config.filter = Some(Arc::new(predicate));
         self
     }
@@ -223,19 +233,23 @@ impl ServerTraceLayer {
 
     /// Records these request headers as `http.request.header.<name>` (string array attributes).
     pub fn with_request_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config.request_headers.extend(names.into_iter().map(|n| {
-            let key = header_key(gorax_trace::semconv::HTTP_REQUEST_HEADER_PREFIX, &n);
-            (n, key)
-        }));
+        self.config
+            .request_headers
+            .extend(names.into_iter().map(|n| {
+                let key = header_key(gorax_trace::semconv::HTTP_REQUEST_HEADER_PREFIX, &n);
+                (n, key)
+            }));
         self
     }
 
     /// Records these response headers as `http.response.header.<name>`.
     pub fn with_response_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config.response_headers.extend(names.into_iter().map(|n| {
-            let key = header_key(gorax_trace::semconv::HTTP_RESPONSE_HEADER_PREFIX, &n);
-            (n, key)
-        }));
+        self.config
+            .response_headers
+            .extend(names.into_iter().map(|n| {
+                let key = header_key(gorax_trace::semconv::HTTP_RESPONSE_HEADER_PREFIX, &n);
+                (n, key)
+            }));
         self
     }
 }

@@ -137,9 +137,15 @@ pub fn init(config: TraceConfig) -> Result<TraceGuard, InitError> {
             .with_resource(resource)
             .build()
     } else {
-        let builder = SdkTracerProvider::builder()
-            .with_sampler(sampling::sdk_sampler(config.sampler()))
-            .with_resource(resource);
+        let builder = SdkTracerProvider::builder().with_resource(resource);
+        let builder = if config.sampling_rules().is_empty() {
+            builder.with_sampler(sampling::sdk_sampler(config.sampler()))
+        } else {
+            builder.with_sampler(sampling::RouteSampler::new(
+                config.sampling_rules().iter().cloned(),
+                config.sampler(),
+            ))
+        };
         let exporter = match (config.exporter(), config.otlp_endpoint()) {
             (ExporterKind::None, _) => None,
             (ExporterKind::Otlp, Some(endpoint)) => {
@@ -152,7 +158,7 @@ pub fn init(config: TraceConfig) -> Result<TraceGuard, InitError> {
                     {
                         runtime = otlp.runtime;
                     }
-                    Some(AnyExporter::Otlp(otlp.exporter))
+                    Some(AnyExporter::Otlp(Box::new(otlp.exporter)))
                 }
                 #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
                 {

@@ -207,10 +207,10 @@ pub fn extract(headers: &HeaderMap) -> Context {
 pub fn extract_with_context(cx: &Context, headers: &HeaderMap) -> Context {
     let enabled = ENABLED.load(Ordering::Relaxed);
     let mut out = None;
-    if enabled & TRACE_CONTEXT_BIT != 0 {
-        if let Some(sc) = extract_span_context(headers) {
-            out = Some(cx.with_remote_span_context(sc));
-        }
+    if enabled & TRACE_CONTEXT_BIT != 0
+        && let Some(sc) = extract_span_context(headers)
+    {
+        out = Some(cx.with_remote_span_context(sc));
     }
     if enabled & BAGGAGE_BIT != 0 {
         let mut fields = headers.get_all(BAGGAGE).iter();
@@ -338,21 +338,21 @@ impl TextMapPropagator for W3cPropagator {
         let mut out = None;
         if enabled & TRACE_CONTEXT_BIT != 0 {
             let parents = extractor.get_all(TRACEPARENT_KEY).unwrap_or_default();
-            if let [only] = parents.as_slice() {
-                if let Some(sc) = parse_traceparent(only) {
-                    let sc = with_tracestate(sc, || {
-                        let states = extractor.get_all(TRACESTATE_KEY)?;
-                        parse_tracestate(states)
-                    });
-                    out = Some(cx.with_remote_span_context(sc));
-                }
+            if let [only] = parents.as_slice()
+                && let Some(sc) = parse_traceparent(only)
+            {
+                let sc = with_tracestate(sc, || {
+                    let states = extractor.get_all(TRACESTATE_KEY)?;
+                    parse_tracestate(states)
+                });
+                out = Some(cx.with_remote_span_context(sc));
             }
         }
-        if enabled & BAGGAGE_BIT != 0 {
-            if let Some(values) = extractor.get_all(BAGGAGE_KEY) {
-                let joined = values.join(",");
-                out = Some(extract_baggage(out.as_ref().unwrap_or(cx), &joined));
-            }
+        if enabled & BAGGAGE_BIT != 0
+            && let Some(values) = extractor.get_all(BAGGAGE_KEY)
+        {
+            let joined = values.join(",");
+            out = Some(extract_baggage(out.as_ref().unwrap_or(cx), &joined));
         }
         out.unwrap_or_else(|| cx.clone())
     }
@@ -682,12 +682,12 @@ mod tests {
         fn near_valid_mutations_never_panic(pos in 0usize..55, byte in any::<u8>()) {
             let mut bytes = TP.as_bytes().to_vec();
             bytes[pos] = byte;
-            if let Ok(s) = std::str::from_utf8(&bytes) {
-                if let Some(sc) = parse_traceparent(s) {
-                    // Whatever parses must format back to the same canonical value.
-                    let again = Traceparent::new(&sc);
-                    prop_assert!(parse_traceparent(again.as_str()).is_some());
-                }
+            if let Ok(s) = std::str::from_utf8(&bytes)
+                && let Some(sc) = parse_traceparent(s)
+            {
+                // Whatever parses must format back to the same canonical value.
+                let again = Traceparent::new(&sc);
+                prop_assert!(parse_traceparent(again.as_str()).is_some());
             }
         }
 

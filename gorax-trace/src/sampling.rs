@@ -35,3 +35,175 @@ pub fn sdk_sampler(sampler: Sampler) -> SdkSampler {
 pub(crate) fn disabled() -> SdkSampler {
     sdk_sampler(Sampler::ParentBasedAlwaysOff)
 }
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::trace::{Link, SpanKind, TraceId};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::SamplingResult;
+use opentelemetry_sdk::trace::ShouldSample;
+
+use crate::semconv;
+
+static ROUTE_RULES: AtomicBool = AtomicBool::new(false);
+
+/// Whether a [`RouteSampler`] with rules exists in this process. The server layer passes the
+/// method and route to the sampler as initial span attributes only then, so that unsampled
+/// requests cost no allocation when no rule needs them.
+pub fn route_rules_active() -> bool {
+    ROUTE_RULES.load(Ordering::Relaxed)
+}
+
+/// A per-route sampling rule for server spans, e.g. `/health` never, `POST …/execute` always.
+///
+/// ```
+/// use gorax_trace::config::Sampler;
+/// use gorax_trace::sampling::SamplingRule;
+///
+/// let rules = [
+///     SamplingRule::new("/health", Sampler::AlwaysOff),
+///     SamplingRule::new("/api/v1/workflows/{id}/execute", Sampler::AlwaysOn).with_method("POST"),
+///     SamplingRule::new("/internal/*", Sampler::ParentBasedTraceIdRatio(0.01)),
+/// ];
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingRule {
+    route: String,
+    method: Option<String>,
+    sampler: Sampler,
+}
+
+impl SamplingRule {
+    /// A rule for the route template `route` (as the router names it, e.g.
+    /// `/api/v1/workflows/{id}/execute`); a trailing `*` matches every route with that prefix.
+    pub fn new(route: impl Into<String>, sampler: Sampler) -> Self {
+        Self {
+            route: route.into(),
+            method: None,
+            sampler,
+        }
+    }
+
+    /// Restricts the rule to one HTTP method.
+    pub fn with_method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    fn matches(&self, method: Option<&str>, route: &str) -> bool {
+        let route_ok = match self.route.strip_suffix('*') {
+            Some(prefix) => route.starts_with(prefix),
+            None => route == self.route,
+        };
+        route_ok && self.method.as_deref().is_none_or(|m| Some(m) == method)
+    }
+}
+
+/// A sampler that applies [`SamplingRule`]s to SERVER spans by their `http.route` and
+/// `http.request.method` initial attributes, and the base sampler to everything else. The first
+/// matching rule wins.
+#[derive(Debug, Clone)]
+pub struct RouteSampler {
+    rules: Vec<(SamplingRule, SdkSampler)>,
+    base: SdkSampler,
+}
+
+impl RouteSampler {
+    /// `rules` in order, then `base`.
+    pub fn new(rules: impl IntoIterator<Item = SamplingRule>, base: Sampler) -> Self {
+        let rules: Vec<_> = rules
+            .into_iter()
+            .map(|r| {
+                let sdk = sdk_sampler(r.sampler);
+                (r, sdk)
+            })
+            .collect();
+        if !rules.is_empty() {
+            ROUTE_RULES.store(true, Ordering::Relaxed);
+        }
+        Self {
+            rules,
+            base: sdk_sampler(base),
+        }
+    }
+}
+
+impl ShouldSample for RouteSampler {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        let sampler = if *span_kind == SpanKind::Server {
+            let attr = |key: &str| {
+                attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| kv.value.as_str())
+            };
+            let route = attr(semconv::HTTP_ROUTE);
+            let method = attr(semconv::HTTP_REQUEST_METHOD);
+            route.and_then(|route| {
+                self.rules
+                    .iter()
+                    .find(|(rule, _)| rule.matches(method.as_deref(), &route))
+                    .map(|(_, sdk)| sdk)
+            })
+        } else {
+            None
+        };
+        sampler.unwrap_or(&self.base).should_sample(
+            parent_context,
+            trace_id,
+            name,
+            span_kind,
+            attributes,
+            links,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_sdk::trace::SamplingDecision;
+
+    #[test]
+    fn rules_match_route_and_method_first_wins() {
+        let sampler = RouteSampler::new(
+            [
+                SamplingRule::new("/health", Sampler::AlwaysOff),
+                SamplingRule::new("/api/v1/workflows/{id}/execute", Sampler::AlwaysOn)
+                    .with_method("POST"),
+                SamplingRule::new("/api/*", Sampler::AlwaysOff),
+            ],
+            Sampler::AlwaysOn,
+        );
+        let decide = |kind: SpanKind, method: &'static str, route: &'static str| {
+            let attrs = [
+                KeyValue::new(semconv::HTTP_REQUEST_METHOD, method),
+                KeyValue::new(semconv::HTTP_ROUTE, route),
+            ];
+            sampler
+                .should_sample(None, TraceId::from(1u128), "x", &kind, &attrs, &[])
+                .decision
+        };
+        use SamplingDecision::{Drop, RecordAndSample};
+        assert_eq!(decide(SpanKind::Server, "GET", "/health"), Drop);
+        assert_eq!(
+            decide(SpanKind::Server, "POST", "/api/v1/workflows/{id}/execute"),
+            RecordAndSample
+        );
+        assert_eq!(
+            decide(SpanKind::Server, "GET", "/api/v1/workflows/{id}/execute"),
+            Drop
+        );
+        assert_eq!(decide(SpanKind::Server, "GET", "/other"), RecordAndSample);
+        assert_eq!(decide(SpanKind::Client, "GET", "/health"), RecordAndSample);
+        assert!(route_rules_active());
+    }
+}

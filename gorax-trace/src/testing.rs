@@ -18,7 +18,7 @@
 use opentelemetry::trace::{SpanId, TracerProvider as _};
 use opentelemetry::{Key, Value};
 use opentelemetry_sdk::trace::{
-    InMemorySpanExporter, Sampler as SdkSampler, SdkTracer, SdkTracerProvider, SpanData,
+    InMemorySpanExporter, SdkTracer, SdkTracerProvider, ShouldSample, SpanData,
 };
 
 use crate::config::Sampler;
@@ -51,7 +51,7 @@ impl TestTracing {
     }
 
     /// Records as an SDK sampler decides.
-    pub fn with_sdk_sampler(sampler: SdkSampler) -> Self {
+    pub fn with_sdk_sampler(sampler: impl ShouldSample + 'static) -> Self {
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
             .with_sampler(sampler)

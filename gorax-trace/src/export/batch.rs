@@ -129,10 +129,10 @@ impl SpanProcessor for BatchProcessor {
             |reply| Message::Shutdown(timeout, reply),
             Instant::now() + timeout,
         );
-        if result.is_ok() {
-            if let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take()) {
-                let _ = handle.join();
-            }
+        if result.is_ok()
+            && let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take())
+        {
+            let _ = handle.join();
         }
         result
     }

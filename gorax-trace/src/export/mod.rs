@@ -22,7 +22,7 @@ use std::time::Duration;
 pub(crate) enum AnyExporter {
     Console(ConsoleExporter),
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-    Otlp(opentelemetry_otlp::SpanExporter),
+    Otlp(Box<opentelemetry_otlp::SpanExporter>),
 }
 
 impl SpanExporter for AnyExporter {

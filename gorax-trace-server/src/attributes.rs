@@ -1,0 +1,325 @@
+//! Request and response attributes of the server span (stable HTTP semantic conventions, plus
+//! the legacy names in dup mode). Only called when the span is recording.
+
+use std::net::{IpAddr, SocketAddr};
+
+use gorax_trace::semconv::{self, legacy};
+use http::{HeaderMap, Method, Request, Response, Version, header};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanRef;
+
+use crate::layer::Config;
+
+/// The method as the conventions spell it: known methods as themselves, others as `_OTHER`.
+pub(crate) fn method_name(method: &Method) -> (&'static str, bool) {
+    let known = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => return ("_OTHER", false),
+    };
+    (known, true)
+}
+
+/// The span name: `{method} {route}`, `{method}` without a route, `HTTP` for unknown methods.
+pub(crate) fn span_name(method: &Method, route: Option<&str>) -> std::borrow::Cow<'static, str> {
+    match (method_name(method), route) {
+        ((_, false), _) => "HTTP".into(),
+        ((m, true), Some(route)) => format!("{m} {route}").into(),
+        ((m, true), None) => m.into(),
+    }
+}
+
+pub(crate) fn protocol_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "_OTHER",
+    }
+}
+
+/// `url.query` with the values of sensitive keys replaced by `REDACTED`.
+pub(crate) fn redact_query(query: &str, sensitive: &[String]) -> String {
+    let mut out = String::with_capacity(query.len());
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((key, _)) if sensitive.iter().any(|s| s == key) => {
+                out.push_str(key);
+                out.push_str("=REDACTED");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
+}
+
+/// The peer address: from axum's `ConnectInfo` when present.
+fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(info.0);
+    }
+    let _ = extensions;
+    None
+}
+
+/// The first `X-Forwarded-For` address, believed only from a trusted proxy.
+fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    let value = headers.get(X_FORWARDED_FOR)?.to_str().ok()?;
+    value.split(',').next()?.trim().parse().ok()
+}
+
+const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
+
+/// Sets the request attributes and the final span name.
+pub(crate) fn on_request<B>(
+    span: &SpanRef<'_>,
+    req: &Request<B>,
+    route: Option<&str>,
+    config: &Config,
+) {
+    let (method, known) = method_name(req.method());
+    let mut attrs = Vec::with_capacity(16);
+    attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
+    if !known {
+        attrs.push(KeyValue::new(
+            semconv::HTTP_REQUEST_METHOD_ORIGINAL,
+            req.method().as_str().to_owned(),
+        ));
+    }
+    let uri = req.uri();
+    attrs.push(KeyValue::new(semconv::URL_PATH, uri.path().to_owned()));
+    let query = uri.query().map(|q| redact_query(q, &config.redact));
+    if let Some(q) = &query {
+        attrs.push(KeyValue::new(semconv::URL_QUERY, q.clone()));
+    }
+    let peer = peer(req.extensions());
+    let trusted = peer.is_some_and(|p| config.trusted_proxies.contains(&p.ip()));
+    let forwarded_proto = trusted
+        .then(|| req.headers().get(X_FORWARDED_PROTO)?.to_str().ok())
+        .flatten();
+    let scheme = forwarded_proto.or(uri.scheme_str()).unwrap_or("http");
+    attrs.push(KeyValue::new(semconv::URL_SCHEME, scheme.to_owned()));
+    if let Some(route) = route {
+        attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
+    }
+    let host = match uri.authority() {
+        Some(a) => Some((a.host(), a.port_u16())),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(split_host_port),
+    };
+    if let Some((host, port)) = host {
+        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+        if let Some(port) = port {
+            attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+        }
+    }
+    let client = if trusted {
+        forwarded_for(req.headers())
+    } else {
+        None
+    };
+    if let Some(ip) = client.or(peer.map(|p| p.ip())) {
+        attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, ip.to_string()));
+    }
+    if let Some(p) = peer {
+        attrs.push(KeyValue::new(
+            semconv::NETWORK_PEER_ADDRESS,
+            p.ip().to_string(),
+        ));
+        attrs.push(KeyValue::new(
+            semconv::NETWORK_PEER_PORT,
+            i64::from(p.port()),
+        ));
+    }
+    attrs.push(KeyValue::new(
+        semconv::NETWORK_PROTOCOL_VERSION,
+        protocol_version(req.version()),
+    ));
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    if let Some(ua) = user_agent {
+        attrs.push(KeyValue::new(semconv::USER_AGENT_ORIGINAL, ua.to_owned()));
+    }
+    if let Some(len) = content_length(req.headers()) {
+        attrs.push(KeyValue::new(semconv::HTTP_REQUEST_BODY_SIZE, len));
+    }
+    capture(&mut attrs, req.headers(), &config.request_headers);
+    if config.dup {
+        attrs.push(KeyValue::new(
+            legacy::HTTP_METHOD,
+            req.method().as_str().to_owned(),
+        ));
+        let target = match &query {
+            Some(q) => format!("{}?{q}", uri.path()),
+            None => uri.path().to_owned(),
+        };
+        attrs.push(KeyValue::new(legacy::HTTP_TARGET, target));
+        attrs.push(KeyValue::new(legacy::HTTP_SCHEME, scheme.to_owned()));
+        if let Some(ua) = user_agent {
+            attrs.push(KeyValue::new(legacy::HTTP_USER_AGENT, ua.to_owned()));
+        }
+    }
+    span.set_attributes(attrs);
+    if route.is_some() || !known {
+        span.update_name(span_name(req.method(), route));
+    }
+}
+
+/// Sets the response attributes and the status (5xx is an error on a server span; 4xx is not).
+pub(crate) fn on_response<B: http_body::Body>(
+    span: &SpanRef<'_>,
+    res: &Response<B>,
+    config: &Config,
+) {
+    let status = res.status().as_u16();
+    let mut attrs = Vec::with_capacity(4);
+    attrs.push(KeyValue::new(
+        semconv::HTTP_RESPONSE_STATUS_CODE,
+        i64::from(status),
+    ));
+    if config.dup {
+        attrs.push(KeyValue::new(legacy::HTTP_STATUS_CODE, i64::from(status)));
+    }
+    let size = content_length(res.headers()).or_else(|| {
+        res.body()
+            .size_hint()
+            .exact()
+            .and_then(|n| i64::try_from(n).ok())
+    });
+    if let Some(size) = size {
+        attrs.push(KeyValue::new(semconv::HTTP_RESPONSE_BODY_SIZE, size));
+    }
+    capture(&mut attrs, res.headers(), &config.response_headers);
+    if res.status().is_server_error() {
+        attrs.push(KeyValue::new(semconv::ERROR_TYPE, status_str(status)));
+        span.set_status(opentelemetry::trace::Status::error(""));
+    }
+    span.set_attributes(attrs);
+}
+
+/// An inner service error: `error.type` is the error's type name (low cardinality).
+pub(crate) fn on_error<E: std::fmt::Display>(span: &SpanRef<'_>, error: &E) {
+    let type_name = std::any::type_name::<E>();
+    let short = type_name.rsplit("::").next().unwrap_or(type_name);
+    span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, short));
+    span.set_status(opentelemetry::trace::Status::error(error.to_string()));
+}
+
+/// `host[:port]` or `[v6]:port` from a `Host` header.
+fn split_host_port(value: &str) -> (&str, Option<u16>) {
+    let port_at = match value.rfind(':') {
+        Some(i) if !value[i..].contains(']') => i,
+        _ => return (value, None),
+    };
+    (&value[..port_at], value[port_at + 1..].parse().ok())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<i64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn capture(
+    attrs: &mut Vec<KeyValue>,
+    headers: &HeaderMap,
+    wanted: &[(header::HeaderName, opentelemetry::Key)],
+) {
+    for (name, key) in wanted {
+        let values: Vec<opentelemetry::StringValue> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.to_owned().into())
+            .collect();
+        if !values.is_empty() {
+            attrs.push(KeyValue::new(
+                key.clone(),
+                opentelemetry::Value::Array(values.into()),
+            ));
+        }
+    }
+}
+
+/// Status codes as static strings for `error.type` (no allocation).
+fn status_str(status: u16) -> opentelemetry::Value {
+    const CODES: [&str; 12] = [
+        "500", "501", "502", "503", "504", "505", "506", "507", "508", "509", "510", "511",
+    ];
+    match status
+        .checked_sub(500)
+        .and_then(|i| CODES.get(usize::from(i)))
+    {
+        Some(s) => (*s).into(),
+        None => status.to_string().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_redaction() {
+        let keys: Vec<String> = ["sig", "token"].map(String::from).to_vec();
+        let table = [
+            ("a=1&sig=secret&b=2", "a=1&sig=REDACTED&b=2"),
+            ("token=x", "token=REDACTED"),
+            ("signature=kept&sig", "signature=kept&sig"),
+            ("", ""),
+            ("a=1&&token=", "a=1&&token=REDACTED"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(redact_query(input, &keys), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn method_and_span_names() {
+        assert_eq!(method_name(&Method::POST), ("POST", true));
+        let custom = Method::from_bytes(b"PURGE").unwrap();
+        assert_eq!(method_name(&custom), ("_OTHER", false));
+        assert_eq!(span_name(&Method::GET, Some("/a/{id}")), "GET /a/{id}");
+        assert_eq!(span_name(&Method::GET, None), "GET");
+        assert_eq!(span_name(&custom, Some("/a")), "HTTP");
+    }
+
+    #[test]
+    fn host_header_split() {
+        assert_eq!(
+            split_host_port("example.com:8080"),
+            ("example.com", Some(8080))
+        );
+        assert_eq!(split_host_port("example.com"), ("example.com", None));
+        assert_eq!(split_host_port("[::1]:3000"), ("[::1]", Some(3000)));
+        assert_eq!(split_host_port("[::1]"), ("[::1]", None));
+    }
+
+    #[test]
+    fn status_strings() {
+        assert_eq!(status_str(503), opentelemetry::Value::from("503"));
+        assert_eq!(status_str(599), opentelemetry::Value::from("599"));
+    }
+}

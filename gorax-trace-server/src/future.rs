@@ -1,0 +1,104 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, ready};
+
+use gorax_trace::propagation::Traceparent;
+use http::{HeaderValue, Response};
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt;
+use pin_project_lite::pin_project;
+
+use crate::attributes;
+use crate::layer::{Config, ResponseHeader};
+use crate::service::X_REQUEST_ID;
+
+/// W3C Trace Context Level 2 response header.
+const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
+
+/// What the future needs to finish a traced request.
+pub(crate) struct Traced {
+    pub(crate) config: Arc<Config>,
+    pub(crate) request_id: Option<HeaderValue>,
+}
+
+pin_project! {
+    /// The response future of [`ServerTraceService`](crate::ServerTraceService).
+    ///
+    /// The request's context is current while the inner future is polled. The server span ends
+    /// when the inner service returns the response head (or an error): it measures the handler,
+    /// not the streaming of the body that follows.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        cx: Context,
+        traced: Option<Traced>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, cx: Context, traced: Option<Traced>) -> Self {
+        Self { inner, cx, traced }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+    E: std::fmt::Display,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut result = {
+            let _active = this.cx.clone().attach();
+            ready!(this.inner.poll(task))
+        };
+        let Some(traced) = this.traced.take() else {
+            return Poll::Ready(result);
+        };
+        let span = this.cx.span();
+        let recording = span.is_recording();
+        match &mut result {
+            Ok(response) => {
+                if recording {
+                    attributes::on_response(&span, response, &traced.config);
+                }
+                let headers = response.headers_mut();
+                match &traced.config.response_header {
+                    ResponseHeader::None => {}
+                    ResponseHeader::TraceResponse => {
+                        headers.insert(
+                            TRACERESPONSE,
+                            Traceparent::new(span.span_context()).to_header_value(),
+                        );
+                    }
+                    ResponseHeader::TraceId(name) => {
+                        let tp = Traceparent::new(span.span_context());
+                        if let Ok(v) = HeaderValue::from_str(&tp.as_str()[3..35]) {
+                            headers.insert(name.clone(), v);
+                        }
+                    }
+                }
+                if let Some(id) = traced.request_id {
+                    headers.insert(X_REQUEST_ID, id);
+                }
+            }
+            Err(error) => {
+                if recording {
+                    attributes::on_error(&span, error);
+                }
+            }
+        }
+        span.end();
+        Poll::Ready(result)
+    }
+}

@@ -1,0 +1,43 @@
+//! Inbound HTTP tracing for tower and axum services: a [`ServerTraceLayer`] that continues the
+//! caller's W3C trace and records one OpenTelemetry SERVER span per request.
+//!
+//! - **Context**: `traceparent`, `tracestate` and `baggage` are extracted through
+//!   [`gorax_trace::propagation`] (an invalid `traceparent` starts a new trace). The server
+//!   span's context is current while the inner service is called and while its future is
+//!   polled, so `#[instrument]` spans (through tracing-opentelemetry), [`gorax_trace::span`]
+//!   helpers and outgoing calls made by the handler become its children.
+//! - **Name and attributes**: `{method} {route}` with axum's `MatchedPath` (feature `axum`), the
+//!   method alone without a route, never the raw path. Stable HTTP attributes; the legacy names
+//!   too in `http/dup` mode. Nothing is formatted when the span is not recording.
+//! - **Status**: 5xx is an error, 4xx is not; an `Err` from the inner service is an error with
+//!   `error.type` set to the error's type name.
+//! - **Span end**: at the response head. The span measures the handler, not the body stream.
+//! - **Edge policy, noise control, response header, header capture**: see the `with_*` methods of
+//!   [`ServerTraceLayer`].
+//!
+//! ```
+//! use axum::{Router, routing::{get, post}};
+//! use gorax_trace_server::{ResponseHeader, ServerTraceLayer};
+//!
+//! let layer = ServerTraceLayer::new()
+//!     .with_filter(|req| req.uri.path() != "/health")
+//!     .with_response_header(ResponseHeader::TraceResponse);
+//! let app: Router = Router::new()
+//!     .route("/api/v1/workflows/{id}/execute", post(|| async { "ok" }))
+//!     .route("/health", get(|| async { "ok" }))
+//!     .layer(layer);
+//! ```
+
+mod attributes;
+mod future;
+mod layer;
+mod service;
+
+pub use future::ResponseFuture;
+pub use layer::{
+    BaggagePolicy, DEFAULT_REDACTED_QUERY_KEYS, RequestHead, ResponseHeader, ServerTraceLayer,
+};
+pub use service::ServerTraceService;
+
+#[cfg(test)]
+mod tests;

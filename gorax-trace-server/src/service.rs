@@ -1,0 +1,175 @@
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use gorax_trace::propagation;
+use http::{HeaderValue, Request, Response};
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+use tower_service::Service;
+
+use crate::attributes;
+use crate::future::{ResponseFuture, Traced};
+use crate::layer::{BaggagePolicy, Config, RequestHead};
+
+/// The request id header set by [`ServerTraceLayer::with_request_id`](crate::ServerTraceLayer::with_request_id).
+pub(crate) const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// The [`Service`] made by [`ServerTraceLayer`](crate::ServerTraceLayer).
+#[derive(Clone)]
+pub struct ServerTraceService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for ServerTraceService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTraceService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> ServerTraceService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn route<B>(req: &Request<B>) -> Option<&str> {
+    #[cfg(feature = "axum")]
+    if let Some(path) = req.extensions().get::<axum::extract::MatchedPath>() {
+        return Some(path.as_str());
+    }
+    let _ = req;
+    None
+}
+
+/// The caller's context under the baggage policy.
+fn caller_context(headers: &http::HeaderMap, policy: &BaggagePolicy) -> Context {
+    match policy {
+        BaggagePolicy::Keep => propagation::extract(headers),
+        BaggagePolicy::Drop => match propagation::extract_span_context(headers) {
+            Some(sc) => Context::new().with_remote_span_context(sc),
+            None => Context::new(),
+        },
+        BaggagePolicy::Allow(keys) => {
+            let cx = propagation::extract(headers);
+            let kept: Vec<KeyValue> = cx
+                .baggage()
+                .iter()
+                .filter(|(k, _)| keys.iter().any(|allowed| allowed == k.as_str()))
+                .map(|(k, (v, _))| KeyValue::new(k.clone(), v.clone()))
+                .collect();
+            if kept.len() == cx.baggage().len() {
+                cx
+            } else {
+                cx.with_baggage(kept)
+            }
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ServerTraceService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: std::fmt::Display,
+    ResBody: http_body::Body,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let route = route(&req);
+        let head = RequestHead {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+            route,
+        };
+        if config.filter.as_ref().is_some_and(|keep| !keep(&head)) {
+            let cx = caller_context(req.headers(), &config.baggage);
+            let future = {
+                let _active = cx.clone().attach();
+                self.inner.call(req)
+            };
+            return ResponseFuture::new(future, cx, None);
+        }
+        let untrusted = config
+            .untrusted
+            .as_ref()
+            .is_some_and(|is_untrusted| is_untrusted(&head));
+
+        let (method, _) = attributes::method_name(req.method());
+        let mut builder = config
+            .tracer
+            .span_builder(method)
+            .with_kind(SpanKind::Server);
+        if gorax_trace::sampling::route_rules_active() {
+            // Route rules decide in the sampler, which sees only the initial attributes.
+            builder = builder.with_attributes([
+                KeyValue::new(gorax_trace::semconv::HTTP_REQUEST_METHOD, method),
+                KeyValue::new(
+                    gorax_trace::semconv::HTTP_ROUTE,
+                    route.unwrap_or_default().to_owned(),
+                ),
+            ]);
+        }
+        let parent = if untrusted {
+            // New root; the caller's context is only a link; its flag and baggage are ignored.
+            if let Some(sc) = propagation::extract_span_context(req.headers()) {
+                builder = builder.with_links(vec![Link::with_context(sc)]);
+            }
+            Context::new()
+        } else {
+            caller_context(req.headers(), &config.baggage)
+        };
+        let span = builder.start_with_context(&config.tracer, &parent);
+        let cx = parent.with_span(span);
+        let span = cx.span();
+        if span.is_recording() {
+            attributes::on_request(&span, &req, route, config);
+        }
+        let request_id = if config.request_id && !req.headers().contains_key(X_REQUEST_ID) {
+            let tp = propagation::Traceparent::new(span.span_context());
+            let id = HeaderValue::from_str(&tp.as_str()[3..35]).ok();
+            if let Some(id) = &id {
+                req.headers_mut().insert(X_REQUEST_ID, id.clone());
+            }
+            id
+        } else {
+            None
+        };
+        let future = {
+            let _active = cx.clone().attach();
+            self.inner.call(req)
+        };
+        let traced = Traced {
+            config: self.config.clone(),
+            request_id,
+        };
+        ResponseFuture::new(future, cx, Some(traced))
+    }
+}
