@@ -84,16 +84,20 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
 const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
 
-/// Sets the request attributes and the final span name.
+/// Sets the request attributes and the final span name. `initial_given`: the method and route
+/// were already set when the span started (for the sampler).
 pub(crate) fn on_request<B>(
     span: &SpanRef<'_>,
     req: &Request<B>,
     route: Option<&str>,
     config: &Config,
+    initial_given: bool,
 ) {
     let (method, known) = method_name(req.method());
     let mut attrs = Vec::with_capacity(16);
-    attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
+    if !initial_given {
+        attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
+    }
     if !known {
         attrs.push(KeyValue::new(
             semconv::HTTP_REQUEST_METHOD_ORIGINAL,
@@ -113,7 +117,7 @@ pub(crate) fn on_request<B>(
         .flatten();
     let scheme = forwarded_proto.or(uri.scheme_str()).unwrap_or("http");
     attrs.push(KeyValue::new(semconv::URL_SCHEME, scheme.to_owned()));
-    if let Some(route) = route {
+    if let Some(route) = route.filter(|_| !initial_given) {
         attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
     }
     let host = match uri.authority() {

@@ -127,15 +127,20 @@ where
             .tracer
             .span_builder(method)
             .with_kind(SpanKind::Server);
-        if gorax_trace::sampling::route_rules_active() {
+        let rules = gorax_trace::sampling::route_rules_active();
+        if rules {
             // Route rules decide in the sampler, which sees only the initial attributes.
-            builder = builder.with_attributes([
-                KeyValue::new(gorax_trace::semconv::HTTP_REQUEST_METHOD, method),
-                KeyValue::new(
+            let mut initial = vec![KeyValue::new(
+                gorax_trace::semconv::HTTP_REQUEST_METHOD,
+                method,
+            )];
+            if let Some(route) = route {
+                initial.push(KeyValue::new(
                     gorax_trace::semconv::HTTP_ROUTE,
-                    route.unwrap_or_default().to_owned(),
-                ),
-            ]);
+                    route.to_owned(),
+                ));
+            }
+            builder = builder.with_attributes(initial);
         }
         let parent = if untrusted {
             // New root; the caller's context is only a link; its flag and baggage are ignored.
@@ -150,7 +155,7 @@ where
         let cx = parent.with_span(span);
         let span = cx.span();
         if span.is_recording() {
-            attributes::on_request(&span, &req, route, config);
+            attributes::on_request(&span, &req, route, config, rules);
         }
         let request_id = if config.request_id && !req.headers().contains_key(X_REQUEST_ID) {
             let tp = propagation::Traceparent::new(span.span_context());
