@@ -1,0 +1,2 @@
+//! Server layer overhead.
+fn main() {}
