@@ -1,0 +1,4 @@
+//! Cross-crate integration tests (one binary): export over real protocols, and the journey
+//! across server, client and queue.
+
+mod export;

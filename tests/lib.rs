@@ -1,0 +1,118 @@
+//! Helpers of the cross-crate integration tests: an in-process OTLP gRPC collector, access to the
+//! real OTLP/HTTP receiver that `scripts/test.sh` starts, and a lock for tests that install
+//! process-wide state (`gorax_trace::init`).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+/// Serializes tests that call `gorax_trace::init` (it installs globals; tests are threads of one
+/// process).
+pub fn global_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The value of a test server variable. Without it the test is skipped with a visible message,
+/// except under CI (`CI=true`), where a missing server is a failure.
+pub fn server_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{name} is not set under CI: scripts/test.sh must start this server")
+        }
+        _ => {
+            eprintln!("skipped: {name} not set (run scripts/test.sh to start the test servers)");
+            None
+        }
+    }
+}
+
+/// A unique suffix for names in this process.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// An in-process OTLP/gRPC collector on 127.0.0.1 that keeps every span it receives.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcCollector {
+    spans: Arc<Mutex<Vec<Span>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl GrpcCollector {
+    /// Starts the collector on `runtime`; returns it and its address.
+    pub fn start(runtime: &tokio::runtime::Handle) -> (Self, SocketAddr) {
+        let collector = Self::default();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let service = TraceServiceServer::new(collector.clone());
+        runtime.spawn(async move {
+            let _guard = ();
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                .await
+                .expect("collector");
+        });
+        (collector, addr)
+    }
+
+    /// The spans received so far.
+    pub fn spans(&self) -> Vec<Span> {
+        self.spans.lock().unwrap().clone()
+    }
+}
+
+/// Spans received by the OTLP/HTTP receiver (oteltap): one JSON object per line of its log.
+pub fn received_http_spans(log: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect()
+}
+
+/// Waits (bounded) until `check` holds, polling.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
