@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite with the real servers it needs, started here on 127.0.0.1:
-# an OTLP/HTTP receiver (oteltap, from PyPI). Installs them on first use.
-# Usage: scripts/test.sh [extra cargo test args]
+# an OTLP/HTTP receiver (oteltap, from PyPI) and Redis (Debian's redis-server, in memory).
+# Installs them on first use.
+# Usage: scripts/test.sh [extra cargo test args, e.g. -p gorax-trace-queue]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=$(mktemp -d)
@@ -25,4 +26,20 @@ grep -q Listening "$WORK/oteltap.ndjson" || { echo "oteltap did not start:"; cat
 export GORAX_TEST_OTLP_HTTP_ENDPOINT="http://127.0.0.1:$OTAP_PORT/v1/traces"
 export GORAX_TEST_OTLP_HTTP_LOG="$WORK/oteltap.ndjson"
 
-cargo test --workspace --all-features "$@"
+# Redis (in memory, no persistence) for the gorax-trace-queue Redis Streams tests.
+if ! command -v redis-server >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+REDIS_PORT=$(free_port)
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || { echo "redis-server did not start:"; cat "$WORK/redis.log"; exit 1; }
+export GORAX_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+
+# `-p NAME` tests just that package (cargo lets `--workspace` override `-p`).
+SCOPE=(--workspace)
+for arg in "$@"; do case "$arg" in -p | -p* | --package | --package=*) SCOPE=() ;; esac; done
+cargo test "${SCOPE[@]}" --all-features "$@"

@@ -1,0 +1,117 @@
+//! The messaging attributes and the error rules shared by producer and consumer spans.
+
+use std::fmt::Display;
+
+use gorax_trace::semconv;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanRef, Status};
+
+use crate::TracedMessage;
+
+/// `messaging.operation.type` and `messaging.operation.name` of a producer span.
+pub(crate) const SEND: &str = "send";
+/// `messaging.operation.type` and `messaging.operation.name` of a consumer span.
+pub(crate) const PROCESS: &str = "process";
+
+/// `{operation} {queue}`: the span name of the messaging conventions.
+pub(crate) fn span_name(operation: &str, queue: &str) -> String {
+    let mut name = String::with_capacity(operation.len() + 1 + queue.len());
+    name.push_str(operation);
+    name.push(' ');
+    name.push_str(queue);
+    name
+}
+
+/// The messaging attributes plus the guide's `queue.*` keys; `retry_count` on consumer spans.
+pub(crate) fn message_attributes<T>(
+    system: &str,
+    operation: &'static str,
+    msg: &TracedMessage<T>,
+) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(9);
+    attrs.push(KeyValue::new(semconv::MESSAGING_SYSTEM, system.to_owned()));
+    attrs.push(KeyValue::new(
+        semconv::MESSAGING_DESTINATION_NAME,
+        msg.queue().to_owned(),
+    ));
+    attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation));
+    attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, operation));
+    attrs.push(KeyValue::new(semconv::QUEUE_NAME, msg.queue().to_owned()));
+    if let Some(id) = msg.message_id() {
+        attrs.extend(message_id_attributes(id));
+    }
+    if operation == PROCESS {
+        attrs.push(KeyValue::new(
+            semconv::RETRY_COUNT,
+            i64::from(msg.retry_count()),
+        ));
+    }
+    attrs
+}
+
+/// `messaging.message.id` and the guide's `queue.message_id`.
+pub(crate) fn message_id_attributes(id: &str) -> [KeyValue; 2] {
+    [
+        KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id.to_owned()),
+        KeyValue::new(semconv::QUEUE_MESSAGE_ID, id.to_owned()),
+    ]
+}
+
+/// Status Error with the message, `error.type` (the error's short type name, low cardinality)
+/// and an `exception` event.
+pub(crate) fn record_error<E: Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
+    if !span.is_recording() {
+        return;
+    }
+    let type_name = short_type_name::<E>();
+    let message = error.to_string();
+    span.add_event(
+        semconv::EXCEPTION_EVENT,
+        vec![
+            KeyValue::new(semconv::EXCEPTION_TYPE, type_name),
+            KeyValue::new(semconv::EXCEPTION_MESSAGE, message.clone()),
+        ],
+    );
+    span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, type_name));
+    span.set_status(Status::error(message));
+}
+
+/// A handler that panicked: status Error, `error.type` `panic`, an `exception` event.
+pub(crate) fn record_panic(span: &SpanRef<'_>) {
+    if !span.is_recording() {
+        return;
+    }
+    span.add_event(
+        semconv::EXCEPTION_EVENT,
+        vec![
+            KeyValue::new(semconv::EXCEPTION_TYPE, "panic"),
+            KeyValue::new(semconv::EXCEPTION_MESSAGE, "the handler panicked"),
+        ],
+    );
+    span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, "panic"));
+    span.set_status(Status::error("the handler panicked"));
+}
+
+/// The last two path segments of a type name, generics dropped: `std::io::error::Error` ->
+/// `error::Error`.
+pub(crate) fn short_type_name<E: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<E>();
+    let path = full.split('<').next().unwrap_or(full);
+    match path.rmatch_indices("::").nth(1) {
+        Some((i, _)) => &path[i + 2..],
+        None => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(span_name(SEND, "gorax-executions"), "send gorax-executions");
+        assert_eq!(short_type_name::<std::io::Error>(), "error::Error");
+        assert_eq!(short_type_name::<String>(), "string::String");
+        assert_eq!(short_type_name::<u8>(), "u8");
+    }
+}

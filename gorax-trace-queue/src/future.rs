@@ -1,0 +1,78 @@
+//! The consumer response future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
+
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt;
+use pin_project_lite::pin_project;
+
+use crate::attributes;
+
+pin_project! {
+    /// The future of [`ConsumerTraceService`](crate::ConsumerTraceService).
+    ///
+    /// The consumer span's context is current while the handler's future is polled. The span
+    /// ends when the handler finishes: `Ok` leaves the status unset, `Err` is an error. If the
+    /// handler panics (or the future is dropped unfinished while the thread panics) the span
+    /// ends as an error of type `panic`.
+    pub struct ConsumerFuture<F> {
+        #[pin]
+        inner: F,
+        cx: Context,
+        done: bool,
+    }
+
+    impl<F> PinnedDrop for ConsumerFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.done {
+                let span = this.cx.span();
+                if std::thread::panicking() {
+                    attributes::record_panic(&span);
+                }
+                span.end();
+            }
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ConsumerFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> ConsumerFuture<F> {
+    pub(crate) fn new(inner: F, cx: Context) -> Self {
+        Self {
+            inner,
+            cx,
+            done: false,
+        }
+    }
+}
+
+impl<F, R, E> Future for ConsumerFuture<F>
+where
+    F: Future<Output = Result<R, E>>,
+    E: std::fmt::Display,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _active = this.cx.clone().attach();
+            ready!(this.inner.poll(task))
+        };
+        *this.done = true;
+        let span = this.cx.span();
+        if let Err(error) = &result {
+            attributes::record_error(&span, error);
+        }
+        span.end();
+        Poll::Ready(result)
+    }
+}

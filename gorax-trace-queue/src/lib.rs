@@ -1,0 +1,73 @@
+//! Trace context through message queues: one trace from the HTTP request that publishes a
+//! message to the worker that processes it.
+//!
+//! - [`TracedMessage`]: the envelope (payload, queue, broker message id, retry count, string
+//!   [`Headers`] carrying `traceparent`/`tracestate`/`baggage`), with a JSON form for transports
+//!   that carry only a body.
+//! - [`Carrier`]: lets any broker's header type (AMQP table, SQS attributes, Redis fields) carry
+//!   context; [`inject_context`] / [`extract_context`] go through [`gorax_trace::propagation`].
+//! - Producer: [`ProducerTracer::start_send`] starts a PRODUCER span `send {queue}` and injects
+//!   its context into the headers (an existing creation context is kept, and linked).
+//! - Consumer: [`ConsumerTraceLayer`], a tower layer over a handler `Service<TracedMessage<T>>`,
+//!   records a CONSUMER span `process {queue}` with a link to the creation context and that
+//!   context as parent by default ([`ParentMode`]), and makes it current while the handler runs.
+//! - Adapters (features): `redis` — Redis Streams ([`redis::RedisProducer`],
+//!   [`redis::RedisConsumer`]) with `retry_count` from the pending entry's delivery count.
+//!
+//! Attribute keys come from [`gorax_trace::semconv`]: `messaging.system`,
+//! `messaging.destination.name`, `messaging.message.id`, `messaging.operation.type`,
+//! `messaging.operation.name`, and the guide's `queue.name`, `queue.message_id`, `retry_count`.
+//! With tracing disabled or the trace unsampled, spans record nothing but context still
+//! propagates from producer to consumer.
+//!
+//! # Quick start
+//!
+//! ```
+//! use gorax_trace_queue::{ConsumerTraceLayer, ProducerTracer, TracedMessage};
+//! use opentelemetry::trace::TraceContextExt;
+//! use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # futures_executor::block_on(async {
+//! // Producer: a span per message, context into the headers.
+//! let producer = ProducerTracer::new();
+//! let mut msg = TracedMessage::new("gorax-executions", "exec-7".to_owned());
+//! let send = producer.start_send(&mut msg);
+//! let json = msg.to_json().unwrap(); // ... publish it ...
+//! send.end();
+//!
+//! // Worker: the handler runs inside `process gorax-executions`, in the producer's trace.
+//! let mut worker = ServiceBuilder::new()
+//!     .layer(ConsumerTraceLayer::new())
+//!     .service(service_fn(|msg: TracedMessage<String>| async move {
+//!         let cx = opentelemetry::Context::current();
+//!         assert!(cx.span().span_context().is_valid());
+//!         Ok::<_, std::io::Error>(msg.into_payload())
+//!     }));
+//! let received = TracedMessage::from_json(&json).unwrap().with_message_id("1-0");
+//! let out = worker.ready().await.unwrap().call(received).await.unwrap();
+//! assert_eq!(out, "exec-7");
+//! # });
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod attributes;
+mod future;
+mod headers;
+mod layer;
+mod message;
+mod producer;
+mod service;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+
+pub use future::ConsumerFuture;
+pub use headers::{Carrier, Headers, extract_context, inject_context};
+pub use layer::{ConsumerTraceLayer, ParentMode};
+pub use message::TracedMessage;
+pub use producer::{DEFAULT_SYSTEM, ProducerTracer, SendSpan};
+pub use service::ConsumerTraceService;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! The producer side: a PRODUCER span per message and the context injected into its headers.
+
+use std::borrow::Cow;
+
+use gorax_trace::SdkTracer;
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+
+use crate::TracedMessage;
+use crate::attributes::{self, SEND};
+use crate::headers::{extract_context, inject_context};
+
+/// The `messaging.system` written when no adapter or builder sets one.
+pub const DEFAULT_SYSTEM: &str = "gorax";
+
+/// Starts the PRODUCER span of each message sent and injects its context into the message
+/// headers. Broker adapters use it; use it directly for a broker without an adapter.
+///
+/// Defaults (each changed by a `with_*` method):
+/// - tracer: [`gorax_trace::tracer()`] at the time it is built (records nothing before
+///   [`gorax_trace::init`], and still gives each message a span id so context propagates);
+/// - `messaging.system`: [`DEFAULT_SYSTEM`] (adapters set their broker's name).
+///
+/// ```
+/// use gorax_trace_queue::{ProducerTracer, TracedMessage};
+///
+/// let producer = ProducerTracer::new().with_system("rabbitmq");
+/// let mut msg = TracedMessage::new("gorax-executions", "payload");
+/// let span = producer.start_send(&mut msg);
+/// // ... publish `msg` with its headers ...
+/// span.record_message_id("broker-id-1");
+/// span.end();
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProducerTracer {
+    tracer: SdkTracer,
+    system: Cow<'static, str>,
+}
+
+impl Default for ProducerTracer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProducerTracer {
+    /// A producer tracer with the defaults listed above.
+    pub fn new() -> Self {
+        Self {
+            tracer: gorax_trace::tracer(),
+            system: Cow::Borrowed(DEFAULT_SYSTEM),
+        }
+    }
+
+    /// Records spans with this tracer (e.g. from a test provider).
+    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    /// Sets `messaging.system` (e.g. `redis`, `aws_sqs`, `rabbitmq`).
+    pub fn with_system(mut self, system: impl Into<Cow<'static, str>>) -> Self {
+        self.system = system.into();
+        self
+    }
+
+    /// The `messaging.system` value.
+    pub fn system(&self) -> &str {
+        &self.system
+    }
+
+    /// Starts the PRODUCER span `send {queue}` as a child of the current context and injects
+    /// its context (and the current baggage) into the message headers.
+    ///
+    /// A message that already carries a valid creation context (a `traceparent` written
+    /// earlier, e.g. by the code that built it or before a re-publish) keeps it: the headers are
+    /// not overwritten, and the send span links to that context instead.
+    pub fn start_send<T>(&self, msg: &mut TracedMessage<T>) -> SendSpan {
+        self.start_send_with_parent(&Context::current(), msg)
+    }
+
+    /// Like [`start_send`](Self::start_send), with an explicit parent context.
+    pub fn start_send_with_parent<T>(
+        &self,
+        parent: &Context,
+        msg: &mut TracedMessage<T>,
+    ) -> SendSpan {
+        let existing = extract_context(msg.headers());
+        let existing = existing.span().span_context().clone();
+        let mut builder = self.tracer.span_builder(SEND).with_kind(SpanKind::Producer);
+        if existing.is_valid() {
+            builder = builder.with_links(vec![Link::with_context(existing.clone())]);
+        }
+        let span = builder.start_with_context(&self.tracer, parent);
+        let cx = parent.with_span(span);
+        let span = cx.span();
+        if span.is_recording() {
+            span.update_name(attributes::span_name(SEND, msg.queue()));
+            span.set_attributes(attributes::message_attributes(&self.system, SEND, msg));
+        }
+        if !existing.is_valid() {
+            inject_context(&cx, msg.headers_mut());
+        }
+        SendSpan { cx }
+    }
+}
+
+/// A PRODUCER span in progress, from [`ProducerTracer::start_send`]. End it with
+/// [`end`](Self::end), [`end_with_error`](Self::end_with_error) or [`finish`](Self::finish);
+/// dropping it ends it too.
+#[derive(Debug)]
+#[must_use = "the span measures the send: end it when the broker has answered"]
+pub struct SendSpan {
+    cx: Context,
+}
+
+impl SendSpan {
+    /// The context holding the span (make it current around the publish call if the broker
+    /// client itself makes spans).
+    pub fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// Records the id the broker assigned (`messaging.message.id`, `queue.message_id`).
+    pub fn record_message_id(&self, id: &str) {
+        let span = self.cx.span();
+        if span.is_recording() {
+            span.set_attributes(attributes::message_id_attributes(id));
+        }
+    }
+
+    /// Adds attributes to the span (e.g. `messaging.message.body.size`).
+    pub fn set_attributes(&self, attrs: impl IntoIterator<Item = KeyValue>) {
+        let span = self.cx.span();
+        if span.is_recording() {
+            span.set_attributes(attrs);
+        }
+    }
+
+    /// Ends the span: the send succeeded.
+    pub fn end(self) {
+        self.cx.span().end();
+    }
+
+    /// Ends the span with status Error, `error.type` and an `exception` event.
+    pub fn end_with_error<E: std::fmt::Display + ?Sized>(self, error: &E) {
+        let span = self.cx.span();
+        attributes::record_error(&span, error);
+        span.end();
+    }
+
+    /// Ends the span as `result` says.
+    pub fn finish<R, E: std::fmt::Display>(self, result: &Result<R, E>) {
+        match result {
+            Ok(_) => self.end(),
+            Err(e) => self.end_with_error(e),
+        }
+    }
+}
+
+impl Drop for SendSpan {
+    fn drop(&mut self) {
+        self.cx.span().end();
+    }
+}

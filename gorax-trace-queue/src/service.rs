@@ -1,0 +1,95 @@
+//! The consumer [`Service`].
+
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use opentelemetry::Context;
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
+use tower_service::Service;
+
+use crate::TracedMessage;
+use crate::attributes::{self, PROCESS};
+use crate::future::ConsumerFuture;
+use crate::headers::extract_context;
+use crate::layer::{Config, ParentMode};
+
+/// The [`Service`] made by [`ConsumerTraceLayer`](crate::ConsumerTraceLayer).
+#[derive(Clone)]
+pub struct ConsumerTraceService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for ConsumerTraceService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerTraceService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> ConsumerTraceService<S> {
+    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, T> Service<TracedMessage<T>> for ConsumerTraceService<S>
+where
+    S: Service<TracedMessage<T>>,
+    S::Error: std::fmt::Display,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ConsumerFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, msg: TracedMessage<T>) -> Self::Future {
+        let config = &*self.config;
+        let creation = extract_context(msg.headers());
+        let creation_sc = creation.span().span_context().clone();
+        let parent = match config.parent {
+            ParentMode::Parent if creation_sc.is_valid() => creation,
+            _ => Context::current(),
+        };
+        let mut builder = config
+            .tracer
+            .span_builder(PROCESS)
+            .with_kind(SpanKind::Consumer);
+        if creation_sc.is_valid() {
+            builder = builder.with_links(vec![Link::with_context(creation_sc)]);
+        }
+        let span = builder.start_with_context(&config.tracer, &parent);
+        let cx = parent.with_span(span);
+        let span = cx.span();
+        if span.is_recording() {
+            let system = msg.system().unwrap_or(&config.system);
+            let attrs = attributes::message_attributes(system, PROCESS, &msg);
+            span.update_name(attributes::span_name(PROCESS, msg.queue()));
+            span.set_attributes(attrs);
+        }
+        let future = {
+            let _active = cx.clone().attach();
+            self.inner.call(msg)
+        };
+        ConsumerFuture::new(future, cx)
+    }
+}
