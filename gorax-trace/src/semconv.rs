@@ -32,6 +32,11 @@ pub const HTTP_REQUEST_HEADER_PREFIX: &str = "http.request.header.";
 /// conventions).
 pub const HTTP_RESPONSE_HEADER_PREFIX: &str = "http.response.header.";
 
+/// Query keys whose values are replaced by `REDACTED` in `url.query` and `url.full` by default:
+/// the sensitive query parameters listed by the OpenTelemetry HTTP semantic conventions.
+pub const DEFAULT_REDACTED_QUERY_KEYS: &[&str] =
+    &["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+
 /// Name of the event that [`record_error`](crate::span::record_error) adds (OpenTelemetry
 /// exception conventions).
 pub const EXCEPTION_EVENT: &str = "exception";

@@ -1,0 +1,255 @@
+//! Request and response attributes of the client span (stable HTTP semantic conventions, plus
+//! the legacy names in dup mode). Only called when the span is recording.
+
+use gorax_trace::semconv::{self, legacy};
+use http::{Method, Version};
+use opentelemetry::trace::{Span, Status};
+use opentelemetry::{KeyValue, Value};
+use reqwest::{Request, Response, Url};
+
+use crate::UrlTemplate;
+use crate::middleware::Config;
+
+/// The method as the conventions spell it: known methods as themselves, others as `_OTHER`.
+pub(crate) fn method_name(method: &Method) -> (&'static str, bool) {
+    let known = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => return ("_OTHER", false),
+    };
+    (known, true)
+}
+
+pub(crate) fn protocol_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "_OTHER",
+    }
+}
+
+/// `url.full`: the URL without userinfo, with the values of sensitive query keys replaced by
+/// `REDACTED`.
+pub(crate) fn url_full(url: &Url, sensitive: &[String]) -> String {
+    let has_userinfo = !url.username().is_empty() || url.password().is_some();
+    let redacted = url
+        .query()
+        .filter(|q| {
+            q.split('&').any(|pair| {
+                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+                sensitive.iter().any(|s| s == key)
+            })
+        })
+        .map(|q| redact_query(q, sensitive));
+    if !has_userinfo && redacted.is_none() {
+        return url.as_str().to_owned();
+    }
+    let mut url = url.clone();
+    if has_userinfo {
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+    }
+    if let Some(q) = redacted {
+        url.set_query(Some(&q));
+    }
+    url.into()
+}
+
+/// A query with the values of sensitive keys replaced by `REDACTED`.
+pub(crate) fn redact_query(query: &str, sensitive: &[String]) -> String {
+    let mut out = String::with_capacity(query.len());
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((key, _)) if sensitive.iter().any(|s| s == key) => {
+                out.push_str(key);
+                out.push_str("=REDACTED");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
+}
+
+/// Sets the request attributes and, with a template, the final span name.
+pub(crate) fn on_request(
+    span: &mut impl Span,
+    req: &Request,
+    template: Option<&UrlTemplate>,
+    resend_count: u32,
+    config: &Config,
+) {
+    let (method, known) = method_name(req.method());
+    let url = req.url();
+    let mut attrs = Vec::with_capacity(10);
+    attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
+    if !known {
+        attrs.push(KeyValue::new(
+            semconv::HTTP_REQUEST_METHOD_ORIGINAL,
+            req.method().as_str().to_owned(),
+        ));
+    }
+    if let Some(host) = url.host_str() {
+        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+    }
+    if let Some(port) = url.port_or_known_default() {
+        attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+    }
+    let full: Value = url_full(url, &config.redact).into();
+    attrs.push(KeyValue::new(semconv::URL_FULL, full.clone()));
+    if let Some(template) = template {
+        attrs.push(KeyValue::new(semconv::URL_TEMPLATE, template.0.clone()));
+    }
+    if resend_count > 0 {
+        attrs.push(KeyValue::new(
+            semconv::HTTP_REQUEST_RESEND_COUNT,
+            i64::from(resend_count),
+        ));
+    }
+    if config.dup {
+        attrs.push(KeyValue::new(
+            legacy::HTTP_METHOD,
+            req.method().as_str().to_owned(),
+        ));
+        attrs.push(KeyValue::new(legacy::HTTP_URL, full));
+    }
+    span.set_attributes(attrs);
+    if let Some(template) = template {
+        let name = if known { method } else { "HTTP" };
+        span.update_name(format!("{name} {}", template.as_str()));
+    }
+}
+
+/// Sets the response attributes and the status (4xx and 5xx are errors on a client span).
+pub(crate) fn on_response(span: &mut impl Span, res: &Response, config: &Config) {
+    let status = res.status();
+    let code = i64::from(status.as_u16());
+    let mut attrs = Vec::with_capacity(4);
+    attrs.push(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, code));
+    attrs.push(KeyValue::new(
+        semconv::NETWORK_PROTOCOL_VERSION,
+        protocol_version(res.version()),
+    ));
+    if config.dup {
+        attrs.push(KeyValue::new(legacy::HTTP_STATUS_CODE, code));
+    }
+    if status.is_client_error() || status.is_server_error() {
+        attrs.push(KeyValue::new(
+            semconv::ERROR_TYPE,
+            status.as_str().to_owned(),
+        ));
+        span.set_status(Status::error(""));
+    }
+    span.set_attributes(attrs);
+}
+
+/// A request that got no response: `error.type` is a low-cardinality class of the error.
+pub(crate) fn on_error(span: &mut impl Span, error: &reqwest_middleware::Error) {
+    span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type(error)));
+    span.set_status(Status::error(error.to_string()));
+}
+
+/// The class of a failed request for `error.type`.
+pub(crate) fn error_type(error: &reqwest_middleware::Error) -> &'static str {
+    match error {
+        reqwest_middleware::Error::Reqwest(e) => reqwest_error_type(e),
+        reqwest_middleware::Error::Middleware(e) => e
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<reqwest::Error>())
+            .map_or("_OTHER", reqwest_error_type),
+    }
+}
+
+fn reqwest_error_type(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_redirect() {
+        "redirect"
+    } else if e.is_body() {
+        "body"
+    } else if e.is_decode() {
+        "decode"
+    } else if e.is_builder() {
+        "builder"
+    } else if e.is_request() {
+        "request"
+    } else {
+        "_OTHER"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Vec<String> {
+        gorax_trace::semconv::DEFAULT_REDACTED_QUERY_KEYS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn url_full_removes_userinfo_and_redacts_sensitive_values() {
+        let table = [
+            ("http://example.com/a?b=1", "http://example.com/a?b=1"),
+            (
+                "https://user:pass@example.com:8443/a?b=1",
+                "https://example.com:8443/a?b=1",
+            ),
+            ("https://user@example.com/", "https://example.com/"),
+            (
+                "https://s3.example.com/o?AWSAccessKeyId=AK&Signature=xyz&Expires=1",
+                "https://s3.example.com/o?AWSAccessKeyId=REDACTED&Signature=REDACTED&Expires=1",
+            ),
+            (
+                "http://u:p@example.com/?sig=abc&signature=kept#frag",
+                "http://example.com/?sig=REDACTED&signature=kept#frag",
+            ),
+            ("http://example.com/?sig", "http://example.com/?sig"),
+            (
+                "http://example.com/?sig=",
+                "http://example.com/?sig=REDACTED",
+            ),
+        ];
+        for (input, expected) in table {
+            let url: Url = input.parse().unwrap();
+            assert_eq!(url_full(&url, &keys()), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn extra_redacted_keys() {
+        let mut keys = keys();
+        keys.push("token".into());
+        assert_eq!(
+            redact_query("a=1&token=t&&b", &keys),
+            "a=1&token=REDACTED&&b"
+        );
+    }
+
+    #[test]
+    fn methods_and_versions() {
+        assert_eq!(method_name(&Method::DELETE), ("DELETE", true));
+        assert_eq!(
+            method_name(&Method::from_bytes(b"PURGE").unwrap()),
+            ("_OTHER", false)
+        );
+        assert_eq!(protocol_version(Version::HTTP_11), "1.1");
+        assert_eq!(protocol_version(Version::HTTP_2), "2");
+    }
+}

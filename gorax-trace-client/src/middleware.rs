@@ -1,0 +1,399 @@
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use gorax_trace::SdkTracer;
+use gorax_trace::config::HttpSemconv;
+use gorax_trace::propagation;
+use http::Extensions;
+use opentelemetry::Context;
+use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _};
+use reqwest::{Request, Response, Url};
+use reqwest_middleware::{Middleware, Next};
+
+use crate::attributes;
+
+/// The URL template of a request (`/users/{id}`), put in the request's [`Extensions`] to name
+/// the client span `{method} {template}` and to record `url.template`.
+///
+/// Without it the span is named after the method alone: the raw path would make span names
+/// unbounded (one per user id).
+///
+/// ```no_run
+/// # async fn run(client: reqwest_middleware::ClientWithMiddleware) -> reqwest_middleware::Result<()> {
+/// use gorax_trace_client::UrlTemplate;
+///
+/// client
+///     .get("http://users.internal/users/42")
+///     .with_extension(UrlTemplate::new("/users/{id}"))
+///     .send()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTemplate(pub Cow<'static, str>);
+
+impl UrlTemplate {
+    /// A template such as `/users/{id}`.
+    pub fn new(template: impl Into<Cow<'static, str>>) -> Self {
+        Self(template.into())
+    }
+
+    /// The template.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A per-request opt-out of propagation, put in the request's [`Extensions`]: the request still
+/// gets a client span, but no `traceparent`, `tracestate` or `baggage` is written to it (for a
+/// third-party API that must not learn anything about the caller's trace).
+///
+/// ```no_run
+/// # async fn run(client: reqwest_middleware::ClientWithMiddleware) -> reqwest_middleware::Result<()> {
+/// use gorax_trace_client::NoPropagation;
+///
+/// client
+///     .get("https://api.third-party.example/v1/quote")
+///     .with_extension(NoPropagation)
+///     .send()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoPropagation;
+
+/// Which hosts receive the trace context (see
+/// [`ClientTraceMiddleware::with_propagation_policy`]) or the baggage (see
+/// [`ClientTraceMiddleware::with_baggage_policy`]).
+///
+/// ```
+/// use gorax_trace_client::PropagationPolicy;
+///
+/// let internal = PropagationPolicy::hosts(["api.gorax.internal", "*.svc.cluster.local"]);
+/// assert!(internal.allows(&"http://api.gorax.internal/x".parse().unwrap()));
+/// assert!(internal.allows(&"http://users.prod.svc.cluster.local:8080/".parse().unwrap()));
+/// assert!(!internal.allows(&"https://api.stripe.com/v1".parse().unwrap()));
+///
+/// let https_only = PropagationPolicy::custom(|url| url.scheme() == "https");
+/// assert!(!https_only.allows(&"http://example.com/".parse().unwrap()));
+/// ```
+#[derive(Clone, Default)]
+pub struct PropagationPolicy(Policy);
+
+#[derive(Clone, Default)]
+enum Policy {
+    #[default]
+    All,
+    Hosts(Arc<[String]>),
+    Custom(Arc<dyn Fn(&Url) -> bool + Send + Sync>),
+}
+
+impl PropagationPolicy {
+    /// Every host (the default).
+    pub fn all() -> Self {
+        Self(Policy::All)
+    }
+
+    /// No host.
+    pub fn none() -> Self {
+        Self(Policy::Hosts(Arc::new([])))
+    }
+
+    /// Only these hosts, compared case-insensitively with the URL's host (no port). An entry
+    /// `*.example.com` matches every subdomain of `example.com` (not `example.com` itself). IPv6
+    /// addresses are written in brackets, as in URLs: `[::1]`.
+    pub fn hosts<I, S>(hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self(Policy::Hosts(
+            hosts
+                .into_iter()
+                .map(|h| h.into().to_ascii_lowercase())
+                .collect(),
+        ))
+    }
+
+    /// Decided by `allows` for each request URL.
+    pub fn custom(allows: impl Fn(&Url) -> bool + Send + Sync + 'static) -> Self {
+        Self(Policy::Custom(Arc::new(allows)))
+    }
+
+    /// Whether a request to `url` may carry the context.
+    pub fn allows(&self, url: &Url) -> bool {
+        match &self.0 {
+            Policy::All => true,
+            Policy::Hosts(hosts) => url
+                .host_str()
+                .is_some_and(|host| hosts.iter().any(|allowed| host_matches(allowed, host))),
+            Policy::Custom(allows) => allows(url),
+        }
+    }
+
+    fn is_all(&self) -> bool {
+        matches!(self.0, Policy::All)
+    }
+}
+
+/// `allowed` is lower case; `url` hosts are lower case except, possibly, opaque hosts.
+fn host_matches(allowed: &str, host: &str) -> bool {
+    match allowed.strip_prefix('*') {
+        Some(suffix) if suffix.starts_with('.') => {
+            host.len() > suffix.len()
+                && host.as_bytes()[host.len() - suffix.len()..]
+                    .eq_ignore_ascii_case(suffix.as_bytes())
+        }
+        _ => allowed.eq_ignore_ascii_case(host),
+    }
+}
+
+impl std::fmt::Debug for PropagationPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Policy::All => f.write_str("All"),
+            Policy::Hosts(hosts) => f.debug_tuple("Hosts").field(hosts).finish(),
+            Policy::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// How many attempts of this request ended in a way a retry middleware retries, counted in the
+/// request's extensions, which reqwest-middleware passes unchanged to every attempt.
+#[derive(Clone, Copy)]
+struct FailedAttempts(u32);
+
+/// The `http.request.resend_count` of this attempt: the failed attempts before it.
+fn resend_count(extensions: &Extensions) -> u32 {
+    extensions.get::<FailedAttempts>().map_or(0, |n| n.0)
+}
+
+/// Counts a failed attempt. Only failures are counted, so that the common case (one successful
+/// attempt) costs no allocation in the extensions.
+fn count_failure(extensions: &mut Extensions, result: &reqwest_middleware::Result<Response>) {
+    let failed = match result {
+        Ok(res) => res.status().is_client_error() || res.status().is_server_error(),
+        Err(_) => true,
+    };
+    if failed {
+        let n = resend_count(extensions);
+        extensions.insert(FailedAttempts(n + 1));
+    }
+}
+
+pub(crate) struct Config {
+    pub(crate) tracer: SdkTracer,
+    pub(crate) dup: bool,
+    pub(crate) redact: Vec<String>,
+    pub(crate) propagation: PropagationPolicy,
+    pub(crate) baggage: PropagationPolicy,
+}
+
+/// A [reqwest-middleware](reqwest_middleware) [`Middleware`] that records one OpenTelemetry
+/// CLIENT span per request (per attempt, inside a retry middleware) and injects the W3C trace
+/// context of that span into the request.
+///
+/// - **Parent**: [`Context::current()`] when the request is sent: a gorax server span, a
+///   `tracing` span (bridged by tracing-opentelemetry, which makes its context current when the
+///   span is entered) or any OpenTelemetry context.
+/// - **Propagation**: `traceparent` carries the client span's own new span id, also when the
+///   span is not sampled or tracing is disabled; the caller's `tracestate` and baggage are passed
+///   on. Per host: [`with_propagation_policy`](Self::with_propagation_policy) and
+///   [`with_baggage_policy`](Self::with_baggage_policy); per request: [`NoPropagation`].
+/// - **Name**: `{method}`, or `{method} {template}` with a [`UrlTemplate`]; `HTTP` for
+///   methods outside the HTTP specification.
+/// - **Attributes** (only when the span is recording): `http.request.method`, `server.address`,
+///   `server.port`, `url.full` (userinfo removed, sensitive query values `REDACTED`),
+///   `url.template`, `network.protocol.version`, `http.response.status_code`,
+///   `http.request.resend_count` (second and later attempts), `error.type`; plus `http.method`,
+///   `http.url`, `http.status_code` in `http/dup` mode.
+/// - **Status**: 4xx and 5xx responses are errors (`error.type` = the status code), as are
+///   transport errors (`error.type` = `timeout`, `connect`, `request`, `body`, `decode`,
+///   `redirect`, `builder` or `_OTHER`).
+/// - **Retries**: put a retry middleware *before* this one
+///   (`.with(RetryTransientMiddleware::new_with_policy(..)).with(ClientTraceMiddleware::new())`):
+///   each attempt then gets its own span, and the second and later attempts carry
+///   `http.request.resend_count`. Attempts that ended in a transport error or a 4xx/5xx
+///   status (what retry middlewares retry) are counted in the request's `Extensions`, which
+///   reqwest-middleware passes to every attempt; reuse one `Extensions` value for one logical
+///   request only. A retry after a 1xx–3xx response is not counted.
+/// - **Span end**: when the response head arrives (or the request fails); reading the body is
+///   not part of the span. A dropped (cancelled) request ends its span when it is dropped.
+///
+/// Defaults (each changed by a `with_*` method):
+/// - tracer: [`gorax_trace::tracer()`] at the time the middleware is built;
+/// - HTTP conventions: the process-wide mode ([`gorax_trace::semconv::http_semconv`]);
+/// - query values of [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::semconv::DEFAULT_REDACTED_QUERY_KEYS)
+///   redacted in `url.full`;
+/// - trace context and baggage sent to every host ([`PropagationPolicy::all`]).
+///
+/// ```
+/// use gorax_trace_client::{ClientTraceMiddleware, PropagationPolicy};
+///
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(
+///         ClientTraceMiddleware::new()
+///             .with_baggage_policy(PropagationPolicy::hosts(["*.gorax.internal"])),
+///     )
+///     .build();
+/// # drop(client);
+/// ```
+pub struct ClientTraceMiddleware {
+    config: Config,
+}
+
+impl std::fmt::Debug for ClientTraceMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.config;
+        f.debug_struct("ClientTraceMiddleware")
+            .field("dup", &c.dup)
+            .field("redact", &c.redact)
+            .field("propagation", &c.propagation)
+            .field("baggage", &c.baggage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clone for ClientTraceMiddleware {
+    fn clone(&self) -> Self {
+        let c = &self.config;
+        Self {
+            config: Config {
+                tracer: c.tracer.clone(),
+                dup: c.dup,
+                redact: c.redact.clone(),
+                propagation: c.propagation.clone(),
+                baggage: c.baggage.clone(),
+            },
+        }
+    }
+}
+
+impl Default for ClientTraceMiddleware {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientTraceMiddleware {
+    /// A middleware with the defaults listed above.
+    pub fn new() -> Self {
+        Self {
+            config: Config {
+                tracer: gorax_trace::tracer(),
+                dup: matches!(gorax_trace::semconv::http_semconv(), HttpSemconv::Dup),
+                redact: gorax_trace::semconv::DEFAULT_REDACTED_QUERY_KEYS
+                    .iter()
+                    .map(|k| (*k).to_owned())
+                    .collect(),
+                propagation: PropagationPolicy::all(),
+                baggage: PropagationPolicy::all(),
+            },
+        }
+    }
+
+    /// Records spans with this tracer (e.g. from a test provider).
+    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
+        self.config.tracer = tracer;
+        self
+    }
+
+    /// Chooses the HTTP attribute names: stable only, or stable plus legacy (`http/dup`).
+    pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
+        self.config.dup = matches!(mode, HttpSemconv::Dup);
+        self
+    }
+
+    /// Adds query keys whose values are recorded as `REDACTED` in `url.full` (matched
+    /// case-sensitively, in addition to the default list).
+    pub fn with_redacted_query_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.redact.extend(keys.into_iter().map(Into::into));
+        self
+    }
+
+    /// Which hosts receive `traceparent`, `tracestate` and `baggage` (default: all). Requests to
+    /// other hosts are still traced, but nothing is written to them.
+    pub fn with_propagation_policy(mut self, policy: PropagationPolicy) -> Self {
+        self.config.propagation = policy;
+        self
+    }
+
+    /// Which hosts receive `baggage` (default: all), among those the propagation policy allows.
+    /// Other hosts get `traceparent` and `tracestate` only, so a value in baggage (a tenant id, a
+    /// token) never leaves for a third-party API.
+    pub fn with_baggage_policy(mut self, policy: PropagationPolicy) -> Self {
+        self.config.baggage = policy;
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for ClientTraceMiddleware {
+    async fn handle(
+        &self,
+        mut req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let config = &self.config;
+        let resend_count = resend_count(extensions);
+        let propagate =
+            extensions.get::<NoPropagation>().is_none() && config.propagation.allows(req.url());
+        let (method, known) = attributes::method_name(req.method());
+        let mut span = Context::map_current(|parent| {
+            let span = config
+                .tracer
+                .span_builder(if known { method } else { "HTTP" })
+                .with_kind(SpanKind::Client)
+                .start_with_context(&config.tracer, parent);
+            if propagate {
+                inject(config, parent, span.span_context(), &mut req);
+            }
+            span
+        });
+        if span.is_recording() {
+            let template = extensions.get::<UrlTemplate>();
+            attributes::on_request(&mut span, &req, template, resend_count, config);
+        }
+        let result = next.run(req, extensions).await;
+        count_failure(extensions, &result);
+        if span.is_recording() {
+            match &result {
+                Ok(res) => attributes::on_response(&mut span, res, config),
+                Err(err) => attributes::on_error(&mut span, err),
+            }
+            span.end();
+        }
+        // An unrecorded span is dropped without `end()`, which would read the clock.
+        result
+    }
+}
+
+/// Writes the context of the client span (`sc`, child of `parent`) to the request.
+fn inject(
+    config: &Config,
+    parent: &Context,
+    sc: &opentelemetry::trace::SpanContext,
+    req: &mut Request,
+) {
+    let baggage = config.baggage.is_all() || config.baggage.allows(req.url());
+    // A span without a valid context (provider shut down, telemetry suppressed) must not stop
+    // propagation: pass the parent's context on as it is.
+    let cx = match (sc.is_valid(), baggage) {
+        (true, true) => parent.with_remote_span_context(sc.clone()),
+        (true, false) => Context::new().with_remote_span_context(sc.clone()),
+        (false, true) => {
+            propagation::inject(parent, req.headers_mut());
+            return;
+        }
+        (false, false) => {
+            let parent_span = parent.span();
+            Context::new().with_remote_span_context(parent_span.span_context().clone())
+        }
+    };
+    propagation::inject(&cx, req.headers_mut());
+}
