@@ -1,2 +1,139 @@
-//! Server layer overhead.
-fn main() {}
+//! Per-request overhead of the server layer over a bare axum router, against the common
+//! alternative (tower-http `TraceLayer` + tracing-opentelemetry), sampled and unsampled, in one
+//! binary. Requests go through `Router::call` in-process with a valid `traceparent`; the body is
+//! collected. Spans go to the gorax batch processor with an exporter that discards them, as in
+//! production minus the network. Prints allocations per request next to criterion's times.
+//!
+//! `cargo bench -p gorax-benches --bench server`
+
+use std::hint::black_box;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::post;
+use criterion::{Criterion, criterion_group, criterion_main};
+use gorax_benches::{CountingAlloc, allocations_per_call};
+use gorax_trace::config::BatchSettings;
+use gorax_trace::export::BatchProcessor;
+use gorax_trace_server::ServerTraceLayer;
+use http::Request;
+use http_body_util::BodyExt;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use tower::{Service, ServiceExt};
+use tracing_subscriber::layer::SubscriberExt;
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+
+#[derive(Debug)]
+struct Discard;
+impl SpanExporter for Discard {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+fn provider() -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+        .with_span_processor(BatchProcessor::new(Discard, &BatchSettings::default()))
+        .build()
+}
+
+fn routes() -> Router {
+    Router::new().route("/api/v1/workflows/{id}/execute", post(|| async { "ok" }))
+}
+
+/// What `axum::serve` does once: turn handlers into services (otherwise a `Router<()>` called
+/// directly re-applies its layers on every request).
+fn ready(router: Router) -> Router {
+    router.with_state(())
+}
+
+fn request(traceparent: &str) -> Request<Body> {
+    Request::post("/api/v1/workflows/wf-1/execute")
+        .header("traceparent", traceparent)
+        .header("user-agent", "bench/1")
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn call(rt: &tokio::runtime::Runtime, router: &mut Router, traceparent: &str) {
+    rt.block_on(async {
+        let svc = ServiceExt::<Request<Body>>::ready(router).await.unwrap();
+        let res = svc.call(request(traceparent)).await.unwrap();
+        black_box(res.into_body().collect().await.unwrap());
+    });
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let provider = provider();
+    let tracer = provider.tracer("bench");
+
+    let mut bare = ready(routes());
+    let mut gorax = ready(routes().layer(ServerTraceLayer::new().with_tracer(tracer.clone())));
+    let mut tower_http = ready(routes().layer(tower_http::trace::TraceLayer::new_for_http()));
+    // tower-http's layer makes `tracing` spans; tracing-opentelemetry turns them into OTel spans.
+    // Installed only while the tower-http variants run.
+    let subscriber =
+        || tracing_subscriber::registry().with(gorax_trace::subscriber::otel_layer(tracer.clone()));
+
+    let noop = ready(routes().layer(tower::layer::layer_fn(|s| {
+        tower::util::MapRequest::new(s, |r: Request<Body>| r)
+    })));
+    let variants = [
+        ("bare", bare.clone(), SAMPLED),
+        ("any-layer (map_request identity)", noop.clone(), SAMPLED),
+        ("gorax/sampled", gorax.clone(), SAMPLED),
+        ("gorax/unsampled", gorax.clone(), UNSAMPLED),
+        (
+            "tower-http+tracing-otel/sampled",
+            tower_http.clone(),
+            SAMPLED,
+        ),
+        (
+            "tower-http+tracing-otel/unsampled",
+            tower_http.clone(),
+            UNSAMPLED,
+        ),
+    ];
+    for (name, mut router, tp) in variants {
+        let _default = name
+            .starts_with("tower-http")
+            .then(|| tracing::subscriber::set_default(subscriber()));
+        call(&rt, &mut router, tp); // warm up
+        let allocs = allocations_per_call(2_000, || call(&rt, &mut router, tp));
+        println!("allocations per request  {name:<36} {allocs:.1}");
+    }
+
+    let mut g = c.benchmark_group("server");
+    g.bench_function("bare", |b| b.iter(|| call(&rt, &mut bare, SAMPLED)));
+    g.bench_function("gorax/sampled", |b| {
+        b.iter(|| call(&rt, &mut gorax, SAMPLED))
+    });
+    g.bench_function("gorax/unsampled", |b| {
+        b.iter(|| call(&rt, &mut gorax, UNSAMPLED))
+    });
+    let default = tracing::subscriber::set_default(subscriber());
+    g.bench_function("tower-http+tracing-otel/sampled", |b| {
+        b.iter(|| call(&rt, &mut tower_http, SAMPLED))
+    });
+    g.bench_function("tower-http+tracing-otel/unsampled", |b| {
+        b.iter(|| call(&rt, &mut tower_http, UNSAMPLED))
+    });
+    drop(default);
+    g.finish();
+    let _ = provider.shutdown();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

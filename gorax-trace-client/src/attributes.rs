@@ -1,42 +1,16 @@
 //! Request and response attributes of the client span (stable HTTP semantic conventions, plus
 //! the legacy names in dup mode). Only called when the span is recording.
 
-use gorax_trace::semconv::{self, legacy};
-use http::{Method, Version};
+use gorax_trace::semconv::{
+    self, http_method as method_name, legacy, network_protocol_version as protocol_version,
+    redact_query,
+};
 use opentelemetry::trace::{Span, Status};
 use opentelemetry::{KeyValue, Value};
 use reqwest::{Request, Response, Url};
 
 use crate::UrlTemplate;
 use crate::middleware::Config;
-
-/// The method as the conventions spell it: known methods as themselves, others as `_OTHER`.
-pub(crate) fn method_name(method: &Method) -> (&'static str, bool) {
-    let known = match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => return ("_OTHER", false),
-    };
-    (known, true)
-}
-
-pub(crate) fn protocol_version(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "_OTHER",
-    }
-}
 
 /// `url.full`: the URL without userinfo, with the values of sensitive query keys replaced by
 /// `REDACTED`.
@@ -63,24 +37,6 @@ pub(crate) fn url_full(url: &Url, sensitive: &[String]) -> String {
         url.set_query(Some(&q));
     }
     url.into()
-}
-
-/// A query with the values of sensitive keys replaced by `REDACTED`.
-pub(crate) fn redact_query(query: &str, sensitive: &[String]) -> String {
-    let mut out = String::with_capacity(query.len());
-    for (i, pair) in query.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((key, _)) if sensitive.iter().any(|s| s == key) => {
-                out.push_str(key);
-                out.push_str("=REDACTED");
-            }
-            _ => out.push_str(pair),
-        }
-    }
-    out
 }
 
 /// Sets the request attributes and, with a template, the final span name.
@@ -240,16 +196,5 @@ mod tests {
             redact_query("a=1&token=t&&b", &keys),
             "a=1&token=REDACTED&&b"
         );
-    }
-
-    #[test]
-    fn methods_and_versions() {
-        assert_eq!(method_name(&Method::DELETE), ("DELETE", true));
-        assert_eq!(
-            method_name(&Method::from_bytes(b"PURGE").unwrap()),
-            ("_OTHER", false)
-        );
-        assert_eq!(protocol_version(Version::HTTP_11), "1.1");
-        assert_eq!(protocol_version(Version::HTTP_2), "2");
     }
 }

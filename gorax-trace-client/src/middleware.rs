@@ -343,7 +343,7 @@ impl Middleware for ClientTraceMiddleware {
         let resend_count = resend_count(extensions);
         let propagate =
             extensions.get::<NoPropagation>().is_none() && config.propagation.allows(req.url());
-        let (method, known) = attributes::method_name(req.method());
+        let (method, known) = gorax_trace::semconv::http_method(req.method());
         let mut span = Context::map_current(|parent| {
             let span = config
                 .tracer

@@ -3,29 +3,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use gorax_trace::semconv::{self, legacy};
-use http::{HeaderMap, Method, Request, Response, Version, header};
+use gorax_trace::semconv::{
+    self, http_method as method_name, legacy, network_protocol_version as protocol_version,
+    redact_query,
+};
+use http::{HeaderMap, Method, Request, Response, header};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanRef;
 
 use crate::layer::Config;
-
-/// The method as the conventions spell it: known methods as themselves, others as `_OTHER`.
-pub(crate) fn method_name(method: &Method) -> (&'static str, bool) {
-    let known = match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => return ("_OTHER", false),
-    };
-    (known, true)
-}
 
 /// The span name: `{method} {route}`, `{method}` without a route, `HTTP` for unknown methods.
 pub(crate) fn span_name(method: &Method, route: Option<&str>) -> std::borrow::Cow<'static, str> {
@@ -34,35 +20,6 @@ pub(crate) fn span_name(method: &Method, route: Option<&str>) -> std::borrow::Co
         ((m, true), Some(route)) => format!("{m} {route}").into(),
         ((m, true), None) => m.into(),
     }
-}
-
-pub(crate) fn protocol_version(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "_OTHER",
-    }
-}
-
-/// `url.query` with the values of sensitive keys replaced by `REDACTED`.
-pub(crate) fn redact_query(query: &str, sensitive: &[String]) -> String {
-    let mut out = String::with_capacity(query.len());
-    for (i, pair) in query.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((key, _)) if sensitive.iter().any(|s| s == key) => {
-                out.push_str(key);
-                out.push_str("=REDACTED");
-            }
-            _ => out.push_str(pair),
-        }
-    }
-    out
 }
 
 /// The peer address: from axum's `ConnectInfo` when present.

@@ -51,10 +51,7 @@ pub enum ResponseHeader {
     TraceId(HeaderName),
 }
 
-/// Query keys whose values are replaced by `REDACTED` in `url.query` by default (the list of the
-/// OpenTelemetry HTTP semantic conventions).
-pub const DEFAULT_REDACTED_QUERY_KEYS: &[&str] =
-    &["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+pub use gorax_trace::semconv::DEFAULT_REDACTED_QUERY_KEYS;
 
 pub(crate) struct Config {
     pub(crate) tracer: SdkTracer,
@@ -92,7 +89,9 @@ pub(crate) struct Config {
 /// ```
 #[derive(Clone)]
 pub struct ServerTraceLayer {
-    config: Config,
+    // Shared: axum may apply the layer per request (a `Router<()>` called without `with_state`),
+    // so `layer` must cost one reference count, not a copy of the configuration.
+    config: Arc<Config>,
 }
 
 impl Clone for Config {
@@ -141,7 +140,7 @@ impl ServerTraceLayer {
     /// A layer with the defaults listed above.
     pub fn new() -> Self {
         Self {
-            config: Config {
+            config: Arc::new(Config {
                 tracer: gorax_trace::tracer(),
                 dup: matches!(gorax_trace::semconv::http_semconv(), HttpSemconv::Dup),
                 redact: DEFAULT_REDACTED_QUERY_KEYS
@@ -156,19 +155,23 @@ impl ServerTraceLayer {
                 request_id: false,
                 request_headers: Vec::new(),
                 response_headers: Vec::new(),
-            },
+            }),
         }
+    }
+
+    fn config(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
     }
 
     /// Records spans with this tracer (e.g. from a test provider).
     pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
-        self.config.tracer = tracer;
+        self.config().tracer = tracer;
         self
     }
 
     /// Chooses the HTTP attribute names: stable only, or stable plus legacy (`http/dup`).
     pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
-        self.config.dup = matches!(mode, HttpSemconv::Dup);
+        self.config().dup = matches!(mode, HttpSemconv::Dup);
         self
     }
 
@@ -179,14 +182,16 @@ impl ServerTraceLayer {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.config.redact.extend(keys.into_iter().map(Into::into));
+        self.config()
+            .redact
+            .extend(keys.into_iter().map(Into::into));
         self
     }
 
     /// Peers whose `X-Forwarded-For`/`X-Forwarded-Proto` headers are believed for
     /// `client.address` and `url.scheme`. From any other peer those headers are ignored.
     pub fn with_trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
-        self.config.trusted_proxies.extend(proxies);
+        self.config().trusted_proxies.extend(proxies);
         self
     }
 
@@ -198,7 +203,7 @@ impl ServerTraceLayer {
         mut self,
         predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.config.untrusted = Some(Arc::new(predicate));
+        self.config().untrusted = Some(Arc::new(predicate));
         self
     }
 
@@ -208,32 +213,32 @@ impl ServerTraceLayer {
         mut self,
         predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.config.filter = Some(Arc::new(predicate));
+        self.config().filter = Some(Arc::new(predicate));
         self
     }
 
     /// What happens to the caller's baggage (default: [`BaggagePolicy::Keep`]).
     pub fn with_baggage_policy(mut self, policy: BaggagePolicy) -> Self {
-        self.config.baggage = policy;
+        self.config().baggage = policy;
         self
     }
 
     /// Writes the request's trace context to the response (default: [`ResponseHeader::None`]).
     pub fn with_response_header(mut self, header: ResponseHeader) -> Self {
-        self.config.response_header = header;
+        self.config().response_header = header;
         self
     }
 
     /// When the request has no `x-request-id`, sets it (on the request, for handlers, and on the
     /// response) to the trace id.
     pub fn with_request_id(mut self, enabled: bool) -> Self {
-        self.config.request_id = enabled;
+        self.config().request_id = enabled;
         self
     }
 
     /// Records these request headers as `http.request.header.<name>` (string array attributes).
     pub fn with_request_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config
+        self.config()
             .request_headers
             .extend(names.into_iter().map(|n| {
                 let key = header_key(gorax_trace::semconv::HTTP_REQUEST_HEADER_PREFIX, &n);
@@ -244,7 +249,7 @@ impl ServerTraceLayer {
 
     /// Records these response headers as `http.response.header.<name>`.
     pub fn with_response_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config
+        self.config()
             .response_headers
             .extend(names.into_iter().map(|n| {
                 let key = header_key(gorax_trace::semconv::HTTP_RESPONSE_HEADER_PREFIX, &n);
@@ -258,7 +263,7 @@ impl<S> Layer<S> for ServerTraceLayer {
     type Service = ServerTraceService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ServerTraceService::new(inner, Arc::new(self.config.clone()))
+        ServerTraceService::new(inner, self.config.clone())
     }
 }
 

@@ -122,7 +122,7 @@ where
             .as_ref()
             .is_some_and(|is_untrusted| is_untrusted(&head));
 
-        let (method, _) = attributes::method_name(req.method());
+        let (method, _) = gorax_trace::semconv::http_method(req.method());
         let mut builder = config
             .tracer
             .span_builder(method)

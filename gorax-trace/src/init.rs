@@ -151,8 +151,6 @@ pub fn init(config: TraceConfig) -> Result<TraceGuard, InitError> {
             (ExporterKind::Otlp, Some(endpoint)) => {
                 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
                 {
-                    #[cfg(feature = "tls")]
-                    install_tls_provider();
                     let otlp = crate::export::otlp::build(&config, endpoint)?;
                     #[cfg(feature = "otlp-grpc")]
                     {
@@ -235,10 +233,4 @@ fn resource(config: &TraceConfig) -> Resource {
     Resource::builder()
         .with_attributes(extra.chain(attrs))
         .build()
-}
-
-#[cfg(feature = "tls")]
-fn install_tls_provider() {
-    // reqwest is built with `rustls-no-provider` to avoid aws-lc's C build; ring is the provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }

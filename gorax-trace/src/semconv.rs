@@ -102,3 +102,73 @@ pub fn http_semconv() -> crate::config::HttpSemconv {
         crate::config::HttpSemconv::Stable
     }
 }
+
+/// `http.request.method` as the HTTP conventions spell it: a known method as itself (with
+/// `true`), any other as `_OTHER` (with `false`; record the original in
+/// [`HTTP_REQUEST_METHOD_ORIGINAL`]).
+///
+/// ```
+/// use gorax_trace::semconv::http_method;
+/// assert_eq!(http_method(&http::Method::POST), ("POST", true));
+/// assert_eq!(http_method(&http::Method::from_bytes(b"PURGE").unwrap()), ("_OTHER", false));
+/// ```
+pub fn http_method(method: &http::Method) -> (&'static str, bool) {
+    use http::Method;
+    let known = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => return ("_OTHER", false),
+    };
+    (known, true)
+}
+
+/// `network.protocol.version` of an HTTP version (`1.1`, `2`, ...).
+///
+/// ```
+/// use gorax_trace::semconv::network_protocol_version;
+/// assert_eq!(network_protocol_version(http::Version::HTTP_11), "1.1");
+/// assert_eq!(network_protocol_version(http::Version::HTTP_2), "2");
+/// ```
+pub fn network_protocol_version(version: http::Version) -> &'static str {
+    use http::Version;
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "_OTHER",
+    }
+}
+
+/// A query string with the values of `sensitive` keys replaced by `REDACTED` (for `url.query`
+/// and `url.full`; see [`DEFAULT_REDACTED_QUERY_KEYS`]).
+///
+/// ```
+/// use gorax_trace::semconv::redact_query;
+/// let keys = ["sig".to_owned()];
+/// assert_eq!(redact_query("a=1&sig=secret", &keys), "a=1&sig=REDACTED");
+/// ```
+pub fn redact_query(query: &str, sensitive: &[String]) -> String {
+    let mut out = String::with_capacity(query.len());
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((key, _)) if sensitive.iter().any(|s| s == key) => {
+                out.push_str(key);
+                out.push_str("=REDACTED");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
+}

