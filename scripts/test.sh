@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite with the real servers it needs, started here on 127.0.0.1:
-# an OTLP/HTTP receiver (oteltap, from PyPI) and Redis (Debian's redis-server, in memory).
+# an OTLP/HTTP receiver (oteltap, from PyPI), Redis (Debian's redis-server, in memory) and an SQS
+# emulator (moto, from PyPI).
 # Installs them on first use.
 # Usage: scripts/test.sh [extra cargo test args, e.g. -p gorax-trace-queue]
 set -euo pipefail
@@ -38,6 +39,20 @@ PIDS+=($!)
 for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || { echo "redis-server did not start:"; cat "$WORK/redis.log"; exit 1; }
 export GORAX_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+
+# SQS emulator (moto in server mode) for the gorax-trace-queue SQS tests.
+MOTO_VENV=${GORAX_MOTO_VENV:-$HOME/.cache/gorax-trace/moto-venv}
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install -q 'moto[server]==5.2.5'
+fi
+MOTO_PORT=$(free_port)
+"$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1 || { echo "moto_server did not start:"; cat "$WORK/moto.log"; exit 1; }
+export GORAX_TEST_SQS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 
 # `-p NAME` tests just that package (cargo lets `--workspace` override `-p`).
 SCOPE=(--workspace)

@@ -13,6 +13,8 @@
 //!   context as parent by default ([`ParentMode`]), and makes it current while the handler runs.
 //! - Adapters (features): `redis` — Redis Streams ([`redis::RedisProducer`],
 //!   [`redis::RedisConsumer`]) with `retry_count` from the pending entry's delivery count.
+//!   `sqs` — Amazon SQS ([`sqs::SqsProducer`], [`sqs::SqsConsumer`]) with headers as message
+//!   attributes and `retry_count` from `ApproximateReceiveCount`.
 //!
 //! Attribute keys come from [`gorax_trace::semconv`]: `messaging.system`,
 //! `messaging.destination.name`, `messaging.message.id`, `messaging.operation.type`,
@@ -61,6 +63,9 @@ mod service;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+#[cfg(feature = "sqs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
+pub mod sqs;
 
 pub use future::ConsumerFuture;
 pub use headers::{Carrier, Headers, extract_context, inject_context};
