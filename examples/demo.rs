@@ -1,47 +1,38 @@
-//! The gorax-trace demo: a workflow execution with steps, an event and a failing step, printed
-//! as a tree by the embedded console exporter (no collector needed).
+//! The gorax-trace demo: one process runs an API service, a downstream service and a worker,
+//! executes a workflow the way the guide's tree shows, and prints the single trace as a tree
+//! through the console exporter (no collector needed).
 //!
 //! ```text
 //! cargo run -p gorax-examples --bin demo
-//! TRACING_ENDPOINT=localhost:4317 cargo run -p gorax-examples --bin demo   # to a collector
+//! TRACING_ENDPOINT=http://localhost:4318/v1/traces cargo run -p gorax-examples --bin demo
 //! ```
 
-use gorax_trace::config::TraceConfig;
-use gorax_trace::span;
-use opentelemetry::KeyValue;
-use opentelemetry::trace::TraceContextExt;
+use std::time::Duration;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+use gorax_examples::journey;
+use gorax_trace::config::{ExporterKind, TraceConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = TraceConfig::from_env()?.with_service_name("gorax-demo");
+    let exporting = config.exporter() == ExporterKind::Otlp;
     let guard = gorax_trace::init(config)?;
     gorax_trace::subscriber::install()?;
 
-    let workflow = span::start_workflow("tenant-1", "wf-42", "exec-7");
-    {
-        let _active = workflow.clone().attach();
-        tracing::info!("workflow started");
-        span::record_event("workflow.started", [KeyValue::new("steps", 2_i64)]);
+    let mut services = journey::start(gorax_trace::tracer()).await?;
+    let body = journey::execute_workflow(services.api, "wf-42").await?;
+    tracing::info!(%body, "API answered");
+    let processed = tokio::time::timeout(Duration::from_secs(10), services.processed.recv())
+        .await?
+        .ok_or("the worker stopped")?;
+    tracing::info!(execution = %processed.execution_id, "worker processed the execution");
+    drop(services);
 
-        let fetch = span::start_step("fetch-orders", "http");
-        {
-            let _step = fetch.clone().attach();
-            tracing::info!("fetching orders");
-        }
-        fetch.span().end();
-
-        let transform = span::start_step("transform", "transform");
-        {
-            let _step = transform.clone().attach();
-            let err = std::io::Error::new(std::io::ErrorKind::InvalidData, "field `total` missing");
-            span::record_error(&transform, &err);
-            tracing::warn!(error = %err, "step failed");
-        }
-        transform.span().end();
-        span::record_event("workflow.completed", [KeyValue::new("status", "failed")]);
-    }
-    workflow.span().end();
-
-    // Dropping the guard flushes: the console exporter prints the trace tree.
+    // Dropping the guard flushes: the console exporter prints the trace tree (or the OTLP
+    // exporter sends it to the collector).
     drop(guard);
+    if exporting {
+        eprintln!("trace exported over OTLP; open your collector's UI (e.g. Jaeger on :16686)");
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@
 //! - Consumer: [`ConsumerTraceLayer`], a tower layer over a handler `Service<TracedMessage<T>>`,
 //!   records a CONSUMER span `process {queue}` with a link to the creation context and that
 //!   context as parent by default ([`ParentMode`]), and makes it current while the handler runs.
-//! - Adapters (features): `redis` — Redis Streams ([`redis::RedisProducer`],
+//! - Adapters (features): `memory` — an in-process queue ([`memory::channel`]); `redis` — Redis Streams ([`redis::RedisProducer`],
 //!   [`redis::RedisConsumer`]) with `retry_count` from the pending entry's delivery count.
 //!   `sqs` — Amazon SQS ([`sqs::SqsProducer`], [`sqs::SqsConsumer`]) with headers as message
 //!   attributes and `retry_count` from `ApproximateReceiveCount`.
@@ -60,6 +60,9 @@ mod message;
 mod producer;
 mod service;
 
+#[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+pub mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

@@ -25,6 +25,7 @@ use std::error::Error;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, Value};
 
+use crate::SdkTracer;
 use crate::semconv;
 
 /// Span name of a workflow execution (the guide's `workflow.execute`).
@@ -49,12 +50,22 @@ pub fn start_with_parent(
     kind: SpanKind,
     attributes: impl IntoIterator<Item = KeyValue>,
 ) -> Context {
-    let tracer = crate::tracer();
+    start_in(&crate::tracer(), parent, name, kind, attributes)
+}
+
+/// Starts a span of `tracer` (e.g. a test provider's) as a child of `parent`.
+pub fn start_in(
+    tracer: &SdkTracer,
+    parent: &Context,
+    name: impl Into<Cow<'static, str>>,
+    kind: SpanKind,
+    attributes: impl IntoIterator<Item = KeyValue>,
+) -> Context {
     let span = tracer
         .span_builder(name)
         .with_kind(kind)
         .with_attributes(attributes)
-        .start_with_context(&tracer, parent);
+        .start_with_context(tracer, parent);
     parent.with_span(span)
 }
 

@@ -18,6 +18,7 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetryLayer;
+pub use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::{Format, Full, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
@@ -49,9 +50,17 @@ where
 }
 
 /// Installs a global `tracing` subscriber: the registry, [`otel_layer`] with
-/// [`tracer`](crate::tracer()), and [`fmt_layer`]. Call after [`init`](crate::init()).
+/// [`tracer`](crate::tracer()), and [`fmt_layer`], for spans and events at `INFO` and above
+/// (libraries' `DEBUG`/`TRACE` spans would otherwise become OpenTelemetry spans too). Call after
+/// [`init`](crate::init()).
 pub fn install() -> Result<(), TryInitError> {
+    install_with_level(LevelFilter::INFO)
+}
+
+/// [`install`] with another maximum level.
+pub fn install_with_level(level: LevelFilter) -> Result<(), TryInitError> {
     tracing_subscriber::registry()
+        .with(level)
         .with(otel_layer(crate::tracer()))
         .with(fmt_layer())
         .try_init()

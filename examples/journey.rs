@@ -1,0 +1,212 @@
+//! The guide's journey in one process: an API service, a downstream service and a worker.
+//!
+//! ```text
+//! HTTP POST /api/v1/workflows/{id}/execute      SERVER    (API, gorax-trace-server)
+//! └─ workflow.execute                            INTERNAL  (span helpers)
+//!    ├─ workflow.step.execute                    INTERNAL  node_type=http
+//!    │  └─ POST                                  CLIENT    (gorax-trace-client)
+//!    │     └─ POST /api/v1/steps/{node}          SERVER    (downstream service)
+//!    └─ send gorax-executions                    PRODUCER  (gorax-trace-queue)
+//!       └─ process gorax-executions              CONSUMER  (worker)
+//!          └─ workflow.step.execute              INTERNAL  node_type=notify
+//! ```
+//!
+//! No service here writes a trace header by hand: the server layer extracts, the client
+//! middleware and the queue producer inject, the consumer layer extracts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use gorax_trace::SdkTracer;
+use gorax_trace::span;
+use gorax_trace_client::ClientTraceMiddleware;
+use gorax_trace_queue::memory::{self, MemoryProducer};
+use gorax_trace_queue::{ConsumerTraceLayer, TracedMessage};
+use gorax_trace_server::ServerTraceLayer;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use reqwest_middleware::ClientWithMiddleware;
+use tokio::sync::mpsc;
+use tower::ServiceBuilder;
+
+/// The queue the API publishes executions to.
+pub const QUEUE: &str = "gorax-executions";
+/// The API route that executes a workflow.
+pub const EXECUTE_ROUTE: &str = "/api/v1/workflows/{id}/execute";
+/// The downstream route a step calls.
+pub const STEP_ROUTE: &str = "/api/v1/steps/{node}";
+
+/// A message to the worker: one workflow execution.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Execution {
+    /// The workflow.
+    pub workflow_id: String,
+    /// This run of it.
+    pub execution_id: String,
+}
+
+/// The running services. Dropping it stops them.
+#[derive(Debug)]
+pub struct Journey {
+    /// Where the API listens (127.0.0.1).
+    pub api: SocketAddr,
+    /// Where the downstream service listens (127.0.0.1).
+    pub downstream: SocketAddr,
+    /// One entry per execution the worker has processed.
+    pub processed: mpsc::Receiver<Execution>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Journey {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Api {
+    tracer: SdkTracer,
+    http: ClientWithMiddleware,
+    downstream: SocketAddr,
+    producer: MemoryProducer<Execution>,
+}
+
+/// Starts the downstream service, the API and the worker on 127.0.0.1, all recording with
+/// `tracer` (pass [`gorax_trace::tracer()`] after `init`, or a test provider's tracer).
+pub async fn start(tracer: SdkTracer) -> std::io::Result<Journey> {
+    let downstream = Router::new()
+        .route(STEP_ROUTE, post(step))
+        .layer(ServerTraceLayer::new().with_tracer(tracer.clone()));
+    let (downstream_addr, downstream_task) = serve(downstream).await?;
+
+    let (producer, mut consumer) = memory::channel::<Execution>(QUEUE, 1024);
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ClientTraceMiddleware::new().with_tracer(tracer.clone()))
+        .build();
+    let api = Api {
+        tracer: tracer.clone(),
+        http,
+        downstream: downstream_addr,
+        producer: producer.with_tracer(tracer.clone()),
+    };
+    let app = Router::new()
+        .route(EXECUTE_ROUTE, post(execute))
+        .with_state(Arc::new(api))
+        .layer(ServerTraceLayer::new().with_tracer(tracer.clone()));
+    let (api_addr, api_task) = serve(app).await?;
+
+    let (done_tx, processed) = mpsc::channel(1024);
+    let worker_tracer = tracer.clone();
+    let mut worker = ServiceBuilder::new()
+        .layer(ConsumerTraceLayer::new().with_tracer(tracer))
+        .service_fn(move |msg: TracedMessage<Execution>| {
+            let (tracer, done) = (worker_tracer.clone(), done_tx.clone());
+            async move {
+                let step = span::start_in(
+                    &tracer,
+                    &Context::current(),
+                    span::WORKFLOW_STEP_EXECUTE,
+                    SpanKind::Internal,
+                    span::node_attributes("notify", "notify"),
+                );
+                step.span().end();
+                done.send(msg.into_payload())
+                    .await
+                    .map_err(|_| "nobody waits for executions")
+            }
+        });
+    let worker_task =
+        tokio::spawn(async move { while consumer.process(&mut worker).await.is_some() {} });
+
+    Ok(Journey {
+        api: api_addr,
+        downstream: downstream_addr,
+        processed,
+        tasks: vec![downstream_task, api_task, worker_task],
+    })
+}
+
+/// Calls the API like a user would (no trace context of its own): returns the response body.
+pub async fn execute_workflow(api: SocketAddr, workflow_id: &str) -> reqwest::Result<String> {
+    reqwest::Client::new()
+        .post(format!(
+            "http://{api}/api/v1/workflows/{workflow_id}/execute"
+        ))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await
+}
+
+async fn serve(app: Router) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let _ = axum::serve(listener, service).await;
+    });
+    Ok((addr, task))
+}
+
+/// `POST /api/v1/workflows/{id}/execute`: runs the workflow's HTTP step, then queues the rest.
+async fn execute(
+    State(api): State<Arc<Api>>,
+    Path(workflow_id): Path<String>,
+) -> Result<Json<Execution>, (axum::http::StatusCode, String)> {
+    let execution = Execution {
+        workflow_id,
+        execution_id: format!("exec-{}", std::process::id()),
+    };
+    let workflow = span::start_in(
+        &api.tracer,
+        &Context::current(),
+        span::WORKFLOW_EXECUTE,
+        SpanKind::Internal,
+        span::workflow_attributes("tenant-1", &execution.workflow_id, &execution.execution_id),
+    );
+    let result = async {
+        span::record_event("workflow.started", [KeyValue::new("steps", 2_i64)]);
+        let step = span::start_in(
+            &api.tracer,
+            &Context::current(),
+            span::WORKFLOW_STEP_EXECUTE,
+            SpanKind::Internal,
+            span::node_attributes("fetch", "http"),
+        );
+        let call = api
+            .http
+            .post(format!("http://{}/api/v1/steps/fetch", api.downstream))
+            .json(&execution)
+            .send();
+        let response = opentelemetry::trace::FutureExt::with_context(call, step.clone()).await;
+        if let Err(error) = &response {
+            span::record_error(&step, error);
+        }
+        step.span().end();
+        api.producer
+            .send(execution.clone())
+            .await
+            .map_err(|e| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        Ok(Json(execution))
+    };
+    let result = opentelemetry::trace::FutureExt::with_context(result, workflow.clone()).await;
+    if let Err((_, error)) = &result {
+        span::record_error(&workflow, &std::io::Error::other(error.clone()));
+    }
+    workflow.span().end();
+    result
+}
+
+/// The downstream service's step endpoint: echoes the execution.
+async fn step(
+    Path(node): Path<String>,
+    Json(execution): Json<Execution>,
+) -> Json<(String, Execution)> {
+    Json((node, execution))
+}
