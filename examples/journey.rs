@@ -55,7 +55,7 @@ pub struct Journey {
     pub api: SocketAddr,
     /// Where the downstream service listens (127.0.0.1).
     pub downstream: SocketAddr,
-    /// One entry per execution the worker has processed.
+    /// One entry per execution the worker has processed (sent after its consumer span ended).
     pub processed: mpsc::Receiver<Execution>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -100,12 +100,15 @@ pub async fn start(tracer: SdkTracer) -> std::io::Result<Journey> {
         .layer(ServerTraceLayer::new().with_tracer(tracer.clone()));
     let (api_addr, api_task) = serve(app).await?;
 
+    // The handler hands the execution over; the loop reports it once `process` has returned,
+    // that is after the consumer span has ended.
     let (done_tx, processed) = mpsc::channel(1024);
+    let (handled_tx, mut handled) = mpsc::unbounded_channel();
     let worker_tracer = tracer.clone();
     let mut worker = ServiceBuilder::new()
         .layer(ConsumerTraceLayer::new().with_tracer(tracer))
         .service_fn(move |msg: TracedMessage<Execution>| {
-            let (tracer, done) = (worker_tracer.clone(), done_tx.clone());
+            let (tracer, handled) = (worker_tracer.clone(), handled_tx.clone());
             async move {
                 let step = span::start_in(
                     &tracer,
@@ -115,13 +118,18 @@ pub async fn start(tracer: SdkTracer) -> std::io::Result<Journey> {
                     span::node_attributes("notify", "notify"),
                 );
                 step.span().end();
-                done.send(msg.into_payload())
-                    .await
-                    .map_err(|_| "nobody waits for executions")
+                handled
+                    .send(msg.into_payload())
+                    .map_err(|_| "the worker loop is gone")
             }
         });
-    let worker_task =
-        tokio::spawn(async move { while consumer.process(&mut worker).await.is_some() {} });
+    let worker_task = tokio::spawn(async move {
+        while consumer.process(&mut worker).await.is_some() {
+            while let Ok(execution) = handled.try_recv() {
+                let _ = done_tx.send(execution).await;
+            }
+        }
+    });
 
     Ok(Journey {
         api: api_addr,

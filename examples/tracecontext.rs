@@ -46,22 +46,12 @@ async fn test(
 }
 
 fn port() -> Result<u16, String> {
-    let mut args = std::env::args().skip(1);
-    let from_args = loop {
-        match args.next().as_deref() {
-            Some("--port") => break args.next(),
-            Some(other) if other.starts_with("--port=") => break Some(other[7..].to_owned()),
-            Some(other) => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: tracecontext --port PORT"
-                ));
-            }
-            None => break None,
-        }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let raw = match args.as_slice() {
+        [flag, port] if flag == "--port" => port.clone(),
+        [] => std::env::var("PORT").map_err(|_| "give --port PORT or PORT")?,
+        _ => return Err(format!("usage: tracecontext --port PORT (got {args:?})")),
     };
-    let raw = from_args
-        .or_else(|| std::env::var("PORT").ok())
-        .ok_or("give --port PORT or PORT")?;
     raw.parse().map_err(|_| format!("invalid port {raw:?}"))
 }
 

@@ -2,3 +2,4 @@
 //! across server, client and queue.
 
 mod export;
+mod journey;
