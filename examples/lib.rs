@@ -1,3 +1,5 @@
-//! The gorax-trace demo's building blocks, shared by the `demo` binary and the end-to-end tests.
+//! The gorax-trace demo's building blocks, shared by the example binaries and the end-to-end
+//! tests.
 
 pub mod journey;
+pub mod participant;

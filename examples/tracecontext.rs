@@ -1,9 +1,5 @@
-//! A W3C Trace Context participant for the specification's test harness: `POST /test` takes a
-//! JSON array of `{"url": ..., "arguments": ...}` and, in order, sends `POST url` with
-//! `arguments` as the JSON body, ignoring responses and failures; then answers 200.
-//!
-//! Inbound extraction is the server layer's, outbound injection the client middleware's: this
-//! file writes no trace header itself.
+//! The W3C Trace Context participant ([`gorax_examples::participant`]) as a service for the
+//! specification's test harness.
 //!
 //! ```text
 //! cargo run -p gorax-examples --bin tracecontext -- --port 7777
@@ -11,39 +7,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use gorax_trace::config::TraceConfig;
-use gorax_trace_client::ClientTraceMiddleware;
-use gorax_trace_server::ServerTraceLayer;
-use reqwest_middleware::ClientWithMiddleware;
-
-/// One call the harness asks for.
-#[derive(Debug, serde::Deserialize)]
-struct Call {
-    url: String,
-    arguments: serde_json::Value,
-}
-
-async fn test(
-    State(http): State<ClientWithMiddleware>,
-    Json(calls): Json<Vec<Call>>,
-) -> Json<serde_json::Value> {
-    let mut sent = 0;
-    for call in calls {
-        if http
-            .post(&call.url)
-            .json(&call.arguments)
-            .send()
-            .await
-            .is_ok()
-        {
-            sent += 1;
-        }
-    }
-    Json(serde_json::json!({ "sent": sent }))
-}
 
 fn port() -> Result<u16, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,15 +22,9 @@ fn port() -> Result<u16, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = port()?;
-    let _guard =
-        gorax_trace::init(TraceConfig::from_env()?.with_service_name("gorax-tracecontext"))?;
-    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ClientTraceMiddleware::new())
-        .build();
-    let app = Router::new()
-        .route("/test", post(test))
-        .with_state(http)
-        .layer(ServerTraceLayer::new());
+    let config = TraceConfig::from_env()?.with_service_name("gorax-tracecontext");
+    let _guard = gorax_trace::init(config)?;
+    let app = gorax_examples::participant::router(gorax_trace::tracer());
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     eprintln!(
         "trace-context participant listening on {}",

@@ -3,3 +3,4 @@
 
 mod export;
 mod journey;
+mod tracecontext;

@@ -1,0 +1,254 @@
+//! The trace-context participant (`examples/participant.rs`) behaves as W3C Trace Context Level 2
+//! requires of a participant that forwards the context.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::post;
+use gorax_examples::participant::{self, Call};
+use gorax_trace::config::Sampler;
+use gorax_trace::testing::TestTracing;
+use http::HeaderMap;
+
+const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const PARENT: &str = "b7ad6b7169203331";
+
+/// What one downstream call received: `traceparent`, `tracestate` (all fields joined).
+type Received = (Option<String>, Option<String>);
+
+struct Harness {
+    participant: SocketAddr,
+    echo: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    tracing: TestTracing,
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn harness(sampler: Sampler) -> Harness {
+    let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let sink = received.clone();
+    let echo = serve(Router::new().route(
+        "/echo",
+        post(move |headers: HeaderMap| {
+            let field = |name: &str| {
+                let values: Vec<&str> = headers
+                    .get_all(name)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                (!values.is_empty()).then(|| values.join(","))
+            };
+            sink.lock()
+                .unwrap()
+                .push((field("traceparent"), field("tracestate")));
+            async { "ok" }
+        }),
+    ))
+    .await;
+    let tracing = TestTracing::with_sampler(sampler);
+    let participant = serve(participant::router(tracing.tracer())).await;
+    Harness {
+        participant,
+        echo,
+        received,
+        tracing,
+    }
+}
+
+impl Harness {
+    /// Sends `POST /test` with `headers` asking for two downstream calls; returns what they got.
+    async fn test(&self, headers: &[(&str, &str)]) -> Vec<Received> {
+        self.received.lock().unwrap().clear();
+        let calls = vec![
+            Call {
+                url: format!("http://{}/echo", self.echo),
+                arguments: serde_json::json!({"n": 1}),
+            },
+            Call {
+                url: format!("http://{}/echo", self.echo),
+                arguments: serde_json::json!({"n": 2}),
+            },
+            // A failing call is ignored and does not stop the others.
+            Call {
+                url: "http://127.0.0.1:9/closed".into(),
+                arguments: serde_json::Value::Null,
+            },
+        ];
+        let mut req = reqwest::Client::new().post(format!("http://{}/test", self.participant));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req
+            .body(serde_json::to_vec(&calls).unwrap())
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn parse(tp: &Option<String>) -> (String, String, String) {
+    let tp = tp.as_deref().expect("a traceparent downstream");
+    let parts: Vec<&str> = tp.split('-').collect();
+    assert_eq!(parts.len(), 4, "{tp}");
+    assert_eq!(parts[0], "00", "we send version 00: {tp}");
+    assert!(
+        gorax_trace::propagation::parse_traceparent(tp).is_some(),
+        "valid: {tp}"
+    );
+    (
+        parts[1].to_owned(),
+        parts[2].to_owned(),
+        parts[3].to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwards_the_trace_with_a_new_parent_id_per_call_and_the_tracestate() {
+    let h = harness(Sampler::ParentBasedAlwaysOn).await;
+    let tp = format!("00-{TRACE}-{PARENT}-01");
+    let got = h
+        .test(&[
+            ("traceparent", &tp),
+            ("tracestate", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
+        ])
+        .await;
+    assert_eq!(got.len(), 2);
+    let (a, b) = (parse(&got[0].0), parse(&got[1].0));
+    assert_eq!((a.0.as_str(), b.0.as_str()), (TRACE, TRACE));
+    assert_ne!(a.1, b.1, "a new parent id per outgoing call");
+    assert_ne!(a.1, PARENT);
+    assert_eq!((a.2.as_str(), b.2.as_str()), ("01", "01"));
+    for (_, state) in &got {
+        assert_eq!(
+            state.as_deref(),
+            Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+        );
+    }
+    // The parent ids sent are the participant's client spans.
+    let spans = h.tracing.spans();
+    let clients: Vec<String> = spans
+        .find_all("POST")
+        .iter()
+        .map(|s| s.span_context.span_id().to_string())
+        .collect();
+    assert!(
+        clients.contains(&a.1) && clients.contains(&b.1),
+        "{clients:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn propagation_does_not_depend_on_sampling() {
+    let h = harness(Sampler::ParentBasedAlwaysOn).await;
+    let tp = format!("00-{TRACE}-{PARENT}-00");
+    let got = h
+        .test(&[("traceparent", &tp), ("tracestate", "rojo=1")])
+        .await;
+    let (a, b) = (parse(&got[0].0), parse(&got[1].0));
+    assert_eq!(
+        (a.0.as_str(), a.2.as_str(), b.0.as_str(), b.2.as_str()),
+        (TRACE, "00", TRACE, "00")
+    );
+    assert_ne!(a.1, b.1);
+    assert_eq!(got[0].1.as_deref(), Some("rojo=1"));
+    assert!(h.tracing.spans().is_empty(), "unsampled: nothing recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_random_flag_is_kept_and_unknown_flags_are_cleared() {
+    let h = harness(Sampler::ParentBasedAlwaysOn).await;
+    let tp = format!("00-{TRACE}-{PARENT}-ff");
+    let got = h.test(&[("traceparent", &tp)]).await;
+    assert_eq!(parse(&got[0].0).2, "03");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_restarts_the_trace_and_drops_tracestate() {
+    let h = harness(Sampler::ParentBasedAlwaysOn).await;
+    let upper = format!("00-{}-{PARENT}-01", TRACE.to_uppercase());
+    let zero_trace = format!("00-{}-{PARENT}-01", "0".repeat(32));
+    let zero_parent = format!("00-{TRACE}-{}-01", "0".repeat(16));
+    let ff = format!("ff-{TRACE}-{PARENT}-01");
+    let short = format!("00-{TRACE}-{PARENT}-1");
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("traceparent", &upper), ("tracestate", "rojo=1")],
+        vec![("traceparent", &zero_trace), ("tracestate", "rojo=1")],
+        vec![("traceparent", &zero_parent)],
+        vec![("traceparent", &ff)],
+        vec![("traceparent", &short)],
+        vec![("traceparent", "garbage"), ("tracestate", "rojo=1")],
+        vec![],
+    ];
+    for headers in cases {
+        let got = h.test(&headers).await;
+        let (a, b) = (parse(&got[0].0), parse(&got[1].0));
+        assert_ne!(a.0, TRACE, "{headers:?}: a new trace");
+        assert_eq!(
+            a.0, b.0,
+            "{headers:?}: both calls in the participant's new trace"
+        );
+        assert_eq!(
+            got[0].1, None,
+            "{headers:?}: no tracestate without a valid traceparent"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_traceparent_restarts_and_tracestate_fields_combine() {
+    let h = harness(Sampler::ParentBasedAlwaysOn).await;
+    let tp = format!("00-{TRACE}-{PARENT}-01");
+    let other = format!("00-{}-{PARENT}-01", "1".repeat(32));
+    let got = h
+        .test(&[("traceparent", &tp), ("traceparent", &other)])
+        .await;
+    let a = parse(&got[0].0);
+    assert!(
+        a.0 != TRACE && a.0 != "1".repeat(32),
+        "two traceparent fields: a new trace"
+    );
+
+    let got = h
+        .test(&[
+            ("traceparent", &tp),
+            ("tracestate", "rojo=1"),
+            ("tracestate", "congo=2"),
+        ])
+        .await;
+    assert_eq!(got[0].1.as_deref(), Some("rojo=1,congo=2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn future_versions_and_tracestate_limits() {
+    let h = harness(Sampler::ParentBasedAlwaysOn).await;
+    let future = format!("cc-{TRACE}-{PARENT}-01-what-the-future-will-be-like");
+    let got = h.test(&[("traceparent", &future)]).await;
+    assert_eq!(
+        parse(&got[0].0).0,
+        TRACE,
+        "a higher version is parsed by its known fields"
+    );
+
+    let tp = format!("00-{TRACE}-{PARENT}-01");
+    let members32: Vec<String> = (0..32).map(|i| format!("k{i}=v{i}")).collect();
+    let got = h
+        .test(&[("traceparent", &tp), ("tracestate", &members32.join(","))])
+        .await;
+    assert_eq!(got[0].1.as_deref(), Some(members32.join(",").as_str()));
+    let members33: Vec<String> = (0..33).map(|i| format!("k{i}=v{i}")).collect();
+    let got = h
+        .test(&[("traceparent", &tp), ("tracestate", &members33.join(","))])
+        .await;
+    assert_eq!(parse(&got[0].0).0, TRACE, "the traceparent stays valid");
+    assert_eq!(got[0].1, None, "an over-long tracestate is dropped");
+}
