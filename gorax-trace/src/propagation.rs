@@ -175,8 +175,8 @@ impl std::fmt::Display for Traceparent {
 }
 
 /// Parses the combined `tracestate` header fields. Returns `None` when the list is invalid (a
-/// member without `=`, an invalid key or value, a duplicate key, more than 32 members), in which
-/// case the whole `tracestate` is dropped as the specification asks.
+/// member without `=`, a key or value outside the W3C grammar, a duplicate key, more than 32
+/// members), in which case the whole `tracestate` is dropped as the specification asks.
 pub fn parse_tracestate<'a>(fields: impl IntoIterator<Item = &'a str>) -> Option<TraceState> {
     let mut members: Vec<(&str, &str)> = Vec::new();
     for field in fields {
@@ -186,13 +186,45 @@ pub fn parse_tracestate<'a>(fields: impl IntoIterator<Item = &'a str>) -> Option
                 continue;
             }
             let (key, value) = member.split_once('=')?;
-            if members.len() == MAX_TRACESTATE_MEMBERS || members.iter().any(|(k, _)| *k == key) {
+            if !valid_tracestate_key(key)
+                || !valid_tracestate_value(value)
+                || members.len() == MAX_TRACESTATE_MEMBERS
+                || members.iter().any(|(k, _)| *k == key)
+            {
                 return None;
             }
             members.push((key, value));
         }
     }
     TraceState::from_key_value(members).ok()
+}
+
+/// `simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )`, or
+/// `tenant-id "@" system-id` with `tenant-id = ( lcalpha / DIGIT ) 0*240( ... )` and
+/// `system-id = lcalpha 0*13( ... )`.
+fn valid_tracestate_key(key: &str) -> bool {
+    let allowed = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/".contains(&c);
+    let part = |s: &str, max: usize, digit_first: bool| {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= max
+            && (b[0].is_ascii_lowercase() || (digit_first && b[0].is_ascii_digit()))
+            && b.iter().all(|&c| allowed(c))
+    };
+    match key.split_once('@') {
+        None => part(key, 256, false),
+        Some((tenant, system)) => part(tenant, 241, true) && part(system, 14, false),
+    }
+}
+
+/// `value = 0*255(chr) nblk-chr`, `nblk-chr = %x21-2B / %x2D-3C / %x3E-7E`, `chr = %x20 / nblk-chr`.
+fn valid_tracestate_value(value: &str) -> bool {
+    let b = value.as_bytes();
+    !b.is_empty()
+        && b.len() <= 256
+        && b[b.len() - 1] != b' '
+        && b.iter()
+            .all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
 }
 
 /// Extracts the caller's context from HTTP headers into a new [`Context`] (not the current one).
@@ -562,7 +594,17 @@ mod tests {
         let state = span.span_context().trace_state();
         assert_eq!(state.header(), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
 
-        for bad in ["rojo", "a=1,a=2", "UPPER=1", "k=v\u{7f}"] {
+        for bad in [
+            "rojo",
+            "a=1,a=2",
+            "UPPER=1",
+            "k=v\u{7f}",
+            "k=a\tb",
+            "k=",
+            "1k=v",
+            "k@=v",
+            "t@1sys=v",
+        ] {
             let Ok(v) = HeaderValue::from_str(bad) else {
                 continue;
             };
@@ -589,6 +631,28 @@ mod tests {
         let members33: Vec<String> = (0..33).map(|i| format!("k{i}=v{i}")).collect();
         let h = headers(&[("traceparent", TP), ("tracestate", &members33.join(","))]);
         assert_eq!(extract(&h).span().span_context().trace_state().header(), "");
+    }
+
+    #[test]
+    fn tracestate_grammar() {
+        let ok = [
+            "a=1",
+            "a-b_c*d/e=x y",
+            "1tenant@sys=v",
+            "t@s-1=v",
+            "k=!\"#$%&'()*+-./:;<>?@[]^_`{|}~",
+        ];
+        for member in ok {
+            assert!(parse_tracestate([member]).is_some(), "{member:?} is valid");
+        }
+        let long_key = format!("{}=v", "k".repeat(257));
+        let long_value = format!("k={}", "v".repeat(257));
+        for member in [long_key.as_str(), long_value.as_str(), "k=\u{e9}", "k=a=b"] {
+            assert!(
+                parse_tracestate([member]).is_none(),
+                "{member:?} is invalid"
+            );
+        }
     }
 
     #[test]

@@ -3,4 +3,5 @@
 
 mod export;
 mod journey;
+mod reliability;
 mod tracecontext;
