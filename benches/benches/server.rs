@@ -106,6 +106,17 @@ fn bench(c: &mut Criterion) {
             UNSAMPLED,
         ),
     ];
+    // For callgrind: `GORAX_SERVER_BENCH_ONLY=gorax/sampled:3000` runs that variant so many
+    // times and exits (instructions per request = difference of two runs / difference of counts).
+    if let Ok(only) = std::env::var("GORAX_SERVER_BENCH_ONLY") {
+        let (only, n) = only.rsplit_once(':').expect("variant:count");
+        let (_, mut router, tp) = variants.into_iter().find(|v| v.0 == only).expect("variant");
+        for _ in 0..n.parse::<u64>().expect("count") {
+            call(&rt, &mut router, tp);
+        }
+        let _ = provider.shutdown();
+        std::process::exit(0);
+    }
     for (name, mut router, tp) in variants {
         let _default = name
             .starts_with("tower-http")

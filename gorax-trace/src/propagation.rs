@@ -432,30 +432,44 @@ fn join_fields<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Option<Stri
     Some(parts?.join(","))
 }
 
-#[inline]
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// Lowercase hex digit values; 0xff marks every other byte (upper case is invalid in W3C ids).
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff_u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Up to 16 hex digits, branch-free per digit: invalid digits are collected and checked once.
+#[inline]
+fn hex_u64(b: &[u8]) -> Option<u64> {
+    let mut acc = 0_u64;
+    let mut invalid = 0_u8;
+    for &c in b {
+        let v = HEX_VALUE[usize::from(c)];
+        invalid |= v;
+        acc = acc << 4 | u64::from(v & 0x0f);
+    }
+    (invalid & 0xf0 == 0).then_some(acc)
 }
 
 #[inline]
 fn hex_u8(b: &[u8]) -> Option<u8> {
-    Some(hex_digit(b[0])? << 4 | hex_digit(b[1])?)
-}
-
-#[inline]
-fn hex_u64(b: &[u8]) -> Option<u64> {
-    b.iter()
-        .try_fold(0u64, |acc, &c| Some(acc << 4 | u64::from(hex_digit(c)?)))
+    hex_u64(b).map(|v| v as u8)
 }
 
 #[inline]
 fn hex_u128(b: &[u8]) -> Option<u128> {
-    b.iter()
-        .try_fold(0u128, |acc, &c| Some(acc << 4 | u128::from(hex_digit(c)?)))
+    let (high, low) = b.split_at(16);
+    Some(u128::from(hex_u64(high)?) << 64 | u128::from(hex_u64(low)?))
 }
 
 fn write_hex(out: &mut [u8], bytes: &[u8]) {
