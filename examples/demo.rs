@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run -p gorax-examples --bin demo
 //! TRACING_ENDPOINT=http://localhost:4318/v1/traces cargo run -p gorax-examples --bin demo
+//! cargo run -p gorax-examples --bin demo -- --redis redis://127.0.0.1:6379/   # Redis Streams
 //! ```
 
 use std::time::Duration;
@@ -19,7 +20,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let guard = gorax_trace::init(config)?;
     gorax_trace::subscriber::install()?;
 
-    let mut services = journey::start(gorax_trace::tracer()).await?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let broker = match args.as_slice() {
+        [] => journey::Broker::Memory,
+        [flag, url] if flag == "--redis" => journey::Broker::Redis(url.clone()),
+        _ => return Err(format!("usage: demo [--redis URL] (got {args:?})").into()),
+    };
+    let mut services = journey::start_with(gorax_trace::tracer(), &broker).await?;
     let body = journey::execute_workflow(services.api, "wf-42").await?;
     tracing::info!(%body, "API answered");
     let processed = tokio::time::timeout(Duration::from_secs(10), services.processed.recv())

@@ -23,7 +23,8 @@ use axum::{Json, Router};
 use gorax_trace::SdkTracer;
 use gorax_trace::span;
 use gorax_trace_client::ClientTraceMiddleware;
-use gorax_trace_queue::memory::{self, MemoryProducer};
+use gorax_trace_queue::memory::{self, MemoryConsumer, MemoryProducer};
+use gorax_trace_queue::redis::{RedisConsumer, RedisProducer};
 use gorax_trace_queue::{ConsumerTraceLayer, TracedMessage};
 use gorax_trace_server::ServerTraceLayer;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
@@ -68,23 +69,95 @@ impl Drop for Journey {
     }
 }
 
+/// The broker between the API and the worker.
+#[derive(Debug, Clone, Default)]
+pub enum Broker {
+    /// The in-process queue (default: nothing to install).
+    #[default]
+    Memory,
+    /// Redis Streams at this URL (`redis://127.0.0.1:6379/`).
+    Redis(String),
+}
+
+#[derive(Clone)]
+enum Producer {
+    Memory(MemoryProducer<Execution>),
+    Redis(RedisProducer),
+}
+
+impl Producer {
+    async fn send(&self, execution: Execution) -> Result<String, String> {
+        match self {
+            Producer::Memory(p) => p.send(execution).await.map_err(|e| e.to_string()),
+            Producer::Redis(p) => p
+                .send(TracedMessage::new(QUEUE, execution))
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+enum Consumer {
+    Memory(MemoryConsumer<Execution>),
+    Redis(RedisConsumer),
+}
+
 #[derive(Clone)]
 struct Api {
     tracer: SdkTracer,
     http: ClientWithMiddleware,
     downstream: SocketAddr,
-    producer: MemoryProducer<Execution>,
+    producer: Producer,
 }
 
-/// Starts the downstream service, the API and the worker on 127.0.0.1, all recording with
-/// `tracer` (pass [`gorax_trace::tracer()`] after `init`, or a test provider's tracer).
+async fn broker(broker: &Broker, tracer: &SdkTracer) -> std::io::Result<(Producer, Consumer)> {
+    let io = |e: ::redis::RedisError| std::io::Error::other(e.to_string());
+    Ok(match broker {
+        Broker::Memory => {
+            let (producer, consumer) = memory::channel::<Execution>(QUEUE, 1024);
+            (
+                Producer::Memory(producer.with_tracer(tracer.clone())),
+                Consumer::Memory(consumer),
+            )
+        }
+        Broker::Redis(url) => {
+            let client = ::redis::Client::open(url.as_str()).map_err(io)?;
+            let conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(io)?;
+            // A fresh stream: the demo's worker must not replay an earlier run's executions.
+            let mut admin = conn.clone();
+            ::redis::cmd("DEL")
+                .arg(QUEUE)
+                .query_async::<()>(&mut admin)
+                .await
+                .map_err(io)?;
+            let consumer = RedisConsumer::connect(&client, QUEUE, "workers", "worker-1")
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .with_block(std::time::Duration::from_millis(200));
+            let producer = RedisProducer::new(conn).with_tracer(tracer.clone());
+            (Producer::Redis(producer), Consumer::Redis(consumer))
+        }
+    })
+}
+
+/// Starts the downstream service, the API and the worker on 127.0.0.1 with the in-process
+/// queue, all recording with `tracer` (pass [`gorax_trace::tracer()`] after `init`, or a test
+/// provider's tracer).
 pub async fn start(tracer: SdkTracer) -> std::io::Result<Journey> {
+    start_with(tracer, &Broker::Memory).await
+}
+
+/// [`start`] with a chosen broker.
+pub async fn start_with(tracer: SdkTracer, broker_kind: &Broker) -> std::io::Result<Journey> {
     let downstream = Router::new()
         .route(STEP_ROUTE, post(step))
         .layer(ServerTraceLayer::new().with_tracer(tracer.clone()));
     let (downstream_addr, downstream_task) = serve(downstream).await?;
 
-    let (producer, mut consumer) = memory::channel::<Execution>(QUEUE, 1024);
+    let (producer, mut consumer) = broker(broker_kind, &tracer).await?;
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(ClientTraceMiddleware::new().with_tracer(tracer.clone()))
         .build();
@@ -92,7 +165,7 @@ pub async fn start(tracer: SdkTracer) -> std::io::Result<Journey> {
         tracer: tracer.clone(),
         http,
         downstream: downstream_addr,
-        producer: producer.with_tracer(tracer.clone()),
+        producer,
     };
     let app = Router::new()
         .route(EXECUTE_ROUTE, post(execute))
@@ -124,9 +197,16 @@ pub async fn start(tracer: SdkTracer) -> std::io::Result<Journey> {
             }
         });
     let worker_task = tokio::spawn(async move {
-        while consumer.process(&mut worker).await.is_some() {
+        loop {
+            let more = match &mut consumer {
+                Consumer::Memory(c) => c.process(&mut worker).await.is_some(),
+                Consumer::Redis(c) => c.process(&mut worker).await.is_ok(),
+            };
             while let Ok(execution) = handled.try_recv() {
                 let _ = done_tx.send(execution).await;
+            }
+            if !more {
+                break;
             }
         }
     });
@@ -200,7 +280,7 @@ async fn execute(
         api.producer
             .send(execution.clone())
             .await
-            .map_err(|e| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            .map_err(|e| (axum::http::StatusCode::SERVICE_UNAVAILABLE, e))?;
         Ok(Json(execution))
     };
     let result = opentelemetry::trace::FutureExt::with_context(result, workflow.clone()).await;

@@ -114,7 +114,9 @@ fn assert_journey_tree(spans: &Spans) -> TraceId {
     spans.assert_attr(downstream, semconv::HTTP_ROUTE, journey::STEP_ROUTE);
     spans.assert_attr(send, semconv::MESSAGING_DESTINATION_NAME, journey::QUEUE);
     spans.assert_attr(send, semconv::QUEUE_NAME, journey::QUEUE);
-    spans.assert_attr(process, semconv::QUEUE_MESSAGE_ID, "1");
+    let id = Spans::attr(send, semconv::MESSAGING_MESSAGE_ID).expect("the broker's message id");
+    spans.assert_attr(process, semconv::QUEUE_MESSAGE_ID, id.clone());
+    spans.assert_attr(process, semconv::MESSAGING_MESSAGE_ID, id.clone());
     spans.assert_attr(process, semconv::RETRY_COUNT, 0_i64);
     spans.assert_attr(notify, semconv::NODE_TYPE, "notify");
     trace
@@ -137,6 +139,23 @@ async fn the_demo_journey_is_one_tree() {
         SpanId::INVALID,
         "no caller: the API span is the root"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_journey_over_redis_streams_is_one_tree() {
+    let Some(url) = gorax_tests::server_env("GORAX_TEST_REDIS_URL") else {
+        return;
+    };
+    let _lock = global_lock(); // the demo's stream name is fixed
+    let t = TestTracing::new();
+    let mut journey = journey::start_with(t.tracer(), &journey::Broker::Redis(url))
+        .await
+        .unwrap();
+    run(&mut journey, None).await;
+    let spans = t.spans();
+    assert_journey_tree(&spans);
+    let send = by_kind(&spans, "send gorax-executions", SpanKind::Producer);
+    spans.assert_attr(send, semconv::MESSAGING_SYSTEM, "redis");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
