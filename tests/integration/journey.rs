@@ -146,7 +146,6 @@ async fn the_demo_journey_over_redis_streams_is_one_tree() {
     let Some(url) = gorax_tests::server_env("GORAX_TEST_REDIS_URL") else {
         return;
     };
-    let _lock = global_lock(); // the demo's stream name is fixed
     let t = TestTracing::new();
     let mut journey = journey::start_with(t.tracer(), &journey::Broker::Redis(url))
         .await
