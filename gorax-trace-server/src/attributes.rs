@@ -8,8 +8,10 @@ use gorax_trace::semconv::{
     redact_query,
 };
 use http::{HeaderMap, Method, Request, Response, header};
-use opentelemetry::KeyValue;
+use std::sync::Arc;
+
 use opentelemetry::trace::SpanRef;
+use opentelemetry::{KeyValue, StringValue};
 
 use crate::layer::Config;
 
@@ -17,8 +19,23 @@ use crate::layer::Config;
 pub(crate) fn span_name(method: &Method, route: Option<&str>) -> std::borrow::Cow<'static, str> {
     match (method_name(method), route) {
         ((_, false), _) => "HTTP".into(),
-        ((m, true), Some(route)) => format!("{m} {route}").into(),
+        ((m, true), Some(route)) => {
+            let mut name = String::with_capacity(m.len() + 1 + route.len());
+            name.push_str(m);
+            name.push(' ');
+            name.push_str(route);
+            name.into()
+        }
         ((m, true), None) => m.into(),
+    }
+}
+
+/// `url.scheme` without allocating for the usual schemes.
+fn scheme_value(scheme: &str) -> StringValue {
+    match scheme {
+        "http" => "http".into(),
+        "https" => "https".into(),
+        other => other.to_owned().into(),
     }
 }
 
@@ -72,8 +89,8 @@ pub(crate) fn on_request<B>(
     let forwarded_proto = trusted
         .then(|| req.headers().get(X_FORWARDED_PROTO)?.to_str().ok())
         .flatten();
-    let scheme = forwarded_proto.or(uri.scheme_str()).unwrap_or("http");
-    attrs.push(KeyValue::new(semconv::URL_SCHEME, scheme.to_owned()));
+    let scheme = scheme_value(forwarded_proto.or(uri.scheme_str()).unwrap_or("http"));
+    attrs.push(KeyValue::new(semconv::URL_SCHEME, scheme.clone()));
     if let Some(route) = route.filter(|_| !initial_given) {
         attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
     }
@@ -96,14 +113,15 @@ pub(crate) fn on_request<B>(
     } else {
         None
     };
-    if let Some(ip) = client.or(peer.map(|p| p.ip())) {
-        attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, ip.to_string()));
+    // The peer's address is formatted once and shared by both attributes.
+    let peer_ip: Option<StringValue> = peer.map(|p| Arc::<str>::from(p.ip().to_string()).into());
+    match (client, &peer_ip) {
+        (Some(ip), _) => attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, ip.to_string())),
+        (None, Some(ip)) => attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, ip.clone())),
+        (None, None) => {}
     }
-    if let Some(p) = peer {
-        attrs.push(KeyValue::new(
-            semconv::NETWORK_PEER_ADDRESS,
-            p.ip().to_string(),
-        ));
+    if let (Some(p), Some(ip)) = (peer, peer_ip) {
+        attrs.push(KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip));
         attrs.push(KeyValue::new(
             semconv::NETWORK_PEER_PORT,
             i64::from(p.port()),
@@ -134,7 +152,7 @@ pub(crate) fn on_request<B>(
             None => uri.path().to_owned(),
         };
         attrs.push(KeyValue::new(legacy::HTTP_TARGET, target));
-        attrs.push(KeyValue::new(legacy::HTTP_SCHEME, scheme.to_owned()));
+        attrs.push(KeyValue::new(legacy::HTTP_SCHEME, scheme));
         if let Some(ua) = user_agent {
             attrs.push(KeyValue::new(legacy::HTTP_USER_AGENT, ua.to_owned()));
         }
