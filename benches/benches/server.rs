@@ -111,6 +111,9 @@ fn bench(c: &mut Criterion) {
     if let Ok(only) = std::env::var("GORAX_SERVER_BENCH_ONLY") {
         let (only, n) = only.rsplit_once(':').expect("variant:count");
         let (_, mut router, tp) = variants.into_iter().find(|v| v.0 == only).expect("variant");
+        let _default = only
+            .starts_with("tower-http")
+            .then(|| tracing::subscriber::set_default(subscriber()));
         for _ in 0..n.parse::<u64>().expect("count") {
             call(&rt, &mut router, tp);
         }

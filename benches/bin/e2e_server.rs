@@ -36,7 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(ratio) => {
             let ratio: f64 = ratio.parse()?;
             let p = SdkTracerProvider::builder()
-                .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))))
+                .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                    ratio,
+                ))))
                 .with_span_processor(BatchProcessor::new(Discard, &BatchSettings::default()))
                 .build();
             let layer = ServerTraceLayer::new().with_tracer(p.tracer("e2e"));
@@ -45,7 +47,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     // One worker thread: wrk gets the other core.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         axum::serve(listener, app).await
