@@ -22,20 +22,7 @@ pub fn global_lock() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The value of a test server variable. Without it the test is skipped with a visible message,
-/// except under CI (`CI=true`), where a missing server is a failure.
-pub fn server_env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{name} is not set under CI: scripts/test.sh must start this server")
-        }
-        _ => {
-            eprintln!("skipped: {name} not set (run scripts/test.sh to start the test servers)");
-            None
-        }
-    }
-}
+pub use gorax_trace::testing::server_env;
 
 /// A unique suffix for names in this process.
 pub fn unique(prefix: &str) -> String {

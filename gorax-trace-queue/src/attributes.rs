@@ -1,7 +1,5 @@
 //! The messaging attributes and the error rules shared by producer and consumer spans.
 
-use std::fmt::Display;
-
 use gorax_trace::semconv;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanRef, Status};
@@ -57,24 +55,7 @@ pub(crate) fn message_id_attributes(id: &str) -> [KeyValue; 2] {
     ]
 }
 
-/// Status Error with the message, `error.type` (the error's short type name, low cardinality)
-/// and an `exception` event.
-pub(crate) fn record_error<E: Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
-    if !span.is_recording() {
-        return;
-    }
-    let type_name = short_type_name::<E>();
-    let message = error.to_string();
-    span.add_event(
-        semconv::EXCEPTION_EVENT,
-        vec![
-            KeyValue::new(semconv::EXCEPTION_TYPE, type_name),
-            KeyValue::new(semconv::EXCEPTION_MESSAGE, message.clone()),
-        ],
-    );
-    span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, type_name));
-    span.set_status(Status::error(message));
-}
+pub(crate) use gorax_trace::span::record_error_on as record_error;
 
 /// A handler that panicked: status Error, `error.type` `panic`, an `exception` event.
 pub(crate) fn record_panic(span: &SpanRef<'_>) {
@@ -92,17 +73,6 @@ pub(crate) fn record_panic(span: &SpanRef<'_>) {
     span.set_status(Status::error("the handler panicked"));
 }
 
-/// The last two path segments of a type name, generics dropped: `std::io::error::Error` ->
-/// `error::Error`.
-pub(crate) fn short_type_name<E: ?Sized>() -> &'static str {
-    let full = std::any::type_name::<E>();
-    let path = full.split('<').next().unwrap_or(full);
-    match path.rmatch_indices("::").nth(1) {
-        Some((i, _)) => &path[i + 2..],
-        None => path,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,8 +80,5 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(span_name(SEND, "gorax-executions"), "send gorax-executions");
-        assert_eq!(short_type_name::<std::io::Error>(), "error::Error");
-        assert_eq!(short_type_name::<String>(), "string::String");
-        assert_eq!(short_type_name::<u8>(), "u8");
     }
 }

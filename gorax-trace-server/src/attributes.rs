@@ -195,13 +195,9 @@ pub(crate) fn on_response<B: http_body::Body>(
     span.set_attributes(attrs);
 }
 
-/// An inner service error: `error.type` is the error's type name (low cardinality).
-pub(crate) fn on_error<E: std::fmt::Display>(span: &SpanRef<'_>, error: &E) {
-    let type_name = std::any::type_name::<E>();
-    let short = type_name.rsplit("::").next().unwrap_or(type_name);
-    span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, short));
-    span.set_status(opentelemetry::trace::Status::error(error.to_string()));
-}
+/// An inner service error: status Error, `error.type` the error's type name (low cardinality), an
+/// `exception` event.
+pub(crate) use gorax_trace::span::record_error_on as on_error;
 
 /// `host[:port]` or `[v6]:port` from a `Host` header.
 fn split_host_port(value: &str) -> (&str, Option<u16>) {

@@ -20,9 +20,9 @@
 //! ```
 
 use std::borrow::Cow;
-use std::error::Error;
+use std::fmt::Display;
 
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanKind, SpanRef, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, Value};
 
 use crate::SdkTracer;
@@ -111,8 +111,12 @@ pub fn node_attributes(node_id: &str, node_type: &str) -> [KeyValue; 2] {
 /// Records `error` on the span of `cx`: an `exception` event (`exception.type`,
 /// `exception.message`), status Error with the message, and `error.type` set to the error's type
 /// name (low cardinality). Does nothing when the span is not recording.
-pub fn record_error<E: Error + ?Sized>(cx: &Context, error: &E) {
-    let span = cx.span();
+pub fn record_error<E: Display + ?Sized>(cx: &Context, error: &E) {
+    record_error_on(&cx.span(), error)
+}
+
+/// [`record_error`] on a span reference (what adapters hold while a future completes).
+pub fn record_error_on<E: Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
     if !span.is_recording() {
         return;
     }
@@ -186,7 +190,9 @@ pub fn current_span_id() -> Option<String> {
     })
 }
 
-fn short_type_name<E: ?Sized>() -> &'static str {
+/// The last two path segments of a type's name (`std::io::error::Error` -> `error::Error`): a
+/// low-cardinality `error.type`.
+pub fn short_type_name<E: ?Sized>() -> &'static str {
     let full = std::any::type_name::<E>();
     let path = full.split('<').next().unwrap_or(full);
     // The last two path segments: `std::io::error::Error` -> `error::Error`.

@@ -23,6 +23,29 @@ use opentelemetry_sdk::trace::{
 
 use crate::config::Sampler;
 
+/// The value of environment variable `name` that points a test at a real server (a broker, a
+/// collector). Unset or empty: `None`, after a visible `skipped` notice on stderr, so that plain
+/// `cargo test` runs without the servers; under CI (`CI=true`) a missing server is a failure and
+/// this panics.
+pub fn server_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{name} is not set under CI=true: the test script must start this server")
+        }
+        _ => {
+            let test = std::thread::current().name().unwrap_or("test").to_owned();
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped: {name} not set (scripts/test.sh starts the test servers)"
+            );
+            None
+        }
+    }
+}
+
 /// An in-memory tracer provider for tests: spans are exported synchronously when they end.
 ///
 /// It is not installed globally (tests run as threads of one process); pass
