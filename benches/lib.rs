@@ -1,5 +1,5 @@
 //! Shared pieces of the benchmarks: a counting global allocator so that every bench reports
-//! allocations per operation next to its time.
+//! allocations per operation next to its time, and the provider every bench records into.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,4 +41,32 @@ pub fn allocations_per_call(n: u64, mut f: impl FnMut()) -> f64 {
         f();
     }
     (allocations() - before) as f64 / n as f64
+}
+
+/// An exporter that drops what it receives: export cost without the network.
+#[derive(Debug)]
+pub struct DiscardExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for DiscardExporter {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}
+
+/// A provider as a service runs it: `sampler`, the gorax batch processor with default bounds,
+/// exporting to [`DiscardExporter`].
+pub fn provider(
+    sampler: opentelemetry_sdk::trace::Sampler,
+) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_span_processor(gorax_trace::export::BatchProcessor::new(
+            DiscardExporter,
+            &gorax_trace::config::BatchSettings::default(),
+        ))
+        .build()
 }

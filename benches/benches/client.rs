@@ -32,13 +32,10 @@ use axum::Router;
 use axum::routing::post;
 use criterion::{Criterion, criterion_group, criterion_main};
 use gorax_benches::{CountingAlloc, allocations_per_call};
-use gorax_trace::config::BatchSettings;
-use gorax_trace::export::BatchProcessor;
 use gorax_trace_client::ClientTraceMiddleware;
 use opentelemetry::Context;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use reqwest::Url;
 use tokio::runtime::Runtime;
 
@@ -49,20 +46,8 @@ const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
 const BODY: &[u8] = br#"{"workflow_id":"wf-1","input":{"n":1}}"#;
 
-#[derive(Debug)]
-struct Discard;
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch);
-        Ok(())
-    }
-}
-
 fn provider() -> SdkTracerProvider {
-    SdkTracerProvider::builder()
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
-        .with_span_processor(BatchProcessor::new(Discard, &BatchSettings::default()))
-        .build()
+    gorax_benches::provider(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
 }
 
 /// The axum server on its own thread and runtime; returns its address.

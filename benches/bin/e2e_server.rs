@@ -6,21 +6,9 @@
 
 use axum::Router;
 use axum::routing::post;
-use gorax_trace::config::BatchSettings;
-use gorax_trace::export::BatchProcessor;
 use gorax_trace_server::ServerTraceLayer;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
-
-#[derive(Debug)]
-struct Discard;
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        drop(batch);
-        Ok(())
-    }
-}
+use opentelemetry_sdk::trace::Sampler;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,12 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => return Err(format!("unknown mode {mode:?}").into()),
         Some(ratio) => {
             let ratio: f64 = ratio.parse()?;
-            let p = SdkTracerProvider::builder()
-                .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                    ratio,
-                ))))
-                .with_span_processor(BatchProcessor::new(Discard, &BatchSettings::default()))
-                .build();
+            let p = gorax_benches::provider(Sampler::ParentBased(Box::new(
+                Sampler::TraceIdRatioBased(ratio),
+            )));
             let layer = ServerTraceLayer::new().with_tracer(p.tracer("e2e"));
             provider = Some(p);
             routes.layer(layer)
