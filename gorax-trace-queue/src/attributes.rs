@@ -47,6 +47,27 @@ pub(crate) fn message_attributes<T>(
     attrs
 }
 
+/// The attributes of a batch's consumer span: the messaging ones of the first message without
+/// its id and retry count (they differ per message), and `messaging.batch.message_count`.
+pub(crate) fn batch_attributes<T>(system: &str, batch: &[TracedMessage<T>]) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(6);
+    attrs.push(KeyValue::new(semconv::MESSAGING_SYSTEM, system.to_owned()));
+    if let Some(first) = batch.first() {
+        attrs.push(KeyValue::new(
+            semconv::MESSAGING_DESTINATION_NAME,
+            first.queue().to_owned(),
+        ));
+        attrs.push(KeyValue::new(semconv::QUEUE_NAME, first.queue().to_owned()));
+    }
+    attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, PROCESS));
+    attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, PROCESS));
+    attrs.push(KeyValue::new(
+        semconv::MESSAGING_BATCH_MESSAGE_COUNT,
+        batch.len() as i64,
+    ));
+    attrs
+}
+
 /// `messaging.message.id` and the guide's `queue.message_id`.
 pub(crate) fn message_id_attributes(id: &str) -> [KeyValue; 2] {
     [

@@ -11,6 +11,8 @@
 //! - Consumer: [`ConsumerTraceLayer`], a tower layer over a handler `Service<TracedMessage<T>>`,
 //!   records a CONSUMER span `process {queue}` with a link to the creation context and that
 //!   context as parent by default ([`ParentMode`]), and makes it current while the handler runs.
+//!   Over a handler of `Vec<TracedMessage<T>>` it is the batch form: one span for the batch, a
+//!   link per message, `messaging.batch.message_count`.
 //! - Adapters (features): `memory` — an in-process queue ([`memory::channel`]); `redis` — Redis Streams ([`redis::RedisProducer`],
 //!   [`redis::RedisConsumer`]) with `retry_count` from the pending entry's delivery count.
 //!   `sqs` — Amazon SQS ([`sqs::SqsProducer`], [`sqs::SqsConsumer`]) with headers as message

@@ -93,3 +93,54 @@ where
         ConsumerFuture::new(future, cx)
     }
 }
+
+/// The batch form: one CONSUMER span `process {queue}` for the whole batch, with a link to each
+/// message's creation context and `messaging.batch.message_count`. Its parent is the current
+/// context (a batch has no single creation context to continue), whatever the [`ParentMode`].
+impl<S, T> Service<Vec<TracedMessage<T>>> for ConsumerTraceService<S>
+where
+    S: Service<Vec<TracedMessage<T>>>,
+    S::Error: std::fmt::Display,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ConsumerFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, batch: Vec<TracedMessage<T>>) -> Self::Future {
+        let config = &*self.config;
+        let links: Vec<Link> = batch
+            .iter()
+            .map(|msg| extract_context(msg.headers()).span().span_context().clone())
+            .filter(|sc| sc.is_valid())
+            .map(Link::with_context)
+            .collect();
+        let parent = Context::current();
+        let span = config
+            .tracer
+            .span_builder(PROCESS)
+            .with_kind(SpanKind::Consumer)
+            .with_links(links)
+            .start_with_context(&config.tracer, &parent);
+        let cx = parent.with_span(span);
+        let span = cx.span();
+        if span.is_recording() {
+            let system = batch
+                .first()
+                .and_then(TracedMessage::system)
+                .unwrap_or(&config.system);
+            span.set_attributes(attributes::batch_attributes(system, &batch));
+            if let Some(first) = batch.first() {
+                span.update_name(attributes::span_name(PROCESS, first.queue()));
+            }
+        }
+        let future = {
+            let _active = cx.clone().attach();
+            self.inner.call(batch)
+        };
+        ConsumerFuture::new(future, cx)
+    }
+}

@@ -335,3 +335,47 @@ fn run<F: std::future::Future>(future: F) -> F::Output {
         .unwrap()
         .block_on(future)
 }
+
+#[test]
+fn a_batch_is_one_span_with_a_link_per_message() {
+    let t = TestTracing::new();
+    let batch = vec![
+        publish(&t, "a"),
+        publish(&t, "b"),
+        TracedMessage::new(QUEUE, "no context".to_owned()),
+    ];
+    let tracer = t.tracer();
+    let svc = ServiceBuilder::new().layer(layer(&t)).service(service_fn(
+        move |batch: Vec<TracedMessage<String>>| {
+            drop(tracer.start("batch.work"));
+            async move { Ok::<_, Infallible>(batch.len()) }
+        },
+    ));
+    assert_eq!(run(svc.oneshot(batch)).unwrap(), 3);
+
+    let spans = t.spans();
+    let sends = spans.find_all("send gorax-executions");
+    let process = spans.find("process gorax-executions");
+    assert_eq!(process.span_kind, SpanKind::Consumer);
+    let linked: Vec<_> = process
+        .links
+        .links
+        .iter()
+        .map(|l| l.span_context.span_id())
+        .collect();
+    let sent: Vec<_> = sends.iter().map(|s| s.span_context.span_id()).collect();
+    assert_eq!(
+        linked, sent,
+        "one link per message that carried a context, in order"
+    );
+    assert_eq!(
+        process.parent_span_id,
+        opentelemetry::trace::SpanId::INVALID,
+        "a batch has no single parent"
+    );
+    spans.assert_attr(process, semconv::MESSAGING_BATCH_MESSAGE_COUNT, 3_i64);
+    spans.assert_attr(process, semconv::MESSAGING_OPERATION_TYPE, "process");
+    spans.assert_attr(process, semconv::QUEUE_NAME, QUEUE);
+    spans.assert_no_attr(process, semconv::MESSAGING_MESSAGE_ID);
+    spans.assert_child_of("batch.work", "process gorax-executions");
+}
