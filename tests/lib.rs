@@ -92,6 +92,24 @@ pub fn received_http_spans(log: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Serves `app` on 127.0.0.1 (a free port) in the current tokio runtime; returns the address.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
+}
+
+/// The OTLP/HTTP receiver's endpoint and its span log, or `None` (skipped; see [`server_env`]).
+pub fn http_receiver() -> Option<(String, String)> {
+    Some((
+        server_env("GORAX_TEST_OTLP_HTTP_ENDPOINT")?,
+        server_env("GORAX_TEST_OTLP_HTTP_LOG")?,
+    ))
+}
+
 /// Waits (bounded) until `check` holds, polling.
 pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -579,12 +579,22 @@ async fn captures_only_listed_headers() {
     .await;
     let spans = t.spans();
     let span = spans.find("GET /health");
-    let tenant = Spans::attr(span, "http.request.header.x-tenant").unwrap();
+    let tenant = Spans::attr(
+        span,
+        &format!("{}x-tenant", semconv::HTTP_REQUEST_HEADER_PREFIX),
+    )
+    .unwrap();
     assert_eq!(
         tenant,
         &Value::Array(vec![opentelemetry::StringValue::from("t1")].into())
     );
-    assert!(Spans::attr(span, "http.response.header.content-type").is_some());
+    assert!(
+        Spans::attr(
+            span,
+            &format!("{}content-type", semconv::HTTP_RESPONSE_HEADER_PREFIX)
+        )
+        .is_some()
+    );
     assert!(
         span.attributes
             .iter()

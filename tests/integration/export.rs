@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use gorax_tests::{
-    GrpcCollector, global_lock, received_http_spans, server_env, unique, wait_until,
-};
+use gorax_tests::{GrpcCollector, global_lock, received_http_spans, unique, wait_until};
 use gorax_trace::config::{BatchSettings, Protocol, TraceConfig};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 
@@ -39,10 +37,7 @@ fn batch() -> BatchSettings {
 
 #[test]
 fn otlp_http_delivers_a_tree_to_a_real_receiver() {
-    let (Some(endpoint), Some(log)) = (
-        server_env("GORAX_TEST_OTLP_HTTP_ENDPOINT"),
-        server_env("GORAX_TEST_OTLP_HTTP_LOG"),
-    ) else {
+    let Some((endpoint, log)) = gorax_tests::http_receiver() else {
         return;
     };
     let _lock = global_lock();

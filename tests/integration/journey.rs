@@ -1,13 +1,12 @@
 //! The demo's journey end to end: the exact tree, a caller's trace continuing through it, a
 //! service with tracing disabled in the middle, and the same tree over OTLP gRPC and HTTP.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::post;
 use gorax_examples::journey::{self, Journey};
-use gorax_tests::{GrpcCollector, global_lock, received_http_spans, server_env, wait_until};
+use gorax_tests::{GrpcCollector, global_lock, received_http_spans, serve, wait_until};
 use gorax_trace::config::{BatchSettings, Protocol, TraceConfig};
 use gorax_trace::semconv;
 use gorax_trace::testing::{Spans, TestTracing};
@@ -172,13 +171,6 @@ async fn a_callers_trace_continues_through_every_service() {
         SpanKind::Server,
     );
     assert_eq!(server.parent_span_id.to_string(), CALLER_SPAN);
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
 }
 
 fn relay(tracer: gorax_trace::SdkTracer, to: String) -> Router {
@@ -363,10 +355,7 @@ fn the_same_tree_arrives_over_otlp_grpc() {
 
 #[test]
 fn the_same_tree_arrives_over_otlp_http_at_a_real_receiver() {
-    let (Some(endpoint), Some(log)) = (
-        server_env("GORAX_TEST_OTLP_HTTP_ENDPOINT"),
-        server_env("GORAX_TEST_OTLP_HTTP_LOG"),
-    ) else {
+    let Some((endpoint, log)) = gorax_tests::http_receiver() else {
         return;
     };
     let _lock = global_lock();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::{get, post};
-use gorax_tests::global_lock;
+use gorax_tests::{global_lock, serve};
 use gorax_trace::config::{BatchSettings, Protocol, TraceConfig};
 use gorax_trace::propagation::parse_tracestate;
 use gorax_trace_server::ServerTraceLayer;
@@ -25,13 +25,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
 }
 
 /// Resident memory of this process in KiB.

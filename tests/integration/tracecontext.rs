@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::routing::post;
 use gorax_examples::participant::{self, Call};
+use gorax_tests::serve;
 use gorax_trace::config::Sampler;
 use gorax_trace::testing::TestTracing;
 use http::HeaderMap;
@@ -22,13 +23,6 @@ struct Harness {
     echo: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     tracing: TestTracing,
-}
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
 }
 
 async fn harness(sampler: Sampler) -> Harness {
