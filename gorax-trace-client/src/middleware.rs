@@ -380,20 +380,13 @@ fn inject(
     sc: &opentelemetry::trace::SpanContext,
     req: &mut Request,
 ) {
-    let baggage = config.baggage.is_all() || config.baggage.allows(req.url());
-    // A span without a valid context (provider shut down, telemetry suppressed) must not stop
-    // propagation: pass the parent's context on as it is.
-    let cx = match (sc.is_valid(), baggage) {
-        (true, true) => parent.with_remote_span_context(sc.clone()),
-        (true, false) => Context::new().with_remote_span_context(sc.clone()),
-        (false, true) => {
-            propagation::inject(parent, req.headers_mut());
-            return;
-        }
-        (false, false) => {
-            let parent_span = parent.span();
-            Context::new().with_remote_span_context(parent_span.span_context().clone())
-        }
-    };
-    propagation::inject(&cx, req.headers_mut());
+    let baggage = (config.baggage.is_all() || config.baggage.allows(req.url())).then_some(parent);
+    if sc.is_valid() {
+        propagation::inject_span_context(sc, baggage, req.headers_mut());
+    } else {
+        // A span without a valid context (provider shut down, telemetry suppressed) must not
+        // stop propagation: pass the parent's context on as it is.
+        let parent_span = parent.span();
+        propagation::inject_span_context(parent_span.span_context(), baggage, req.headers_mut());
+    }
 }

@@ -282,24 +282,40 @@ pub fn extract_span_context(headers: &HeaderMap) -> Option<SpanContext> {
 /// Injects the span context and baggage of `cx` into HTTP headers, replacing any existing
 /// `traceparent`/`tracestate`/`baggage`. Nothing is written for a context without a valid span.
 pub fn inject(cx: &Context, headers: &mut HeaderMap) {
+    let span = cx.span();
+    inject_span_context(span.span_context(), Some(cx), headers);
+}
+
+/// Injects `span_context` and, when `baggage_of` is given, that context's baggage, without
+/// building a [`Context`] for it (what a client does for the span it just started).
+pub fn inject_span_context(
+    span_context: &SpanContext,
+    baggage_of: Option<&Context>,
+    headers: &mut HeaderMap,
+) {
     let enabled = ENABLED.load(Ordering::Relaxed);
-    if enabled & TRACE_CONTEXT_BIT != 0 {
-        let span = cx.span();
-        let sc = span.span_context();
-        if sc.is_valid() {
-            headers.insert(TRACEPARENT, Traceparent::new(sc).to_header_value());
-            let state = sc.trace_state().header();
-            match HeaderValue::from_str(&state) {
-                Ok(v) if !state.is_empty() => {
-                    headers.insert(TRACESTATE, v);
-                }
-                _ => {
-                    headers.remove(TRACESTATE);
-                }
+    if enabled & TRACE_CONTEXT_BIT != 0 && span_context.is_valid() {
+        headers.insert(
+            TRACEPARENT,
+            Traceparent::new(span_context).to_header_value(),
+        );
+        let state = span_context.trace_state();
+        let value = (*state != TraceState::NONE)
+            .then(|| HeaderValue::from_str(&state.header()).ok())
+            .flatten()
+            .filter(|v| !v.is_empty());
+        match value {
+            Some(v) => {
+                headers.insert(TRACESTATE, v);
+            }
+            None => {
+                headers.remove(TRACESTATE);
             }
         }
     }
-    if enabled & BAGGAGE_BIT != 0 && cx.has_baggage() {
+    if enabled & BAGGAGE_BIT != 0
+        && let Some(cx) = baggage_of.filter(|cx| cx.has_baggage())
+    {
         BaggagePropagator::new()
             .inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
     }
