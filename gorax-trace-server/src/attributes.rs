@@ -10,7 +10,7 @@ use gorax_trace::semconv::{
 use http::{HeaderMap, Method, Request, Response, header};
 use std::sync::Arc;
 
-use opentelemetry::trace::SpanRef;
+use opentelemetry::trace::{Span, SpanRef};
 use opentelemetry::{KeyValue, StringValue};
 
 use crate::layer::Config;
@@ -61,7 +61,7 @@ const X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x
 /// Sets the request attributes and the final span name. `initial_given`: the method and route
 /// were already set when the span started (for the sampler).
 pub(crate) fn on_request<B>(
-    span: &SpanRef<'_>,
+    span: &mut impl Span,
     req: &Request<B>,
     route: Option<&str>,
     config: &Config,

@@ -4,7 +4,7 @@ use std::task::{Context as TaskContext, Poll};
 use gorax_trace::propagation;
 use http::{HeaderValue, Request, Response};
 use opentelemetry::baggage::BaggageExt;
-use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, Span as _, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
@@ -151,11 +151,11 @@ where
         } else {
             caller_context(req.headers(), &config.baggage)
         };
-        let span = builder.start_with_context(&config.tracer, &parent);
-        let cx = parent.with_span(span);
-        let span = cx.span();
+        let mut span = builder.start_with_context(&config.tracer, &parent);
+        // Attributes go on the span itself, before it moves into the context (where every call
+        // would lock its mutex and go through a boxed trait object).
         if span.is_recording() {
-            attributes::on_request(&span, &req, route, config, rules);
+            attributes::on_request(&mut span, &req, route, config, rules);
         }
         let request_id = if config.request_id && !req.headers().contains_key(X_REQUEST_ID) {
             let tp = propagation::Traceparent::new(span.span_context());
@@ -167,6 +167,7 @@ where
         } else {
             None
         };
+        let cx = parent.with_span(span);
         let future = {
             let _active = cx.clone().attach();
             self.inner.call(req)
