@@ -15,10 +15,10 @@ use gorax_trace::config::{ExporterKind, TraceConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    gorax_trace::subscriber::install()?;
     let config = TraceConfig::from_env()?.with_service_name("gorax-demo");
     let exporting = config.exporter() == ExporterKind::Otlp;
     let guard = gorax_trace::init(config)?;
-    gorax_trace::subscriber::install()?;
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let broker = match args.as_slice() {

@@ -188,17 +188,23 @@ pub fn init(config: TraceConfig) -> Result<TraceGuard, InitError> {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    if config.enabled() {
-        tracing::info!(
+    match (config.enabled(), config.exporter(), config.otlp_endpoint()) {
+        (false, _, _) => {
+            tracing::info!("distributed tracing disabled; trace context still propagates")
+        }
+        (true, ExporterKind::Otlp, Some(endpoint)) => tracing::info!(
             service.name = config.service_name(),
-            exporter = %config.exporter(),
-            endpoint = config.otlp_endpoint().unwrap_or("-"),
+            endpoint,
             protocol = %config.protocol(),
             sampler = %config.sampler(),
             "distributed tracing enabled"
-        );
-    } else {
-        tracing::info!("distributed tracing disabled; trace context still propagates");
+        ),
+        (true, exporter, _) => tracing::info!(
+            service.name = config.service_name(),
+            %exporter,
+            sampler = %config.sampler(),
+            "distributed tracing enabled"
+        ),
     }
 
     Ok(TraceGuard {

@@ -7,15 +7,14 @@
 //! outgoing calls made inside them.
 //!
 //! ```no_run
-//! let _guard = gorax_trace::init(gorax_trace::config::TraceConfig::from_env()?)?;
 //! gorax_trace::subscriber::install()?;
+//! let _guard = gorax_trace::init(gorax_trace::config::TraceConfig::from_env()?)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::fmt;
 
 use opentelemetry::trace::TraceContextExt;
-use opentelemetry_sdk::trace::SdkTracer;
 use tracing::{Event, Subscriber};
 use tracing_opentelemetry::OpenTelemetryLayer;
 pub use tracing_subscriber::filter::LevelFilter;
@@ -25,10 +24,13 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::{SubscriberInitExt, TryInitError};
 
-/// The tracing-opentelemetry layer with cheap settings, recording into `tracer`.
-pub fn otel_layer<S>(tracer: SdkTracer) -> OpenTelemetryLayer<S, SdkTracer>
+/// The tracing-opentelemetry layer with cheap settings, recording into `tracer` (an
+/// [`SdkTracer`](crate::SdkTracer), or [`CurrentTracer`]).
+pub fn otel_layer<S, T>(tracer: T) -> OpenTelemetryLayer<S, T>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
+    T: opentelemetry::trace::Tracer + 'static,
+    T::Span: Send + Sync,
 {
     tracing_opentelemetry::layer()
         .with_tracer(tracer)
@@ -49,10 +51,29 @@ where
         .event_format(WithTraceIds(Format::default()))
 }
 
-/// Installs a global `tracing` subscriber: the registry, [`otel_layer`] with
-/// [`tracer`](crate::tracer()), and [`fmt_layer`], for spans and events at `INFO` and above
-/// (libraries' `DEBUG`/`TRACE` spans would otherwise become OpenTelemetry spans too). Call after
-/// [`init`](crate::init()).
+/// A tracer that starts each span with the tracer [`init`](crate::init()) installed at that
+/// moment ([`tracer`](crate::tracer())), so a subscriber built before `init` still records
+/// into the provider `init` sets up. Costs a read lock and a reference count per span.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CurrentTracer;
+
+impl opentelemetry::trace::Tracer for CurrentTracer {
+    type Span = opentelemetry_sdk::trace::Span;
+
+    fn build_with_context(
+        &self,
+        builder: opentelemetry::trace::SpanBuilder,
+        parent_cx: &opentelemetry::Context,
+    ) -> Self::Span {
+        crate::tracer().build_with_context(builder, parent_cx)
+    }
+}
+
+/// Installs a global `tracing` subscriber: the registry, [`otel_layer`] with [`CurrentTracer`],
+/// and [`fmt_layer`], for spans and events at `INFO` and above (libraries' `DEBUG`/`TRACE`
+/// spans would otherwise become OpenTelemetry spans too). Call it before
+/// [`init`](crate::init()) to see `init`'s own log line; spans record into whatever `init`
+/// installed either way.
 pub fn install() -> Result<(), TryInitError> {
     install_with_level(LevelFilter::INFO)
 }
@@ -61,7 +82,7 @@ pub fn install() -> Result<(), TryInitError> {
 pub fn install_with_level(level: LevelFilter) -> Result<(), TryInitError> {
     tracing_subscriber::registry()
         .with(level)
-        .with(otel_layer(crate::tracer()))
+        .with(otel_layer(CurrentTracer))
         .with(fmt_layer())
         .try_init()
 }

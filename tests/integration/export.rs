@@ -80,10 +80,20 @@ fn grpc_round_trip(app_runtime: &tokio::runtime::Runtime) {
         .with_protocol(Protocol::Grpc)
         .with_service_name("gorax-it-grpc")
         .with_batch(batch());
+    // A `tracing` subscriber built before `init` (as `subscriber::install` allows) still
+    // records into the provider `init` installs.
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry().with(gorax_trace::subscriber::otel_layer(
+        gorax_trace::subscriber::CurrentTracer,
+    ));
+    let bridged = unique("bridged");
     // init and the guard's drop run inside the application's runtime, as in a service's main.
     let (parent, child) = app_runtime.block_on(async {
         let guard = gorax_trace::init(config).unwrap();
         let names = make_tree("grpc");
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("bridge", otel.name = bridged.as_str()).in_scope(|| {})
+        });
         drop(guard);
         names
     });
@@ -98,6 +108,7 @@ fn grpc_round_trip(app_runtime: &tokio::runtime::Runtime) {
     assert_eq!(c.trace_id, p.trace_id);
     assert_eq!(c.parent_span_id, p.span_id);
     assert_eq!(c.kind, 3);
+    find(&bridged);
 }
 
 #[test]
