@@ -2,6 +2,7 @@
 //! a real broker in tests. Redelivery works as with a broker: a message whose handler fails goes
 //! back on the queue with `retry_count` one higher, until `max_deliveries`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,14 +41,14 @@ pub fn channel<T>(
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let queue = queue.into();
     let producer = MemoryProducer {
-        tx: tx.clone(),
+        tx,
         tracer: ProducerTracer::new().with_system(SYSTEM),
         queue: queue.clone(),
         next_id: Arc::new(AtomicU64::new(1)),
     };
     let consumer = MemoryConsumer {
         rx,
-        requeue: tx.downgrade(),
+        redeliver: VecDeque::new(),
         max_deliveries: 5,
     };
     (producer, consumer)
@@ -104,8 +105,9 @@ impl<T> MemoryProducer<T> {
 #[derive(Debug)]
 pub struct MemoryConsumer<T> {
     rx: mpsc::Receiver<TracedMessage<T>>,
-    // Weak: the queue closes when the last producer is dropped.
-    requeue: mpsc::WeakSender<TracedMessage<T>>,
+    // Failed messages waiting for their next delivery: kept here, not sent back into the
+    // channel, so that a full channel or dropped producers cannot lose them.
+    redeliver: VecDeque<TracedMessage<T>>,
     max_deliveries: u32,
 }
 
@@ -116,9 +118,13 @@ impl<T> MemoryConsumer<T> {
         self
     }
 
-    /// The next message; `None` when every producer is gone and the queue is empty.
+    /// The next message (a redelivery first); `None` when every producer is gone and nothing is
+    /// left to deliver.
     pub async fn receive(&mut self) -> Option<TracedMessage<T>> {
-        self.rx.recv().await
+        match self.redeliver.pop_front() {
+            Some(msg) => Some(msg),
+            None => self.rx.recv().await,
+        }
     }
 }
 
@@ -132,22 +138,21 @@ impl<T: Clone> MemoryConsumer<T> {
     where
         S: Service<TracedMessage<T>>,
     {
-        let msg = self.receive().await?;
-        let retry = msg.clone();
+        // Ready before receiving: a service that cannot take work must not cost a message.
         if std::future::poll_fn(|cx| service.poll_ready(cx))
             .await
             .is_err()
         {
             return Some(false);
         }
+        let msg = self.receive().await?;
+        let retry = msg.clone();
         match service.call(msg).await {
             Ok(_) => Some(true),
             Err(_) => {
                 let next = retry.retry_count() + 1;
-                if next < self.max_deliveries
-                    && let Some(tx) = self.requeue.upgrade()
-                {
-                    let _ = tx.try_send(retry.with_retry_count(next));
+                if next < self.max_deliveries {
+                    self.redeliver.push_back(retry.with_retry_count(next));
                 }
                 Some(false)
             }
@@ -207,6 +212,33 @@ mod tests {
             spans.assert_attr(process, semconv::RETRY_COUNT, retry as i64);
             spans.assert_attr(process, semconv::QUEUE_MESSAGE_ID, "1");
         }
+    }
+
+    #[tokio::test]
+    async fn a_failed_message_survives_dropped_producers_and_a_full_channel() {
+        let (producer, mut consumer) = channel::<u32>("jobs", 1);
+        producer.send(1).await.unwrap();
+        // The handler fills the channel, then fails: the retry must not need channel room.
+        let refill = producer.clone();
+        let mut fill_then_fail = tower::service_fn(move |_m: TracedMessage<u32>| {
+            let refill = refill.clone();
+            async move {
+                refill.send(2).await.unwrap();
+                Err::<(), _>("no")
+            }
+        });
+        assert_eq!(consumer.process(&mut fill_then_fail).await, Some(false));
+        drop(fill_then_fail);
+        drop(producer);
+        let first = consumer.receive().await.unwrap();
+        assert_eq!(
+            (*first.payload(), first.retry_count()),
+            (1, 1),
+            "redelivered first"
+        );
+        let second = consumer.receive().await.unwrap();
+        assert_eq!((*second.payload(), second.retry_count()), (2, 0));
+        assert!(consumer.receive().await.is_none());
     }
 
     #[tokio::test]

@@ -34,7 +34,6 @@ pub struct ProcessReport {
 ///
 /// It owns a dedicated connection (a blocking `XREADGROUP` would hold up other commands on a
 /// shared one).
-#[derive(Clone)]
 pub struct RedisConsumer {
     conn: MultiplexedConnection,
     stream: String,

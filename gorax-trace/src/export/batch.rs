@@ -100,7 +100,8 @@ impl BatchProcessor {
             exporter,
             shared: shared.clone(),
             health: health.clone(),
-            delay: settings.scheduled_delay,
+            // A zero delay would make the thread spin: one millisecond at least.
+            delay: settings.scheduled_delay.max(Duration::from_millis(1)),
             failing: false,
         };
         let handle = std::thread::Builder::new()
@@ -208,6 +209,8 @@ struct Worker<E> {
 
 impl<E: SpanExporter> Worker<E> {
     fn run(mut self) {
+        // Whatever exporting does (HTTP client, gRPC) must not itself be traced into this queue.
+        let _suppressed = Context::enter_telemetry_suppressed_scope();
         let mut deadline = Instant::now() + self.delay;
         loop {
             let (spans, controls, closed) = {
@@ -229,10 +232,15 @@ impl<E: SpanExporter> Worker<E> {
                 }
                 // One batch at a time (memory: the queue plus one batch), everything before a
                 // flush or shutdown.
-                let n = if queue.control.is_empty() && !queue.closed {
-                    queue.spans.len().min(self.shared.max_batch)
-                } else {
+                let drain_all = queue.closed
+                    || queue
+                        .control
+                        .iter()
+                        .any(|c| !matches!(c, Control::Resource(_)));
+                let n = if drain_all {
                     queue.spans.len()
+                } else {
+                    queue.spans.len().min(self.shared.max_batch)
                 };
                 let spans: Vec<SpanData> = queue.spans.drain(..n).collect();
                 let controls = std::mem::take(&mut queue.control);
@@ -265,14 +273,24 @@ impl<E: SpanExporter> Worker<E> {
         }
     }
 
-    /// Refuses new spans and exports the ones that arrived meanwhile.
+    /// Refuses new spans and exports the ones that arrived meanwhile; a flush or shutdown that
+    /// raced in is answered now instead of waiting for its timeout.
     fn close(&mut self) {
-        let rest = {
+        let (rest, late) = {
             let mut queue = self.shared.lock();
             queue.closed = true;
-            queue.spans.drain(..).collect()
+            let rest: Vec<SpanData> = queue.spans.drain(..).collect();
+            (rest, std::mem::take(&mut queue.control))
         };
         self.export(rest);
+        for control in late {
+            match control {
+                Control::Flush(reply) | Control::Shutdown(_, reply) => {
+                    let _ = reply.send(Err(OTelSdkError::AlreadyShutdown));
+                }
+                Control::Resource(_) => {}
+            }
+        }
     }
 
     fn export(&mut self, mut spans: Vec<SpanData>) {
@@ -352,13 +370,12 @@ mod tests {
             .with_span_processor(processor)
             .build();
         let tracer = provider.tracer("t");
-        // The worker takes span 1 and blocks in export; 4 more fill the queue (one slot may
-        // still hold the provider's resource message); the rest drop.
+        // The worker takes span 1 and blocks in export; 4 more fill the queue; the rest drop.
         for _ in 0..20 {
             tracer.in_span("s", |_| {});
         }
         let dropped = health.snapshot().spans_dropped;
-        assert!((15..=17).contains(&dropped), "dropped {dropped}");
+        assert!((15..=16).contains(&dropped), "dropped {dropped}");
         // Release the worker for each queued span.
         let exported_expected = 20 - dropped;
         for _ in 0..exported_expected {
@@ -414,6 +431,23 @@ mod tests {
         processor.shutdown().unwrap();
         processor.on_end(finished_span());
         assert_eq!(health.snapshot().spans_dropped, 1);
+    }
+
+    #[test]
+    fn zero_delay_does_not_spin() {
+        let exporter = InMemorySpanExporter::default();
+        let mut s = settings(16, 8);
+        s.scheduled_delay = Duration::ZERO;
+        let processor = BatchProcessor::new(exporter.clone(), &s);
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        provider.tracer("t").in_span("soon", |_| {});
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while exporter.get_finished_spans().unwrap().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(exporter.get_finished_spans().unwrap().len(), 1);
     }
 
     #[test]
