@@ -24,16 +24,7 @@ pub fn global_lock() -> MutexGuard<'static, ()> {
 
 pub use gorax_trace::testing::server_env;
 
-/// A unique suffix for names in this process.
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use gorax_trace::testing::unique_name as unique;
 
 /// An in-process OTLP/gRPC collector on 127.0.0.1 that keeps every span it receives.
 #[derive(Debug, Clone, Default)]

@@ -3,7 +3,6 @@
 #![cfg(feature = "redis")]
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,14 +19,8 @@ fn redis_url(_test: &str) -> Option<String> {
     gorax_trace::testing::server_env("GORAX_TEST_REDIS_URL")
 }
 
-/// A stream name no other test (or test process) uses.
 fn unique_stream(test: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "gorax-test-{test}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    gorax_trace::testing::unique_name(&format!("gorax-test-{test}"))
 }
 
 struct Setup {

@@ -5,7 +5,6 @@
 #![cfg(feature = "sqs")]
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,14 +36,8 @@ fn env_or(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-/// A queue name no other test (or test process) uses.
 fn unique_queue(test: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "gorax-test-{test}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    gorax_trace::testing::unique_name(&format!("gorax-test-{test}"))
 }
 
 struct Setup {

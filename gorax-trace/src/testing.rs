@@ -46,6 +46,18 @@ pub fn server_env(name: &str) -> Option<String> {
     }
 }
 
+/// A name no other test of this process, nor another test process, uses (for streams, queues,
+/// span names on a shared receiver): `{prefix}-{pid}-{counter}`.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// An in-memory tracer provider for tests: spans are exported synchronously when they end.
 ///
 /// It is not installed globally (tests run as threads of one process); pass
