@@ -66,7 +66,7 @@ pub fn provider(
         .with_sampler(sampler)
         .with_span_processor(gorax_trace::export::BatchProcessor::new(
             DiscardExporter,
-            &gorax_trace::config::BatchSettings::default(),
+            &gorax_trace::export::BatchSettings::default(),
         ))
         .build()
 }

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     gorax_trace::subscriber::install()?;
     let config = TraceConfig::from_env()?.with_service_name("gorax-demo");
     let exporting = config.exporter() == ExporterKind::Otlp;
-    let guard = gorax_trace::init(config)?;
+    let telemetry = gorax_trace::init(config)?;
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let broker = match args.as_slice() {
@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         [flag, url] if flag == "--redis" => journey::Broker::Redis(url.clone()),
         _ => return Err(format!("usage: demo [--redis URL] (got {args:?})").into()),
     };
-    let mut services = journey::start_with(gorax_trace::tracer(), &broker).await?;
+    let mut services = journey::start_with(telemetry.tracer().clone(), &broker).await?;
     let body = journey::execute_workflow(services.api, "wf-42").await?;
     tracing::info!(%body, "API answered");
     let processed = tokio::time::timeout(Duration::from_secs(10), services.processed.recv())
@@ -35,9 +35,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(execution = %processed.execution_id, "worker processed the execution");
     drop(services);
 
-    // Dropping the guard flushes: the console exporter prints the trace tree (or the OTLP
-    // exporter sends it to the collector).
-    drop(guard);
+    // Shutting down flushes: the console exporter prints the trace tree (or the OTLP exporter
+    // sends it to the collector). Inside async main, as users write it.
+    telemetry.shutdown()?;
     if exporting {
         eprintln!("trace exported over OTLP; open your collector's UI (e.g. Jaeger on :16686)");
     }

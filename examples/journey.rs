@@ -144,7 +144,7 @@ async fn broker(broker: &Broker, tracer: &SdkTracer) -> std::io::Result<(Produce
 }
 
 /// Starts the downstream service, the API and the worker on 127.0.0.1 with the in-process
-/// queue, all recording with `tracer` (pass [`gorax_trace::tracer()`] after `init`, or a test
+/// queue, all recording with `tracer` (pass `telemetry.tracer().clone()` after `init`, or a test
 /// provider's tracer).
 pub async fn start(tracer: SdkTracer) -> std::io::Result<Journey> {
     start_with(tracer, &Broker::Memory).await

@@ -3,3 +3,8 @@
 
 pub mod journey;
 pub mod participant;
+
+/// The README's "Use it" block, compiled as a doc test so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

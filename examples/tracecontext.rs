@@ -23,8 +23,10 @@ fn port() -> Result<u16, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = port()?;
     let config = TraceConfig::from_env()?.with_service_name("gorax-tracecontext");
-    let _guard = gorax_trace::init(config)?;
-    let app = gorax_examples::participant::router(gorax_trace::tracer());
+    let _telemetry = gorax_trace::init(config)?;
+    let app = gorax_examples::participant::router(
+        gorax_trace::TelemetryHandle::installed().tracer().clone(),
+    );
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     eprintln!(
         "trace-context participant listening on {}",

@@ -14,8 +14,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-/// Serializes tests that call `gorax_trace::init` (it installs globals; tests are threads of one
-/// process).
+/// Serializes tests that call `gorax_trace::init`. Adapters no longer read hidden globals (each
+/// test may build its own `Telemetry` or test handle and pass it), but `init` still installs the
+/// one process-wide handle and the OpenTelemetry global provider, which default-built adapters
+/// and the `span` helpers read: two such tests at once would record into each other's provider.
 pub fn global_lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock()

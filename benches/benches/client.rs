@@ -96,7 +96,7 @@ struct Variant {
 fn caller(traceparent: &str) -> Context {
     let mut headers = http::HeaderMap::new();
     headers.insert("traceparent", traceparent.parse().unwrap());
-    gorax_trace::propagation::extract(&headers)
+    gorax_trace::propagation::Propagators::W3C.extract(&headers)
 }
 
 fn send(rt: &Runtime, v: &Variant, url: &Url) {

@@ -29,13 +29,13 @@ fn headers() -> HeaderMap {
 fn bench(c: &mut Criterion) {
     let h = headers();
     let sdk = TraceContextPropagator::new();
-    let cx = gorax_trace::propagation::extract(&h);
+    let cx = gorax_trace::propagation::Propagators::W3C.extract(&h);
 
     let report = [
         (
             "extract/gorax",
             allocations_per_call(10_000, || {
-                black_box(gorax_trace::propagation::extract(black_box(&h)));
+                black_box(gorax_trace::propagation::Propagators::W3C.extract(black_box(&h)));
             }),
         ),
         (
@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
             "inject/gorax",
             allocations_per_call(10_000, || {
                 let mut out = HeaderMap::with_capacity(4);
-                gorax_trace::propagation::inject(black_box(&cx), &mut out);
+                gorax_trace::propagation::Propagators::W3C.inject(black_box(&cx), &mut out);
                 black_box(out);
             }),
         ),
@@ -69,7 +69,7 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("traceparent");
     g.bench_function("extract/gorax", |b| {
-        b.iter(|| gorax_trace::propagation::extract(black_box(&h)))
+        b.iter(|| gorax_trace::propagation::Propagators::W3C.extract(black_box(&h)))
     });
     g.bench_function("extract/sdk", |b| {
         b.iter(|| sdk.extract_with_context(&Context::new(), &HeaderExtractor(black_box(&h))))
@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("inject/gorax", |b| {
         b.iter(|| {
             let mut out = HeaderMap::with_capacity(4);
-            gorax_trace::propagation::inject(black_box(&cx), &mut out);
+            gorax_trace::propagation::Propagators::W3C.inject(black_box(&cx), &mut out);
             out
         })
     });

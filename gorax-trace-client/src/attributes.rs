@@ -1,11 +1,12 @@
 //! Request and response attributes of the client span (stable HTTP semantic conventions, plus
 //! the legacy names in dup mode). Only called when the span is recording.
 
-use gorax_trace::semconv::{
-    self, http_method as method_name, legacy, network_protocol_version as protocol_version,
-    redact_query,
+use gorax_trace::httpconv::{
+    ResponseHead, has_sensitive_key, method as method_name, protocol_version, redact_query,
+    span_name,
 };
-use opentelemetry::trace::{Span, Status};
+use gorax_trace::semconv::{self, legacy};
+use opentelemetry::trace::{Span, SpanRef, Status};
 use opentelemetry::{KeyValue, Value};
 use reqwest::{Request, Response, Url};
 
@@ -18,12 +19,7 @@ pub(crate) fn url_full(url: &Url, sensitive: &[String]) -> String {
     let has_userinfo = !url.username().is_empty() || url.password().is_some();
     let redacted = url
         .query()
-        .filter(|q| {
-            q.split('&').any(|pair| {
-                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-                sensitive.iter().any(|s| s == key)
-            })
-        })
+        .filter(|q| has_sensitive_key(q, sensitive))
         .map(|q| redact_query(q, sensitive));
     if !has_userinfo && redacted.is_none() {
         return url.as_str().to_owned();
@@ -46,6 +42,7 @@ pub(crate) fn on_request(
     template: Option<&UrlTemplate>,
     resend_count: u32,
     config: &Config,
+    dup: bool,
 ) {
     let (method, known) = method_name(req.method());
     let url = req.url();
@@ -74,7 +71,7 @@ pub(crate) fn on_request(
             i64::from(resend_count),
         ));
     }
-    if config.dup {
+    if dup {
         attrs.push(KeyValue::new(
             legacy::HTTP_METHOD,
             req.method().as_str().to_owned(),
@@ -83,13 +80,12 @@ pub(crate) fn on_request(
     }
     span.set_attributes(attrs);
     if let Some(template) = template {
-        let name = if known { method } else { "HTTP" };
-        span.update_name(format!("{name} {}", template.as_str()));
+        span.update_name(span_name(req.method(), Some(template.as_str())));
     }
 }
 
 /// Sets the response attributes and the status (4xx and 5xx are errors on a client span).
-pub(crate) fn on_response(span: &mut impl Span, res: &Response, config: &Config) {
+pub(crate) fn on_response(span: &SpanRef<'_>, res: &Response, config: &Config, dup: bool) {
     let status = res.status();
     let code = i64::from(status.as_u16());
     let mut attrs = Vec::with_capacity(4);
@@ -98,21 +94,21 @@ pub(crate) fn on_response(span: &mut impl Span, res: &Response, config: &Config)
         semconv::NETWORK_PROTOCOL_VERSION,
         protocol_version(res.version()),
     ));
-    if config.dup {
+    if dup {
         attrs.push(KeyValue::new(legacy::HTTP_STATUS_CODE, code));
     }
-    if status.is_client_error() || status.is_server_error() {
-        attrs.push(KeyValue::new(
-            semconv::ERROR_TYPE,
-            status.as_str().to_owned(),
-        ));
+    if let Some(error_type) = config
+        .classify
+        .classify(&ResponseHead::new(status, res.headers()))
+    {
+        attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type));
         span.set_status(Status::error(""));
     }
     span.set_attributes(attrs);
 }
 
 /// A request that got no response: `error.type` is a low-cardinality class of the error.
-pub(crate) fn on_error(span: &mut impl Span, error: &reqwest_middleware::Error) {
+pub(crate) fn on_error(span: &SpanRef<'_>, error: &reqwest_middleware::Error) {
     span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type(error)));
     span.set_status(Status::error(error.to_string()));
 }
@@ -153,7 +149,7 @@ mod tests {
     use super::*;
 
     fn keys() -> Vec<String> {
-        gorax_trace::semconv::DEFAULT_REDACTED_QUERY_KEYS
+        gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS
             .iter()
             .map(|k| (*k).to_owned())
             .collect()

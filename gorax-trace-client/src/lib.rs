@@ -15,8 +15,8 @@
 //!   with a low-cardinality `error.type`.
 //! - **Retries**: with reqwest-retry's middleware placed *before* this one, each attempt is its own
 //!   span and the second and later carry `http.request.resend_count`.
-//! - **Other clients**: [`InjectContext`] writes the context into an `http::Request`, a
-//!   `HeaderMap` or a `reqwest::Request`.
+//! - **Other clients**: [`gorax_trace::TelemetryHandle::inject`] (or `Propagators::inject`) writes a context into any
+//!   `HeaderMap` (`request.headers_mut()` of an `http::Request` or a `reqwest::Request`).
 //!
 //! ```no_run
 //! use gorax_trace_client::{ClientTraceMiddleware, NoPropagation, PropagationPolicy, UrlTemplate};
@@ -32,7 +32,7 @@
 //!     .with(
 //!         ClientTraceMiddleware::new()
 //!             // Baggage (tenant ids, tokens) only to our own services.
-//!             .with_baggage_policy(PropagationPolicy::hosts(["*.gorax.internal"])),
+//!             .with_baggage_hosts(PropagationPolicy::hosts(["*.gorax.internal"])),
 //!     )
 //!     .build();
 //!
@@ -54,10 +54,9 @@
 //! ```
 
 mod attributes;
-mod inject;
 mod middleware;
 
-pub use inject::InjectContext;
+pub use gorax_trace::propagation::BaggagePolicy;
 pub use middleware::{ClientTraceMiddleware, NoPropagation, PropagationPolicy, UrlTemplate};
 
 #[allow(dead_code)]

@@ -1,9 +1,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use gorax_trace::SdkTracer;
-use gorax_trace::config::HttpSemconv;
-use gorax_trace::propagation;
+use gorax_trace::httpconv::{
+    ClassifyFailure, ClientErrors, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse,
+};
+use gorax_trace::propagation::{BaggagePolicy, Propagators};
+use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
 use http::Extensions;
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _};
@@ -64,7 +66,7 @@ pub struct NoPropagation;
 
 /// Which hosts receive the trace context (see
 /// [`ClientTraceMiddleware::with_propagation_policy`]) or the baggage (see
-/// [`ClientTraceMiddleware::with_baggage_policy`]).
+/// [`ClientTraceMiddleware::with_baggage_hosts`]).
 ///
 /// ```
 /// use gorax_trace_client::PropagationPolicy;
@@ -181,12 +183,18 @@ fn count_failure(extensions: &mut Extensions, result: &reqwest_middleware::Resul
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Config {
-    pub(crate) tracer: SdkTracer,
-    pub(crate) dup: bool,
+    pub(crate) binding: Binding,
+    /// Set by `with_http_semconv`; otherwise the handle's mode.
+    pub(crate) semconv: Option<HttpSemconv>,
     pub(crate) redact: Vec<String>,
     pub(crate) propagation: PropagationPolicy,
-    pub(crate) baggage: PropagationPolicy,
+    pub(crate) baggage_hosts: PropagationPolicy,
+    pub(crate) baggage: BaggagePolicy,
+    pub(crate) classify: Arc<dyn ClassifyFailure>,
+    pub(crate) on_request: Arc<dyn OnRequest<Request>>,
+    pub(crate) on_response: Arc<dyn OnResponse<Response>>,
 }
 
 /// A [reqwest-middleware](reqwest_middleware) [`Middleware`] that records one OpenTelemetry
@@ -221,11 +229,14 @@ pub(crate) struct Config {
 ///   not part of the span. A dropped (cancelled) request ends its span when it is dropped.
 ///
 /// Defaults (each changed by a `with_*` method):
-/// - tracer: [`gorax_trace::tracer()`] at the time the middleware is built;
-/// - HTTP conventions: the process-wide mode ([`gorax_trace::semconv::http_semconv`]);
-/// - query values of [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::semconv::DEFAULT_REDACTED_QUERY_KEYS)
-///   redacted in `url.full`;
-/// - trace context and baggage sent to every host ([`PropagationPolicy::all`]).
+/// - telemetry: the [installed](gorax_trace::Telemetry::install) handle, resolved per request
+///   (so the middleware may be built before [`gorax_trace::init`]);
+///   [`with_telemetry`](Self::with_telemetry) fixes one;
+/// - HTTP conventions and propagators: the handle's;
+/// - query values of [`DEFAULT_REDACTED_QUERY_KEYS`] redacted in `url.full`;
+/// - failures: 4xx and 5xx ([`ClientErrors`]);
+/// - trace context and baggage sent to every host ([`PropagationPolicy::all`]), all baggage
+///   keys ([`BaggagePolicy::Keep`]).
 ///
 /// ```
 /// use gorax_trace_client::{ClientTraceMiddleware, PropagationPolicy};
@@ -233,11 +244,12 @@ pub(crate) struct Config {
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 ///     .with(
 ///         ClientTraceMiddleware::new()
-///             .with_baggage_policy(PropagationPolicy::hosts(["*.gorax.internal"])),
+///             .with_baggage_hosts(PropagationPolicy::hosts(["*.gorax.internal"])),
 ///     )
 ///     .build();
 /// # drop(client);
 /// ```
+#[derive(Clone)]
 pub struct ClientTraceMiddleware {
     config: Config,
 }
@@ -246,26 +258,13 @@ impl std::fmt::Debug for ClientTraceMiddleware {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let c = &self.config;
         f.debug_struct("ClientTraceMiddleware")
-            .field("dup", &c.dup)
+            .field("binding", &c.binding)
+            .field("semconv", &c.semconv)
             .field("redact", &c.redact)
             .field("propagation", &c.propagation)
+            .field("baggage_hosts", &c.baggage_hosts)
             .field("baggage", &c.baggage)
             .finish_non_exhaustive()
-    }
-}
-
-impl Clone for ClientTraceMiddleware {
-    fn clone(&self) -> Self {
-        let c = &self.config;
-        Self {
-            config: Config {
-                tracer: c.tracer.clone(),
-                dup: c.dup,
-                redact: c.redact.clone(),
-                propagation: c.propagation.clone(),
-                baggage: c.baggage.clone(),
-            },
-        }
     }
 }
 
@@ -280,27 +279,62 @@ impl ClientTraceMiddleware {
     pub fn new() -> Self {
         Self {
             config: Config {
-                tracer: gorax_trace::tracer(),
-                dup: matches!(gorax_trace::semconv::http_semconv(), HttpSemconv::Dup),
-                redact: gorax_trace::semconv::DEFAULT_REDACTED_QUERY_KEYS
+                binding: Binding::installed(),
+                semconv: None,
+                redact: DEFAULT_REDACTED_QUERY_KEYS
                     .iter()
                     .map(|k| (*k).to_owned())
                     .collect(),
                 propagation: PropagationPolicy::all(),
-                baggage: PropagationPolicy::all(),
+                baggage_hosts: PropagationPolicy::all(),
+                baggage: BaggagePolicy::Keep,
+                classify: Arc::new(ClientErrors),
+                on_request: Arc::new(()),
+                on_response: Arc::new(()),
             },
         }
     }
 
-    /// Records spans with this tracer (e.g. from a test provider).
-    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
-        self.config.tracer = tracer;
+    /// Records with this handle (a [`Telemetry`](gorax_trace::Telemetry) or a
+    /// [`TelemetryHandle`]) instead of the installed one.
+    pub fn with_telemetry(mut self, telemetry: impl Into<TelemetryHandle>) -> Self {
+        self.config.binding = Binding::fixed(telemetry);
         self
     }
 
-    /// Chooses the HTTP attribute names: stable only, or stable plus legacy (`http/dup`).
+    /// Records with this tracer (e.g. of a test provider) and default settings: a shortcut for
+    /// [`with_telemetry`](Self::with_telemetry).
+    pub fn with_tracer(self, tracer: SdkTracer) -> Self {
+        self.with_telemetry(TelemetryHandle::new(
+            tracer,
+            Settings::default(),
+            Default::default(),
+        ))
+    }
+
+    /// Chooses the HTTP attribute names (stable only, or stable plus legacy with
+    /// [`HttpSemconv::Dup`]) instead of the handle's mode.
     pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
-        self.config.dup = matches!(mode, HttpSemconv::Dup);
+        self.config.semconv = Some(mode);
+        self
+    }
+
+    /// Decides which responses fail the span (default [`ClientErrors`]: 4xx and 5xx).
+    pub fn with_failure_classifier(mut self, classify: impl ClassifyFailure) -> Self {
+        self.config.classify = Arc::new(classify);
+        self
+    }
+
+    /// Calls `hook` with the request and the span after the request attributes are set (to add
+    /// attributes or rename the span; `()` means none).
+    pub fn on_request(mut self, hook: impl OnRequest<Request>) -> Self {
+        self.config.on_request = Arc::new(hook);
+        self
+    }
+
+    /// Calls `hook` with the response and the span before the span ends.
+    pub fn on_response(mut self, hook: impl OnResponse<Response>) -> Self {
+        self.config.on_response = Arc::new(hook);
         self
     }
 
@@ -325,7 +359,14 @@ impl ClientTraceMiddleware {
     /// Which hosts receive `baggage` (default: all), among those the propagation policy allows.
     /// Other hosts get `traceparent` and `tracestate` only, so a value in baggage (a tenant id, a
     /// token) never leaves for a third-party API.
-    pub fn with_baggage_policy(mut self, policy: PropagationPolicy) -> Self {
+    pub fn with_baggage_hosts(mut self, policy: PropagationPolicy) -> Self {
+        self.config.baggage_hosts = policy;
+        self
+    }
+
+    /// Which baggage keys outgoing requests carry (default: [`BaggagePolicy::Keep`]); the same
+    /// policy type as the server layer's.
+    pub fn with_baggage_policy(mut self, policy: BaggagePolicy) -> Self {
         self.config.baggage = policy;
         self
     }
@@ -340,31 +381,49 @@ impl Middleware for ClientTraceMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let config = &self.config;
+        let telemetry = config.binding.get();
+        let tracer = telemetry.tracer();
+        let dup = config
+            .semconv
+            .unwrap_or(telemetry.http_semconv())
+            .emits_legacy();
         let resend_count = resend_count(extensions);
         let propagate =
             extensions.get::<NoPropagation>().is_none() && config.propagation.allows(req.url());
-        let (method, known) = gorax_trace::semconv::http_method(req.method());
-        let mut span = Context::map_current(|parent| {
-            let span = config
-                .tracer
+        let (method, known) = gorax_trace::httpconv::method(req.method());
+        let (mut span, hook_cx) = Context::map_current(|parent| {
+            let span = tracer
                 .span_builder(if known { method } else { "HTTP" })
                 .with_kind(SpanKind::Client)
-                .start_with_context(&config.tracer, parent);
+                .start_with_context(tracer, parent);
             if propagate {
-                inject(config, parent, span.span_context(), &mut req);
+                inject(
+                    config,
+                    telemetry.propagators(),
+                    parent,
+                    span.span_context(),
+                    &mut req,
+                );
             }
-            span
+            (span, parent.clone())
         });
         if span.is_recording() {
             let template = extensions.get::<UrlTemplate>();
-            attributes::on_request(&mut span, &req, template, resend_count, config);
+            attributes::on_request(&mut span, &req, template, resend_count, config, dup);
         }
+        // Hooks see the span through a context (the SDK span is moved in and taken back out).
+        let cx = hook_cx.with_span(span);
+        config.on_request.on_request(&req, &cx.span());
         let result = next.run(req, extensions).await;
         count_failure(extensions, &result);
+        if let Ok(res) = &result {
+            config.on_response.on_response(res, &cx.span());
+        }
+        let span = cx.span();
         if span.is_recording() {
             match &result {
-                Ok(res) => attributes::on_response(&mut span, res, config),
-                Err(err) => attributes::on_error(&mut span, err),
+                Ok(res) => attributes::on_response(&span, res, config, dup),
+                Err(err) => attributes::on_error(&span, err),
             }
             span.end();
         }
@@ -376,17 +435,29 @@ impl Middleware for ClientTraceMiddleware {
 /// Writes the context of the client span (`sc`, child of `parent`) to the request.
 fn inject(
     config: &Config,
+    propagators: Propagators,
     parent: &Context,
     sc: &opentelemetry::trace::SpanContext,
     req: &mut Request,
 ) {
-    let baggage = (config.baggage.is_all() || config.baggage.allows(req.url())).then_some(parent);
+    let send_baggage = propagators.baggage
+        && !config.baggage.drops_all()
+        && (config.baggage_hosts.is_all() || config.baggage_hosts.allows(req.url()));
+    let filtered;
+    let baggage = match (&config.baggage, send_baggage) {
+        (_, false) => None,
+        (BaggagePolicy::Keep, true) => Some(parent),
+        (policy, true) => {
+            filtered = policy.apply(parent.clone());
+            Some(&filtered)
+        }
+    };
     if sc.is_valid() {
-        propagation::inject_span_context(sc, baggage, req.headers_mut());
+        propagators.inject_span_context(sc, baggage, req.headers_mut());
     } else {
         // A span without a valid context (provider shut down, telemetry suppressed) must not
         // stop propagation: pass the parent's context on as it is.
         let parent_span = parent.span();
-        propagation::inject_span_context(parent_span.span_context(), baggage, req.headers_mut());
+        propagators.inject_span_context(parent_span.span_context(), baggage, req.headers_mut());
     }
 }

@@ -9,8 +9,9 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{any, get};
-use gorax_trace::config::{HttpSemconv, Sampler};
-use gorax_trace::propagation::{self, parse_traceparent};
+use gorax_trace::httpconv::HttpSemconv;
+use gorax_trace::propagation::parse_traceparent;
+use gorax_trace::sampling::Sampler;
 use gorax_trace::semconv::{self, legacy};
 use gorax_trace::testing::{Spans, TestTracing};
 use opentelemetry::trace::{
@@ -22,7 +23,8 @@ use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_retry::RetryTransientMiddleware;
 use reqwest_retry::policies::ExponentialBackoff;
 
-use crate::{ClientTraceMiddleware, InjectContext, NoPropagation, PropagationPolicy, UrlTemplate};
+use crate::{ClientTraceMiddleware, NoPropagation, PropagationPolicy, UrlTemplate};
+use gorax_trace::TelemetryHandle;
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -146,7 +148,7 @@ fn caller(headers: &[(&str, &str)]) -> Context {
             v.parse().unwrap(),
         );
     }
-    propagation::extract(&map)
+    gorax_trace::propagation::Propagators::W3C.extract(&map)
 }
 
 fn by_span_id<'a>(spans: &'a Spans, sc: &SpanContext) -> &'a SpanData {
@@ -354,7 +356,7 @@ async fn host_policy_decides_who_receives_context_and_baggage() {
     // Baggage only to the allow-listed hosts; trace context everywhere.
     let t = TestTracing::new();
     let no_baggage = traced_client(
-        traced(&t).with_baggage_policy(PropagationPolicy::hosts(["*.gorax.internal"])),
+        traced(&t).with_baggage_hosts(PropagationPolicy::hosts(["*.gorax.internal"])),
     );
     let got = send(no_baggage.get(&url), &cx).await;
     let tp = got.traceparent();
@@ -549,23 +551,23 @@ async fn templates_dup_mode_redaction_and_unknown_methods() {
 fn inject_helpers_write_the_given_or_current_context() {
     let cx = caller(&[("traceparent", TP), ("baggage", "k=v")]);
     let mut headers = http::HeaderMap::new();
-    headers.inject_context(&cx);
+    TelemetryHandle::installed().inject(&cx, &mut headers);
     assert_eq!(headers["traceparent"], TP);
     assert_eq!(headers["baggage"], "k=v");
 
     let mut req = reqwest::Request::new(reqwest::Method::GET, "http://127.0.0.1/".parse().unwrap());
     {
         let _active = cx.clone().attach();
-        req.inject_current_context();
+        TelemetryHandle::installed().inject_current(req.headers_mut());
     }
     assert_eq!(req.headers()["traceparent"], TP);
 
-    let mut builder = http::Request::builder().uri("/");
-    builder.inject_context(&cx);
-    assert_eq!(builder.body(()).unwrap().headers()["traceparent"], TP);
+    let mut request = http::Request::builder().uri("/").body(()).unwrap();
+    TelemetryHandle::installed().inject(&cx, request.headers_mut());
+    assert_eq!(request.headers()["traceparent"], TP);
 
     let mut empty = http::HeaderMap::new();
-    empty.inject_current_context();
+    TelemetryHandle::installed().inject_current(&mut empty);
     assert!(empty.is_empty(), "no current span, nothing written");
 }
 

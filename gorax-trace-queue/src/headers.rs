@@ -1,17 +1,17 @@
-//! Message headers as a propagation carrier, and the [`Carrier`] trait that lets any broker's
-//! header type carry trace context.
+//! Message headers as a propagation carrier (the core's
+//! [`Carrier`](gorax_trace::propagation::Carrier) and
+//! [`CarrierMut`](gorax_trace::propagation::CarrierMut)).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use gorax_trace::propagation;
-use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector};
 use serde::{Deserialize, Serialize};
 
 /// String headers of a message: `traceparent`, `tracestate`, `baggage` and anything the
 /// application adds. Ordered, so a serialized message is deterministic.
 ///
-/// It implements OpenTelemetry's [`Injector`] and [`Extractor`], and [`Carrier`]. Setting an
+/// It implements OpenTelemetry's [`Injector`] and [`Extractor`], and the core's [`Carrier`](gorax_trace::propagation::Carrier). Setting an
 /// empty value is a no-op (some brokers, SQS among them, reject empty attribute values).
 ///
 /// ```
@@ -110,114 +110,22 @@ impl Extractor for Headers {
     }
 }
 
-/// A broker's header type that can carry trace context: an AMQP table, SQS message attributes,
-/// Redis stream fields, Kafka record headers.
-///
-/// Implement the three methods for your type and use [`inject_context`] / [`extract_context`];
-/// the W3C encoding itself always comes from [`gorax_trace::propagation`].
-///
-/// ```
-/// use gorax_trace_queue::{Carrier, extract_context, inject_context};
-/// use opentelemetry::trace::TraceContextExt;
-///
-/// struct Attrs(Vec<(String, String)>);
-/// impl Carrier for Attrs {
-///     fn get(&self, key: &str) -> Option<&str> {
-///         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-///     }
-///     fn set(&mut self, key: &str, value: String) {
-///         self.0.retain(|(k, _)| k != key);
-///         self.0.push((key.to_owned(), value));
-///     }
-///     fn keys(&self) -> Vec<&str> {
-///         self.0.iter().map(|(k, _)| k.as_str()).collect()
-///     }
-/// }
-///
-/// let incoming = Attrs(vec![(
-///     "traceparent".into(),
-///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
-/// )]);
-/// let cx = extract_context(&incoming);
-/// let mut outgoing = Attrs(Vec::new());
-/// inject_context(&cx, &mut outgoing);
-/// assert_eq!(outgoing.0.len(), 1);
-/// ```
-pub trait Carrier {
-    /// The value of `key`, if present.
-    fn get(&self, key: &str) -> Option<&str>;
-    /// Sets `key` to `value` (never called with an empty value).
-    fn set(&mut self, key: &str, value: String);
-    /// Every key present.
-    fn keys(&self) -> Vec<&str>;
-}
-
-impl Carrier for Headers {
-    fn get(&self, key: &str) -> Option<&str> {
-        Headers::get(self, key)
-    }
-    fn set(&mut self, key: &str, value: String) {
-        self.insert(key, value);
-    }
-    fn keys(&self) -> Vec<&str> {
-        Extractor::keys(self)
+/// Headers carry trace context through the core's one propagation implementation
+/// ([`Propagators`](gorax_trace::propagation::Propagators)); empty values are never written.
+impl propagation::Carrier for Headers {
+    fn values(&self, field: propagation::Field) -> propagation::Values<'_> {
+        propagation::Carrier::values(self as &dyn Extractor, field)
     }
 }
 
-impl Carrier for BTreeMap<String, String> {
-    fn get(&self, key: &str) -> Option<&str> {
-        BTreeMap::get(self, key).map(String::as_str)
+impl propagation::CarrierMut for Headers {
+    fn set(&mut self, field: propagation::Field, value: &str) {
+        self.insert(field.key(), value);
     }
-    fn set(&mut self, key: &str, value: String) {
-        self.insert(key.to_owned(), value);
-    }
-    fn keys(&self) -> Vec<&str> {
-        BTreeMap::keys(self).map(String::as_str).collect()
-    }
-}
 
-impl<S: std::hash::BuildHasher> Carrier for HashMap<String, String, S> {
-    fn get(&self, key: &str) -> Option<&str> {
-        HashMap::get(self, key).map(String::as_str)
+    fn remove(&mut self, field: propagation::Field) {
+        self.0.remove(field.key());
     }
-    fn set(&mut self, key: &str, value: String) {
-        self.insert(key.to_owned(), value);
-    }
-    fn keys(&self) -> Vec<&str> {
-        HashMap::keys(self).map(String::as_str).collect()
-    }
-}
-
-/// Adapts a [`Carrier`] to OpenTelemetry's [`Injector`] and [`Extractor`].
-struct Adapter<C: ?Sized>(C);
-
-impl<C: Carrier + ?Sized> Injector for Adapter<&mut C> {
-    fn set(&mut self, key: &str, value: String) {
-        if !value.is_empty() {
-            self.0.set(key, value);
-        }
-    }
-}
-
-impl<C: Carrier + ?Sized> Extractor for Adapter<&C> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key)
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys()
-    }
-}
-
-/// Writes the trace context and baggage of `cx` into `carrier` (through
-/// [`gorax_trace::propagation::inject_into`]); empty values are skipped.
-pub fn inject_context<C: Carrier + ?Sized>(cx: &Context, carrier: &mut C) {
-    propagation::inject_into(cx, &mut Adapter(carrier));
-}
-
-/// Reads a context from `carrier` (through [`gorax_trace::propagation::extract_from`]). A missing
-/// or invalid `traceparent` gives a context without a span.
-pub fn extract_context<C: Carrier + ?Sized>(carrier: &C) -> Context {
-    propagation::extract_from(&Adapter(carrier))
 }
 
 #[cfg(test)]
@@ -228,21 +136,16 @@ mod tests {
     const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     #[test]
-    fn carriers_round_trip() {
-        let mut hm: HashMap<String, String> = HashMap::new();
-        hm.insert(propagation::TRACEPARENT_KEY.into(), TP.into());
-        let cx = extract_context(&hm);
+    fn headers_round_trip() {
+        let w3c = propagation::Propagators::W3C;
+        let mut incoming = Headers::new();
+        incoming.insert(propagation::TRACEPARENT_KEY, TP);
+        let cx = w3c.extract(&incoming);
         assert!(cx.span().span_context().is_valid());
-        let mut bt = BTreeMap::new();
-        inject_context(&cx, &mut bt);
-        assert_eq!(
-            bt.get(propagation::TRACEPARENT_KEY).map(String::as_str),
-            Some(TP)
-        );
-        assert!(!bt.contains_key(propagation::TRACESTATE_KEY));
         let mut headers = Headers::new();
-        inject_context(&cx, &mut headers);
+        w3c.inject(&cx, &mut headers);
         assert_eq!(headers.get(propagation::TRACEPARENT_KEY), Some(TP));
+        assert!(headers.get(propagation::TRACESTATE_KEY).is_none());
     }
 
     #[test]

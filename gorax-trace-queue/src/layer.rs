@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use gorax_trace::SdkTracer;
+use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
 use tower_layer::Layer;
 
 use crate::ConsumerTraceService;
@@ -27,7 +27,7 @@ pub enum ParentMode {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub(crate) tracer: SdkTracer,
+    pub(crate) binding: Binding,
     pub(crate) parent: ParentMode,
     pub(crate) system: Cow<'static, str>,
 }
@@ -45,7 +45,9 @@ pub(crate) struct Config {
 /// `error.type` `panic`.
 ///
 /// Defaults (each changed by a `with_*` method):
-/// - tracer: [`gorax_trace::tracer()`] at the time the layer is built;
+/// - telemetry: the [installed](gorax_trace::Telemetry::install) handle, resolved per message
+///   (so the layer may be built before [`gorax_trace::init`]); [`with_telemetry`](Self::with_telemetry)
+///   fixes one;
 /// - parent: [`ParentMode::Parent`] (the message's creation context), with a link to it always;
 /// - `messaging.system`: the one the adapter set on the message, else [`DEFAULT_SYSTEM`].
 ///
@@ -76,17 +78,28 @@ impl ConsumerTraceLayer {
     pub fn new() -> Self {
         Self {
             config: Config {
-                tracer: gorax_trace::tracer(),
+                binding: Binding::installed(),
                 parent: ParentMode::Parent,
                 system: Cow::Borrowed(DEFAULT_SYSTEM),
             },
         }
     }
 
-    /// Records spans with this tracer (e.g. from a test provider).
-    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
-        self.config.tracer = tracer;
+    /// Records with this handle (a [`Telemetry`](gorax_trace::Telemetry) or a
+    /// [`TelemetryHandle`]) instead of the installed one.
+    pub fn with_telemetry(mut self, telemetry: impl Into<TelemetryHandle>) -> Self {
+        self.config.binding = Binding::fixed(telemetry);
         self
+    }
+
+    /// Records with this tracer (e.g. of a test provider) and default settings: a shortcut for
+    /// [`with_telemetry`](Self::with_telemetry).
+    pub fn with_tracer(self, tracer: SdkTracer) -> Self {
+        self.with_telemetry(TelemetryHandle::new(
+            tracer,
+            Settings::default(),
+            Default::default(),
+        ))
     }
 
     /// Chooses the parent of the consumer span (default: [`ParentMode::Parent`]).

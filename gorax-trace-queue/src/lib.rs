@@ -4,8 +4,9 @@
 //! - [`TracedMessage`]: the envelope (payload, queue, broker message id, retry count, string
 //!   [`Headers`] carrying `traceparent`/`tracestate`/`baggage`), with a JSON form for transports
 //!   that carry only a body.
-//! - [`Carrier`]: lets any broker's header type (AMQP table, SQS attributes, Redis fields) carry
-//!   context; [`inject_context`] / [`extract_context`] go through [`gorax_trace::propagation`].
+//! - [`Headers`] carry context through the core's one propagation implementation
+//!   ([`gorax_trace::propagation::Propagators`]); any other header type implements the core's
+//!   `Carrier`/`CarrierMut` (or OpenTelemetry's `Extractor`/`Injector`).
 //! - Producer: [`ProducerTracer::start_send`] starts a PRODUCER span `send {queue}` and injects
 //!   its context into the headers (an existing creation context is kept, and linked).
 //! - Consumer: [`ConsumerTraceLayer`], a tower layer over a handler `Service<TracedMessage<T>>`,
@@ -73,7 +74,7 @@ pub mod redis;
 pub mod sqs;
 
 pub use future::ConsumerFuture;
-pub use headers::{Carrier, Headers, extract_context, inject_context};
+pub use headers::Headers;
 pub use layer::{ConsumerTraceLayer, ParentMode};
 pub use message::TracedMessage;
 pub use producer::{DEFAULT_SYSTEM, ProducerTracer, SendSpan};

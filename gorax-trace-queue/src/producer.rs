@@ -2,13 +2,12 @@
 
 use std::borrow::Cow;
 
-use gorax_trace::SdkTracer;
+use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 
 use crate::TracedMessage;
 use crate::attributes::{self, SEND};
-use crate::headers::{extract_context, inject_context};
 
 /// The `messaging.system` written when no adapter or builder sets one.
 pub const DEFAULT_SYSTEM: &str = "gorax";
@@ -17,8 +16,9 @@ pub const DEFAULT_SYSTEM: &str = "gorax";
 /// headers. Broker adapters use it; use it directly for a broker without an adapter.
 ///
 /// Defaults (each changed by a `with_*` method):
-/// - tracer: [`gorax_trace::tracer()`] at the time it is built (records nothing before
-///   [`gorax_trace::init`], and still gives each message a span id so context propagates);
+/// - telemetry: the [installed](gorax_trace::Telemetry::install) handle, resolved per message
+///   (records nothing before [`gorax_trace::init`], and still gives each message a span id so
+///   context propagates); [`with_telemetry`](Self::with_telemetry) fixes one;
 /// - `messaging.system`: [`DEFAULT_SYSTEM`] (adapters set their broker's name).
 ///
 /// ```
@@ -33,7 +33,7 @@ pub const DEFAULT_SYSTEM: &str = "gorax";
 /// ```
 #[derive(Debug, Clone)]
 pub struct ProducerTracer {
-    tracer: SdkTracer,
+    binding: Binding,
     system: Cow<'static, str>,
 }
 
@@ -47,15 +47,26 @@ impl ProducerTracer {
     /// A producer tracer with the defaults listed above.
     pub fn new() -> Self {
         Self {
-            tracer: gorax_trace::tracer(),
+            binding: Binding::installed(),
             system: Cow::Borrowed(DEFAULT_SYSTEM),
         }
     }
 
-    /// Records spans with this tracer (e.g. from a test provider).
-    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
-        self.tracer = tracer;
+    /// Records with this handle (a [`Telemetry`](gorax_trace::Telemetry) or a
+    /// [`TelemetryHandle`]) instead of the installed one.
+    pub fn with_telemetry(mut self, telemetry: impl Into<TelemetryHandle>) -> Self {
+        self.binding = Binding::fixed(telemetry);
         self
+    }
+
+    /// Records with this tracer (e.g. of a test provider) and default settings: a shortcut for
+    /// [`with_telemetry`](Self::with_telemetry).
+    pub fn with_tracer(self, tracer: SdkTracer) -> Self {
+        self.with_telemetry(TelemetryHandle::new(
+            tracer,
+            Settings::default(),
+            Default::default(),
+        ))
     }
 
     /// Sets `messaging.system` (e.g. `redis`, `aws_sqs`, `rabbitmq`).
@@ -85,13 +96,16 @@ impl ProducerTracer {
         parent: &Context,
         msg: &mut TracedMessage<T>,
     ) -> SendSpan {
-        let existing = extract_context(msg.headers());
+        let telemetry = self.binding.get();
+        let tracer = telemetry.tracer();
+        let propagators = telemetry.propagators();
+        let existing = propagators.extract(msg.headers());
         let existing = existing.span().span_context().clone();
-        let mut builder = self.tracer.span_builder(SEND).with_kind(SpanKind::Producer);
+        let mut builder = tracer.span_builder(SEND).with_kind(SpanKind::Producer);
         if existing.is_valid() {
             builder = builder.with_links(vec![Link::with_context(existing.clone())]);
         }
-        let span = builder.start_with_context(&self.tracer, parent);
+        let span = builder.start_with_context(tracer, parent);
         let cx = parent.with_span(span);
         let span = cx.span();
         if span.is_recording() {
@@ -99,7 +113,7 @@ impl ProducerTracer {
             span.set_attributes(attributes::message_attributes(&self.system, SEND, msg));
         }
         if !existing.is_valid() {
-            inject_context(&cx, msg.headers_mut());
+            propagators.inject(&cx, msg.headers_mut());
         }
         SendSpan { cx }
     }

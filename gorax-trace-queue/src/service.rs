@@ -10,7 +10,6 @@ use tower_service::Service;
 use crate::TracedMessage;
 use crate::attributes::{self, PROCESS};
 use crate::future::ConsumerFuture;
-use crate::headers::extract_context;
 use crate::layer::{Config, ParentMode};
 
 /// The [`Service`] made by [`ConsumerTraceLayer`](crate::ConsumerTraceLayer).
@@ -64,20 +63,19 @@ where
 
     fn call(&mut self, msg: TracedMessage<T>) -> Self::Future {
         let config = &*self.config;
-        let creation = extract_context(msg.headers());
+        let telemetry = config.binding.get();
+        let tracer = telemetry.tracer();
+        let creation = telemetry.propagators().extract(msg.headers());
         let creation_sc = creation.span().span_context().clone();
         let parent = match config.parent {
             ParentMode::Parent if creation_sc.is_valid() => creation,
             _ => Context::current(),
         };
-        let mut builder = config
-            .tracer
-            .span_builder(PROCESS)
-            .with_kind(SpanKind::Consumer);
+        let mut builder = tracer.span_builder(PROCESS).with_kind(SpanKind::Consumer);
         if creation_sc.is_valid() {
             builder = builder.with_links(vec![Link::with_context(creation_sc)]);
         }
-        let span = builder.start_with_context(&config.tracer, &parent);
+        let span = builder.start_with_context(tracer, &parent);
         let cx = parent.with_span(span);
         let span = cx.span();
         if span.is_recording() {
@@ -112,19 +110,27 @@ where
 
     fn call(&mut self, batch: Vec<TracedMessage<T>>) -> Self::Future {
         let config = &*self.config;
+        let telemetry = config.binding.get();
+        let tracer = telemetry.tracer();
+        let propagators = telemetry.propagators();
         let links: Vec<Link> = batch
             .iter()
-            .map(|msg| extract_context(msg.headers()).span().span_context().clone())
+            .map(|msg| {
+                propagators
+                    .extract(msg.headers())
+                    .span()
+                    .span_context()
+                    .clone()
+            })
             .filter(|sc| sc.is_valid())
             .map(Link::with_context)
             .collect();
         let parent = Context::current();
-        let span = config
-            .tracer
+        let span = tracer
             .span_builder(PROCESS)
             .with_kind(SpanKind::Consumer)
             .with_links(links)
-            .start_with_context(&config.tracer, &parent);
+            .start_with_context(tracer, &parent);
         let cx = parent.with_span(span);
         let span = cx.span();
         if span.is_recording() {

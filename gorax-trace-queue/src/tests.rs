@@ -2,8 +2,8 @@
 
 use std::convert::Infallible;
 
-use gorax_trace::config::Sampler;
 use gorax_trace::propagation::{TRACEPARENT_KEY, parse_traceparent};
+use gorax_trace::sampling::Sampler;
 use gorax_trace::semconv;
 use gorax_trace::testing::{Spans, TestTracing};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};

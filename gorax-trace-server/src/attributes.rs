@@ -3,32 +3,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use gorax_trace::semconv::{
-    self, http_method as method_name, legacy, network_protocol_version as protocol_version,
-    redact_query,
+use gorax_trace::httpconv::{
+    ResponseHead, capture_headers as capture, content_length, method as method_name,
+    protocol_version, redact_query, span_name,
 };
-use http::{HeaderMap, Method, Request, Response, header};
+use gorax_trace::semconv::{self, legacy};
+use http::{HeaderMap, Request, Response, header};
 use std::sync::Arc;
 
 use opentelemetry::trace::{Span, SpanRef};
 use opentelemetry::{KeyValue, StringValue};
 
 use crate::layer::Config;
-
-/// The span name: `{method} {route}`, `{method}` without a route, `HTTP` for unknown methods.
-pub(crate) fn span_name(method: &Method, route: Option<&str>) -> std::borrow::Cow<'static, str> {
-    match (method_name(method), route) {
-        ((_, false), _) => "HTTP".into(),
-        ((m, true), Some(route)) => {
-            let mut name = String::with_capacity(m.len() + 1 + route.len());
-            name.push_str(m);
-            name.push(' ');
-            name.push_str(route);
-            name.into()
-        }
-        ((m, true), None) => m.into(),
-    }
-}
 
 /// `url.scheme` without allocating for the usual schemes.
 fn scheme_value(scheme: &str) -> StringValue {
@@ -65,6 +51,7 @@ pub(crate) fn on_request<B>(
     req: &Request<B>,
     route: Option<&str>,
     config: &Config,
+    dup: bool,
     initial_given: bool,
 ) {
     let (method, known) = method_name(req.method());
@@ -142,7 +129,7 @@ pub(crate) fn on_request<B>(
         attrs.push(KeyValue::new(semconv::HTTP_REQUEST_BODY_SIZE, len));
     }
     capture(&mut attrs, req.headers(), &config.request_headers);
-    if config.dup {
+    if dup {
         attrs.push(KeyValue::new(
             legacy::HTTP_METHOD,
             req.method().as_str().to_owned(),
@@ -168,6 +155,7 @@ pub(crate) fn on_response<B: http_body::Body>(
     span: &SpanRef<'_>,
     res: &Response<B>,
     config: &Config,
+    dup: bool,
 ) {
     let status = res.status().as_u16();
     let mut attrs = Vec::with_capacity(4);
@@ -175,7 +163,7 @@ pub(crate) fn on_response<B: http_body::Body>(
         semconv::HTTP_RESPONSE_STATUS_CODE,
         i64::from(status),
     ));
-    if config.dup {
+    if dup {
         attrs.push(KeyValue::new(legacy::HTTP_STATUS_CODE, i64::from(status)));
     }
     let size = content_length(res.headers()).or_else(|| {
@@ -188,8 +176,11 @@ pub(crate) fn on_response<B: http_body::Body>(
         attrs.push(KeyValue::new(semconv::HTTP_RESPONSE_BODY_SIZE, size));
     }
     capture(&mut attrs, res.headers(), &config.response_headers);
-    if res.status().is_server_error() {
-        attrs.push(KeyValue::new(semconv::ERROR_TYPE, status_str(status)));
+    if let Some(error_type) = config
+        .classify
+        .classify(&ResponseHead::new(res.status(), res.headers()))
+    {
+        attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type));
         span.set_status(opentelemetry::trace::Status::error(""));
     }
     span.set_attributes(attrs);
@@ -208,68 +199,10 @@ fn split_host_port(value: &str) -> (&str, Option<u16>) {
     (&value[..port_at], value[port_at + 1..].parse().ok())
 }
 
-fn content_length(headers: &HeaderMap) -> Option<i64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-fn capture(
-    attrs: &mut Vec<KeyValue>,
-    headers: &HeaderMap,
-    wanted: &[(header::HeaderName, opentelemetry::Key)],
-) {
-    for (name, key) in wanted {
-        let values: Vec<opentelemetry::StringValue> = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(|v| v.to_owned().into())
-            .collect();
-        if !values.is_empty() {
-            attrs.push(KeyValue::new(
-                key.clone(),
-                opentelemetry::Value::Array(values.into()),
-            ));
-        }
-    }
-}
-
-/// Status codes as static strings for `error.type` (no allocation).
-fn status_str(status: u16) -> opentelemetry::Value {
-    const CODES: [&str; 12] = [
-        "500", "501", "502", "503", "504", "505", "506", "507", "508", "509", "510", "511",
-    ];
-    match status
-        .checked_sub(500)
-        .and_then(|i| CODES.get(usize::from(i)))
-    {
-        Some(s) => (*s).into(),
-        None => status.to_string().into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_redaction() {
-        let keys: Vec<String> = ["sig", "token"].map(String::from).to_vec();
-        let table = [
-            ("a=1&sig=secret&b=2", "a=1&sig=REDACTED&b=2"),
-            ("token=x", "token=REDACTED"),
-            ("signature=kept&sig", "signature=kept&sig"),
-            ("", ""),
-            ("a=1&&token=", "a=1&&token=REDACTED"),
-        ];
-        for (input, expected) in table {
-            assert_eq!(redact_query(input, &keys), expected, "{input:?}");
-        }
-    }
+    use http::Method;
 
     #[test]
     fn method_and_span_names() {
@@ -278,7 +211,7 @@ mod tests {
         assert_eq!(method_name(&custom), ("_OTHER", false));
         assert_eq!(span_name(&Method::GET, Some("/a/{id}")), "GET /a/{id}");
         assert_eq!(span_name(&Method::GET, None), "GET");
-        assert_eq!(span_name(&custom, Some("/a")), "HTTP");
+        assert_eq!(span_name(&custom, Some("/a")), "HTTP /a");
     }
 
     #[test]
@@ -290,11 +223,5 @@ mod tests {
         assert_eq!(split_host_port("example.com"), ("example.com", None));
         assert_eq!(split_host_port("[::1]:3000"), ("[::1]", Some(3000)));
         assert_eq!(split_host_port("[::1]"), ("[::1]", None));
-    }
-
-    #[test]
-    fn status_strings() {
-        assert_eq!(status_str(503), opentelemetry::Value::from("503"));
-        assert_eq!(status_str(599), opentelemetry::Value::from("599"));
     }
 }

@@ -3,6 +3,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, ready};
 
+use gorax_trace::httpconv::ResponseHead;
 use gorax_trace::propagation::Traceparent;
 use http::{HeaderValue, Response};
 use opentelemetry::Context;
@@ -10,8 +11,8 @@ use opentelemetry::trace::TraceContextExt;
 use pin_project_lite::pin_project;
 
 use crate::attributes;
+use crate::layer::X_REQUEST_ID;
 use crate::layer::{Config, ResponseHeader};
-use crate::service::X_REQUEST_ID;
 
 /// W3C Trace Context Level 2 response header.
 const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
@@ -20,6 +21,8 @@ const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresp
 pub(crate) struct Traced {
     pub(crate) config: Arc<Config>,
     pub(crate) request_id: Option<HeaderValue>,
+    /// Legacy attribute names too (resolved when the request started).
+    pub(crate) dup: bool,
 }
 
 pin_project! {
@@ -70,8 +73,12 @@ where
         match &mut result {
             Ok(response) => {
                 if recording {
-                    attributes::on_response(&span, response, &traced.config);
+                    attributes::on_response(&span, response, &traced.config, traced.dup);
                 }
+                traced.config.on_response.on_response(
+                    &ResponseHead::new(response.status(), response.headers()),
+                    &span,
+                );
                 let headers = response.headers_mut();
                 match &traced.config.response_header {
                     ResponseHeader::None => {}
@@ -83,7 +90,7 @@ where
                     }
                     ResponseHeader::TraceId(name) => {
                         let tp = Traceparent::new(span.span_context());
-                        if let Ok(v) = HeaderValue::from_str(&tp.as_str()[3..35]) {
+                        if let Ok(v) = HeaderValue::from_str(tp.trace_id_hex()) {
                             headers.insert(name.clone(), v);
                         }
                     }

@@ -1,8 +1,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use gorax_trace::SdkTracer;
-use gorax_trace::config::HttpSemconv;
+use gorax_trace::httpconv::{
+    ClassifyFailure, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse, ResponseHead,
+    ServerErrors, header_key,
+};
+use gorax_trace::propagation::BaggagePolicy;
+use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
 use opentelemetry::Key;
 use tower_layer::Layer;
@@ -27,18 +31,6 @@ pub struct RequestHead<'a> {
 
 pub(crate) type Predicate = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
 
-/// What happens to the caller's W3C baggage.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum BaggagePolicy {
-    /// Keep all of it (default): handlers and outgoing calls see it.
-    #[default]
-    Keep,
-    /// Drop all of it.
-    Drop,
-    /// Keep only these keys.
-    Allow(Vec<String>),
-}
-
 /// The trace context written to the response, if any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ResponseHeader {
@@ -51,11 +43,20 @@ pub enum ResponseHeader {
     TraceId(HeaderName),
 }
 
-pub use gorax_trace::semconv::DEFAULT_REDACTED_QUERY_KEYS;
+/// The request id header set by [`ServerTraceLayer::with_request_id`].
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+pub(crate) type RequestHook = Arc<dyn for<'a> OnRequest<RequestHead<'a>>>;
+pub(crate) type ResponseHook = Arc<dyn for<'a> OnResponse<ResponseHead<'a>>>;
+
+#[derive(Clone)]
 pub(crate) struct Config {
-    pub(crate) tracer: SdkTracer,
-    pub(crate) dup: bool,
+    pub(crate) binding: Binding,
+    /// Set by `with_http_semconv`; otherwise the handle's mode.
+    pub(crate) semconv: Option<HttpSemconv>,
+    pub(crate) classify: Arc<dyn ClassifyFailure>,
+    pub(crate) on_request: RequestHook,
+    pub(crate) on_response: ResponseHook,
     pub(crate) redact: Vec<String>,
     pub(crate) trusted_proxies: Vec<IpAddr>,
     pub(crate) untrusted: Option<Predicate>,
@@ -72,10 +73,14 @@ pub(crate) struct Config {
 /// makes that span's context current while the inner service runs.
 ///
 /// Defaults (each changed by a `with_*` method):
-/// - tracer: [`gorax_trace::tracer()`] at the time the layer is built;
-/// - HTTP conventions: the process-wide mode ([`gorax_trace::semconv::http_semconv`]): stable
-///   names only, or stable plus the legacy names with `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup`;
-/// - `url.query` values of [`DEFAULT_REDACTED_QUERY_KEYS`] redacted;
+/// - telemetry: the [installed](gorax_trace::Telemetry::install) handle, resolved per request
+///   (so the layer may be built before [`gorax_trace::init`]); [`with_telemetry`](Self::with_telemetry)
+///   fixes one;
+/// - HTTP conventions, propagators: the handle's (`OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` adds
+///   the legacy names);
+/// - failures: 5xx ([`ServerErrors`]; [`with_failure_classifier`](Self::with_failure_classifier)
+///   changes it, e.g. to [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server));
+/// - `url.query` values of [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS) redacted;
 /// - every caller trusted, baggage kept, no request filtered, no response header, no header
 ///   captured, `client.address` from the connection peer only (no proxy trusted).
 ///
@@ -94,29 +99,12 @@ pub struct ServerTraceLayer {
     config: Arc<Config>,
 }
 
-impl Clone for Config {
-    fn clone(&self) -> Self {
-        Self {
-            tracer: self.tracer.clone(),
-            dup: self.dup,
-            redact: self.redact.clone(),
-            trusted_proxies: self.trusted_proxies.clone(),
-            untrusted: self.untrusted.clone(),
-            filter: self.filter.clone(),
-            baggage: self.baggage.clone(),
-            response_header: self.response_header.clone(),
-            request_id: self.request_id,
-            request_headers: self.request_headers.clone(),
-            response_headers: self.response_headers.clone(),
-        }
-    }
-}
-
 impl std::fmt::Debug for ServerTraceLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let c = &self.config;
         f.debug_struct("ServerTraceLayer")
-            .field("dup", &c.dup)
+            .field("binding", &c.binding)
+            .field("semconv", &c.semconv)
             .field("redact", &c.redact)
             .field("trusted_proxies", &c.trusted_proxies)
             .field("untrusted", &c.untrusted.is_some())
@@ -141,8 +129,11 @@ impl ServerTraceLayer {
     pub fn new() -> Self {
         Self {
             config: Arc::new(Config {
-                tracer: gorax_trace::tracer(),
-                dup: matches!(gorax_trace::semconv::http_semconv(), HttpSemconv::Dup),
+                binding: Binding::installed(),
+                semconv: None,
+                classify: Arc::new(ServerErrors),
+                on_request: Arc::new(()),
+                on_response: Arc::new(()),
                 redact: DEFAULT_REDACTED_QUERY_KEYS
                     .iter()
                     .map(|k| (*k).to_owned())
@@ -163,20 +154,63 @@ impl ServerTraceLayer {
         Arc::make_mut(&mut self.config)
     }
 
-    /// Records spans with this tracer (e.g. from a test provider).
-    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
-        self.config().tracer = tracer;
+    /// Records with this handle (a [`Telemetry`](gorax_trace::Telemetry) or a
+    /// [`TelemetryHandle`]) instead of the installed one.
+    pub fn with_telemetry(mut self, telemetry: impl Into<TelemetryHandle>) -> Self {
+        self.config().binding = Binding::fixed(telemetry);
         self
     }
 
-    /// Chooses the HTTP attribute names: stable only, or stable plus legacy (`http/dup`).
+    /// Records with this tracer (e.g. of a test provider) and default settings: a shortcut for
+    /// [`with_telemetry`](Self::with_telemetry).
+    pub fn with_tracer(self, tracer: SdkTracer) -> Self {
+        self.with_telemetry(TelemetryHandle::new(
+            tracer,
+            Settings::default(),
+            Default::default(),
+        ))
+    }
+
+    /// Chooses the HTTP attribute names (stable only, or stable plus legacy with
+    /// [`HttpSemconv::Dup`]) instead of the handle's mode.
     pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
-        self.config().dup = matches!(mode, HttpSemconv::Dup);
+        self.config().semconv = Some(mode);
+        self
+    }
+
+    /// Decides which responses fail the span (default [`ServerErrors`]: 5xx).
+    pub fn with_failure_classifier(mut self, classify: impl ClassifyFailure) -> Self {
+        self.config().classify = Arc::new(classify);
+        self
+    }
+
+    /// Calls `hook` with the request head and the span after the request attributes are set
+    /// (to add attributes or rename the span; `()` means none).
+    ///
+    /// ```
+    /// use gorax_trace_server::{RequestHead, ServerTraceLayer};
+    /// use opentelemetry::KeyValue;
+    /// use opentelemetry::trace::SpanRef;
+    ///
+    /// let layer = ServerTraceLayer::new().on_request(|req: &RequestHead<'_>, span: &SpanRef<'_>| {
+    ///     if let Some(tenant) = req.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
+    ///         span.set_attribute(KeyValue::new("tenant_id", tenant.to_owned()));
+    ///     }
+    /// });
+    /// ```
+    pub fn on_request(mut self, hook: impl for<'a> OnRequest<RequestHead<'a>>) -> Self {
+        self.config().on_request = Arc::new(hook);
+        self
+    }
+
+    /// Calls `hook` with the response head and the span before the span ends.
+    pub fn on_response(mut self, hook: impl for<'a> OnResponse<ResponseHead<'a>>) -> Self {
+        self.config().on_response = Arc::new(hook);
         self
     }
 
     /// Adds query keys whose values are recorded as `REDACTED` (matched case-sensitively, in
-    /// addition to [`DEFAULT_REDACTED_QUERY_KEYS`]).
+    /// addition to [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS)).
     pub fn with_redacted_query_keys<I, S>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -265,9 +299,4 @@ impl<S> Layer<S> for ServerTraceLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ServerTraceService::new(inner, self.config.clone())
     }
-}
-
-/// `http.request.header.<name>`; reference-counted so that cloning it per request is cheap.
-fn header_key(prefix: &str, name: &HeaderName) -> Key {
-    Key::from(Arc::<str>::from(format!("{prefix}{}", name.as_str())))
 }

@@ -34,9 +34,8 @@ mod layer;
 mod service;
 
 pub use future::ResponseFuture;
-pub use layer::{
-    BaggagePolicy, DEFAULT_REDACTED_QUERY_KEYS, RequestHead, ResponseHeader, ServerTraceLayer,
-};
+pub use gorax_trace::propagation::BaggagePolicy;
+pub use layer::{RequestHead, ResponseHeader, ServerTraceLayer};
 pub use service::ServerTraceService;
 
 #[cfg(test)]

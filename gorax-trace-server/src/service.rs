@@ -1,19 +1,15 @@
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use gorax_trace::propagation;
+use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use http::{HeaderValue, Request, Response};
-use opentelemetry::baggage::BaggageExt;
 use opentelemetry::trace::{Link, Span as _, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
 use crate::attributes;
 use crate::future::{ResponseFuture, Traced};
-use crate::layer::{BaggagePolicy, Config, RequestHead};
-
-/// The request id header set by [`ServerTraceLayer::with_request_id`](crate::ServerTraceLayer::with_request_id).
-pub(crate) const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+use crate::layer::{Config, RequestHead, X_REQUEST_ID};
 
 /// The [`Service`] made by [`ServerTraceLayer`](crate::ServerTraceLayer).
 #[derive(Clone)]
@@ -61,28 +57,16 @@ fn route<B>(req: &Request<B>) -> Option<&str> {
 }
 
 /// The caller's context under the baggage policy.
-fn caller_context(headers: &http::HeaderMap, policy: &BaggagePolicy) -> Context {
-    match policy {
-        BaggagePolicy::Keep => propagation::extract(headers),
-        BaggagePolicy::Drop => match propagation::extract_span_context(headers) {
-            Some(sc) => Context::new().with_remote_span_context(sc),
-            None => Context::new(),
-        },
-        BaggagePolicy::Allow(keys) => {
-            let cx = propagation::extract(headers);
-            let kept: Vec<KeyValue> = cx
-                .baggage()
-                .iter()
-                .filter(|(k, _)| keys.iter().any(|allowed| allowed == k.as_str()))
-                .map(|(k, (v, _))| KeyValue::new(k.clone(), v.clone()))
-                .collect();
-            if kept.len() == cx.baggage().len() {
-                cx
-            } else {
-                cx.with_baggage(kept)
-            }
-        }
-    }
+fn caller_context(
+    headers: &http::HeaderMap,
+    propagators: Propagators,
+    policy: &BaggagePolicy,
+) -> Context {
+    let propagators = Propagators {
+        baggage: propagators.baggage && !policy.drops_all(),
+        ..propagators
+    };
+    policy.apply(propagators.extract(headers))
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ServerTraceService<S>
@@ -101,6 +85,8 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
+        let telemetry = config.binding.get();
+        let propagators = telemetry.propagators();
         let route = route(&req);
         let head = RequestHead {
             method: req.method(),
@@ -110,7 +96,7 @@ where
             route,
         };
         if config.filter.as_ref().is_some_and(|keep| !keep(&head)) {
-            let cx = caller_context(req.headers(), &config.baggage);
+            let cx = caller_context(req.headers(), propagators, &config.baggage);
             let future = {
                 let _active = cx.clone().attach();
                 self.inner.call(req)
@@ -122,12 +108,10 @@ where
             .as_ref()
             .is_some_and(|is_untrusted| is_untrusted(&head));
 
-        let (method, _) = gorax_trace::semconv::http_method(req.method());
-        let mut builder = config
-            .tracer
-            .span_builder(method)
-            .with_kind(SpanKind::Server);
-        let rules = gorax_trace::sampling::route_rules_active();
+        let tracer = telemetry.tracer();
+        let (method, _) = gorax_trace::httpconv::method(req.method());
+        let mut builder = tracer.span_builder(method).with_kind(SpanKind::Server);
+        let rules = telemetry.route_attributes();
         if rules {
             // Route rules decide in the sampler, which sees only the initial attributes.
             let mut initial = vec![KeyValue::new(
@@ -144,30 +128,50 @@ where
         }
         let parent = if untrusted {
             // New root; the caller's context is only a link; its flag and baggage are ignored.
-            if let Some(sc) = propagation::extract_span_context(req.headers()) {
-                builder = builder.with_links(vec![Link::with_context(sc)]);
+            let caller = Propagators {
+                baggage: false,
+                ..propagators
+            }
+            .extract(req.headers());
+            let caller = caller.span();
+            if caller.span_context().is_valid() {
+                builder =
+                    builder.with_links(vec![Link::with_context(caller.span_context().clone())]);
             }
             Context::new()
         } else {
-            caller_context(req.headers(), &config.baggage)
+            caller_context(req.headers(), propagators, &config.baggage)
         };
-        let mut span = builder.start_with_context(&config.tracer, &parent);
+        let dup = config
+            .semconv
+            .unwrap_or(telemetry.http_semconv())
+            .emits_legacy();
+        let mut span = builder.start_with_context(tracer, &parent);
         // Attributes go on the span itself, before it moves into the context (where every call
         // would lock its mutex and go through a boxed trait object).
         if span.is_recording() {
-            attributes::on_request(&mut span, &req, route, config, rules);
+            attributes::on_request(&mut span, &req, route, config, dup, rules);
         }
         let request_id = if config.request_id && !req.headers().contains_key(X_REQUEST_ID) {
             let tp = propagation::Traceparent::new(span.span_context());
-            let id = HeaderValue::from_str(&tp.as_str()[3..35]).ok();
-            if let Some(id) = &id {
-                req.headers_mut().insert(X_REQUEST_ID, id.clone());
-            }
-            id
+            HeaderValue::from_str(tp.trace_id_hex()).ok()
         } else {
             None
         };
         let cx = parent.with_span(span);
+        {
+            let head = RequestHead {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+                extensions: req.extensions(),
+                route,
+            };
+            config.on_request.on_request(&head, &cx.span());
+        }
+        if let Some(id) = &request_id {
+            req.headers_mut().insert(X_REQUEST_ID, id.clone());
+        }
         let future = {
             let _active = cx.clone().attach();
             self.inner.call(req)
@@ -175,6 +179,7 @@ where
         let traced = Traced {
             config: self.config.clone(),
             request_id,
+            dup,
         };
         ResponseFuture::new(future, cx, Some(traced))
     }

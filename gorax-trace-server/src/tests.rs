@@ -5,7 +5,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
-use gorax_trace::config::{HttpSemconv, Sampler};
+use gorax_trace::httpconv::HttpSemconv;
+use gorax_trace::sampling::Sampler;
 use gorax_trace::sampling::{RouteSampler, SamplingRule};
 use gorax_trace::semconv::{self, legacy};
 use gorax_trace::testing::{Spans, TestTracing};
@@ -147,15 +148,17 @@ async fn w3c_traceparent_and_tracestate_table() {
             true,
             long_state.clone(),
         ),
+        // W3C: past 32 members "the right-most list-member should be removed"; of a
+        // duplicated key the later entries may be discarded (the list is kept).
         (
             vec![("traceparent", TP), ("tracestate", &too_long)],
             true,
-            String::new(),
+            long_state.clone(),
         ),
         (
             vec![("traceparent", TP), ("tracestate", "a=1,a=2")],
             true,
-            String::new(),
+            "a=1".to_owned(),
         ),
         (
             vec![(
@@ -271,11 +274,15 @@ async fn nested_routes_fallback_and_unknown_methods() {
     send(router.clone(), request("GET", "/unknown/path", &[])).await;
     send(router, request("PURGE", "/api/items/7", &[])).await;
     let spans = t.spans();
-    assert_eq!(spans.names(), ["GET /api/items/{id}", "GET", "HTTP"]);
+    // Semantic conventions: an unknown method is `HTTP` in `{method} {target}`.
+    assert_eq!(
+        spans.names(),
+        ["GET /api/items/{id}", "GET", "HTTP /api/items/{id}"]
+    );
     let fallback = spans.find("GET");
     spans.assert_no_attr(fallback, semconv::HTTP_ROUTE);
     spans.assert_attr(fallback, semconv::HTTP_RESPONSE_STATUS_CODE, 404_i64);
-    let other = spans.find("HTTP");
+    let other = spans.find("HTTP /api/items/{id}");
     spans.assert_attr(other, semconv::HTTP_REQUEST_METHOD, "_OTHER");
     spans.assert_attr(other, semconv::HTTP_REQUEST_METHOD_ORIGINAL, "PURGE");
 }
@@ -501,7 +508,9 @@ async fn per_route_sampling_rules() {
         Sampler::ParentBasedAlwaysOff,
     );
     let t = TestTracing::with_sdk_sampler(sampler);
-    let router = app().layer(layer(&t));
+    // The handle tells the layer that its sampler reads routes (as `init` does for rules).
+    let handle = t.handle_with(gorax_trace::Settings::default().with_route_attributes(true));
+    let router = app().layer(ServerTraceLayer::new().with_telemetry(handle));
     let sampled = TP;
     send(
         router.clone(),

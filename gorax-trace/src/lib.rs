@@ -9,10 +9,11 @@
 //! | module | what lives there |
 //! |---|---|
 //! | [`config`] | [`TraceConfig::from_env`](config::TraceConfig::from_env), the variable table, `with_*` overrides |
-//! | [`init()`] | the tracer provider, the [`TraceGuard`] that flushes on drop |
+//! | [`init()`], [`Telemetry`] | the running provider, the handle adapters record with, flush on drop |
 //! | [`export`] | the bounded batch processor, health counters, console tree and OTLP exporters |
-//! | [`sampling`] | parent-based ratio sampling |
-//! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` for HTTP and message headers |
+//! | [`sampling`] | the [`Sampler`](sampling::Sampler) setting, parent-based ratio sampling, route rules |
+//! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` over any carrier, baggage policy |
+//! | [`httpconv`] | the HTTP vocabulary of server and client: names, redaction, failure rules, hooks |
 //! | [`semconv`] | every attribute key the family writes |
 //! | [`span`] | starting spans, recording errors and events, trace ids for logs |
 //! | [`subscriber`] | the `tracing` bridge and log lines with trace ids |
@@ -28,7 +29,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // TRACING_ENABLED, TRACING_ENDPOINT, TRACING_SAMPLE_RATE, OTEL_* ... ; no endpoint: the trace
 //! // is printed as a tree on stderr.
-//! let guard = gorax_trace::init(TraceConfig::from_env()?)?;
+//! let telemetry = gorax_trace::init(TraceConfig::from_env()?)?;
 //! let cx = span::start_workflow("tenant-1", "wf-42", "exec-7");
 //! {
 //!     let _active = cx.clone().attach();
@@ -36,22 +37,25 @@
 //!     step.span().end();
 //! }
 //! cx.span().end();
-//! drop(guard); // flushes
+//! telemetry.shutdown()?; // flushes (dropping does the same)
 //! # Ok(()) }
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
 pub mod export;
+pub mod httpconv;
 mod init;
 pub mod propagation;
 pub mod sampling;
 pub mod semconv;
 pub mod span;
 pub mod subscriber;
+mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use config::TraceConfig;
-pub use init::{InitError, SCOPE_NAME, TraceGuard, init, tracer};
+pub use init::{InitError, init};
 pub use opentelemetry_sdk::trace::SdkTracer;
+pub use telemetry::{Binding, SCOPE_NAME, Settings, Telemetry, TelemetryHandle};

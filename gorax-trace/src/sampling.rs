@@ -5,14 +5,62 @@
 //! A trace id ratio sampler decides by the trace id, so every service of a trace that uses the
 //! same ratio makes the same decision.
 
+use std::fmt;
+
 use opentelemetry_sdk::trace::Sampler as SdkSampler;
 
-use crate::config::Sampler;
+/// Head sampler, named as in `OTEL_TRACES_SAMPLER`. Ratios are between 0.0 and 1.0.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Sampler {
+    /// Record every trace.
+    AlwaysOn,
+    /// Record nothing.
+    AlwaysOff,
+    /// Record this fraction of traces, ignoring the parent's decision.
+    TraceIdRatio(f64),
+    /// Follow the parent; record every root trace.
+    #[default]
+    ParentBasedAlwaysOn,
+    /// Follow the parent; record no root trace.
+    ParentBasedAlwaysOff,
+    /// Follow the parent; record this fraction of root traces.
+    ParentBasedTraceIdRatio(f64),
+}
+
+impl Sampler {
+    pub(crate) fn takes_ratio(self) -> bool {
+        matches!(
+            self,
+            Self::TraceIdRatio(_) | Self::ParentBasedTraceIdRatio(_)
+        )
+    }
+
+    pub(crate) fn with_ratio(self, ratio: f64) -> Self {
+        match self {
+            Self::TraceIdRatio(_) => Self::TraceIdRatio(ratio),
+            Self::ParentBasedTraceIdRatio(_) => Self::ParentBasedTraceIdRatio(ratio),
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for Sampler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::AlwaysOn => f.write_str("always_on"),
+            Self::AlwaysOff => f.write_str("always_off"),
+            Self::TraceIdRatio(r) => write!(f, "traceidratio({r})"),
+            Self::ParentBasedAlwaysOn => f.write_str("parentbased_always_on"),
+            Self::ParentBasedAlwaysOff => f.write_str("parentbased_always_off"),
+            Self::ParentBasedTraceIdRatio(r) => write!(f, "parentbased_traceidratio({r})"),
+        }
+    }
+}
 
 /// The SDK sampler for a configured [`Sampler`].
 ///
 /// ```
-/// use gorax_trace::config::Sampler;
+/// use gorax_trace::sampling::Sampler;
 /// let sdk = gorax_trace::sampling::sdk_sampler(Sampler::ParentBasedTraceIdRatio(0.25));
 /// assert!(format!("{sdk:?}").contains("ParentBased"));
 /// ```
@@ -36,8 +84,6 @@ pub(crate) fn disabled() -> SdkSampler {
     sdk_sampler(Sampler::ParentBasedAlwaysOff)
 }
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use opentelemetry::trace::{Link, SpanKind, TraceId};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SamplingResult;
@@ -45,19 +91,10 @@ use opentelemetry_sdk::trace::ShouldSample;
 
 use crate::semconv;
 
-static ROUTE_RULES: AtomicBool = AtomicBool::new(false);
-
-/// Whether a [`RouteSampler`] with rules exists in this process. The server layer passes the
-/// method and route to the sampler as initial span attributes only then, so that unsampled
-/// requests cost no allocation when no rule needs them.
-pub fn route_rules_active() -> bool {
-    ROUTE_RULES.load(Ordering::Relaxed)
-}
-
 /// A per-route sampling rule for server spans, e.g. `/health` never, `POST …/execute` always.
 ///
 /// ```
-/// use gorax_trace::config::Sampler;
+/// use gorax_trace::sampling::Sampler;
 /// use gorax_trace::sampling::SamplingRule;
 ///
 /// let rules = [
@@ -118,9 +155,6 @@ impl RouteSampler {
                 (r, sdk)
             })
             .collect();
-        if !rules.is_empty() {
-            ROUTE_RULES.store(true, Ordering::Relaxed);
-        }
         Self {
             rules,
             base: sdk_sampler(base),
@@ -204,6 +238,5 @@ mod tests {
         );
         assert_eq!(decide(SpanKind::Server, "GET", "/other"), RecordAndSample);
         assert_eq!(decide(SpanKind::Client, "GET", "/health"), RecordAndSample);
-        assert!(route_rules_active());
     }
 }

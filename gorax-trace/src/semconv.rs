@@ -5,7 +5,7 @@
 //!   network, error and exception keys; the messaging keys are still experimental upstream).
 //! - **Legacy HTTP** keys of the pre-1.21 HTTP conventions. The gorax user guide (and dashboards
 //!   built on it) use them; they are emitted next to the stable keys when
-//!   `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` (see [`HttpSemconv`](crate::config::HttpSemconv)).
+//!   `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` (see [`HttpSemconv`](crate::httpconv::HttpSemconv)).
 //!   They are spelled here because upstream marks them deprecated.
 //! - **gorax** keys the specification lacks: workflow identifiers and the guide's queue keys.
 //!
@@ -33,11 +33,6 @@ pub const HTTP_REQUEST_HEADER_PREFIX: &str = "http.request.header.";
 /// conventions).
 pub const HTTP_RESPONSE_HEADER_PREFIX: &str = "http.response.header.";
 
-/// Query keys whose values are replaced by `REDACTED` in `url.query` and `url.full` by default:
-/// the sensitive query parameters listed by the OpenTelemetry HTTP semantic conventions.
-pub const DEFAULT_REDACTED_QUERY_KEYS: &[&str] =
-    &["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
-
 /// Name of the event that [`record_error`](crate::span::record_error) adds (OpenTelemetry
 /// exception conventions).
 pub const EXCEPTION_EVENT: &str = "exception";
@@ -60,6 +55,10 @@ pub mod legacy {
     pub const HTTP_URL: &str = "http.url";
     /// `http.flavor`: replaced by [`NETWORK_PROTOCOL_VERSION`](super::NETWORK_PROTOCOL_VERSION).
     pub const HTTP_FLAVOR: &str = "http.flavor";
+    /// `deployment.environment`: replaced by
+    /// [`DEPLOYMENT_ENVIRONMENT_NAME`](super::DEPLOYMENT_ENVIRONMENT_NAME); still read from
+    /// `OTEL_RESOURCE_ATTRIBUTES`.
+    pub const DEPLOYMENT_ENVIRONMENT: &str = "deployment.environment";
 }
 
 /// `tenant_id`: the gorax tenant that owns the workflow (gorax user guide).
@@ -82,94 +81,3 @@ pub const QUEUE_MESSAGE_ID: &str = "queue.message_id";
 /// `retry_count`: how many times this message was delivered before this delivery, taken from the
 /// broker's delivery count (SQS `ApproximateReceiveCount - 1`, Redis `XPENDING` count - 1).
 pub const RETRY_COUNT: &str = "retry_count";
-
-static HTTP_DUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Sets the process-wide HTTP convention mode that the server and client adapters use unless
-/// their builder overrides it. [`init`](crate::init()) calls it from the configuration
-/// (`OTEL_SEMCONV_STABILITY_OPT_IN`).
-pub fn set_http_semconv(mode: crate::config::HttpSemconv) {
-    HTTP_DUP.store(
-        matches!(mode, crate::config::HttpSemconv::Dup),
-        std::sync::atomic::Ordering::Relaxed,
-    );
-}
-
-/// The process-wide HTTP convention mode (see [`set_http_semconv`]).
-pub fn http_semconv() -> crate::config::HttpSemconv {
-    if HTTP_DUP.load(std::sync::atomic::Ordering::Relaxed) {
-        crate::config::HttpSemconv::Dup
-    } else {
-        crate::config::HttpSemconv::Stable
-    }
-}
-
-/// `http.request.method` as the HTTP conventions spell it: a known method as itself (with
-/// `true`), any other as `_OTHER` (with `false`; record the original in
-/// [`HTTP_REQUEST_METHOD_ORIGINAL`]).
-///
-/// ```
-/// use gorax_trace::semconv::http_method;
-/// assert_eq!(http_method(&http::Method::POST), ("POST", true));
-/// assert_eq!(http_method(&http::Method::from_bytes(b"PURGE").unwrap()), ("_OTHER", false));
-/// ```
-pub fn http_method(method: &http::Method) -> (&'static str, bool) {
-    use http::Method;
-    let known = match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => return ("_OTHER", false),
-    };
-    (known, true)
-}
-
-/// `network.protocol.version` of an HTTP version (`1.1`, `2`, ...).
-///
-/// ```
-/// use gorax_trace::semconv::network_protocol_version;
-/// assert_eq!(network_protocol_version(http::Version::HTTP_11), "1.1");
-/// assert_eq!(network_protocol_version(http::Version::HTTP_2), "2");
-/// ```
-pub fn network_protocol_version(version: http::Version) -> &'static str {
-    use http::Version;
-    match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_11 => "1.1",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "_OTHER",
-    }
-}
-
-/// A query string with the values of `sensitive` keys replaced by `REDACTED` (for `url.query`
-/// and `url.full`; see [`DEFAULT_REDACTED_QUERY_KEYS`]).
-///
-/// ```
-/// use gorax_trace::semconv::redact_query;
-/// let keys = ["sig".to_owned()];
-/// assert_eq!(redact_query("a=1&sig=secret", &keys), "a=1&sig=REDACTED");
-/// ```
-pub fn redact_query(query: &str, sensitive: &[String]) -> String {
-    let mut out = String::with_capacity(query.len());
-    for (i, pair) in query.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((key, _)) if sensitive.iter().any(|s| s == key) => {
-                out.push_str(key);
-                out.push_str("=REDACTED");
-            }
-            _ => out.push_str(pair),
-        }
-    }
-    out
-}

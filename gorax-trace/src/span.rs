@@ -50,7 +50,13 @@ pub fn start_with_parent(
     kind: SpanKind,
     attributes: impl IntoIterator<Item = KeyValue>,
 ) -> Context {
-    start_in(&crate::tracer(), parent, name, kind, attributes)
+    start_in(
+        crate::TelemetryHandle::installed().tracer(),
+        parent,
+        name,
+        kind,
+        attributes,
+    )
 }
 
 /// Starts a span of `tracer` (e.g. a test provider's) as a child of `parent`.

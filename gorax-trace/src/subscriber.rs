@@ -51,9 +51,10 @@ where
         .event_format(WithTraceIds(Format::default()))
 }
 
-/// A tracer that starts each span with the tracer [`init`](crate::init()) installed at that
-/// moment ([`tracer`](crate::tracer())), so a subscriber built before `init` still records
-/// into the provider `init` sets up. Costs a read lock and a reference count per span.
+/// A tracer that starts each span with the tracer of the [installed](crate::Telemetry::install)
+/// handle at that moment (the same rule as default-built adapters), so a subscriber built
+/// before `init` still records into the provider `init` sets up. Costs a lock-free load and a
+/// reference count per span.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CurrentTracer;
 
@@ -65,7 +66,9 @@ impl opentelemetry::trace::Tracer for CurrentTracer {
         builder: opentelemetry::trace::SpanBuilder,
         parent_cx: &opentelemetry::Context,
     ) -> Self::Span {
-        crate::tracer().build_with_context(builder, parent_cx)
+        crate::TelemetryHandle::installed()
+            .tracer()
+            .build_with_context(builder, parent_cx)
     }
 }
 

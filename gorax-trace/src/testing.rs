@@ -21,7 +21,8 @@ use opentelemetry_sdk::trace::{
     InMemorySpanExporter, SdkTracer, SdkTracerProvider, ShouldSample, SpanData,
 };
 
-use crate::config::Sampler;
+use crate::sampling::Sampler;
+use crate::telemetry::{Settings, TelemetryHandle};
 
 /// The value of environment variable `name` that points a test at a real server (a broker, a
 /// collector). Unset or empty: `None`, after a visible `skipped` notice on stderr, so that plain
@@ -97,7 +98,18 @@ impl TestTracing {
 
     /// A tracer of this provider.
     pub fn tracer(&self) -> SdkTracer {
-        self.provider.tracer(crate::init::SCOPE_NAME)
+        self.provider.tracer(crate::SCOPE_NAME)
+    }
+
+    /// A handle recording into this provider with default settings, for adapters'
+    /// `with_telemetry`.
+    pub fn handle(&self) -> TelemetryHandle {
+        self.handle_with(Settings::default())
+    }
+
+    /// A handle recording into this provider with `settings`.
+    pub fn handle_with(&self, settings: Settings) -> TelemetryHandle {
+        TelemetryHandle::new(self.tracer(), settings, Default::default())
     }
 
     /// The provider.

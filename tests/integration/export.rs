@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use gorax_tests::{GrpcCollector, global_lock, received_http_spans, unique, wait_until};
-use gorax_trace::config::{BatchSettings, Protocol, TraceConfig};
+use gorax_trace::config::{Protocol, TraceConfig};
+use gorax_trace::export::BatchSettings;
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 
 /// Makes a parent and a child span through the installed tracer; returns their names.
@@ -13,7 +14,7 @@ fn make_tree(prefix: &str) -> (String, String) {
         unique(&format!("{prefix}.parent")),
         unique(&format!("{prefix}.child")),
     );
-    let tracer = gorax_trace::tracer();
+    let tracer = gorax_trace::TelemetryHandle::installed().tracer().clone();
     let (c, inner) = (child.clone(), tracer.clone());
     tracer.in_span(parent.clone(), move |cx| {
         let tracer = inner;
@@ -43,7 +44,6 @@ fn otlp_http_delivers_a_tree_to_a_real_receiver() {
     let _lock = global_lock();
     let config = TraceConfig::new()
         .with_endpoint(endpoint)
-        .unwrap()
         .with_protocol(Protocol::HttpProtobuf)
         .with_service_name("gorax-it-http")
         .with_batch(batch());
@@ -76,7 +76,6 @@ fn grpc_round_trip(app_runtime: &tokio::runtime::Runtime) {
     let (collector, addr) = GrpcCollector::start(collector_rt.handle());
     let config = TraceConfig::new()
         .with_endpoint(format!("http://{addr}"))
-        .unwrap()
         .with_protocol(Protocol::Grpc)
         .with_service_name("gorax-it-grpc")
         .with_batch(batch());
@@ -143,7 +142,6 @@ fn dead_collector_drops_and_counts_without_failing_the_caller() {
         .port();
     let config = TraceConfig::new()
         .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
-        .unwrap()
         .with_protocol(Protocol::HttpProtobuf)
         .with_batch(BatchSettings {
             max_queue_size: 64,
@@ -152,7 +150,7 @@ fn dead_collector_drops_and_counts_without_failing_the_caller() {
             export_timeout: Duration::from_millis(500),
         });
     let guard = gorax_trace::init(config).unwrap();
-    let tracer = gorax_trace::tracer();
+    let tracer = gorax_trace::TelemetryHandle::installed().tracer().clone();
     for i in 0..5_000 {
         tracer.in_span(format!("load-{i}"), |_| {});
     }

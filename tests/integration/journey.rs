@@ -7,7 +7,8 @@ use axum::Router;
 use axum::routing::post;
 use gorax_examples::journey::{self, Journey};
 use gorax_tests::{GrpcCollector, global_lock, received_http_spans, serve, wait_until};
-use gorax_trace::config::{BatchSettings, Protocol, TraceConfig};
+use gorax_trace::config::{Protocol, TraceConfig};
+use gorax_trace::export::BatchSettings;
 use gorax_trace::semconv;
 use gorax_trace::testing::{Spans, TestTracing};
 use gorax_trace_client::ClientTraceMiddleware;
@@ -249,7 +250,6 @@ async fn a_service_with_tracing_disabled_still_joins_the_two_ends() {
 fn export_config(protocol: Protocol, endpoint: String) -> TraceConfig {
     TraceConfig::new()
         .with_endpoint(endpoint)
-        .unwrap()
         .with_protocol(protocol)
         .with_service_name("gorax-journey")
         .with_batch(BatchSettings {
@@ -278,7 +278,10 @@ fn journey_through_init(config: TraceConfig) -> String {
         .unwrap();
     let guard = gorax_trace::init(config).unwrap();
     rt.block_on(async {
-        let mut journey = journey::start(gorax_trace::tracer()).await.unwrap();
+        let mut journey =
+            journey::start(gorax_trace::TelemetryHandle::installed().tracer().clone())
+                .await
+                .unwrap();
         let res = reqwest::Client::new()
             .post(format!(
                 "http://{}/api/v1/workflows/wf-42/execute",

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::{get, post};
 use gorax_tests::{global_lock, serve};
-use gorax_trace::config::{BatchSettings, Protocol, TraceConfig};
+use gorax_trace::config::{Protocol, TraceConfig};
+use gorax_trace::export::BatchSettings;
 use gorax_trace::propagation::parse_tracestate;
 use gorax_trace_server::ServerTraceLayer;
 use http::HeaderMap;
@@ -119,7 +120,6 @@ fn dead_collector_under_load_then_recovery() {
     let queue = 512;
     let config = TraceConfig::new()
         .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
-        .unwrap()
         .with_protocol(Protocol::HttpProtobuf)
         .with_service_name("gorax-load")
         .with_batch(BatchSettings {
@@ -142,7 +142,10 @@ fn dead_collector_under_load_then_recovery() {
             .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
             .build();
         let off_addr = serve(work_app(disabled.tracer("off"))).await;
-        let on_addr = serve(work_app(gorax_trace::tracer())).await;
+        let on_addr = serve(work_app(
+            gorax_trace::TelemetryHandle::installed().tracer().clone(),
+        ))
+        .await;
         let _ = load(on_addr, 2_000, max_time).await; // warm up both paths and the allocator
         let _ = load(off_addr, 2_000, max_time).await;
         let off = load(off_addr, max_requests, max_time).await;
@@ -198,7 +201,10 @@ fn dead_collector_under_load_then_recovery() {
             .await
             .unwrap();
         tokio::spawn(async move { axum::serve(listener, collector).await.unwrap() });
-        let on_addr = serve(work_app(gorax_trace::tracer())).await;
+        let on_addr = serve(work_app(
+            gorax_trace::TelemetryHandle::installed().tracer().clone(),
+        ))
+        .await;
         let phase = load(on_addr, 200, Duration::from_secs(10)).await;
         assert_eq!(phase.failed, 0);
     });

@@ -20,7 +20,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use super::ExportHealth;
-use crate::config::BatchSettings;
+use crate::export::BatchSettings;
 
 enum Control {
     Flush(SyncSender<OTelSdkResult>),
@@ -51,7 +51,7 @@ impl Shared {
 /// Batches finished spans and exports them on a dedicated thread.
 ///
 /// ```
-/// use gorax_trace::config::BatchSettings;
+/// use gorax_trace::export::BatchSettings;
 /// use gorax_trace::export::BatchProcessor;
 /// use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 ///

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Live counters of the export pipeline. Cheap to clone (an `Arc`); every clone sees the same
-/// counters. Get it from [`TraceGuard::health`](crate::TraceGuard::health) or
+/// counters. Get it from [`Telemetry::health`](crate::Telemetry::health) or
 /// [`BatchProcessor::health`](crate::export::BatchProcessor::health).
 ///
 /// ```

@@ -16,6 +16,65 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::time::Duration;
 
+/// Bounds of the batch span processor.
+///
+/// Settings given in code ([`TraceConfig::with_batch`](crate::TraceConfig::with_batch)) are used as given; from the
+/// environment, zero sizes and an export batch larger than the queue are errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Spans buffered before new ones are dropped. Default 2048.
+    pub max_queue_size: usize,
+    /// Time between two exports. Default 5 s.
+    pub scheduled_delay: Duration,
+    /// Spans per export request. Default 512.
+    pub max_export_batch_size: usize,
+    /// Time one export may take. Default 10 s.
+    pub export_timeout: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_queue_size: 2048,
+            scheduled_delay: Duration::from_secs(5),
+            max_export_batch_size: 512,
+            export_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why an exporter could not be built (turned into [`InitError`](crate::InitError)).
+#[derive(Debug)]
+pub(crate) enum BuildError {
+    /// Bad endpoint, TLS or headers.
+    #[cfg_attr(
+        not(any(feature = "otlp-http", feature = "otlp-grpc")),
+        allow(dead_code)
+    )]
+    Exporter(String),
+    /// The cargo feature for the configured protocol is off.
+    #[cfg_attr(
+        not(any(feature = "otlp-http", feature = "otlp-grpc")),
+        allow(dead_code)
+    )]
+    FeatureMissing(&'static str),
+}
+
+/// The gRPC exporter's own runtime (see [`otlp`]); stopped without blocking, so that dropping a
+/// [`Telemetry`](crate::Telemetry) inside async code never panics.
+#[derive(Debug)]
+pub(crate) struct ExportRuntime {
+    #[cfg(feature = "otlp-grpc")]
+    pub(crate) runtime: tokio::runtime::Runtime,
+}
+
+impl ExportRuntime {
+    pub(crate) fn stop(self) {
+        #[cfg(feature = "otlp-grpc")]
+        self.runtime.shutdown_background();
+    }
+}
+
 /// The exporter chosen by configuration (static dispatch: the SDK's exporter trait is not
 /// object safe).
 #[derive(Debug)]

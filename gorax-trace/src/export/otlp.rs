@@ -3,21 +3,20 @@
 //! gRPC (tonic) needs a tokio runtime when the channel is built and while it exports. Instead of
 //! borrowing the application's runtime (which panics outside one, and deadlocks a flush on a
 //! current-thread runtime), the gRPC exporter gets a one-thread runtime of its own, owned by the
-//! [`TraceGuard`](crate::TraceGuard) and dropped after the provider shut down.
+//! [`Telemetry`](crate::Telemetry) and dropped after the provider shut down.
 
 use opentelemetry_otlp::WithExportConfig;
 
+use super::{BuildError, ExportRuntime};
 use crate::config::{Protocol, TraceConfig};
-use crate::init::InitError;
 
 /// A built OTLP exporter and, for gRPC, the runtime that drives its channel.
 pub(crate) struct Otlp {
     pub(crate) exporter: opentelemetry_otlp::SpanExporter,
-    #[cfg(feature = "otlp-grpc")]
-    pub(crate) runtime: Option<tokio::runtime::Runtime>,
+    pub(crate) runtime: Option<ExportRuntime>,
 }
 
-pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, InitError> {
+pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, BuildError> {
     let timeout = config.batch().export_timeout;
     match config.protocol() {
         #[cfg(feature = "otlp-http")]
@@ -29,10 +28,9 @@ pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, InitEr
                 .with_timeout(timeout)
                 .with_headers(config.headers().iter().cloned().collect())
                 .build()
-                .map_err(|e| InitError::Exporter(e.to_string()))?;
+                .map_err(|e| BuildError::Exporter(e.to_string()))?;
             Ok(Otlp {
                 exporter,
-                #[cfg(feature = "otlp-grpc")]
                 runtime: None,
             })
         }
@@ -43,10 +41,10 @@ pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, InitEr
             let mut headers = http::HeaderMap::new();
             for (k, v) in config.headers() {
                 let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                    InitError::Exporter(format!("invalid export header name {k:?}"))
+                    BuildError::Exporter(format!("invalid export header name {k:?}"))
                 })?;
                 let value = http::HeaderValue::from_str(v).map_err(|_| {
-                    InitError::Exporter(format!("invalid value of export header {k:?}"))
+                    BuildError::Exporter(format!("invalid value of export header {k:?}"))
                 })?;
                 headers.insert(name, value);
             }
@@ -56,7 +54,7 @@ pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, InitEr
                 .enable_all()
                 .build()
                 .map_err(|e| {
-                    InitError::Exporter(format!("cannot start the gRPC export runtime: {e}"))
+                    BuildError::Exporter(format!("cannot start the gRPC export runtime: {e}"))
                 })?;
             let _entered = runtime.enter();
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -65,15 +63,15 @@ pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, InitEr
                 .with_timeout(timeout)
                 .with_metadata(MetadataMap::from_headers(headers))
                 .build()
-                .map_err(|e| InitError::Exporter(e.to_string()))?;
+                .map_err(|e| BuildError::Exporter(e.to_string()))?;
             drop(_entered);
             Ok(Otlp {
                 exporter,
-                runtime: Some(runtime),
+                runtime: Some(ExportRuntime { runtime }),
             })
         }
         #[allow(unreachable_patterns)]
-        other => Err(InitError::FeatureMissing(match other {
+        other => Err(BuildError::FeatureMissing(match other {
             Protocol::Grpc => "otlp-grpc",
             _ => "otlp-http",
         })),

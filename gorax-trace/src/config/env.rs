@@ -1,0 +1,640 @@
+//! Reading the environment: the variable table, precedence `TRACING_*` > `OTEL_*`, and the
+//! parsers of each value.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::time::Duration;
+
+use super::*;
+
+const TRACING_ENABLED: &str = "TRACING_ENABLED";
+const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+const TRACING_EXPORTER: &str = "TRACING_EXPORTER";
+const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+const TRACING_ENDPOINT: &str = "TRACING_ENDPOINT";
+const OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+const TRACING_PROTOCOL: &str = "TRACING_PROTOCOL";
+const OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+const OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+const TRACING_HEADERS: &str = "TRACING_HEADERS";
+const OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+const OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+const TRACING_INSECURE: &str = "TRACING_INSECURE";
+const OTLP_TRACES_INSECURE: &str = "OTEL_EXPORTER_OTLP_TRACES_INSECURE";
+const OTLP_INSECURE: &str = "OTEL_EXPORTER_OTLP_INSECURE";
+const TRACING_SERVICE_NAME: &str = "TRACING_SERVICE_NAME";
+const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+const TRACING_SERVICE_VERSION: &str = "TRACING_SERVICE_VERSION";
+const TRACING_ENVIRONMENT: &str = "TRACING_ENVIRONMENT";
+const TRACING_RESOURCE_ATTRIBUTES: &str = "TRACING_RESOURCE_ATTRIBUTES";
+const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+const TRACING_SAMPLE_RATE: &str = "TRACING_SAMPLE_RATE";
+const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+const TRACING_PROPAGATORS: &str = "TRACING_PROPAGATORS";
+const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
+const OTEL_SEMCONV_STABILITY_OPT_IN: &str = "OTEL_SEMCONV_STABILITY_OPT_IN";
+const TRACING_BATCH_QUEUE_SIZE: &str = "TRACING_BATCH_QUEUE_SIZE";
+const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+const TRACING_BATCH_DELAY_MS: &str = "TRACING_BATCH_DELAY_MS";
+const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+const TRACING_BATCH_SIZE: &str = "TRACING_BATCH_SIZE";
+const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+const TRACING_EXPORT_TIMEOUT_MS: &str = "TRACING_EXPORT_TIMEOUT_MS";
+const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
+
+/// Every variable read; [`TraceConfig::from_env`] reports non-UTF-8 values of these only.
+const KNOWN_VARS: [&str; 36] = [
+    TRACING_ENABLED,
+    OTEL_SDK_DISABLED,
+    TRACING_EXPORTER,
+    OTEL_TRACES_EXPORTER,
+    TRACING_ENDPOINT,
+    OTLP_TRACES_ENDPOINT,
+    OTLP_ENDPOINT,
+    TRACING_PROTOCOL,
+    OTLP_TRACES_PROTOCOL,
+    OTLP_PROTOCOL,
+    TRACING_HEADERS,
+    OTLP_TRACES_HEADERS,
+    OTLP_HEADERS,
+    TRACING_INSECURE,
+    OTLP_TRACES_INSECURE,
+    OTLP_INSECURE,
+    TRACING_SERVICE_NAME,
+    OTEL_SERVICE_NAME,
+    TRACING_SERVICE_VERSION,
+    TRACING_ENVIRONMENT,
+    TRACING_RESOURCE_ATTRIBUTES,
+    OTEL_RESOURCE_ATTRIBUTES,
+    TRACING_SAMPLE_RATE,
+    OTEL_TRACES_SAMPLER,
+    OTEL_TRACES_SAMPLER_ARG,
+    TRACING_PROPAGATORS,
+    OTEL_PROPAGATORS,
+    OTEL_SEMCONV_STABILITY_OPT_IN,
+    TRACING_BATCH_QUEUE_SIZE,
+    OTEL_BSP_MAX_QUEUE_SIZE,
+    TRACING_BATCH_DELAY_MS,
+    OTEL_BSP_SCHEDULE_DELAY,
+    TRACING_BATCH_SIZE,
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    TRACING_EXPORT_TIMEOUT_MS,
+    OTEL_BSP_EXPORT_TIMEOUT,
+];
+/// Variables whose values are secrets (API keys): shown as `k=***`.
+const SECRET_VARS: [&str; 3] = [TRACING_HEADERS, OTLP_TRACES_HEADERS, OTLP_HEADERS];
+
+pub(super) const DEFAULT_SERVICE_NAME: &str = "gorax";
+pub(super) const ENVIRONMENT_KEYS: [&str; 2] = [
+    semconv::DEPLOYMENT_ENVIRONMENT_NAME,
+    semconv::legacy::DEPLOYMENT_ENVIRONMENT,
+];
+
+impl TraceConfig {
+    /// Reads the process environment. A variable this module reads whose value is not UTF-8 is
+    /// an error naming it; other variables are ignored.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_os_vars(std::env::vars_os())
+    }
+
+    pub(super) fn from_os_vars(
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Self, ConfigError> {
+        let mut lookup = Vars::default();
+        for (name, value) in vars {
+            let Some(name) = name
+                .to_str()
+                .and_then(|n| KNOWN_VARS.iter().find(|k| **k == n))
+            else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => {
+                    lookup.values.insert((*name).to_owned(), value);
+                }
+                Err(value) => lookup.errors.push(InvalidVar {
+                    variable: (*name).to_owned(),
+                    value: show(name, &value.to_string_lossy()),
+                    reason: "the value is not valid UTF-8".to_owned(),
+                }),
+            }
+        }
+        Self::resolve(lookup)
+    }
+
+    /// Builds the configuration from `(name, value)` pairs, as if they were the environment.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut lookup = Vars::default();
+        for (name, value) in vars {
+            lookup
+                .values
+                .insert(name.as_ref().to_owned(), value.as_ref().to_owned());
+        }
+        Self::resolve(lookup)
+    }
+
+    fn resolve(mut v: Vars) -> Result<Self, ConfigError> {
+        let sampler = v.sampler();
+        let enabled = v.setting(TRACING_ENABLED, parse_bool, &[OTEL_SDK_DISABLED], |s| {
+            parse_otel_bool(s).map(|disabled| !disabled)
+        });
+        let exporter = v.setting(
+            TRACING_EXPORTER,
+            parse_exporter,
+            &[OTEL_TRACES_EXPORTER],
+            parse_exporter,
+        );
+        let endpoint = {
+            let tracing = v.parse(TRACING_ENDPOINT, |s| endpoint::parse(s, Source::Tracing));
+            let traces = v.parse(OTLP_TRACES_ENDPOINT, |s| {
+                endpoint::parse(s, Source::OtlpTraces)
+            });
+            let base = v.parse(OTLP_ENDPOINT, |s| endpoint::parse(s, Source::OtlpBase));
+            v.pick(tracing, traces.or(base))
+        };
+        let protocol = v.setting(
+            TRACING_PROTOCOL,
+            parse_protocol,
+            &[OTLP_TRACES_PROTOCOL, OTLP_PROTOCOL],
+            parse_protocol,
+        );
+        let headers = {
+            let tracing = v.parse(TRACING_HEADERS, |s| parse_kv_list(s, false));
+            let traces = v.parse(OTLP_TRACES_HEADERS, |s| parse_kv_list(s, true));
+            let all = v.parse(OTLP_HEADERS, |s| parse_kv_list(s, true));
+            v.pick(tracing, traces.or(all))
+        };
+        let insecure = v.setting(
+            TRACING_INSECURE,
+            parse_bool,
+            &[OTLP_TRACES_INSECURE, OTLP_INSECURE],
+            parse_otel_bool,
+        );
+        let attributes = v.resource_attributes();
+        let service_name = v.named_attribute(
+            TRACING_SERVICE_NAME,
+            Some(OTEL_SERVICE_NAME),
+            &attributes,
+            &[semconv::SERVICE_NAME],
+        );
+        let service_version = v.named_attribute(
+            TRACING_SERVICE_VERSION,
+            None,
+            &attributes,
+            &[semconv::SERVICE_VERSION],
+        );
+        let environment =
+            v.named_attribute(TRACING_ENVIRONMENT, None, &attributes, &ENVIRONMENT_KEYS);
+        let propagators = v.setting(
+            TRACING_PROPAGATORS,
+            parse_propagators,
+            &[OTEL_PROPAGATORS],
+            parse_propagators,
+        );
+        let http_semconv = v.parse(OTEL_SEMCONV_STABILITY_OPT_IN, |s| Ok(parse_semconv(s)));
+        let batch = v.batch();
+        if !v.errors.is_empty() {
+            return Err(ConfigError { errors: v.errors });
+        }
+        let defaults = Self::default();
+        let config = Self {
+            enabled: enabled.map_or(defaults.enabled, |s| s.value),
+            exporter: exporter.map(|s| s.value),
+            endpoint: endpoint.map(|s| s.value),
+            protocol: protocol.map(|s| s.value),
+            headers: headers.map(|s| s.value).unwrap_or_default(),
+            insecure: insecure.is_some_and(|s| s.value),
+            service_name: service_name.unwrap_or(defaults.service_name),
+            service_version,
+            environment,
+            resource_attributes: attributes
+                .into_iter()
+                .filter(|(k, _, _)| !is_reserved_key(k))
+                .map(|(k, v, _)| (k, v))
+                .collect(),
+            sampler: sampler.map_or(defaults.sampler, |s| s.value),
+            sampling_rules: Vec::new(),
+            propagators: propagators.map_or(defaults.propagators, |s| s.value),
+            http_semconv: http_semconv.map_or(defaults.http_semconv, |s| s.value),
+            batch,
+            warnings: v.warnings,
+            invalid: Vec::new(),
+        };
+        Ok(config)
+    }
+}
+
+/// One parsed variable: its name, `NAME="value"` for messages, and the value.
+#[derive(Debug)]
+struct Setting<T> {
+    var: &'static str,
+    desc: String,
+    value: T,
+}
+
+/// The variables being read, plus the errors and warnings found so far.
+#[derive(Debug, Default)]
+struct Vars {
+    values: HashMap<String, String>,
+    errors: Vec<InvalidVar>,
+    warnings: Vec<String>,
+}
+
+impl Vars {
+    /// The trimmed value; empty counts as unset.
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parses `name` if set; a parse failure is recorded and gives `None`.
+    fn parse<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<Setting<T>> {
+        let raw = self.raw(name)?.to_owned();
+        let shown = show(name, &raw);
+        match parse(&raw) {
+            Ok(value) => Some(Setting {
+                var: name,
+                desc: format!("{name}={shown:?}"),
+                value,
+            }),
+            Err(reason) => {
+                self.errors.push(InvalidVar {
+                    variable: name.to_owned(),
+                    value: shown,
+                    reason,
+                });
+                None
+            }
+        }
+    }
+
+    /// The `TRACING_*` setting if present, else the `OTEL_*` one; warns when both disagree.
+    fn pick<T: PartialEq>(
+        &mut self,
+        tracing: Option<Setting<T>>,
+        otel: Option<Setting<T>>,
+    ) -> Option<Setting<T>> {
+        if let (Some(t), Some(o)) = (&tracing, &otel)
+            && t.value != o.value
+        {
+            self.warnings.push(format!(
+                "{} conflicts with {}; using {} (TRACING_* takes precedence over OTEL_*)",
+                t.desc, o.desc, t.var
+            ));
+        }
+        tracing.or(otel)
+    }
+
+    /// `tracing`, else the first set of `otel`; every set variable is validated.
+    fn setting<T: PartialEq>(
+        &mut self,
+        tracing: &'static str,
+        parse_tracing: impl Fn(&str) -> Result<T, String>,
+        otel: &[&'static str],
+        parse_otel: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Setting<T>> {
+        let tracing = self.parse(tracing, parse_tracing);
+        let mut first = None;
+        for name in otel {
+            let found = self.parse(name, &parse_otel);
+            first = first.or(found);
+        }
+        self.pick(tracing, first)
+    }
+
+    /// `TRACING_RESOURCE_ATTRIBUTES` merged over `OTEL_RESOURCE_ATTRIBUTES`, with the source of
+    /// each attribute.
+    fn resource_attributes(&mut self) -> Vec<(String, String, &'static str)> {
+        let tracing = self.parse(TRACING_RESOURCE_ATTRIBUTES, |s| parse_kv_list(s, true));
+        let otel = self.parse(OTEL_RESOURCE_ATTRIBUTES, |s| parse_kv_list(s, true));
+        let mut merged: Vec<_> = otel
+            .map(|s| s.value)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v, OTEL_RESOURCE_ATTRIBUTES))
+            .collect();
+        for (key, value) in tracing.map(|s| s.value).unwrap_or_default() {
+            match merged.iter_mut().find(|(k, _, _)| *k == key) {
+                Some(slot) => {
+                    if slot.1 != value {
+                        self.warnings.push(format!(
+                            "{TRACING_RESOURCE_ATTRIBUTES}[{key}]={value:?} conflicts with \
+                             {OTEL_RESOURCE_ATTRIBUTES}[{key}]={:?}; using {TRACING_RESOURCE_ATTRIBUTES} \
+                             (TRACING_* takes precedence over OTEL_*)",
+                            slot.1
+                        ));
+                    }
+                    *slot = (key, value, TRACING_RESOURCE_ATTRIBUTES);
+                }
+                None => merged.push((key, value, TRACING_RESOURCE_ATTRIBUTES)),
+            }
+        }
+        merged
+    }
+
+    /// A setting that also lives in the resource attributes (lowest precedence, first of `keys`).
+    fn named_attribute(
+        &mut self,
+        tracing: &'static str,
+        otel: Option<&'static str>,
+        attributes: &[(String, String, &'static str)],
+        keys: &[&str],
+    ) -> Option<String> {
+        let own = |s: &str| Ok(s.to_owned());
+        let tracing = self.parse(tracing, own);
+        let otel = otel.and_then(|name| self.parse(name, own));
+        let attribute = keys.iter().find_map(|key| {
+            attributes
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(k, v, source)| Setting {
+                    var: source,
+                    desc: format!("{source}[{k}]={v:?}"),
+                    value: v.clone(),
+                })
+        });
+        self.pick(tracing, otel.or(attribute)).map(|s| s.value)
+    }
+
+    fn sampler(&mut self) -> Option<Setting<Sampler>> {
+        let rate = self.parse(TRACING_SAMPLE_RATE, |s| {
+            parse_ratio(s).map(Sampler::ParentBasedTraceIdRatio)
+        });
+        let mut otel = self.parse(OTEL_TRACES_SAMPLER, parse_sampler);
+        let arg = self.parse(OTEL_TRACES_SAMPLER_ARG, parse_ratio);
+        match (&mut otel, arg) {
+            (Some(sampler), Some(arg)) if sampler.value.takes_ratio() => {
+                sampler.value = sampler.value.with_ratio(arg.value);
+                sampler.desc = format!("{} with {}", sampler.desc, arg.desc);
+            }
+            (_, Some(arg)) => self.warnings.push(format!(
+                "{} is ignored: {OTEL_TRACES_SAMPLER} is not traceidratio or parentbased_traceidratio",
+                arg.desc
+            )),
+            _ => {}
+        }
+        self.pick(rate, otel)
+    }
+
+    fn batch(&mut self) -> BatchSettings {
+        let defaults = BatchSettings::default();
+        let queue = self.setting(
+            TRACING_BATCH_QUEUE_SIZE,
+            parse_size,
+            &[OTEL_BSP_MAX_QUEUE_SIZE],
+            parse_size,
+        );
+        let delay = self.setting(
+            TRACING_BATCH_DELAY_MS,
+            parse_millis,
+            &[OTEL_BSP_SCHEDULE_DELAY],
+            parse_millis,
+        );
+        let size = self.setting(
+            TRACING_BATCH_SIZE,
+            parse_size,
+            &[OTEL_BSP_MAX_EXPORT_BATCH_SIZE],
+            parse_size,
+        );
+        let timeout = self.setting(
+            TRACING_EXPORT_TIMEOUT_MS,
+            parse_millis,
+            &[OTEL_BSP_EXPORT_TIMEOUT],
+            parse_millis,
+        );
+        let batch = BatchSettings {
+            max_queue_size: queue.as_ref().map_or(defaults.max_queue_size, |s| s.value),
+            scheduled_delay: delay.map_or(defaults.scheduled_delay, |s| s.value),
+            max_export_batch_size: size
+                .as_ref()
+                .map_or(defaults.max_export_batch_size, |s| s.value),
+            export_timeout: timeout.map_or(defaults.export_timeout, |s| s.value),
+        };
+        if batch.max_export_batch_size > batch.max_queue_size
+            && let Some(blame) = size.as_ref().or(queue.as_ref())
+        {
+            let source = |s: &Option<Setting<usize>>, vars: [&str; 2]| {
+                s.as_ref().map_or_else(
+                    || format!("default; {} or {}", vars[0], vars[1]),
+                    |s| s.var.to_owned(),
+                )
+            };
+            self.errors.push(InvalidVar {
+                variable: blame.var.to_owned(),
+                value: self.raw(blame.var).unwrap_or_default().to_owned(),
+                reason: format!(
+                    "the export batch size {} ({}) must not exceed the queue size {} ({})",
+                    batch.max_export_batch_size,
+                    source(&size, [TRACING_BATCH_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE]),
+                    batch.max_queue_size,
+                    source(&queue, [TRACING_BATCH_QUEUE_SIZE, OTEL_BSP_MAX_QUEUE_SIZE]),
+                ),
+            });
+        }
+        batch
+    }
+}
+
+/// The value as it may appear in messages: header values become `***`.
+fn show(name: &str, raw: &str) -> String {
+    if !SECRET_VARS.contains(&name) {
+        return raw.to_owned();
+    }
+    let members: Vec<String> = raw
+        .split(',')
+        .map(|m| match m.split_once('=') {
+            Some((k, _)) => format!("{}=***", k.trim()),
+            None => m.trim().to_owned(),
+        })
+        .collect();
+    members.join(",")
+}
+
+fn is_reserved_key(key: &str) -> bool {
+    key == semconv::SERVICE_NAME
+        || key == semconv::SERVICE_VERSION
+        || ENVIRONMENT_KEYS.contains(&key)
+}
+
+pub(super) fn upsert(list: &mut Vec<(String, String)>, key: String, value: String) {
+    match list.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => list.push((key, value)),
+    }
+}
+
+pub(super) const RATIO_EXPECTED: &str = "expected a number between 0.0 and 1.0";
+
+/// `true`/`false`/`1`/`0`/`yes`/`no`, any case (the `TRACING_*` variables).
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+/// `true`/`false`, any case (the `OTEL_*` variables, as the specification defines them).
+fn parse_otel_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| RATIO_EXPECTED.to_owned())
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0 && !s.starts_with('+'))
+        .ok_or_else(|| "expected a positive integer".to_owned())
+}
+
+fn parse_millis(s: &str) -> Result<Duration, String> {
+    match s.parse::<u64>() {
+        Ok(ms) if !s.starts_with('+') => Ok(Duration::from_millis(ms)),
+        _ => Err("expected a whole number of milliseconds".to_owned()),
+    }
+}
+
+fn parse_exporter(s: &str) -> Result<ExporterKind, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "otlp" => Ok(ExporterKind::Otlp),
+        "console" => Ok(ExporterKind::Console),
+        "none" => Ok(ExporterKind::None),
+        list if list.contains(',') => {
+            Err("only one exporter is supported: otlp, console or none".to_owned())
+        }
+        _ => Err("unsupported exporter; expected otlp, console or none".to_owned()),
+    }
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "grpc" => Ok(Protocol::Grpc),
+        "http" | "http/protobuf" => Ok(Protocol::HttpProtobuf),
+        "http/json" => Err("unsupported protocol; expected grpc or http/protobuf".to_owned()),
+        _ => Err("unknown protocol; expected grpc or http/protobuf".to_owned()),
+    }
+}
+
+/// An `OTEL_TRACES_SAMPLER` name; ratio samplers get 1.0 until `OTEL_TRACES_SAMPLER_ARG` is read.
+fn parse_sampler(s: &str) -> Result<Sampler, String> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatio(1.0),
+        "parentbased_always_on" => Sampler::ParentBasedAlwaysOn,
+        "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(1.0),
+        _ => {
+            return Err(
+                "unsupported sampler; expected always_on, always_off, traceidratio, \
+                        parentbased_always_on, parentbased_always_off or parentbased_traceidratio"
+                    .to_owned(),
+            );
+        }
+    })
+}
+
+fn parse_propagators(s: &str) -> Result<Propagators, String> {
+    const EXPECTED: &str = "expected a comma-separated list of tracecontext, baggage or none";
+    let mut found = Propagators {
+        trace_context: false,
+        baggage: false,
+    };
+    let (mut none, mut any) = (false, false);
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        any = true;
+        match name.to_ascii_lowercase().as_str() {
+            "tracecontext" => found.trace_context = true,
+            "baggage" => found.baggage = true,
+            "none" => none = true,
+            "b3" | "b3multi" | "jaeger" | "xray" | "ottrace" => {
+                return Err(format!("unsupported propagator {name:?}; {EXPECTED}"));
+            }
+            _ => return Err(format!("unknown propagator {name:?}; {EXPECTED}")),
+        }
+    }
+    if !any {
+        return Err(EXPECTED.to_owned());
+    }
+    if none
+        && found
+            != (Propagators {
+                trace_context: false,
+                baggage: false,
+            })
+    {
+        return Err("none cannot be combined with other propagators".to_owned());
+    }
+    Ok(found)
+}
+
+/// Categories of other signals are ignored; `http/dup` wins over `http`.
+fn parse_semconv(s: &str) -> HttpSemconv {
+    if s.split(',')
+        .any(|c| c.trim().eq_ignore_ascii_case("http/dup"))
+    {
+        HttpSemconv::Dup
+    } else {
+        HttpSemconv::Stable
+    }
+}
+
+/// `k=v,k2=v2` (W3C-baggage-like): members and both sides trimmed, empty members skipped, the
+/// last of a repeated key wins. Reasons never echo a value.
+fn parse_kv_list(s: &str, decode: bool) -> Result<Vec<(String, String)>, String> {
+    let mut list = Vec::new();
+    for member in s.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let Some((key, value)) = member.split_once('=') else {
+            return Err(format!("member {member:?} is not key=value"));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() {
+            return Err("a member has an empty key".to_owned());
+        }
+        let value = match decode {
+            true => percent_decode(value)
+                .ok_or_else(|| format!("the value of {key:?} has invalid percent-encoding"))?,
+            false => value.to_owned(),
+        };
+        upsert(&mut list, key.to_owned(), value);
+    }
+    Ok(list)
+}
+
+/// Percent-decoding of `OTEL_*` list values (W3C Baggage octets): a `%` must start a valid
+/// escape and the result must be UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let escapes_ok = b.iter().enumerate().all(|(i, &c)| {
+        c != b'%'
+            || b.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    escapes_ok
+        .then(|| percent_encoding::percent_decode_str(s).decode_utf8().ok())
+        .flatten()
+        .map(std::borrow::Cow::into_owned)
+}

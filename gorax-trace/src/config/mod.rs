@@ -1,0 +1,502 @@
+//! Tracing configuration: [`TraceConfig`] from environment variables, with `with_*` overrides.
+//!
+//! All environment parsing of the crate happens here. Precedence, highest first:
+//! code (`with_*`) > the guide's `TRACING_*` variables > the standard `OTEL_*` variables >
+//! defaults.
+//!
+//! | setting | code (`with_*`) | gorax var | standard var | default |
+//! |---|---|---|---|---|
+//! | enabled | `with_enabled` | `TRACING_ENABLED` (`true`, `false`, `1`, `0`, `yes`, `no`) | `OTEL_SDK_DISABLED` (`true`, `false`; inverted) | `true` |
+//! | exporter | `with_exporter` | `TRACING_EXPORTER` (`otlp`, `console`, `none`) | `OTEL_TRACES_EXPORTER` (same values) | `otlp` with an endpoint, else `console` |
+//! | endpoint | `with_endpoint` | `TRACING_ENDPOINT` (`host:port` or `http(s)://host[:port][/path]`) | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (URL, verbatim), then `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL; HTTP appends `/v1/traces`) | none |
+//! | protocol | `with_protocol` | `TRACING_PROTOCOL` (`grpc`, `http`, `http/protobuf`) | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, `http/protobuf`) | `http/protobuf` for port 4318 or a `/v1/traces` path, else `grpc` |
+//! | headers | `with_header` | `TRACING_HEADERS` (`k=v,k2=v2`) | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, then `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded) | none |
+//! | insecure (no TLS) | `with_insecure` | `TRACING_INSECURE` | `OTEL_EXPORTER_OTLP_TRACES_INSECURE`, then `OTEL_EXPORTER_OTLP_INSECURE` | `false` |
+//! | service name | `with_service_name` | `TRACING_SERVICE_NAME` | `OTEL_SERVICE_NAME`, then `service.name` in the resource attributes | `gorax` |
+//! | service version | `with_service_version` | `TRACING_SERVICE_VERSION` | `service.version` in the resource attributes | none |
+//! | environment | `with_environment` | `TRACING_ENVIRONMENT` | `deployment.environment.name` (or legacy `deployment.environment`) in the resource attributes | none |
+//! | resource attributes | `with_resource_attribute` | `TRACING_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`) | `OTEL_RESOURCE_ATTRIBUTES` (merged per key; values percent-decoded) | none |
+//! | sampler | `with_sample_rate`, `with_sampler` | `TRACING_SAMPLE_RATE` (0.0 to 1.0, parent-based ratio) | `OTEL_TRACES_SAMPLER` + `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` |
+//! | propagators | `with_propagators` | `TRACING_PROPAGATORS` | `OTEL_PROPAGATORS` (`tracecontext`, `baggage`, `none`) | `tracecontext,baggage` |
+//! | HTTP semantic conventions | `with_http_semconv` | – | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`) | stable |
+//! | batch queue size | `with_batch` | `TRACING_BATCH_QUEUE_SIZE` | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 |
+//! | batch delay | `with_batch` | `TRACING_BATCH_DELAY_MS` | `OTEL_BSP_SCHEDULE_DELAY` (ms) | 5000 ms |
+//! | export batch size | `with_batch` | `TRACING_BATCH_SIZE` | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 |
+//! | export timeout | `with_batch` | `TRACING_EXPORT_TIMEOUT_MS` | `OTEL_BSP_EXPORT_TIMEOUT` (ms) | 10000 ms |
+//!
+//! Rules:
+//! - An empty (or all-blank) value counts as unset, as the OpenTelemetry specification says.
+//! - A value that is set but does not parse is an error naming the variable and the value; every
+//!   bad variable is reported in one [`ConfigError`], never just the first. Header values are
+//!   never echoed (shown as `***`).
+//! - When a `TRACING_*` and an `OTEL_*` variable set the same setting to different values, the
+//!   `TRACING_*` one wins and one message is recorded in [`TraceConfig::warnings`].
+//! - `TRACING_ENDPOINT=host:port` (the guide's `localhost:4317`) becomes `http://host:port`, or
+//!   `https://host:port` on port 443 unless insecure; over HTTP `/v1/traces` is appended. A URL
+//!   in `TRACING_ENDPOINT` is used as written, except that HTTP appends `/v1/traces` when it has
+//!   no path.
+//!
+//! ```
+//! use gorax_trace::config::{Protocol, TraceConfig};
+//!
+//! // In a service: `TraceConfig::from_env()?`.
+//! let config = TraceConfig::from_vars([
+//!     ("TRACING_ENDPOINT", "tempo.example.com:443"),
+//!     ("TRACING_SAMPLE_RATE", "0.25"),
+//! ])?
+//! .with_service_name("billing");
+//! assert_eq!(config.otlp_endpoint().as_deref(), Some("https://tempo.example.com:443"));
+//! assert_eq!(config.protocol(), Protocol::Grpc);
+//! assert!(config.uses_tls());
+//! assert_eq!(config.sampler().to_string(), "parentbased_traceidratio(0.25)");
+//!
+//! let err = TraceConfig::from_vars([("TRACING_SAMPLE_RATE", "10%")]).unwrap_err();
+//! assert_eq!(err.errors()[0].variable, "TRACING_SAMPLE_RATE");
+//! # Ok::<(), gorax_trace::config::ConfigError>(())
+
+use std::fmt;
+
+use crate::export::BatchSettings;
+use crate::httpconv::HttpSemconv;
+use crate::propagation::Propagators;
+use crate::sampling::{Sampler, SamplingRule};
+use crate::semconv;
+
+mod endpoint;
+mod env;
+#[cfg(test)]
+mod tests;
+
+use endpoint::{Endpoint, Source};
+
+/// Where finished spans go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExporterKind {
+    /// OTLP to [`TraceConfig::otlp_endpoint`] over [`TraceConfig::protocol`].
+    Otlp,
+    /// An indented span tree printed to the terminal.
+    Console,
+    /// Nothing is exported.
+    None,
+}
+
+impl fmt::Display for ExporterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Otlp => "otlp",
+            Self::Console => "console",
+            Self::None => "none",
+        })
+    }
+}
+
+/// OTLP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// OTLP/gRPC (port 4317 by convention).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318, path `/v1/traces`).
+    HttpProtobuf,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        })
+    }
+}
+
+/// One variable (or `with_*` call) whose value was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidVar {
+    /// The variable name, e.g. `TRACING_SAMPLE_RATE` (or the `with_*` method).
+    pub variable: String,
+    /// The value as set (header values replaced by `***`).
+    pub value: String,
+    /// Why it was rejected and what is expected.
+    pub reason: String,
+}
+
+impl fmt::Display for InvalidVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?}: {}", self.variable, self.value, self.reason)
+    }
+}
+
+/// Every invalid variable found while building a [`TraceConfig`].
+#[derive(Debug, thiserror::Error)]
+#[error("invalid tracing configuration: {}", join(.errors))]
+pub struct ConfigError {
+    errors: Vec<InvalidVar>,
+}
+
+fn join(errors: &[InvalidVar]) -> String {
+    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    parts.join("; ")
+}
+
+impl ConfigError {
+    /// The rejected variables, at least one.
+    pub fn errors(&self) -> &[InvalidVar] {
+        &self.errors
+    }
+}
+
+/// Tracing configuration: built by [`from_env`](Self::from_env) (or
+/// [`from_vars`](Self::from_vars), [`new`](Self::new)), adjusted by the `with_*` methods, which
+/// take precedence over the environment. See the [module docs](self) for every setting.
+#[derive(Clone)]
+pub struct TraceConfig {
+    enabled: bool,
+    exporter: Option<ExporterKind>,
+    endpoint: Option<Endpoint>,
+    protocol: Option<Protocol>,
+    headers: Vec<(String, String)>,
+    insecure: bool,
+    service_name: String,
+    service_version: Option<String>,
+    environment: Option<String>,
+    resource_attributes: Vec<(String, String)>,
+    sampler: Sampler,
+    sampling_rules: Vec<SamplingRule>,
+    propagators: Propagators,
+    http_semconv: HttpSemconv,
+    batch: BatchSettings,
+    warnings: Vec<String>,
+    /// Values given in code that do not validate (reported by `validate`).
+    invalid: Vec<InvalidVar>,
+}
+
+impl Default for TraceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            exporter: None,
+            endpoint: None,
+            protocol: None,
+            headers: Vec::new(),
+            insecure: false,
+            service_name: env::DEFAULT_SERVICE_NAME.to_owned(),
+            service_version: None,
+            environment: None,
+            resource_attributes: Vec::new(),
+            sampler: Sampler::default(),
+            sampling_rules: Vec::new(),
+            propagators: Propagators::default(),
+            http_semconv: HttpSemconv::default(),
+            batch: BatchSettings::default(),
+            warnings: Vec::new(),
+            invalid: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for TraceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(k, _)| format!("{k}=***"))
+            .collect();
+        f.debug_struct("TraceConfig")
+            .field("enabled", &self.enabled)
+            .field("exporter", &self.exporter())
+            .field("otlp_endpoint", &self.otlp_endpoint())
+            .field("protocol", &self.protocol())
+            .field("headers", &headers)
+            .field("insecure", &self.insecure)
+            .field("service_name", &self.service_name)
+            .field("service_version", &self.service_version)
+            .field("environment", &self.environment)
+            .field("resource_attributes", &self.resource_attributes)
+            .field("sampler", &self.sampler)
+            .field("propagators", &self.propagators)
+            .field("http_semconv", &self.http_semconv)
+            .field("batch", &self.batch)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+impl TraceConfig {
+    /// All defaults, no environment (same as [`Default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the process environment. A variable this module reads whose value is not UTF-8 is
+    /// an error naming it; other variables are ignored.
+    /// Turns tracing on or off (off: no spans are recorded; context still propagates).
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Sets the exporter.
+    pub fn with_exporter(mut self, exporter: ExporterKind) -> Self {
+        self.exporter = Some(exporter);
+        self
+    }
+
+    /// Sets the OTLP endpoint, written as in `TRACING_ENDPOINT` (`host:port` or
+    /// `http(s)://host[:port][/path]`). It is validated the same way when the configuration is
+    /// [validated](Self::validate) (by [`init`](crate::init())): a bad value is reported there,
+    /// with every other bad setting.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        let endpoint = endpoint.into();
+        self.invalid.retain(|e| e.variable != "with_endpoint");
+        match endpoint::parse(endpoint.trim(), Source::Tracing) {
+            Ok(parsed) => self.endpoint = Some(parsed),
+            Err(reason) => self.invalid.push(InvalidVar {
+                variable: "with_endpoint".to_owned(),
+                value: endpoint,
+                reason,
+            }),
+        }
+        self
+    }
+
+    /// Sets the OTLP protocol instead of inferring it from the endpoint.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// Adds an export header (e.g. an API key), replacing one of the same name.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sets `service.name`.
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = name.into();
+        self
+    }
+
+    /// Sets `service.version`.
+    pub fn with_service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// Sets `deployment.environment.name`.
+    pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Adds a resource attribute, replacing one with the same key. `service.name`,
+    /// `service.version` and `deployment.environment(.name)` set the matching setting instead.
+    pub fn with_resource_attribute(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        match key.as_str() {
+            semconv::SERVICE_NAME => self.with_service_name(value),
+            semconv::SERVICE_VERSION => self.with_service_version(value),
+            k if env::ENVIRONMENT_KEYS.contains(&k) => self.with_environment(value),
+            _ => {
+                let mut this = self;
+                env::upsert(&mut this.resource_attributes, key, value.into());
+                this
+            }
+        }
+    }
+
+    /// Samples this fraction (0.0 to 1.0) of root traces, following the parent otherwise
+    /// ([`Sampler::ParentBasedTraceIdRatio`]), like `TRACING_SAMPLE_RATE`. A ratio outside 0.0
+    /// to 1.0 is reported by [`validate`](Self::validate).
+    pub fn with_sample_rate(mut self, rate: f64) -> Self {
+        self.invalid.retain(|e| e.variable != "with_sample_rate");
+        if !(0.0..=1.0).contains(&rate) {
+            self.invalid.push(InvalidVar {
+                variable: "with_sample_rate".to_owned(),
+                value: rate.to_string(),
+                reason: env::RATIO_EXPECTED.to_owned(),
+            });
+        }
+        self.sampler = Sampler::ParentBasedTraceIdRatio(rate);
+        self
+    }
+
+    /// Sets the sampler. A ratio outside 0.0 to 1.0 is reported by [`validate`](Self::validate).
+    pub fn with_sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = sampler;
+        self
+    }
+
+    /// Adds a per-route sampling rule for server spans (code only; see
+    /// [`SamplingRule`]). Rules are tried in the order added;
+    /// requests no rule matches use [`sampler`](Self::sampler).
+    pub fn with_sampling_rule(mut self, rule: SamplingRule) -> Self {
+        self.sampling_rules.push(rule);
+        self
+    }
+
+    /// Sets the propagators.
+    pub fn with_propagators(mut self, propagators: Propagators) -> Self {
+        self.propagators = propagators;
+        self
+    }
+
+    /// Sets the HTTP semantic conventions.
+    pub fn with_http_semconv(mut self, semconv: HttpSemconv) -> Self {
+        self.http_semconv = semconv;
+        self
+    }
+
+    /// Disables TLS even for `https` / port 443 endpoints (a `host:443` endpoint then gets
+    /// `http://`).
+    pub fn with_insecure(mut self, insecure: bool) -> Self {
+        self.insecure = insecure;
+        self
+    }
+
+    /// Sets the batch processor bounds (used as given).
+    pub fn with_batch(mut self, batch: BatchSettings) -> Self {
+        self.batch = batch;
+        self
+    }
+
+    /// Whether spans are recorded and exported.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The exporter: as set, else [`ExporterKind::Otlp`] when an endpoint is configured and
+    /// [`ExporterKind::Console`] when not.
+    pub fn exporter(&self) -> ExporterKind {
+        self.exporter.unwrap_or(if self.endpoint.is_some() {
+            ExporterKind::Otlp
+        } else {
+            ExporterKind::Console
+        })
+    }
+
+    /// The exact URL for the OTLP exporter builder, if an endpoint is configured: `host:port`
+    /// gets a scheme, HTTP gets `/v1/traces` where the table in the module docs says so.
+    pub fn otlp_endpoint(&self) -> Option<String> {
+        self.endpoint
+            .as_ref()
+            .map(|e| e.url(self.protocol(), self.insecure))
+    }
+
+    /// The OTLP protocol: as set, else [`Protocol::HttpProtobuf`] for an endpoint on port 4318 or
+    /// with a `/v1/traces` path, else [`Protocol::Grpc`].
+    pub fn protocol(&self) -> Protocol {
+        self.protocol.unwrap_or_else(|| match &self.endpoint {
+            Some(e)
+                if e.port == Some(4318)
+                    || e.path
+                        .trim_end_matches('/')
+                        .ends_with(endpoint::TRACES_PATH) =>
+            {
+                Protocol::HttpProtobuf
+            }
+            _ => Protocol::Grpc,
+        })
+    }
+
+    /// Headers sent with every export request (values are secrets; do not log them).
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// Whether the exporter should use TLS: an `https` endpoint or port 443, unless insecure.
+    pub fn uses_tls(&self) -> bool {
+        !self.insecure
+            && self
+                .endpoint
+                .as_ref()
+                .is_some_and(|e| e.https || e.port == Some(443))
+    }
+
+    /// `service.name`; default `gorax`.
+    pub fn service_name(&self) -> &str {
+        &self.service_name
+    }
+
+    /// `service.version`, if set.
+    pub fn service_version(&self) -> Option<&str> {
+        self.service_version.as_deref()
+    }
+
+    /// `deployment.environment.name`, if set.
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+
+    /// Further resource attributes, without the keys that have their own getter
+    /// (`service.name`, `service.version`, `deployment.environment(.name)`).
+    pub fn resource_attributes(&self) -> &[(String, String)] {
+        &self.resource_attributes
+    }
+
+    /// The head sampler.
+    pub fn sampler(&self) -> Sampler {
+        self.sampler
+    }
+
+    /// The per-route sampling rules.
+    pub fn sampling_rules(&self) -> &[SamplingRule] {
+        &self.sampling_rules
+    }
+
+    /// The propagators.
+    pub fn propagators(&self) -> Propagators {
+        self.propagators
+    }
+
+    /// The HTTP semantic conventions.
+    pub fn http_semconv(&self) -> HttpSemconv {
+        self.http_semconv
+    }
+
+    /// The batch processor bounds.
+    pub fn batch(&self) -> &BatchSettings {
+        &self.batch
+    }
+
+    /// Problems that did not stop configuration, e.g. a `TRACING_*` and an `OTEL_*` variable
+    /// disagreeing (one message per setting, naming both and the winner). Log them at startup.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Checks what the `with_*` methods were given (the environment was checked when it was
+    /// read): every bad value is reported together, by method and value. [`init`](crate::init())
+    /// calls it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut errors = self.invalid.clone();
+        let ratio = match self.sampler {
+            Sampler::TraceIdRatio(r) | Sampler::ParentBasedTraceIdRatio(r) => Some(r),
+            _ => None,
+        };
+        let reported = errors.iter().any(|e| e.variable == "with_sample_rate");
+        if let Some(r) = ratio.filter(|r| !reported && !(0.0..=1.0).contains(r)) {
+            errors.push(InvalidVar {
+                variable: "with_sampler".to_owned(),
+                value: r.to_string(),
+                reason: env::RATIO_EXPECTED.to_owned(),
+            });
+        }
+        let b = &self.batch;
+        if b.max_queue_size == 0 || b.max_export_batch_size == 0 {
+            errors.push(InvalidVar {
+                variable: "with_batch".to_owned(),
+                value: format!("{b:?}"),
+                reason: "queue and export batch sizes must be positive".to_owned(),
+            });
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { errors })
+        }
+    }
+}

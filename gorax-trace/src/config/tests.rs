@@ -1,0 +1,1206 @@
+//! Tests of the configuration: defaults, every variable, precedence, errors.
+
+use super::*;
+use crate::export::BatchSettings;
+use crate::httpconv::HttpSemconv;
+use crate::propagation::Propagators;
+use crate::sampling::Sampler;
+use std::ffi::OsString;
+use std::time::Duration;
+
+/// Variables as `NAME=value` (split at the first `=`).
+type Env = &'static [&'static str];
+
+fn vars(env: &[&'static str]) -> Vec<(&'static str, &'static str)> {
+    env.iter()
+        .map(|v| v.split_once('=').expect("NAME=value"))
+        .collect()
+}
+
+fn config(env: &[&'static str]) -> TraceConfig {
+    TraceConfig::from_vars(vars(env)).unwrap_or_else(|e| panic!("{env:?}: {e}"))
+}
+
+fn error(env: &[&'static str]) -> ConfigError {
+    match TraceConfig::from_vars(vars(env)) {
+        Ok(c) => panic!("{env:?} should be rejected, got {c:?}"),
+        Err(e) => e,
+    }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn defaults() {
+    let c = TraceConfig::new();
+    assert!(c.enabled());
+    assert_eq!(c.exporter(), ExporterKind::Console);
+    assert_eq!(c.otlp_endpoint(), None);
+    assert_eq!(c.protocol(), Protocol::Grpc);
+    assert!(!c.uses_tls());
+    assert_eq!(c.service_name(), "gorax");
+    assert_eq!(c.sampler(), Sampler::ParentBasedAlwaysOn);
+    assert_eq!(
+        c.propagators(),
+        Propagators {
+            trace_context: true,
+            baggage: true
+        }
+    );
+    assert_eq!(c.http_semconv(), HttpSemconv::Stable);
+    let b = c.batch();
+    assert_eq!((b.max_queue_size, b.max_export_batch_size), (2048, 512));
+    assert_eq!(
+        (b.scheduled_delay, b.export_timeout),
+        (Duration::from_secs(5), Duration::from_secs(10))
+    );
+    assert!(c.warnings().is_empty());
+    assert_eq!(format!("{c:?}"), format!("{:?}", config(&[])));
+}
+
+/// Good values: variables, getter, expected rendering (and no warning).
+#[test]
+fn good_values() {
+    type Get = fn(&TraceConfig) -> String;
+    let enabled: Get = |c| c.enabled().to_string();
+    let exporter: Get = |c| c.exporter().to_string();
+    let protocol: Get = |c| c.protocol().to_string();
+    let headers: Get = |c| format!("{:?}", c.headers());
+    let tls: Get = |c| c.uses_tls().to_string();
+    let name: Get = |c| c.service_name().to_owned();
+    let version: Get = |c| format!("{:?}", c.service_version());
+    let env: Get = |c| format!("{:?}", c.environment());
+    let attrs: Get = |c| format!("{:?}", c.resource_attributes());
+    let sampler: Get = |c| c.sampler().to_string();
+    let props: Get = |c| format!("{:?}", c.propagators());
+    let semconv: Get = |c| format!("{:?}", c.http_semconv());
+    let batch: Get = |c| format!("{:?}", c.batch());
+    let cases: &[(Env, Get, &str)] = &[
+        (&["TRACING_ENABLED=false"], enabled, "false"),
+        (&["TRACING_ENABLED=No"], enabled, "false"),
+        (&["TRACING_ENABLED=0"], enabled, "false"),
+        (&["TRACING_ENABLED=YES"], enabled, "true"),
+        (&["TRACING_ENABLED=1"], enabled, "true"),
+        (&["TRACING_ENABLED= TRUE "], enabled, "true"),
+        (&["OTEL_SDK_DISABLED=true"], enabled, "false"),
+        (&["OTEL_SDK_DISABLED=FALSE"], enabled, "true"),
+        (&["TRACING_EXPORTER=none"], exporter, "none"),
+        (
+            &["TRACING_EXPORTER=Console", "TRACING_ENDPOINT=c:4317"],
+            exporter,
+            "console",
+        ),
+        (&["OTEL_TRACES_EXPORTER=otlp"], exporter, "otlp"),
+        (&["OTEL_TRACES_EXPORTER=console"], exporter, "console"),
+        (&["TRACING_ENDPOINT=localhost:4317"], exporter, "otlp"),
+        (
+            &["OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4317"],
+            exporter,
+            "otlp",
+        ),
+        (&["TRACING_PROTOCOL=http"], protocol, "http/protobuf"),
+        (
+            &["TRACING_PROTOCOL=HTTP/protobuf"],
+            protocol,
+            "http/protobuf",
+        ),
+        (
+            &["TRACING_PROTOCOL=grpc", "TRACING_ENDPOINT=c:4318"],
+            protocol,
+            "grpc",
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"],
+            protocol,
+            "http/protobuf",
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            ],
+            protocol,
+            "grpc",
+        ),
+        (
+            &["TRACING_HEADERS=k=a%20b, x = y,"],
+            headers,
+            r#"[("k", "a%20b"), ("x", "y")]"#,
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_HEADERS=k=a%20b,auth=Basic dQ=="],
+            headers,
+            r#"[("k", "a b"), ("auth", "Basic dQ==")]"#,
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS=a=1",
+                "OTEL_EXPORTER_OTLP_HEADERS=b=2",
+            ],
+            headers,
+            r#"[("a", "1")]"#,
+        ),
+        (
+            &["TRACING_INSECURE=yes", "TRACING_ENDPOINT=https://c"],
+            tls,
+            "false",
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_INSECURE=true",
+                "TRACING_ENDPOINT=https://c",
+            ],
+            tls,
+            "false",
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_INSECURE=false",
+                "TRACING_ENDPOINT=https://c",
+            ],
+            tls,
+            "true",
+        ),
+        (&["TRACING_SERVICE_NAME=billing"], name, "billing"),
+        (&["OTEL_SERVICE_NAME=billing"], name, "billing"),
+        (
+            &["OTEL_RESOURCE_ATTRIBUTES=service.name=billing"],
+            name,
+            "billing",
+        ),
+        (
+            &[
+                "OTEL_SERVICE_NAME=a",
+                "OTEL_RESOURCE_ATTRIBUTES=service.name=b",
+            ],
+            name,
+            "a",
+        ),
+        (
+            &["TRACING_SERVICE_VERSION=1.2.3"],
+            version,
+            r#"Some("1.2.3")"#,
+        ),
+        (
+            &["OTEL_RESOURCE_ATTRIBUTES=service.version=1.2.3"],
+            version,
+            r#"Some("1.2.3")"#,
+        ),
+        (&["TRACING_ENVIRONMENT=prod"], env, r#"Some("prod")"#),
+        (
+            &["OTEL_RESOURCE_ATTRIBUTES=deployment.environment=staging"],
+            env,
+            r#"Some("staging")"#,
+        ),
+        (
+            &[
+                "OTEL_RESOURCE_ATTRIBUTES=deployment.environment=old,deployment.environment.name=new",
+            ],
+            env,
+            r#"Some("new")"#,
+        ),
+        (
+            &["OTEL_RESOURCE_ATTRIBUTES=h=a%2Cb,service.name=x,k=1,k=2"],
+            attrs,
+            r#"[("h", "a,b"), ("k", "2")]"#,
+        ),
+        (
+            &["TRACING_RESOURCE_ATTRIBUTES=team=core"],
+            attrs,
+            r#"[("team", "core")]"#,
+        ),
+        (
+            &["TRACING_SAMPLE_RATE=0.25"],
+            sampler,
+            "parentbased_traceidratio(0.25)",
+        ),
+        (
+            &["TRACING_SAMPLE_RATE=0"],
+            sampler,
+            "parentbased_traceidratio(0)",
+        ),
+        (
+            &["TRACING_SAMPLE_RATE=1"],
+            sampler,
+            "parentbased_traceidratio(1)",
+        ),
+        (&["OTEL_TRACES_SAMPLER=always_on"], sampler, "always_on"),
+        (&["OTEL_TRACES_SAMPLER=ALWAYS_OFF"], sampler, "always_off"),
+        (
+            &[
+                "OTEL_TRACES_SAMPLER=traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG=0.5",
+            ],
+            sampler,
+            "traceidratio(0.5)",
+        ),
+        (
+            &["OTEL_TRACES_SAMPLER=traceidratio"],
+            sampler,
+            "traceidratio(1)",
+        ),
+        (
+            &["OTEL_TRACES_SAMPLER=parentbased_always_on"],
+            sampler,
+            "parentbased_always_on",
+        ),
+        (
+            &["OTEL_TRACES_SAMPLER=parentbased_always_off"],
+            sampler,
+            "parentbased_always_off",
+        ),
+        (
+            &[
+                "OTEL_TRACES_SAMPLER=parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG=0.1",
+            ],
+            sampler,
+            "parentbased_traceidratio(0.1)",
+        ),
+        (
+            &["OTEL_PROPAGATORS=none"],
+            props,
+            "Propagators { trace_context: false, baggage: false }",
+        ),
+        (
+            &["OTEL_PROPAGATORS=tracecontext"],
+            props,
+            "Propagators { trace_context: true, baggage: false }",
+        ),
+        (
+            &["OTEL_PROPAGATORS=baggage, TraceContext"],
+            props,
+            "Propagators { trace_context: true, baggage: true }",
+        ),
+        (
+            &["TRACING_PROPAGATORS=baggage"],
+            props,
+            "Propagators { trace_context: false, baggage: true }",
+        ),
+        (&["OTEL_SEMCONV_STABILITY_OPT_IN=http/dup"], semconv, "Dup"),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=database, http/dup"],
+            semconv,
+            "Dup",
+        ),
+        (&["OTEL_SEMCONV_STABILITY_OPT_IN=http"], semconv, "Stable"),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=database"],
+            semconv,
+            "Stable",
+        ),
+        (
+            &[
+                "TRACING_BATCH_QUEUE_SIZE=100",
+                "TRACING_BATCH_DELAY_MS=0",
+                "TRACING_BATCH_SIZE=100",
+                "TRACING_EXPORT_TIMEOUT_MS=2500",
+            ],
+            batch,
+            "BatchSettings { max_queue_size: 100, scheduled_delay: 0ns, max_export_batch_size: 100, export_timeout: 2.5s }",
+        ),
+        (
+            &[
+                "OTEL_BSP_MAX_QUEUE_SIZE=4096",
+                "OTEL_BSP_SCHEDULE_DELAY=1000",
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=1024",
+                "OTEL_BSP_EXPORT_TIMEOUT=30000",
+            ],
+            batch,
+            "BatchSettings { max_queue_size: 4096, scheduled_delay: 1s, max_export_batch_size: 1024, export_timeout: 30s }",
+        ),
+    ];
+    for (env, get, want) in cases {
+        let c = config(env);
+        assert_eq!(get(&c), *want, "{env:?}");
+        assert!(c.warnings().is_empty(), "{env:?}: {:?}", c.warnings());
+    }
+}
+
+/// Each rejected alone: variables, then the variable and (shown) value in the error.
+#[test]
+fn bad_values() {
+    let cases: &[(Env, &str, &str)] = &[
+        (&["TRACING_SAMPLE_RATE=10%"], "TRACING_SAMPLE_RATE", "10%"),
+        (&["TRACING_SAMPLE_RATE=1.5"], "TRACING_SAMPLE_RATE", "1.5"),
+        (&["TRACING_SAMPLE_RATE=-0.1"], "TRACING_SAMPLE_RATE", "-0.1"),
+        (&["TRACING_SAMPLE_RATE=NaN"], "TRACING_SAMPLE_RATE", "NaN"),
+        (&["TRACING_SAMPLE_RATE=inf"], "TRACING_SAMPLE_RATE", "inf"),
+        (&["TRACING_SAMPLE_RATE=abc"], "TRACING_SAMPLE_RATE", "abc"),
+        (&["TRACING_ENABLED=maybe"], "TRACING_ENABLED", "maybe"),
+        (&["OTEL_SDK_DISABLED=1"], "OTEL_SDK_DISABLED", "1"),
+        (&["TRACING_INSECURE=sure"], "TRACING_INSECURE", "sure"),
+        (
+            &["OTEL_EXPORTER_OTLP_INSECURE=yes"],
+            "OTEL_EXPORTER_OTLP_INSECURE",
+            "yes",
+        ),
+        (
+            &["TRACING_ENDPOINT=localhost"],
+            "TRACING_ENDPOINT",
+            "localhost",
+        ),
+        (&["TRACING_ENDPOINT=:4317"], "TRACING_ENDPOINT", ":4317"),
+        (&["TRACING_ENDPOINT=http://"], "TRACING_ENDPOINT", "http://"),
+        (
+            &["TRACING_ENDPOINT=http://:4317"],
+            "TRACING_ENDPOINT",
+            "http://:4317",
+        ),
+        (
+            &["TRACING_ENDPOINT=ftp://x:1"],
+            "TRACING_ENDPOINT",
+            "ftp://x:1",
+        ),
+        (
+            &["TRACING_ENDPOINT=host:99999"],
+            "TRACING_ENDPOINT",
+            "host:99999",
+        ),
+        (&["TRACING_ENDPOINT=host:0"], "TRACING_ENDPOINT", "host:0"),
+        (
+            &["TRACING_ENDPOINT=host:+80"],
+            "TRACING_ENDPOINT",
+            "host:+80",
+        ),
+        (&["TRACING_ENDPOINT=host:"], "TRACING_ENDPOINT", "host:"),
+        (
+            &["TRACING_ENDPOINT=host name:4317"],
+            "TRACING_ENDPOINT",
+            "host name:4317",
+        ),
+        (
+            &["TRACING_ENDPOINT=c:4318/v1/traces"],
+            "TRACING_ENDPOINT",
+            "c:4318/v1/traces",
+        ),
+        (
+            &["TRACING_ENDPOINT=::1:4317"],
+            "TRACING_ENDPOINT",
+            "::1:4317",
+        ),
+        (
+            &["TRACING_ENDPOINT=[::1:4317"],
+            "TRACING_ENDPOINT",
+            "[::1:4317",
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_ENDPOINT=c:4317"],
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "c:4317",
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=grpc://c"],
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "grpc://c",
+        ),
+        (&["TRACING_HEADERS=a"], "TRACING_HEADERS", "a"),
+        (&["TRACING_HEADERS==b"], "TRACING_HEADERS", "=***"),
+        (
+            &["OTEL_EXPORTER_OTLP_HEADERS=k=%zz"],
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "k=***",
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_TRACES_HEADERS=k=%ff"],
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "k=***",
+        ),
+        (
+            &["TRACING_RESOURCE_ATTRIBUTES=team"],
+            "TRACING_RESOURCE_ATTRIBUTES",
+            "team",
+        ),
+        (
+            &["OTEL_RESOURCE_ATTRIBUTES==x"],
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "=x",
+        ),
+        (&["TRACING_EXPORTER=jaeger"], "TRACING_EXPORTER", "jaeger"),
+        (
+            &["OTEL_TRACES_EXPORTER=zipkin"],
+            "OTEL_TRACES_EXPORTER",
+            "zipkin",
+        ),
+        (
+            &["OTEL_TRACES_EXPORTER=otlp,console"],
+            "OTEL_TRACES_EXPORTER",
+            "otlp,console",
+        ),
+        (&["TRACING_PROTOCOL=udp"], "TRACING_PROTOCOL", "udp"),
+        (
+            &["OTEL_EXPORTER_OTLP_PROTOCOL=http/json"],
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "http/json",
+        ),
+        (
+            &["OTEL_TRACES_SAMPLER=jaeger_remote"],
+            "OTEL_TRACES_SAMPLER",
+            "jaeger_remote",
+        ),
+        (
+            &[
+                "OTEL_TRACES_SAMPLER=traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG=2",
+            ],
+            "OTEL_TRACES_SAMPLER_ARG",
+            "2",
+        ),
+        (&["OTEL_PROPAGATORS=b3"], "OTEL_PROPAGATORS", "b3"),
+        (
+            &["OTEL_PROPAGATORS=tracecontext,xray"],
+            "OTEL_PROPAGATORS",
+            "tracecontext,xray",
+        ),
+        (&["OTEL_PROPAGATORS=foo"], "OTEL_PROPAGATORS", "foo"),
+        (
+            &["TRACING_PROPAGATORS=none,baggage"],
+            "TRACING_PROPAGATORS",
+            "none,baggage",
+        ),
+        (&["OTEL_PROPAGATORS=,"], "OTEL_PROPAGATORS", ","),
+        (
+            &["OTEL_BSP_MAX_QUEUE_SIZE=0"],
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "0",
+        ),
+        (&["TRACING_BATCH_SIZE=0"], "TRACING_BATCH_SIZE", "0"),
+        (
+            &["TRACING_BATCH_QUEUE_SIZE=-1"],
+            "TRACING_BATCH_QUEUE_SIZE",
+            "-1",
+        ),
+        (
+            &["TRACING_BATCH_DELAY_MS=5s"],
+            "TRACING_BATCH_DELAY_MS",
+            "5s",
+        ),
+        (
+            &["OTEL_BSP_EXPORT_TIMEOUT=-1"],
+            "OTEL_BSP_EXPORT_TIMEOUT",
+            "-1",
+        ),
+        (&["TRACING_BATCH_SIZE=4096"], "TRACING_BATCH_SIZE", "4096"),
+        (
+            &["OTEL_BSP_MAX_QUEUE_SIZE=100"],
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "100",
+        ),
+    ];
+    for (env, variable, value) in cases {
+        let e = error(env);
+        assert_eq!(e.errors().len(), 1, "{env:?}: {e}");
+        let bad = &e.errors()[0];
+        assert_eq!(
+            (bad.variable.as_str(), bad.value.as_str()),
+            (*variable, *value),
+            "{env:?}"
+        );
+        assert!(!bad.reason.is_empty());
+        assert!(
+            e.to_string().contains(&format!("{variable}={value:?}: ")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn all_bad_variables_are_reported_together() {
+    let e = error(&[
+        "TRACING_ENABLED=maybe",
+        "TRACING_SAMPLE_RATE=10%",
+        "TRACING_ENDPOINT=localhost",
+        "OTEL_PROPAGATORS=b3",
+        "OTEL_EXPORTER_OTLP_ENDPOINT=ftp://x:1",
+    ]);
+    assert_eq!(e.errors().len(), 5, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("invalid tracing configuration: "),
+        "{text}"
+    );
+    for bad in e.errors() {
+        assert!(
+            text.contains(&format!("{}={:?}", bad.variable, bad.value)),
+            "{bad} missing from {text}"
+        );
+    }
+    let mut names: Vec<&str> = e.errors().iter().map(|b| b.variable.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_PROPAGATORS",
+            "TRACING_ENABLED",
+            "TRACING_ENDPOINT",
+            "TRACING_SAMPLE_RATE"
+        ]
+    );
+    let two = error(&["TRACING_ENABLED=maybe", "TRACING_SAMPLE_RATE=10%"]);
+    assert_eq!(
+        two.to_string(),
+        "invalid tracing configuration: TRACING_SAMPLE_RATE=\"10%\": expected a number between 0.0 and 1.0; \
+             TRACING_ENABLED=\"maybe\": expected true or false"
+    );
+}
+
+#[test]
+fn shadowed_bad_values_are_still_errors() {
+    let e = error(&[
+        "TRACING_SAMPLE_RATE=0.5",
+        "OTEL_TRACES_SAMPLER=jaeger_remote",
+    ]);
+    assert_eq!(e.errors()[0].variable, "OTEL_TRACES_SAMPLER");
+    let e = error(&[
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc",
+        "OTEL_EXPORTER_OTLP_PROTOCOL=http/json",
+    ]);
+    assert_eq!(e.errors()[0].variable, "OTEL_EXPORTER_OTLP_PROTOCOL");
+}
+
+#[test]
+fn header_secrets_are_not_echoed() {
+    let text = error(&["OTEL_EXPORTER_OTLP_HEADERS=x-api-key=secret123,broken"]).to_string();
+    assert!(!text.contains("secret123"), "{text}");
+    assert!(
+        text.contains("x-api-key=***") && text.contains("broken"),
+        "{text}"
+    );
+    let c = config(&[
+        "TRACING_HEADERS=x-api-key=secret1",
+        "OTEL_EXPORTER_OTLP_HEADERS=x-api-key=secret2",
+    ]);
+    assert_eq!(c.headers(), pairs(&[("x-api-key", "secret1")]));
+    assert_eq!(c.warnings().len(), 1);
+    let shown = format!("{:?} {c:?}", c.warnings());
+    assert!(
+        !shown.contains("secret1") && !shown.contains("secret2"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn batch_size_above_queue_names_both_variables() {
+    let e = error(&["TRACING_BATCH_SIZE=4096", "OTEL_BSP_MAX_QUEUE_SIZE=1000"]);
+    let (variable, reason) = (&e.errors()[0].variable, &e.errors()[0].reason);
+    assert_eq!(variable, "TRACING_BATCH_SIZE");
+    assert!(reason.contains("4096 (TRACING_BATCH_SIZE)"), "{reason}");
+    assert!(
+        reason.contains("1000 (OTEL_BSP_MAX_QUEUE_SIZE)"),
+        "{reason}"
+    );
+    let e = error(&["OTEL_BSP_MAX_QUEUE_SIZE=100"]);
+    let reason = &e.errors()[0].reason;
+    assert!(
+        reason.contains("TRACING_BATCH_SIZE") && reason.contains("100 (OTEL_BSP_MAX_QUEUE_SIZE)"),
+        "{reason}"
+    );
+}
+
+/// The user guide's endpoints and the OTLP URL rules: variables, URL, protocol, TLS.
+#[test]
+fn endpoints() {
+    use Protocol::{Grpc, HttpProtobuf as Http};
+    let cases: &[(Env, &str, Protocol, bool)] = &[
+        (
+            &["TRACING_ENDPOINT=localhost:4317"],
+            "http://localhost:4317",
+            Grpc,
+            false,
+        ),
+        (
+            &["TRACING_ENDPOINT=tempo.example.com:443"],
+            "https://tempo.example.com:443",
+            Grpc,
+            true,
+        ),
+        (
+            &["TRACING_ENDPOINT=api.honeycomb.io:443"],
+            "https://api.honeycomb.io:443",
+            Grpc,
+            true,
+        ),
+        (
+            &[
+                "TRACING_ENDPOINT=api.honeycomb.io:443",
+                "TRACING_INSECURE=true",
+            ],
+            "http://api.honeycomb.io:443",
+            Grpc,
+            false,
+        ),
+        (
+            &["TRACING_ENDPOINT=localhost:4318"],
+            "http://localhost:4318/v1/traces",
+            Http,
+            false,
+        ),
+        (
+            &["TRACING_ENDPOINT=c:4317", "TRACING_PROTOCOL=http"],
+            "http://c:4317/v1/traces",
+            Http,
+            false,
+        ),
+        (
+            &["TRACING_ENDPOINT=[::1]:4317"],
+            "http://[::1]:4317",
+            Grpc,
+            false,
+        ),
+        (
+            &["TRACING_ENDPOINT=https://collector.example.com"],
+            "https://collector.example.com",
+            Grpc,
+            true,
+        ),
+        (
+            &["TRACING_ENDPOINT=http://c:4318"],
+            "http://c:4318/v1/traces",
+            Http,
+            false,
+        ),
+        (
+            &["TRACING_ENDPOINT=http://c:4318/"],
+            "http://c:4318/v1/traces",
+            Http,
+            false,
+        ),
+        (
+            &["TRACING_ENDPOINT=http://c:4318/v1/traces"],
+            "http://c:4318/v1/traces",
+            Http,
+            false,
+        ),
+        (
+            &[
+                "TRACING_ENDPOINT=https://c/otlp/traces",
+                "TRACING_PROTOCOL=http",
+            ],
+            "https://c/otlp/traces",
+            Http,
+            true,
+        ),
+        (
+            &["TRACING_ENDPOINT=http://c:4317/prefix"],
+            "http://c:4317/prefix",
+            Grpc,
+            false,
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318"],
+            "http://c:4318/v1/traces",
+            Http,
+            false,
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318/",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            ],
+            "http://c:4318/v1/traces",
+            Http,
+            false,
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_ENDPOINT=https://c/base/",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            ],
+            "https://c/base/v1/traces",
+            Http,
+            true,
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4317"],
+            "http://c:4317",
+            Grpc,
+            false,
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://c:4318/custom",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            ],
+            "http://c:4318/custom",
+            Http,
+            false,
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://c:4318/v1/traces"],
+            "http://c:4318/v1/traces",
+            Http,
+            false,
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://t:4317",
+                "OTEL_EXPORTER_OTLP_ENDPOINT=http://b:4317",
+            ],
+            "http://t:4317",
+            Grpc,
+            false,
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=https://c:8443",
+                "OTEL_EXPORTER_OTLP_INSECURE=true",
+            ],
+            "https://c:8443",
+            Grpc,
+            false,
+        ),
+    ];
+    for (env, url, protocol, tls) in cases {
+        let c = config(env);
+        assert_eq!(c.otlp_endpoint().as_deref(), Some(*url), "{env:?}");
+        assert_eq!(c.protocol(), *protocol, "{env:?}");
+        assert_eq!(c.uses_tls(), *tls, "{env:?}");
+        assert_eq!(c.exporter(), ExporterKind::Otlp, "{env:?}");
+        assert!(c.warnings().is_empty(), "{env:?}: {:?}", c.warnings());
+    }
+}
+
+#[test]
+fn builders_recompute_the_endpoint() {
+    let c =
+        config(&["TRACING_ENDPOINT=tempo.example.com:443"]).with_protocol(Protocol::HttpProtobuf);
+    assert_eq!(
+        c.otlp_endpoint().as_deref(),
+        Some("https://tempo.example.com:443/v1/traces")
+    );
+    let c = c.with_insecure(true);
+    assert_eq!(
+        c.otlp_endpoint().as_deref(),
+        Some("http://tempo.example.com:443/v1/traces")
+    );
+    assert!(!c.uses_tls());
+    let c = TraceConfig::new().with_endpoint("localhost:4318");
+    assert_eq!(c.exporter(), ExporterKind::Otlp);
+    assert_eq!(
+        c.otlp_endpoint().as_deref(),
+        Some("http://localhost:4318/v1/traces")
+    );
+    assert_eq!(
+        c.with_exporter(ExporterKind::None).exporter(),
+        ExporterKind::None
+    );
+}
+
+#[test]
+fn builders_validate() {
+    for bad in [
+        "localhost",
+        ":4317",
+        "http://",
+        "ftp://x:1",
+        "host:99999",
+        "host name:4317",
+        "",
+    ] {
+        let e = TraceConfig::new()
+            .with_endpoint(bad)
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            (
+                e.errors()[0].variable.as_str(),
+                e.errors()[0].value.as_str()
+            ),
+            ("with_endpoint", bad)
+        );
+    }
+    for bad in [1.5, -0.1, f64::NAN, f64::INFINITY] {
+        let e = TraceConfig::new()
+            .with_sample_rate(bad)
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.errors()[0].variable, "with_sample_rate");
+    }
+    let c = TraceConfig::new().with_sample_rate(0.0);
+    assert_eq!(c.sampler(), Sampler::ParentBasedTraceIdRatio(0.0));
+}
+
+/// Per family: the TRACING_ and OTEL_ variables, getter, code override, and the expected
+/// value with defaults only, OTEL only, TRACING only (and with both), and code over both.
+#[test]
+fn precedence_code_tracing_otel_default() {
+    struct Family {
+        tracing: &'static str,
+        otel: &'static str,
+        get: fn(&TraceConfig) -> String,
+        code: fn(TraceConfig) -> TraceConfig,
+        want: [&'static str; 4],
+    }
+    let families = [
+        Family {
+            tracing: "TRACING_ENABLED=true",
+            otel: "OTEL_SDK_DISABLED=true",
+            get: |c| c.enabled().to_string(),
+            code: |c| c.with_enabled(false),
+            want: ["true", "false", "true", "false"],
+        },
+        Family {
+            tracing: "TRACING_EXPORTER=none",
+            otel: "OTEL_TRACES_EXPORTER=otlp",
+            get: |c| c.exporter().to_string(),
+            code: |c| c.with_exporter(ExporterKind::Console),
+            want: ["console", "otlp", "none", "console"],
+        },
+        Family {
+            tracing: "TRACING_ENDPOINT=localhost:4317",
+            otel: "OTEL_EXPORTER_OTLP_ENDPOINT=http://otel:4317",
+            get: |c| format!("{:?}", c.otlp_endpoint()),
+            code: |c| c.with_endpoint("code:4317"),
+            want: [
+                "None",
+                r#"Some("http://otel:4317")"#,
+                r#"Some("http://localhost:4317")"#,
+                r#"Some("http://code:4317")"#,
+            ],
+        },
+        Family {
+            tracing: "TRACING_PROTOCOL=grpc",
+            otel: "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            get: |c| c.protocol().to_string(),
+            code: |c| c.with_protocol(Protocol::HttpProtobuf),
+            want: ["grpc", "http/protobuf", "grpc", "http/protobuf"],
+        },
+        Family {
+            tracing: "TRACING_HEADERS=k=tracing",
+            otel: "OTEL_EXPORTER_OTLP_HEADERS=k=otel",
+            get: |c| format!("{:?}", c.headers()),
+            code: |c| c.with_header("K", "code"),
+            want: [
+                "[]",
+                r#"[("k", "otel")]"#,
+                r#"[("k", "tracing")]"#,
+                r#"[("K", "code")]"#,
+            ],
+        },
+        Family {
+            tracing: "TRACING_INSECURE=false",
+            otel: "OTEL_EXPORTER_OTLP_INSECURE=true",
+            get: |c| c.uses_tls().to_string(),
+            code: |c| c.with_insecure(true),
+            want: ["true", "false", "true", "false"],
+        },
+        Family {
+            tracing: "TRACING_SERVICE_NAME=tracing",
+            otel: "OTEL_SERVICE_NAME=otel",
+            get: |c| c.service_name().to_owned(),
+            code: |c| c.with_service_name("code"),
+            want: ["gorax", "otel", "tracing", "code"],
+        },
+        Family {
+            tracing: "TRACING_SERVICE_NAME=tracing",
+            otel: "OTEL_RESOURCE_ATTRIBUTES=service.name=otel",
+            get: |c| c.service_name().to_owned(),
+            code: |c| c.with_resource_attribute("service.name", "code"),
+            want: ["gorax", "otel", "tracing", "code"],
+        },
+        Family {
+            tracing: "TRACING_SERVICE_VERSION=2.0",
+            otel: "OTEL_RESOURCE_ATTRIBUTES=service.version=1.0",
+            get: |c| format!("{:?}", c.service_version()),
+            code: |c| c.with_service_version("3.0"),
+            want: ["None", r#"Some("1.0")"#, r#"Some("2.0")"#, r#"Some("3.0")"#],
+        },
+        Family {
+            tracing: "TRACING_ENVIRONMENT=prod",
+            otel: "OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=dev",
+            get: |c| format!("{:?}", c.environment()),
+            code: |c| c.with_environment("test"),
+            want: [
+                "None",
+                r#"Some("dev")"#,
+                r#"Some("prod")"#,
+                r#"Some("test")"#,
+            ],
+        },
+        Family {
+            tracing: "TRACING_RESOURCE_ATTRIBUTES=team=core",
+            otel: "OTEL_RESOURCE_ATTRIBUTES=team=infra",
+            get: |c| format!("{:?}", c.resource_attributes()),
+            code: |c| c.with_resource_attribute("team", "code"),
+            want: [
+                "[]",
+                r#"[("team", "infra")]"#,
+                r#"[("team", "core")]"#,
+                r#"[("team", "code")]"#,
+            ],
+        },
+        Family {
+            tracing: "TRACING_SAMPLE_RATE=0.1",
+            otel: "OTEL_TRACES_SAMPLER=always_off",
+            get: |c| c.sampler().to_string(),
+            code: |c| c.with_sample_rate(0.5),
+            want: [
+                "parentbased_always_on",
+                "always_off",
+                "parentbased_traceidratio(0.1)",
+                "parentbased_traceidratio(0.5)",
+            ],
+        },
+        Family {
+            tracing: "TRACING_PROPAGATORS=baggage",
+            otel: "OTEL_PROPAGATORS=none",
+            get: |c| format!("{:?}", c.propagators()),
+            code: |c| {
+                c.with_propagators(Propagators {
+                    trace_context: true,
+                    baggage: false,
+                })
+            },
+            want: [
+                "Propagators { trace_context: true, baggage: true }",
+                "Propagators { trace_context: false, baggage: false }",
+                "Propagators { trace_context: false, baggage: true }",
+                "Propagators { trace_context: true, baggage: false }",
+            ],
+        },
+        Family {
+            tracing: "TRACING_BATCH_QUEUE_SIZE=1000",
+            otel: "OTEL_BSP_MAX_QUEUE_SIZE=3000",
+            get: |c| c.batch().max_queue_size.to_string(),
+            code: |c| {
+                c.with_batch(BatchSettings {
+                    max_queue_size: 7,
+                    ..BatchSettings::default()
+                })
+            },
+            want: ["2048", "3000", "1000", "7"],
+        },
+        Family {
+            tracing: "TRACING_BATCH_DELAY_MS=100",
+            otel: "OTEL_BSP_SCHEDULE_DELAY=200",
+            get: |c| format!("{:?}", c.batch().scheduled_delay),
+            code: |c| {
+                c.with_batch(BatchSettings {
+                    scheduled_delay: Duration::from_millis(300),
+                    ..BatchSettings::default()
+                })
+            },
+            want: ["5s", "200ms", "100ms", "300ms"],
+        },
+        Family {
+            tracing: "TRACING_BATCH_SIZE=10",
+            otel: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=20",
+            get: |c| c.batch().max_export_batch_size.to_string(),
+            code: |c| {
+                c.with_batch(BatchSettings {
+                    max_export_batch_size: 30,
+                    ..BatchSettings::default()
+                })
+            },
+            want: ["512", "20", "10", "30"],
+        },
+        Family {
+            tracing: "TRACING_EXPORT_TIMEOUT_MS=1000",
+            otel: "OTEL_BSP_EXPORT_TIMEOUT=2000",
+            get: |c| format!("{:?}", c.batch().export_timeout),
+            code: |c| {
+                c.with_batch(BatchSettings {
+                    export_timeout: Duration::from_secs(3),
+                    ..BatchSettings::default()
+                })
+            },
+            want: ["10s", "2s", "1s", "3s"],
+        },
+    ];
+    for f in families {
+        let (tracing, tracing_value) = f.tracing.split_once('=').unwrap();
+        let (otel, otel_value) = f.otel.split_once('=').unwrap();
+        // TLS needs an endpoint on port 443 to show.
+        let base = if tracing == "TRACING_INSECURE" {
+            "TRACING_ENDPOINT=e:443"
+        } else {
+            "TRACING_UNRELATED=x"
+        };
+        let with = |env: &[&'static str]| config(&[&[base], env].concat());
+        assert_eq!((f.get)(&with(&[])), f.want[0], "{tracing}: default");
+        let only_otel = with(&[f.otel]);
+        assert_eq!((f.get)(&only_otel), f.want[1], "{tracing}: OTEL only");
+        assert!(
+            only_otel.warnings().is_empty(),
+            "{tracing}: {:?}",
+            only_otel.warnings()
+        );
+        assert_eq!(
+            (f.get)(&with(&[f.tracing])),
+            f.want[2],
+            "{tracing}: TRACING only"
+        );
+        let both = with(&[f.tracing, f.otel]);
+        assert_eq!((f.get)(&both), f.want[2], "{tracing}: TRACING over OTEL");
+        assert_eq!(both.warnings().len(), 1, "{tracing}: {:?}", both.warnings());
+        let warning = &both.warnings()[0];
+        let winner = format!("using {tracing}");
+        let mut parts = vec![tracing, otel, &winner];
+        if tracing != "TRACING_HEADERS" {
+            let last = |v: &'static str| v.rsplit('=').next().unwrap();
+            parts.extend([last(tracing_value), last(otel_value)]);
+        }
+        for part in parts {
+            assert!(
+                warning.contains(part),
+                "{tracing}: {part} missing from {warning}"
+            );
+        }
+        assert_eq!(
+            (f.get)(&(f.code)(both)),
+            f.want[3],
+            "{tracing}: code over env"
+        );
+    }
+}
+
+#[test]
+fn agreeing_families_do_not_warn() {
+    let c = config(&[
+        "TRACING_SERVICE_NAME=svc",
+        "OTEL_SERVICE_NAME=svc",
+        "TRACING_SAMPLE_RATE=0.5",
+        "OTEL_TRACES_SAMPLER=parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG=0.5",
+        "TRACING_ENABLED=yes",
+        "OTEL_SDK_DISABLED=false",
+    ]);
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+}
+
+#[test]
+fn resource_attributes_merge_per_key() {
+    let c = config(&[
+        "TRACING_RESOURCE_ATTRIBUTES=team=core,region=eu",
+        "OTEL_RESOURCE_ATTRIBUTES=team=infra,host.name=a%20b,service.name=svc",
+    ]);
+    assert_eq!(
+        c.resource_attributes(),
+        pairs(&[("team", "core"), ("host.name", "a b"), ("region", "eu")])
+    );
+    assert_eq!(c.service_name(), "svc");
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+    assert!(
+        c.warnings()[0].contains(r#"[team]="core""#),
+        "{:?}",
+        c.warnings()
+    );
+    let c = c
+        .with_resource_attribute("region", "us")
+        .with_resource_attribute("deployment.environment.name", "prod");
+    assert_eq!(
+        c.resource_attributes(),
+        pairs(&[("team", "core"), ("host.name", "a b"), ("region", "us")])
+    );
+    assert_eq!(c.environment(), Some("prod"));
+}
+
+#[test]
+fn sampler_arg_without_ratio_sampler_warns() {
+    let c = config(&[
+        "OTEL_TRACES_SAMPLER=always_on",
+        "OTEL_TRACES_SAMPLER_ARG=0.5",
+    ]);
+    assert_eq!(c.sampler(), Sampler::AlwaysOn);
+    assert_eq!(c.warnings().len(), 1);
+    assert!(
+        c.warnings()[0].contains(r#"OTEL_TRACES_SAMPLER_ARG="0.5""#),
+        "{:?}",
+        c.warnings()
+    );
+}
+
+#[test]
+fn empty_values_are_unset() {
+    let c = config(&[
+        "TRACING_ENABLED=",
+        "TRACING_SAMPLE_RATE=",
+        "TRACING_ENDPOINT=  ",
+        "TRACING_SERVICE_NAME=",
+        "OTEL_SERVICE_NAME=svc",
+        "OTEL_SDK_DISABLED=",
+        "OTEL_PROPAGATORS=",
+        "OTEL_EXPORTER_OTLP_HEADERS=",
+        "TRACING_BATCH_SIZE=",
+        "OTEL_TRACES_SAMPLER= ",
+    ]);
+    assert!(c.enabled());
+    assert_eq!(c.sampler(), Sampler::ParentBasedAlwaysOn);
+    assert_eq!(
+        (c.exporter(), c.otlp_endpoint()),
+        (ExporterKind::Console, None)
+    );
+    assert_eq!(c.service_name(), "svc");
+    assert_eq!(c.propagators(), Propagators::default());
+    assert!(c.headers().is_empty());
+    assert_eq!(c.batch(), &BatchSettings::default());
+    assert!(c.warnings().is_empty());
+}
+
+#[test]
+fn displays() {
+    let cases = [
+        (Sampler::AlwaysOn.to_string(), "always_on"),
+        (Sampler::AlwaysOff.to_string(), "always_off"),
+        (Sampler::TraceIdRatio(0.5).to_string(), "traceidratio(0.5)"),
+        (
+            Sampler::ParentBasedAlwaysOn.to_string(),
+            "parentbased_always_on",
+        ),
+        (
+            Sampler::ParentBasedAlwaysOff.to_string(),
+            "parentbased_always_off",
+        ),
+        (
+            Sampler::ParentBasedTraceIdRatio(0.25).to_string(),
+            "parentbased_traceidratio(0.25)",
+        ),
+        (ExporterKind::Otlp.to_string(), "otlp"),
+        (ExporterKind::Console.to_string(), "console"),
+        (ExporterKind::None.to_string(), "none"),
+        (Protocol::Grpc.to_string(), "grpc"),
+        (Protocol::HttpProtobuf.to_string(), "http/protobuf"),
+    ];
+    for (got, want) in cases {
+        assert_eq!(got, want);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn from_env_reports_non_utf8_values_of_known_variables_only() {
+    use std::os::unix::ffi::OsStringExt;
+    let bad = || OsString::from_vec(vec![b'a', 0xff]);
+    let e = TraceConfig::from_os_vars([
+        (OsString::from("TRACING_ENABLED"), bad()),
+        (OsString::from("UNRELATED"), bad()),
+        (bad(), OsString::from("x")),
+        (OsString::from("TRACING_SAMPLE_RATE"), OsString::from("2")),
+    ])
+    .unwrap_err();
+    let names: Vec<&str> = e.errors().iter().map(|b| b.variable.as_str()).collect();
+    assert_eq!(names, ["TRACING_ENABLED", "TRACING_SAMPLE_RATE"]);
+    let c = TraceConfig::from_os_vars([(
+        OsString::from("TRACING_SERVICE_NAME"),
+        OsString::from("svc"),
+    )])
+    .unwrap();
+    assert_eq!(c.service_name(), "svc");
+}
+
+#[test]
+fn debug_hides_header_values() {
+    let shown = format!(
+        "{:?}",
+        TraceConfig::new().with_header("authorization", "Bearer hunter2")
+    );
+    assert!(
+        shown.contains("authorization=***") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+}

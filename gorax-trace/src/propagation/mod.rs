@@ -1,0 +1,425 @@
+//! W3C Trace Context (Level 2) and W3C Baggage propagation for HTTP headers and message headers.
+//!
+//! The `traceparent` path is written for speed: header names are pre-built, parsing does not
+//! allocate, and an unsampled request costs a few hundred instructions. `tracestate` and
+//! `baggage` are parsed only when present.
+//!
+//! Rules (from the W3C Trace Context specification):
+//! - exactly one `traceparent` field; two or more fields, a bad length, upper-case hex, version
+//!   `ff`, an all-zero trace id or parent id: the context is discarded and the caller starts a new
+//!   trace; `tracestate` is then ignored too;
+//! - a future version (> `00`) is parsed by its first four fields if the next character is `-`;
+//! - leading and trailing spaces and tabs (OWS) around the value are tolerated;
+//! - all `tracestate` fields are combined; an invalid `tracestate` (bad member, duplicate key, more
+//!   than 32 members) is dropped on its own, keeping the valid `traceparent`;
+//! - the flags the specification defines are kept (`sampled` 0x01 and Level 2 `random` 0x02);
+//!   unknown flags are cleared before they are passed on.
+//!
+//! [`Propagators`] is the one implementation: which fields take part (from the configuration,
+//! held by the [`Telemetry`](crate::Telemetry) handle) and the extract/inject rules, over any
+//! carrier: an [`http::HeaderMap`] (the allocation-free fast path), a
+//! `HashMap<String, String>`, or any OpenTelemetry [`Extractor`]/[`Injector`] (pass it as
+//! `&dyn Extractor`). The [`W3cPropagator`] gives third-party code the same rules through the
+//! OpenTelemetry global propagator.
+//!
+//! ```
+//! use gorax_trace::propagation;
+//! use http::HeaderMap;
+//! use opentelemetry::trace::TraceContextExt;
+//!
+//! let mut incoming = HeaderMap::new();
+//! incoming.insert(
+//!     "traceparent",
+//!     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap(),
+//! );
+//! let w3c = propagation::Propagators::default();
+//! let cx = w3c.extract(&incoming);
+//! assert!(cx.span().span_context().is_sampled());
+//!
+//! let mut outgoing = HeaderMap::new();
+//! w3c.inject(&cx, &mut outgoing);
+//! assert_eq!(
+//!     outgoing["traceparent"],
+//!     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+//! );
+//! ```
+
+use std::collections::HashMap;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::Context;
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
+
+mod baggage;
+#[cfg(test)]
+mod tests;
+mod traceparent;
+mod tracestate;
+
+pub use traceparent::{Traceparent, parse_traceparent};
+
+/// Parses the combined `tracestate` header fields by the W3C list grammar: invalid members,
+/// later duplicates of a key and members past the 32nd are dropped one by one, and the list is
+/// truncated to 512 characters by whole members. `None` when nothing valid is left.
+pub fn parse_tracestate<'a>(fields: impl IntoIterator<Item = &'a str>) -> Option<TraceState> {
+    tracestate::parse(fields)
+}
+
+/// The `traceparent` header name.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static(TRACEPARENT_KEY);
+/// The `tracestate` header name.
+pub const TRACESTATE: HeaderName = HeaderName::from_static(TRACESTATE_KEY);
+/// The `baggage` header name.
+pub const BAGGAGE: HeaderName = HeaderName::from_static(BAGGAGE_KEY);
+/// The `traceparent` key in string carriers (message headers).
+pub const TRACEPARENT_KEY: &str = "traceparent";
+/// The `tracestate` key in string carriers.
+pub const TRACESTATE_KEY: &str = "tracestate";
+/// The `baggage` key in string carriers.
+pub const BAGGAGE_KEY: &str = "baggage";
+
+/// One propagation field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Field {
+    /// `traceparent`.
+    Traceparent,
+    /// `tracestate`.
+    Tracestate,
+    /// `baggage`.
+    Baggage,
+}
+
+impl Field {
+    /// The key in string carriers.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Traceparent => TRACEPARENT_KEY,
+            Self::Tracestate => TRACESTATE_KEY,
+            Self::Baggage => BAGGAGE_KEY,
+        }
+    }
+
+    /// The HTTP header name.
+    pub fn header_name(self) -> HeaderName {
+        match self {
+            Self::Traceparent => TRACEPARENT,
+            Self::Tracestate => TRACESTATE,
+            Self::Baggage => BAGGAGE,
+        }
+    }
+}
+
+/// The values of one field in a carrier; `None` items are values that are not text (a header
+/// with non-UTF-8 bytes), which make the field invalid.
+#[derive(Debug)]
+pub struct Values<'a>(ValuesInner<'a>);
+
+#[derive(Debug)]
+enum ValuesInner<'a> {
+    Headers(http::header::ValueIter<'a, HeaderValue>),
+    List(std::vec::IntoIter<&'a str>),
+    One(Option<&'a str>),
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = Option<&'a str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            ValuesInner::Headers(it) => it.next().map(|v| v.to_str().ok()),
+            ValuesInner::List(it) => it.next().map(Some),
+            ValuesInner::One(v) => v.take().map(Some),
+        }
+    }
+}
+
+/// Where propagation fields are read from. Implemented for [`HeaderMap`] (every field of a
+/// name is seen, without allocation), `HashMap<String, String>` and `dyn Extractor` (any
+/// OpenTelemetry extractor: pass `&my_extractor as &dyn Extractor`).
+pub trait Carrier {
+    /// Every value of `field`, in order.
+    fn values(&self, field: Field) -> Values<'_>;
+}
+
+impl Carrier for HeaderMap {
+    fn values(&self, field: Field) -> Values<'_> {
+        Values(ValuesInner::Headers(
+            self.get_all(field.header_name()).into_iter(),
+        ))
+    }
+}
+
+impl Carrier for HashMap<String, String> {
+    fn values(&self, field: Field) -> Values<'_> {
+        Values(ValuesInner::One(self.get(field.key()).map(String::as_str)))
+    }
+}
+
+impl Carrier for dyn Extractor + '_ {
+    fn values(&self, field: Field) -> Values<'_> {
+        Values(ValuesInner::List(
+            self.get_all(field.key()).unwrap_or_default().into_iter(),
+        ))
+    }
+}
+
+impl Carrier for dyn Extractor + Send + Sync + '_ {
+    fn values(&self, field: Field) -> Values<'_> {
+        (self as &dyn Extractor).values(field)
+    }
+}
+
+/// Where propagation fields are written. Implemented for [`HeaderMap`], `HashMap<String,
+/// String>` and `dyn Injector` (any OpenTelemetry injector).
+pub trait CarrierMut {
+    /// Sets `field` to `value`, replacing what was there.
+    fn set(&mut self, field: Field, value: &str);
+    /// Removes `field` (a no-op for carriers that cannot remove).
+    fn remove(&mut self, field: Field);
+}
+
+impl CarrierMut for HeaderMap {
+    fn set(&mut self, field: Field, value: &str) {
+        // Every value written is validated ASCII; a failure here would be a bug, and dropping
+        // the field is the safe outcome.
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.insert(field.header_name(), v);
+        }
+    }
+
+    fn remove(&mut self, field: Field) {
+        // `remove` on an absent name still hashes; look first (the common case).
+        if self.contains_key(field.header_name()) {
+            HeaderMap::remove(self, field.header_name());
+        }
+    }
+}
+
+impl CarrierMut for HashMap<String, String> {
+    fn set(&mut self, field: Field, value: &str) {
+        self.insert(field.key().to_owned(), value.to_owned());
+    }
+
+    fn remove(&mut self, field: Field) {
+        HashMap::remove(self, field.key());
+    }
+}
+
+impl CarrierMut for dyn Injector + '_ {
+    fn set(&mut self, field: Field, value: &str) {
+        Injector::set(self, field.key(), value.to_owned());
+    }
+
+    fn remove(&mut self, _: Field) {}
+}
+
+impl CarrierMut for dyn Injector + Send + Sync + '_ {
+    fn set(&mut self, field: Field, value: &str) {
+        Injector::set(self, field.key(), value.to_owned());
+    }
+
+    fn remove(&mut self, _: Field) {}
+}
+
+/// Which W3C propagation fields are extracted and injected (`OTEL_PROPAGATORS`), and the rules
+/// for doing it. Default: both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Propagators {
+    /// `traceparent` / `tracestate`.
+    pub trace_context: bool,
+    /// `baggage`.
+    pub baggage: bool,
+}
+
+impl Default for Propagators {
+    fn default() -> Self {
+        Self::W3C
+    }
+}
+
+impl Propagators {
+    /// Trace context and baggage.
+    pub const W3C: Self = Self {
+        trace_context: true,
+        baggage: true,
+    };
+    /// Nothing is propagated.
+    pub const NONE: Self = Self {
+        trace_context: false,
+        baggage: false,
+    };
+
+    /// The caller's context from `carrier` in a new [`Context`] (not the current one).
+    ///
+    /// An invalid or missing `traceparent` gives a context without a span: the next span
+    /// started in it is a new root.
+    pub fn extract<C: Carrier + ?Sized>(&self, carrier: &C) -> Context {
+        self.extract_with_context(&Context::new(), carrier)
+    }
+
+    /// Like [`extract`](Self::extract), adding to `cx`.
+    pub fn extract_with_context<C: Carrier + ?Sized>(&self, cx: &Context, carrier: &C) -> Context {
+        let mut out = None;
+        if self.trace_context
+            && let Some(sc) = extract_span_context(carrier)
+        {
+            out = Some(cx.with_remote_span_context(sc));
+        }
+        if self.baggage {
+            let mut fields = carrier.values(Field::Baggage);
+            if let Some(first) = fields.next() {
+                let base = out.as_ref().unwrap_or(cx);
+                let extracted = match fields.next() {
+                    None => first.map(|v| baggage::extract(base, v)),
+                    Some(second) => {
+                        let all: Option<Vec<&str>> =
+                            [first, second].into_iter().chain(fields).collect();
+                        all.map(|all| baggage::extract(base, &all.join(",")))
+                    }
+                };
+                if extracted.is_some() {
+                    out = extracted;
+                }
+            }
+        }
+        out.unwrap_or_else(|| cx.clone())
+    }
+
+    /// Writes the span context and baggage of `cx` into `carrier`, replacing any existing
+    /// fields. Nothing is written for a context without a valid span (baggage still is).
+    pub fn inject<C: CarrierMut + ?Sized>(&self, cx: &Context, carrier: &mut C) {
+        let span = cx.span();
+        self.inject_span_context(span.span_context(), Some(cx), carrier);
+    }
+
+    /// Writes `span_context` and, when `baggage_of` is given, that context's baggage, without
+    /// building a [`Context`] for it (what a client does for the span it just started).
+    pub fn inject_span_context<C: CarrierMut + ?Sized>(
+        &self,
+        span_context: &SpanContext,
+        baggage_of: Option<&Context>,
+        carrier: &mut C,
+    ) {
+        if self.trace_context && span_context.is_valid() {
+            carrier.set(Field::Traceparent, Traceparent::new(span_context).as_str());
+            let state = span_context.trace_state();
+            let value = (*state != TraceState::NONE)
+                .then(|| tracestate::header_value(state, tracestate::DEFAULT_MAX_LEN))
+                .flatten();
+            match value.filter(|v| !v.is_empty()) {
+                // An empty value is never written: some carriers (SQS attributes) reject it.
+                Some(v) => carrier.set(Field::Tracestate, &v),
+                None => carrier.remove(Field::Tracestate),
+            }
+        }
+        if self.baggage
+            && let Some(cx) = baggage_of
+            && let Some(v) = baggage::header_value(cx.baggage())
+        {
+            carrier.set(Field::Baggage, &v);
+        }
+    }
+}
+
+/// The caller's span context from `traceparent`/`tracestate`, or `None` when there is none or
+/// it is invalid (exactly one `traceparent` field is required).
+fn extract_span_context<C: Carrier + ?Sized>(carrier: &C) -> Option<SpanContext> {
+    let mut fields = carrier.values(Field::Traceparent);
+    let first = fields.next()??;
+    if fields.next().is_some() {
+        return None;
+    }
+    let sc = parse_traceparent(first)?;
+    let mut states = carrier.values(Field::Tracestate).peekable();
+    if states.peek().is_none() {
+        return Some(sc);
+    }
+    let state = states
+        .collect::<Option<Vec<&str>>>()
+        .and_then(parse_tracestate);
+    Some(match state {
+        Some(state) if state != TraceState::NONE => {
+            SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, state)
+        }
+        _ => sc,
+    })
+}
+
+/// What happens to a context's W3C baggage at a boundary (the server's incoming requests, the
+/// client's outgoing ones).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BaggagePolicy {
+    /// Keep all of it (default).
+    #[default]
+    Keep,
+    /// Drop all of it.
+    Drop,
+    /// Keep only these keys (with their properties).
+    Allow(Vec<String>),
+}
+
+impl BaggagePolicy {
+    /// `cx` with its baggage filtered by the policy (the same context when nothing changes).
+    pub fn apply(&self, cx: Context) -> Context {
+        match self {
+            Self::Keep => cx,
+            _ if cx.baggage().is_empty() => cx,
+            Self::Drop => cx.with_cleared_baggage(),
+            Self::Allow(keys) => {
+                let bag = cx.baggage();
+                if bag
+                    .iter()
+                    .all(|(k, _)| keys.iter().any(|a| a == k.as_str()))
+                {
+                    return cx;
+                }
+                let kept = baggage::allow(bag, keys);
+                cx.with_baggage(kept)
+            }
+        }
+    }
+
+    /// Whether no baggage passes.
+    pub fn drops_all(&self) -> bool {
+        matches!(self, Self::Drop)
+    }
+}
+
+/// A [`TextMapPropagator`] with these [`Propagators`]' rules, for third-party code that calls
+/// `opentelemetry::global::get_text_map_propagator`; [`init`](crate::init()) installs it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct W3cPropagator {
+    propagators: Propagators,
+}
+
+impl W3cPropagator {
+    /// A propagator for these fields.
+    pub fn new(propagators: Propagators) -> Self {
+        Self { propagators }
+    }
+}
+
+static FIELDS: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+    [
+        TRACEPARENT_KEY.to_owned(),
+        TRACESTATE_KEY.to_owned(),
+        BAGGAGE_KEY.to_owned(),
+    ]
+});
+
+impl TextMapPropagator for W3cPropagator {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        self.propagators.inject(cx, injector)
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        self.propagators.extract_with_context(cx, extractor)
+    }
+
+    fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
+        opentelemetry::propagation::text_map_propagator::FieldIter::new(FIELDS.as_slice())
+    }
+}

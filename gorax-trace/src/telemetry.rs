@@ -1,0 +1,344 @@
+//! The [`Telemetry`] handle: what [`init`](crate::init()) returns, what adapters are built
+//! from, and the one process-wide value of the crate (the *installed* handle).
+//!
+//! Two binding rules would be one too many, so there is one: an adapter built from a handle
+//! ([`ServerTraceLayer::new().with_telemetry(&telemetry)`], the same for the client and the
+//! queue) records with that handle; an adapter built without one resolves the installed handle
+//! **each time it records**, so a router, a client or a consumer may be built before or after
+//! `init`. Before any handle is installed, adapters record nothing and still propagate context.
+//!
+//! [`ServerTraceLayer::new().with_telemetry(&telemetry)`]: https://docs.rs/gorax-trace-server
+
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+
+use crate::export::ExportHealth;
+use crate::httpconv::HttpSemconv;
+use opentelemetry::Context;
+
+use crate::propagation::{Carrier, CarrierMut, Propagators, W3cPropagator};
+
+/// The instrumentation scope name of the spans gorax-trace makes.
+pub const SCOPE_NAME: &str = "gorax-trace";
+
+/// What adapters record with: the tracer, the propagation fields, the HTTP convention mode and
+/// whether the sampler reads route attributes. Cheap to clone (one reference count); taken from
+/// a [`Telemetry`] with [`Telemetry::handle`] or `From<&Telemetry>`.
+#[derive(Clone, Debug)]
+pub struct TelemetryHandle(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    tracer: SdkTracer,
+    propagators: Propagators,
+    http_semconv: HttpSemconv,
+    route_attributes: bool,
+    health: ExportHealth,
+}
+
+/// The installed handle: the one mutable static of the crate.
+static INSTALLED: ArcSwapOption<Shared> = ArcSwapOption::const_empty();
+
+/// What adapters use before any handle is installed (immutable).
+static DISABLED: LazyLock<TelemetryHandle> = LazyLock::new(|| {
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(crate::sampling::disabled())
+        .build();
+    TelemetryHandle::new(
+        provider.tracer(SCOPE_NAME),
+        Settings::default(),
+        ExportHealth::default(),
+    )
+});
+
+/// The settings a [`TelemetryHandle`] carries besides its tracer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Which propagation fields adapters read and write.
+    pub propagators: Propagators,
+    /// Which HTTP attribute names adapters write.
+    pub http_semconv: HttpSemconv,
+    /// Whether the server layer gives the sampler `http.route` and `http.request.method` when a
+    /// span starts (needed by per-route sampling rules; costs an allocation per request).
+    pub route_attributes: bool,
+}
+
+impl Settings {
+    /// With these propagators.
+    pub fn with_propagators(mut self, propagators: Propagators) -> Self {
+        self.propagators = propagators;
+        self
+    }
+
+    /// With this HTTP convention mode.
+    pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
+        self.http_semconv = mode;
+        self
+    }
+
+    /// With or without route attributes for the sampler.
+    pub fn with_route_attributes(mut self, on: bool) -> Self {
+        self.route_attributes = on;
+        self
+    }
+}
+
+impl TelemetryHandle {
+    /// A handle recording with `tracer` (e.g. of a test provider) under `settings`.
+    pub fn new(tracer: SdkTracer, settings: Settings, health: ExportHealth) -> Self {
+        Self(Arc::new(Shared {
+            tracer,
+            propagators: settings.propagators,
+            http_semconv: settings.http_semconv,
+            route_attributes: settings.route_attributes,
+            health,
+        }))
+    }
+
+    /// The installed handle, or before any is installed one that records nothing (context
+    /// still propagates, each outgoing call still gets its own span id).
+    pub fn installed() -> Self {
+        match INSTALLED.load_full() {
+            Some(shared) => Self(shared),
+            None => DISABLED.clone(),
+        }
+    }
+
+    /// Makes this handle the installed one: what default-built adapters, the `span` helpers,
+    /// [`CurrentTracer`](crate::subscriber::CurrentTracer) and
+    /// [`TelemetryHandle::installed`] use from now on. The OpenTelemetry
+    /// globals are left alone ([`Telemetry::install`] sets them too).
+    pub fn install(&self) {
+        INSTALLED.store(Some(self.0.clone()));
+    }
+
+    /// The tracer.
+    pub fn tracer(&self) -> &SdkTracer {
+        &self.0.tracer
+    }
+
+    /// The propagation fields.
+    pub fn propagators(&self) -> Propagators {
+        self.0.propagators
+    }
+
+    /// The HTTP convention mode.
+    pub fn http_semconv(&self) -> HttpSemconv {
+        self.0.http_semconv
+    }
+
+    /// Whether the sampler needs route attributes when a server span starts.
+    pub fn route_attributes(&self) -> bool {
+        self.0.route_attributes
+    }
+
+    /// The export counters of the provider behind this handle.
+    pub fn health(&self) -> ExportHealth {
+        self.0.health.clone()
+    }
+
+    /// The caller's context from `carrier` under this handle's propagators
+    /// ([`Propagators::extract`]).
+    ///
+    /// ```
+    /// use gorax_trace::TelemetryHandle;
+    /// use opentelemetry::trace::TraceContextExt;
+    ///
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+    /// let cx = TelemetryHandle::installed().extract(&headers);
+    /// assert!(cx.span().span_context().is_sampled());
+    /// ```
+    pub fn extract<C: Carrier + ?Sized>(&self, carrier: &C) -> Context {
+        self.0.propagators.extract(carrier)
+    }
+
+    /// Writes the context of `cx` into `carrier` under this handle's propagators
+    /// ([`Propagators::inject`]).
+    pub fn inject<C: CarrierMut + ?Sized>(&self, cx: &Context, carrier: &mut C) {
+        self.0.propagators.inject(cx, carrier)
+    }
+
+    /// [`inject`](Self::inject) with the current context.
+    pub fn inject_current<C: CarrierMut + ?Sized>(&self, carrier: &mut C) {
+        Context::map_current(|cx| self.inject(cx, carrier))
+    }
+
+    /// Whether two handles are the same one.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl From<&Telemetry> for TelemetryHandle {
+    fn from(t: &Telemetry) -> Self {
+        t.handle.clone()
+    }
+}
+
+impl From<&TelemetryHandle> for TelemetryHandle {
+    fn from(h: &TelemetryHandle) -> Self {
+        h.clone()
+    }
+}
+
+/// Which handle an adapter records with: a given one, or the installed one resolved when it
+/// records (the default).
+#[derive(Clone, Debug, Default)]
+pub struct Binding(Option<TelemetryHandle>);
+
+impl Binding {
+    /// Always the handle installed at the time of recording.
+    pub fn installed() -> Self {
+        Self(None)
+    }
+
+    /// Always `handle`.
+    pub fn fixed(handle: impl Into<TelemetryHandle>) -> Self {
+        Self(Some(handle.into()))
+    }
+
+    /// The handle to record with now.
+    pub fn get(&self) -> TelemetryHandle {
+        match &self.0 {
+            Some(h) => h.clone(),
+            None => TelemetryHandle::installed(),
+        }
+    }
+}
+
+/// Running tracing: owns the tracer provider (and the gRPC exporter's runtime), hands out
+/// [`TelemetryHandle`]s to adapters, and flushes and shuts down when dropped (or on
+/// [`shutdown`](Self::shutdown)), waiting at most the export timeout.
+///
+/// Dropping never hangs: the export thread (and for gRPC its own runtime) is independent of the
+/// application's runtime.
+#[must_use = "tracing stops (and buffered spans are lost) when the handle is dropped"]
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+    handle: TelemetryHandle,
+    timeout: Duration,
+    shut_down: bool,
+    #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
+    runtime: Mutex<Option<crate::export::ExportRuntime>>,
+}
+
+impl Telemetry {
+    /// Wraps a provider built elsewhere (a test provider, an application's own pipeline) with
+    /// these settings; not installed. `timeout` bounds flush and shutdown.
+    ///
+    /// ```
+    /// use gorax_trace::{Settings, Telemetry};
+    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use std::time::Duration;
+    ///
+    /// let telemetry = Telemetry::from_provider(
+    ///     SdkTracerProvider::builder().build(),
+    ///     Settings::default(),
+    ///     Default::default(),
+    ///     Duration::from_secs(1),
+    /// );
+    /// assert!(!telemetry.is_installed());
+    /// ```
+    pub fn from_provider(
+        provider: SdkTracerProvider,
+        settings: Settings,
+        health: ExportHealth,
+        timeout: Duration,
+    ) -> Self {
+        let handle = TelemetryHandle::new(provider.tracer(SCOPE_NAME), settings, health);
+        Self {
+            provider,
+            handle,
+            timeout,
+            shut_down: false,
+            runtime: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn with_runtime(self, runtime: Option<crate::export::ExportRuntime>) -> Self {
+        *self.runtime.lock().unwrap_or_else(PoisonError::into_inner) = runtime;
+        self
+    }
+
+    /// Makes this the installed handle, and its provider and W3C propagator the OpenTelemetry
+    /// globals, so that default-built adapters and third-party OpenTelemetry code use it.
+    pub fn install(&self) {
+        self.handle.install();
+        opentelemetry::global::set_tracer_provider(self.provider.clone());
+        opentelemetry::global::set_text_map_propagator(W3cPropagator::new(
+            self.handle.propagators(),
+        ));
+    }
+
+    /// Whether this is the installed handle.
+    pub fn is_installed(&self) -> bool {
+        TelemetryHandle::installed().ptr_eq(&self.handle)
+    }
+
+    /// The handle adapters record with.
+    pub fn handle(&self) -> TelemetryHandle {
+        self.handle.clone()
+    }
+
+    /// The tracer.
+    pub fn tracer(&self) -> &SdkTracer {
+        self.handle.tracer()
+    }
+
+    /// The tracer provider.
+    pub fn provider(&self) -> &SdkTracerProvider {
+        &self.provider
+    }
+
+    /// Export counters: spans exported, dropped (queue full), failed.
+    pub fn health(&self) -> ExportHealth {
+        self.handle.health()
+    }
+
+    /// Exports everything finished so far, waiting at most the export timeout.
+    pub fn force_flush(&self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+        self.provider.force_flush()
+    }
+
+    /// Flushes and shuts down now, reporting the outcome (dropping does the same silently).
+    pub fn shutdown(mut self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+        self.shut_down = true;
+        let result = self.provider.shutdown_with_timeout(self.timeout);
+        self.stop_runtime();
+        result
+    }
+
+    fn stop_runtime(&mut self) {
+        let runtime = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(rt) = runtime {
+            rt.stop();
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if !self.shut_down {
+            let _ = self.provider.shutdown_with_timeout(self.timeout);
+        }
+        self.stop_runtime();
+        // A handle that is gone stops being the installed one: default adapters fall back to
+        // recording nothing instead of writing into a shut-down provider.
+        let mine = Arc::as_ptr(&self.handle.0);
+        INSTALLED.rcu(|current| match current {
+            Some(c) if Arc::as_ptr(c) == mine => None,
+            other => other.clone(),
+        });
+    }
+}
