@@ -6,7 +6,7 @@ use gorax_trace::httpconv::{
     span_name,
 };
 use gorax_trace::semconv::{self, legacy};
-use opentelemetry::trace::{Span, SpanRef, Status};
+use opentelemetry::trace::{Span, Status};
 use opentelemetry::{KeyValue, Value};
 use reqwest::{Request, Response, Url};
 
@@ -85,7 +85,12 @@ pub(crate) fn on_request(
 }
 
 /// Sets the response attributes and the status (4xx and 5xx are errors on a client span).
-pub(crate) fn on_response(span: &SpanRef<'_>, res: &Response, config: &Config, dup: bool) {
+/// The response attributes and, for a failure, the Error status.
+pub(crate) fn on_response(
+    res: &Response,
+    config: &Config,
+    dup: bool,
+) -> (Vec<KeyValue>, Option<Status>) {
     let status = res.status();
     let code = i64::from(status.as_u16());
     let mut attrs = Vec::with_capacity(4);
@@ -97,20 +102,35 @@ pub(crate) fn on_response(span: &SpanRef<'_>, res: &Response, config: &Config, d
     if dup {
         attrs.push(KeyValue::new(legacy::HTTP_STATUS_CODE, code));
     }
+    let mut failed = None;
     if let Some(error_type) = config
         .classify
         .classify(&ResponseHead::new(status, res.headers()))
     {
         attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type));
-        span.set_status(Status::error(""));
+        failed = Some(Status::error(""));
     }
-    span.set_attributes(attrs);
+    (attrs, failed)
 }
 
 /// A request that got no response: `error.type` is a low-cardinality class of the error.
-pub(crate) fn on_error(span: &SpanRef<'_>, error: &reqwest_middleware::Error) {
-    span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type(error)));
-    span.set_status(Status::error(error.to_string()));
+pub(crate) fn on_error(error: &reqwest_middleware::Error) -> (Vec<KeyValue>, Option<Status>) {
+    (
+        vec![KeyValue::new(semconv::ERROR_TYPE, error_type(error))],
+        Some(Status::error(error.to_string())),
+    )
+}
+
+/// The outcome attributes of `result`.
+pub(crate) fn outcome(
+    result: &reqwest_middleware::Result<Response>,
+    config: &Config,
+    dup: bool,
+) -> (Vec<KeyValue>, Option<Status>) {
+    match result {
+        Ok(res) => on_response(res, config, dup),
+        Err(err) => on_error(err),
+    }
 }
 
 /// The class of a failed request for `error.type`.

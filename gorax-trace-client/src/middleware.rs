@@ -193,8 +193,9 @@ pub(crate) struct Config {
     pub(crate) baggage_hosts: PropagationPolicy,
     pub(crate) baggage: BaggagePolicy,
     pub(crate) classify: Arc<dyn ClassifyFailure>,
-    pub(crate) on_request: Arc<dyn OnRequest<Request>>,
-    pub(crate) on_response: Arc<dyn OnResponse<Response>>,
+    /// `None` for no hook (no context built for it).
+    pub(crate) on_request: Option<Arc<dyn OnRequest<Request>>>,
+    pub(crate) on_response: Option<Arc<dyn OnResponse<Response>>>,
 }
 
 /// A [reqwest-middleware](reqwest_middleware) [`Middleware`] that records one OpenTelemetry
@@ -289,8 +290,8 @@ impl ClientTraceMiddleware {
                 baggage_hosts: PropagationPolicy::all(),
                 baggage: BaggagePolicy::Keep,
                 classify: Arc::new(ClientErrors),
-                on_request: Arc::new(()),
-                on_response: Arc::new(()),
+                on_request: None,
+                on_response: None,
             },
         }
     }
@@ -328,13 +329,13 @@ impl ClientTraceMiddleware {
     /// Calls `hook` with the request and the span after the request attributes are set (to add
     /// attributes or rename the span; `()` means none).
     pub fn on_request(mut self, hook: impl OnRequest<Request>) -> Self {
-        self.config.on_request = Arc::new(hook);
+        self.config.on_request = Some(Arc::new(hook));
         self
     }
 
     /// Calls `hook` with the response and the span before the span ends.
     pub fn on_response(mut self, hook: impl OnResponse<Response>) -> Self {
-        self.config.on_response = Arc::new(hook);
+        self.config.on_response = Some(Arc::new(hook));
         self
     }
 
@@ -391,7 +392,8 @@ impl Middleware for ClientTraceMiddleware {
         let propagate =
             extensions.get::<NoPropagation>().is_none() && config.propagation.allows(req.url());
         let (method, known) = gorax_trace::httpconv::method(req.method());
-        let (mut span, hook_cx) = Context::map_current(|parent| {
+        let hooked = config.on_request.is_some() || config.on_response.is_some();
+        let (mut span, hook_parent) = Context::map_current(|parent| {
             let span = tracer
                 .span_builder(if known { method } else { "HTTP" })
                 .with_kind(SpanKind::Client)
@@ -405,25 +407,42 @@ impl Middleware for ClientTraceMiddleware {
                     &mut req,
                 );
             }
-            (span, parent.clone())
+            (span, hooked.then(|| parent.clone()))
         });
         if span.is_recording() {
             let template = extensions.get::<UrlTemplate>();
             attributes::on_request(&mut span, &req, template, resend_count, config, dup);
         }
-        // Hooks see the span through a context (the SDK span is moved in and taken back out).
-        let cx = hook_cx.with_span(span);
-        config.on_request.on_request(&req, &cx.span());
+        let Some(parent) = hook_parent else {
+            // No hooks: the SDK span stays in our hands (no context, no span mutex).
+            let result = next.run(req, extensions).await;
+            count_failure(extensions, &result);
+            if span.is_recording() {
+                let (attrs, status) = attributes::outcome(&result, config, dup);
+                span.set_attributes(attrs);
+                if let Some(status) = status {
+                    span.set_status(status);
+                }
+                span.end();
+            }
+            return result;
+        };
+        // Hooks see the span through a context.
+        let cx = parent.with_span(span);
+        if let Some(hook) = &config.on_request {
+            hook.on_request(&req, &cx.span());
+        }
         let result = next.run(req, extensions).await;
         count_failure(extensions, &result);
-        if let Ok(res) = &result {
-            config.on_response.on_response(res, &cx.span());
+        if let (Some(hook), Ok(res)) = (&config.on_response, &result) {
+            hook.on_response(res, &cx.span());
         }
         let span = cx.span();
         if span.is_recording() {
-            match &result {
-                Ok(res) => attributes::on_response(&span, res, config, dup),
-                Err(err) => attributes::on_error(&span, err),
+            let (attrs, status) = attributes::outcome(&result, config, dup);
+            span.set_attributes(attrs);
+            if let Some(status) = status {
+                span.set_status(status);
             }
             span.end();
         }

@@ -591,3 +591,32 @@ fn host_policy_table() {
     assert!(PropagationPolicy::all().allows(&"http://x/".parse().unwrap()));
     assert!(!PropagationPolicy::none().allows(&"http://x/".parse().unwrap()));
 }
+
+#[tokio::test]
+async fn hooks_see_the_request_response_and_span() {
+    use opentelemetry::trace::SpanRef;
+    let base = echo_server().await;
+    let t = TestTracing::new();
+    let client = traced_client(
+        traced(&t)
+            .on_request(|req: &reqwest::Request, span: &SpanRef<'_>| {
+                span.update_name(format!("call {}", req.url().path()));
+            })
+            .on_response(|res: &reqwest::Response, span: &SpanRef<'_>| {
+                span.set_attribute(opentelemetry::KeyValue::new(
+                    "seen.status",
+                    i64::from(res.status().as_u16()),
+                ));
+            }),
+    );
+    client
+        .get(format!("{base}/status/404"))
+        .send()
+        .await
+        .unwrap();
+    let spans = t.spans();
+    let span = spans.find("call /status/404");
+    spans.assert_attr(span, "seen.status", 404_i64);
+    spans.assert_attr(span, semconv::ERROR_TYPE, "404");
+    assert_eq!(span.span_kind, opentelemetry::trace::SpanKind::Client);
+}

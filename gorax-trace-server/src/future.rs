@@ -75,10 +75,12 @@ where
                 if recording {
                     attributes::on_response(&span, response, &traced.config, traced.dup);
                 }
-                traced.config.on_response.on_response(
-                    &ResponseHead::new(response.status(), response.headers()),
-                    &span,
-                );
+                if let Some(hook) = &traced.config.on_response {
+                    hook.on_response(
+                        &ResponseHead::new(response.status(), response.headers()),
+                        &span,
+                    );
+                }
                 let headers = response.headers_mut();
                 match &traced.config.response_header {
                     ResponseHeader::None => {}

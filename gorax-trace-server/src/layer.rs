@@ -55,8 +55,9 @@ pub(crate) struct Config {
     /// Set by `with_http_semconv`; otherwise the handle's mode.
     pub(crate) semconv: Option<HttpSemconv>,
     pub(crate) classify: Arc<dyn ClassifyFailure>,
-    pub(crate) on_request: RequestHook,
-    pub(crate) on_response: ResponseHook,
+    /// `None` for no hook: the common case costs no context lookup nor dynamic call.
+    pub(crate) on_request: Option<RequestHook>,
+    pub(crate) on_response: Option<ResponseHook>,
     pub(crate) redact: Vec<String>,
     pub(crate) trusted_proxies: Vec<IpAddr>,
     pub(crate) untrusted: Option<Predicate>,
@@ -132,8 +133,8 @@ impl ServerTraceLayer {
                 binding: Binding::installed(),
                 semconv: None,
                 classify: Arc::new(ServerErrors),
-                on_request: Arc::new(()),
-                on_response: Arc::new(()),
+                on_request: None,
+                on_response: None,
                 redact: DEFAULT_REDACTED_QUERY_KEYS
                     .iter()
                     .map(|k| (*k).to_owned())
@@ -199,13 +200,13 @@ impl ServerTraceLayer {
     /// });
     /// ```
     pub fn on_request(mut self, hook: impl for<'a> OnRequest<RequestHead<'a>>) -> Self {
-        self.config().on_request = Arc::new(hook);
+        self.config().on_request = Some(Arc::new(hook));
         self
     }
 
     /// Calls `hook` with the response head and the span before the span ends.
     pub fn on_response(mut self, hook: impl for<'a> OnResponse<ResponseHead<'a>>) -> Self {
-        self.config().on_response = Arc::new(hook);
+        self.config().on_response = Some(Arc::new(hook));
         self
     }
 

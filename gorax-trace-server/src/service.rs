@@ -159,7 +159,7 @@ where
             None
         };
         let cx = parent.with_span(span);
-        {
+        if let Some(hook) = &config.on_request {
             let head = RequestHead {
                 method: req.method(),
                 uri: req.uri(),
@@ -167,7 +167,7 @@ where
                 extensions: req.extensions(),
                 route,
             };
-            config.on_request.on_request(&head, &cx.span());
+            hook.on_request(&head, &cx.span());
         }
         if let Some(id) = &request_id {
             req.headers_mut().insert(X_REQUEST_ID, id.clone());

@@ -17,7 +17,7 @@ use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, Value};
 use tower::ServiceExt;
 
-use crate::{BaggagePolicy, ResponseHeader, ServerTraceLayer};
+use crate::{BaggagePolicy, RequestHead, ResponseHeader, ServerTraceLayer};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -703,4 +703,47 @@ fn futures_and_services_are_send() {
     assert_send::<crate::ResponseFuture<std::future::Ready<Result<Response<Body>, Infallible>>>>();
     assert_send::<crate::ServerTraceService<Router>>();
     assert_sync::<crate::ServerTraceLayer>();
+}
+
+#[tokio::test]
+async fn hooks_add_attributes_and_rename_and_grpc_status_classifies() {
+    use gorax_trace::httpconv::{GrpcErrors, ResponseHead};
+    use opentelemetry::trace::SpanRef;
+    let t = TestTracing::new();
+    let grpc = Router::new()
+        .route(
+            "/pkg.Svc/Get",
+            post(|| async { ([("grpc-status", "14")], "") }),
+        )
+        .route(
+            "/pkg.Svc/Find",
+            post(|| async { ([("grpc-status", "5")], "") }),
+        );
+    let layer = layer(&t)
+        .with_failure_classifier(GrpcErrors::server())
+        .on_request(|req: &RequestHead<'_>, span: &SpanRef<'_>| {
+            span.update_name(format!("rpc {}", req.uri.path()));
+            span.set_attribute(opentelemetry::KeyValue::new("hooked", true));
+        })
+        .on_response(|res: &ResponseHead<'_>, span: &SpanRef<'_>| {
+            span.set_attribute(opentelemetry::KeyValue::new(
+                "seen.status",
+                i64::from(res.status.as_u16()),
+            ));
+        });
+    let router = grpc.layer(layer);
+    send(router.clone(), request("POST", "/pkg.Svc/Get", &[])).await;
+    send(router, request("POST", "/pkg.Svc/Find", &[])).await;
+    let spans = t.spans();
+    let get = spans.find("rpc /pkg.Svc/Get");
+    spans.assert_attr(get, "hooked", true);
+    spans.assert_attr(get, "seen.status", 200_i64);
+    assert!(
+        matches!(get.status, Status::Error { .. }),
+        "UNAVAILABLE is a server error"
+    );
+    spans.assert_attr(get, semconv::ERROR_TYPE, 14_i64);
+    let find = spans.find("rpc /pkg.Svc/Find");
+    assert_eq!(find.status, Status::Unset, "NOT_FOUND is the caller's");
+    spans.assert_no_attr(find, semconv::ERROR_TYPE);
 }
