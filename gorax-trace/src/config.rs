@@ -277,6 +277,8 @@ pub struct BatchSettings {
     pub max_export_batch_size: usize,
     /// Time one export may take. Default 10 s.
     pub export_timeout: Duration,
+    /// Bytes of span data (estimated) buffered before new spans are dropped. Default 16 MiB.
+    pub max_queue_bytes: usize,
 }
 
 impl Default for BatchSettings {
@@ -286,6 +288,7 @@ impl Default for BatchSettings {
             scheduled_delay: Duration::from_secs(5),
             max_export_batch_size: 512,
             export_timeout: Duration::from_secs(10),
+            max_queue_bytes: 16 << 20,
         }
     }
 }
@@ -1039,6 +1042,7 @@ impl Vars {
                 .as_ref()
                 .map_or(defaults.max_export_batch_size, |s| s.value),
             export_timeout: timeout.map_or(defaults.export_timeout, |s| s.value),
+            ..defaults
         };
         if batch.max_export_batch_size > batch.max_queue_size
             && let Some(blame) = size.as_ref().or(queue.as_ref())
@@ -1624,7 +1628,7 @@ mod tests {
                     "TRACING_EXPORT_TIMEOUT_MS=2500",
                 ],
                 batch,
-                "BatchSettings { max_queue_size: 100, scheduled_delay: 0ns, max_export_batch_size: 100, export_timeout: 2.5s }",
+                "BatchSettings { max_queue_size: 100, scheduled_delay: 0ns, max_export_batch_size: 100, export_timeout: 2.5s, max_queue_bytes: 16777216 }",
             ),
             (
                 &[
@@ -1634,7 +1638,7 @@ mod tests {
                     "OTEL_BSP_EXPORT_TIMEOUT=30000",
                 ],
                 batch,
-                "BatchSettings { max_queue_size: 4096, scheduled_delay: 1s, max_export_batch_size: 1024, export_timeout: 30s }",
+                "BatchSettings { max_queue_size: 4096, scheduled_delay: 1s, max_export_batch_size: 1024, export_timeout: 30s, max_queue_bytes: 16777216 }",
             ),
         ];
         for (env, get, want) in cases {

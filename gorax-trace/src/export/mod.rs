@@ -22,7 +22,30 @@ use std::time::Duration;
 pub(crate) enum AnyExporter {
     Console(ConsoleExporter),
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-    Otlp(Box<opentelemetry_otlp::SpanExporter>),
+    Otlp(Box<otlp::OtlpExporter>),
+}
+
+impl AnyExporter {
+    /// The counters this exporter feeds itself (OTLP: retries), for the processor to share.
+    pub(crate) fn health(&self) -> Option<ExportHealth> {
+        match self {
+            AnyExporter::Console(_) => None,
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::Otlp(e) => Some(e.health()),
+        }
+    }
+
+    /// Endpoint and protocol, for the processor's log lines.
+    pub(crate) fn target(&self) -> Option<batch::Target> {
+        match self {
+            AnyExporter::Console(_) => Some(batch::Target {
+                endpoint: "stdout".to_owned(),
+                protocol: "console".to_owned(),
+            }),
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::Otlp(e) => Some(e.target()),
+        }
+    }
 }
 
 impl SpanExporter for AnyExporter {
