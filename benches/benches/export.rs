@@ -9,7 +9,9 @@
 //! user agent). Single-thread (`*/1-thread`) and two producer threads ending spans at the same
 //! time (`*/2-threads`, time per span on one producer thread). Before criterion's times it prints
 //! allocations per span (process-wide, so the export thread's are included) and, for a burst of
-//! spans on two threads, how many each processor exported and dropped.
+//! spans on two threads, how many each processor exported and dropped, and CPU time per span
+//! (Linux `schedstat`, median of interleaved rounds): on the producer thread, and process-wide
+//! (producers plus the export threads) — steadier than wall-clock time on a shared machine.
 //!
 //! `cargo bench -p gorax-benches --bench export`
 //!
@@ -88,9 +90,8 @@ struct Variant {
     health: Health,
 }
 
-fn variants() -> Vec<Variant> {
-    let settings = BatchSettings::default();
-    let gorax = BatchProcessor::new(DiscardExporter, &settings);
+fn variants(settings: &BatchSettings) -> Vec<Variant> {
+    let gorax = BatchProcessor::new(DiscardExporter, settings);
     let gorax_health = gorax.health();
     let counts = Counts::default();
     let sdk = BatchSpanProcessor::builder(Counting {
@@ -174,6 +175,65 @@ fn on_threads(tracer: &SdkTracer, threads: usize, iters: u64) -> Duration {
     total / threads as u32
 }
 
+/// Nanoseconds this thread has run on a CPU (Linux `schedstat`), if available.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Nanoseconds all threads of this process have run (alive ones; the export threads live as
+/// long as their provider).
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let s = std::fs::read_to_string(path).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// CPU nanoseconds per span: (on one producer thread, process-wide) for `n` spans on each of
+/// `threads` threads. The producers are not counted process-wide after they exit, so the
+/// process-wide figure adds their own time.
+fn cpu_per_span(tracer: &SdkTracer, threads: usize, n: u64) -> Option<(f64, f64)> {
+    let start = Barrier::new(threads);
+    let before = process_cpu_ns()?;
+    let producers: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    let t = thread_cpu_ns().unwrap_or(0);
+                    for _ in 0..n {
+                        one(tracer);
+                    }
+                    thread_cpu_ns().unwrap_or(0) - t
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let others = process_cpu_ns()?.saturating_sub(before);
+    let mine: u64 = producers.iter().sum();
+    let spans = (n * threads as u64) as f64;
+    Some((mine as f64 / spans, (mine + others) as f64 / spans))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Spans exported so far (0 without a processor).
+fn exported(v: &Variant) -> u64 {
+    match &v.health {
+        Health::Gorax(h) => h.snapshot().spans_exported,
+        Health::Sdk(c) => c.exported.load(Ordering::Relaxed),
+        Health::None => 0,
+    }
+}
+
 /// Exported and dropped spans after a burst of `n` spans on two threads and a flush.
 fn burst(v: &Variant, n: u64) -> String {
     let before = match &v.health {
@@ -208,14 +268,25 @@ fn burst(v: &Variant, n: u64) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let variants = variants();
+    let variants = variants(&BatchSettings::default());
     if let Ok(only) = std::env::var("GORAX_EXPORT_BENCH_ONLY") {
         let (name, n) = only.rsplit_once(':').expect("variant:count");
         let v = variants.iter().find(|v| v.name == name).expect("variant");
+        // Warm up (the same in both runs, so it cancels out): buffers reach their size.
+        for _ in 0..2_000 {
+            one(&v.tracer);
+        }
+        let _ = v.provider.force_flush();
         for _ in 0..n.parse::<u64>().expect("count") {
             one(&v.tracer);
         }
         let _ = v.provider.force_flush();
+        // Drops make a run cheaper: say how many spans were exported.
+        match &v.health {
+            Health::Gorax(h) => eprintln!("{:?}", h.snapshot()),
+            Health::Sdk(c) => eprintln!("exported {}", c.exported.load(Ordering::Relaxed)),
+            Health::None => {}
+        }
         std::process::exit(0);
     }
     for v in &variants {
@@ -225,10 +296,49 @@ fn bench(c: &mut Criterion) {
         on_threads(&v.tracer, 2, 10_000);
         let two = (allocations() - before) as f64 / 20_000.0;
         println!(
-            "allocations per span  {:<14} 1 thread {single:>5.2}   2 threads {two:>5.2}",
+            "allocations per span  {:<14} 1 thread {single:>6.3}   2 threads {two:>6.3}",
             v.name
         );
         let _ = v.provider.force_flush();
+    }
+    // For CPU time, a queue that holds a whole round (both processors): no drops, which would
+    // make a span cheaper. (The default queue, 2048, overflows in a flat-out loop on a loaded
+    // machine whenever the export thread is not scheduled for a millisecond.)
+    let roomy = self::variants(&BatchSettings {
+        max_queue_size: 1 << 17,
+        max_queue_bytes: 1 << 30,
+        ..BatchSettings::default()
+    });
+    for threads in [1, 2] {
+        let n = 50_000;
+        let variants = &roomy;
+        let mut rounds: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
+        let mut lost = vec![0; variants.len()];
+        for _ in 0..5 {
+            for (i, v) in variants.iter().enumerate() {
+                let before = exported(v);
+                if let Some(r) = cpu_per_span(&v.tracer, threads, n) {
+                    rounds[i].push(r);
+                }
+                let _ = v.provider.force_flush();
+                lost[i] += (n * threads as u64).saturating_sub(exported(v) - before);
+            }
+        }
+        for ((v, r), lost) in variants.iter().zip(rounds).zip(lost) {
+            if r.is_empty() {
+                continue;
+            }
+            let producer = median(r.iter().map(|r| r.0).collect());
+            let process = median(r.iter().map(|r| r.1).collect());
+            let lost = match v.health {
+                Health::None => String::new(),
+                _ => format!("   not exported {lost} of {}", 5 * n * threads as u64),
+            };
+            println!(
+                "CPU ns per span  {:<14} {threads} thread(s): producer {producer:>6.0}   process {process:>6.0}{lost}",
+                v.name
+            );
+        }
     }
     for v in &variants {
         println!(
@@ -248,7 +358,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
-    for v in &variants {
+    for v in variants.iter().chain(&roomy) {
         let _ = v.provider.shutdown();
     }
 }

@@ -47,6 +47,22 @@ struct Queue {
     /// Estimated bytes of the queued spans plus those of the batches whose export has not
     /// returned yet.
     bytes: usize,
+    /// Estimated bytes of the queued spans alone.
+    queued_bytes: usize,
+    /// Spans taken for export whose export has not returned yet (they count against
+    /// `max_queue_size` too).
+    in_flight: usize,
+}
+
+impl Queue {
+    /// Takes every queued span and their estimated bytes, in O(1): the buffer changes hands
+    /// (pushes only at the back, so it starts at its allocation and `Vec::from` moves nothing)
+    /// and `spare` replaces it.
+    fn take(&mut self, spare: &mut Option<VecDeque<SpanData>>) -> (Vec<SpanData>, usize) {
+        let spans = std::mem::replace(&mut self.spans, spare.take().unwrap_or_default());
+        self.in_flight += spans.len();
+        (Vec::from(spans), std::mem::take(&mut self.queued_bytes))
+    }
 }
 
 struct Shared {
@@ -62,9 +78,11 @@ impl Shared {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn release(&self, bytes: usize) {
+    /// An export of `spans` spans and `bytes` bytes returned (or was given up).
+    fn release(&self, spans: usize, bytes: usize) {
         let mut queue = self.lock();
         queue.bytes = queue.bytes.saturating_sub(bytes);
+        queue.in_flight = queue.in_flight.saturating_sub(spans);
     }
 }
 
@@ -248,7 +266,7 @@ impl SpanProcessor for BatchProcessor {
         let size = span_size(&span);
         let batch_ready = {
             let mut queue = self.shared.lock();
-            if queue.closed || queue.spans.len() >= self.shared.max_queue {
+            if queue.closed || queue.spans.len() + queue.in_flight >= self.shared.max_queue {
                 drop(queue);
                 self.health.add_dropped(1);
                 return;
@@ -259,6 +277,7 @@ impl SpanProcessor for BatchProcessor {
                 return;
             }
             queue.bytes += size;
+            queue.queued_bytes += size;
             queue.spans.push_back(span);
             queue.spans.len() == self.shared.max_batch
         };
@@ -305,6 +324,7 @@ impl Drop for BatchProcessor {
 struct Job<E> {
     exporter: Arc<E>,
     spans: Vec<SpanData>,
+    count: usize,
     bytes: usize,
     reply: SyncSender<OTelSdkResult>,
 }
@@ -331,7 +351,7 @@ impl<E: SpanExporter + 'static> Lane<E> {
                 for job in rx {
                     let result = futures_executor::block_on(job.exporter.export(job.spans));
                     drop(job.exporter);
-                    helper.release(job.bytes);
+                    helper.release(job.count, job.bytes);
                     let _ = job.reply.send(result);
                 }
             })
@@ -359,8 +379,9 @@ impl<E: SpanExporter + 'static> Lane<E> {
             match late.try_recv() {
                 Ok(_) | Err(TryRecvError::Disconnected) => self.late = None,
                 Err(TryRecvError::Empty) => {
+                    let count = spans.len();
                     drop(spans);
-                    self.shared.release(bytes);
+                    self.shared.release(count, bytes);
                     return Err(OTelSdkError::InternalFailure(
                         "an earlier export passed the export timeout and has not returned".into(),
                     ));
@@ -373,6 +394,7 @@ impl<E: SpanExporter + 'static> Lane<E> {
         let (reply, answer) = mpsc::sync_channel(1);
         let job = Job {
             exporter: self.exporter.clone(),
+            count: spans.len(),
             spans,
             bytes,
             reply,
@@ -381,7 +403,7 @@ impl<E: SpanExporter + 'static> Lane<E> {
             self.jobs.as_ref().map(|jobs| jobs.try_send(job))
         {
             drop(job.spans);
-            self.shared.release(bytes);
+            self.shared.release(job.count, bytes);
             return Err(OTelSdkError::InternalFailure(
                 "the export helper thread is gone".into(),
             ));
@@ -415,7 +437,15 @@ impl<E: SpanExporter + 'static> Worker<E> {
         // Whatever exporting does (HTTP client, gRPC) must not itself be traced into this queue.
         let _suppressed = Context::enter_telemetry_suppressed_scope();
         let mut deadline = Instant::now() + self.delay;
+        let mut spare = None;
+        // As large as the largest queue taken whole (as a kept buffer would have grown, at most
+        // `max_queue_size`): the producers do not regrow it under the lock.
+        let mut room = self.shared.max_batch;
         loop {
+            // Allocated outside the lock: the buffer that replaces a queue taken whole.
+            if spare.is_none() {
+                spare = Some(VecDeque::with_capacity(room));
+            }
             let (spans, controls, closed) = {
                 let mut queue = self.shared.lock();
                 while queue.spans.len() < self.shared.max_batch
@@ -433,19 +463,10 @@ impl<E: SpanExporter + 'static> Worker<E> {
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
                 }
-                // One batch at a time (memory: the queue plus one batch), everything before a
-                // flush or shutdown.
-                let drain_all = queue.closed
-                    || queue
-                        .control
-                        .iter()
-                        .any(|c| !matches!(c, Control::Resource(_)));
-                let n = if drain_all {
-                    queue.spans.len()
-                } else {
-                    queue.spans.len().min(self.shared.max_batch)
-                };
-                let spans: Vec<SpanData> = queue.spans.drain(..n).collect();
+                // Everything queued at once (exported batch by batch): memory stays bounded, as
+                // spans and bytes in flight count against the bounds until their export returns.
+                room = room.max(queue.spans.len()).min(self.shared.max_queue);
+                let spans = queue.take(&mut spare);
                 let controls = std::mem::take(&mut queue.control);
                 (spans, controls, queue.closed)
             };
@@ -488,7 +509,7 @@ impl<E: SpanExporter + 'static> Worker<E> {
         let (rest, late) = {
             let mut queue = self.shared.lock();
             queue.closed = true;
-            let rest: Vec<SpanData> = queue.spans.drain(..).collect();
+            let rest = queue.take(&mut None);
             (rest, std::mem::take(&mut queue.control))
         };
         self.export(rest, by);
@@ -516,17 +537,39 @@ impl<E: SpanExporter + 'static> Worker<E> {
     }
 
     /// Exports `spans` batch by batch, each within the export timeout (and before `by`, the
-    /// shutdown deadline, if given).
-    fn export(&mut self, mut spans: Vec<SpanData>, by: Option<Instant>) {
-        while !spans.is_empty() {
-            let rest = spans.split_off(spans.len().min(self.shared.max_batch));
+    /// shutdown deadline, if given). `bytes` (estimated, of all `spans`) are shared out over the
+    /// batches in proportion.
+    fn export(&mut self, (spans, mut bytes): (Vec<SpanData>, usize), by: Option<Instant>) {
+        let max = self.shared.max_batch;
+        let mut left = spans.len();
+        // One batch: handed over as is; more: each span moved once into its batch.
+        let (mut single, mut many) = if left <= max {
+            (Some(spans), None)
+        } else {
+            (None, Some(spans.into_iter()))
+        };
+        while left > 0 {
+            let spans: Vec<SpanData> = match (single.take(), many.as_mut()) {
+                (Some(spans), _) => spans,
+                (None, Some(iter)) => iter.by_ref().take(max).collect(),
+                (None, None) => break,
+            };
             let n = spans.len();
-            let bytes = spans.iter().map(span_size).sum();
+            if n == 0 {
+                break;
+            }
+            left -= n;
+            let share = if left == 0 {
+                bytes
+            } else {
+                bytes / (n + left) * n
+            };
+            bytes -= share;
             let mut deadline = Instant::now() + self.timeout;
             if let Some(by) = by {
                 deadline = deadline.min(by);
             }
-            match self.lane.export(spans, bytes, deadline) {
+            match self.lane.export(spans, share, deadline) {
                 Ok(()) => {
                     self.health.add_exported(n);
                     if self.failing {
@@ -553,7 +596,9 @@ impl<E: SpanExporter + 'static> Worker<E> {
                     }
                 }
             }
-            spans = rest;
+        }
+        if bytes > 0 {
+            self.shared.release(0, bytes);
         }
     }
 }
