@@ -5,7 +5,7 @@
 //! [`DiscardExporter`]. `none` is the same span with a provider that has no processor: the span's
 //! own cost, to subtract.
 //!
-//! The span is a server span with six attributes (method, path, status, route, host, a 100-byte
+//! The span is a server span with seven attributes (method, path, status, route, host, a 100-byte
 //! user agent). Single-thread (`*/1-thread`) and two producer threads ending spans at the same
 //! time (`*/2-threads`, time per span on one producer thread). Before criterion's times it prints
 //! allocations per span (process-wide, so the export thread's are included) and, for a burst of
@@ -131,7 +131,7 @@ fn variants(settings: &BatchSettings) -> Vec<Variant> {
     ]
 }
 
-/// One server span with six attributes, started and ended.
+/// One server span with seven attributes, started and ended.
 fn one(tracer: &SdkTracer) {
     let mut span = tracer
         .span_builder("GET /users/{id}")

@@ -8,9 +8,11 @@
 //! thread otherwise wakes every `scheduled_delay`. A dead collector therefore costs the request
 //! path nothing.
 //!
-//! Memory is bounded twice: by `max_queue_size` spans and by `max_queue_bytes` of estimated span
-//! data (`span_size`), counting a batch until its export returned. A span that would pass
-//! either bound is dropped and counted (`spans_dropped`, and `spans_dropped_bytes` for bytes).
+//! Memory is bounded twice: by `max_queue_size` spans queued plus one batch being exported, and
+//! by `max_queue_bytes` of estimated span data (`span_size`) queued or being exported, in all.
+//! A span that would pass either bound is dropped and counted (`spans_dropped`, and
+//! `spans_dropped_bytes` for bytes). The export thread takes the whole queue at once (the
+//! buffer changes hands, nothing is copied under the lock) and exports it batch by batch.
 //!
 //! No export holds the export thread past `export_timeout`: the exporter's future runs on a
 //! helper thread and the export thread waits for it until the deadline. An export that missed
@@ -49,8 +51,8 @@ struct Queue {
     bytes: usize,
     /// Estimated bytes of the queued spans alone.
     queued_bytes: usize,
-    /// Spans taken for export whose export has not returned yet (they count against
-    /// `max_queue_size` too).
+    /// Spans taken for export whose export has not returned yet (with the queued ones, at most
+    /// `max_queue_size` plus one batch).
     in_flight: usize,
 }
 
@@ -266,7 +268,13 @@ impl SpanProcessor for BatchProcessor {
         let size = span_size(&span);
         let batch_ready = {
             let mut queue = self.shared.lock();
-            if queue.closed || queue.spans.len() + queue.in_flight >= self.shared.max_queue {
+            // As before the whole queue was taken at once: `max_queue_size` queued, plus up to
+            // one batch being exported.
+            if queue.closed
+                || queue.spans.len() >= self.shared.max_queue
+                || queue.spans.len() + queue.in_flight
+                    >= self.shared.max_queue + self.shared.max_batch
+            {
                 drop(queue);
                 self.health.add_dropped(1);
                 return;
@@ -464,7 +472,8 @@ impl<E: SpanExporter + 'static> Worker<E> {
                         .0;
                 }
                 // Everything queued at once (exported batch by batch): memory stays bounded, as
-                // spans and bytes in flight count against the bounds until their export returns.
+                // spans and bytes in flight count against the bounds until their export returns
+                // (spans: the queue plus one batch in all, bytes: the budget in all).
                 room = room.max(queue.spans.len()).min(self.shared.max_queue);
                 let spans = queue.take(&mut spare);
                 let controls = std::mem::take(&mut queue.control);
