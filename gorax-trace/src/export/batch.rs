@@ -407,9 +407,11 @@ impl<E: SpanExporter + 'static> Lane<E> {
             bytes,
             reply,
         };
-        if let Some(Err(mpsc::TrySendError::Full(job) | mpsc::TrySendError::Disconnected(job))) =
-            self.jobs.as_ref().map(|jobs| jobs.try_send(job))
-        {
+        let sent = match &self.jobs {
+            Some(jobs) => jobs.try_send(job),
+            None => Err(mpsc::TrySendError::Disconnected(job)),
+        };
+        if let Err(mpsc::TrySendError::Full(job) | mpsc::TrySendError::Disconnected(job)) = sent {
             drop(job.spans);
             self.shared.release(job.count, bytes);
             return Err(OTelSdkError::InternalFailure(
