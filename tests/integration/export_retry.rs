@@ -1,7 +1,9 @@
 //! OTLP/HTTP retries against a receiver written here (axum on 127.0.0.1) that answers from a
 //! script: 429 once then 200; 503 with `Retry-After: 1` then 200; and `Retry-After: 30` with a
 //! 2 s export timeout. Spans are counted by decoding the protobuf bodies the receiver accepted;
-//! retries, failures and the export warning are read from `ExportHealth` and the log.
+//! retries, failures and the export warning are read from `ExportHealth` and the log. Over gRPC,
+//! a collector that answers `UNAVAILABLE` once (retried) or `RESOURCE_EXHAUSTED` without
+//! `RetryInfo` (not retried, per the specification).
 //!
 //! What opentelemetry-otlp 0.33 does (retries are on by default, no feature): 429 and 503 are
 //! retried after `Retry-After` when given, else with backoff (100 ms doubling to 1.6 s, 3 retries,
@@ -282,4 +284,114 @@ fn retry_after_past_the_timeout_gives_up_counted_and_logged_once() {
         .filter(|l| l.contains("spans were lost"))
         .count();
     assert_eq!(lost, 1, "shutdown says once what was lost");
+}
+
+/// An OTLP/gRPC collector that answers `code` to the first `failures` calls, then OK.
+#[derive(Clone)]
+struct FlakyGrpc {
+    code: tonic::Code,
+    failures: usize,
+    calls: Arc<Mutex<usize>>,
+    spans: Arc<Mutex<Vec<String>>>,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for FlakyGrpc
+{
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let call = {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            *calls
+        };
+        if call <= self.failures {
+            return Err(tonic::Status::new(self.code, "busy"));
+        }
+        let mut spans = self.spans.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans.into_iter().map(|s| s.name));
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// `code` on the first call: returns (calls, spans received, health) after a flush.
+fn grpc_case(code: tonic::Code) -> (usize, usize, gorax_trace::export::HealthSnapshot) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let _lock = global_lock();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let collector = FlakyGrpc {
+        code,
+        failures: 1,
+        calls: Arc::default(),
+        spans: Arc::default(),
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = TraceServiceServer::new(collector.clone());
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await
+            .unwrap();
+    });
+    let config = config(&format!("http://{addr}"), Duration::from_secs(5), 512)
+        .with_protocol(Protocol::Grpc);
+    let guard = gorax_trace::init(config).unwrap();
+    let prefix = unique("grpc-retry");
+    spans(&prefix, 3);
+    let started = Instant::now();
+    let _ = guard.force_flush();
+    assert!(started.elapsed() < NO_HANG);
+    let health = guard.health().snapshot();
+    guard.shutdown().unwrap();
+    let calls = *collector.calls.lock().unwrap();
+    let received = collector
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.starts_with(&prefix))
+        .count();
+    eprintln!("gRPC {code:?} once: {calls} calls, {received} spans received, {health:?}");
+    (calls, received, health)
+}
+
+#[test]
+fn grpc_unavailable_once_is_retried_and_counted() {
+    let (calls, received, s) = grpc_case(tonic::Code::Unavailable);
+    assert_eq!((calls, received), (2, 3));
+    assert_eq!(
+        (s.spans_exported, s.export_retries, s.spans_failed),
+        (3, 1, 0)
+    );
+}
+
+#[test]
+fn grpc_resource_exhausted_without_retry_info_is_not_retried() {
+    // The OTLP specification: RESOURCE_EXHAUSTED is retryable only with RetryInfo.
+    let (calls, received, s) = grpc_case(tonic::Code::ResourceExhausted);
+    assert_eq!((calls, received), (1, 0));
+    assert_eq!(
+        (s.spans_exported, s.export_retries, s.spans_failed),
+        (0, 0, 3)
+    );
 }
