@@ -2,6 +2,7 @@
 //! across server, client and queue.
 
 mod export;
+mod export_memory;
 mod export_retry;
 mod journey;
 mod reliability;
