@@ -13,7 +13,7 @@
 //! (Linux `schedstat`, median of interleaved rounds): on the producer thread, and process-wide
 //! (producers plus the export threads) — steadier than wall-clock time on a shared machine.
 //!
-//! `cargo bench -p gorax-benches --bench export`
+//! `cargo bench -p gorax-benches --bench export` (numbers: README, Performance, "Export path")
 //!
 //! For callgrind: `GORAX_EXPORT_BENCH_ONLY=gorax:20000` runs that single-thread variant so many
 //! times and exits (instructions per span = difference of two runs / difference of counts).
