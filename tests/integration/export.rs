@@ -148,6 +148,7 @@ fn dead_collector_drops_and_counts_without_failing_the_caller() {
             max_export_batch_size: 32,
             scheduled_delay: Duration::from_millis(50),
             export_timeout: Duration::from_millis(500),
+            ..BatchSettings::default()
         });
     let guard = gorax_trace::init(config).unwrap();
     let tracer = gorax_trace::TelemetryHandle::installed().tracer().clone();

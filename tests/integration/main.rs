@@ -2,6 +2,8 @@
 //! across server, client and queue.
 
 mod export;
+mod export_memory;
+mod export_retry;
 mod handle;
 mod journey;
 mod reliability;

@@ -127,6 +127,7 @@ fn dead_collector_under_load_then_recovery() {
             max_export_batch_size: 128,
             scheduled_delay: Duration::from_millis(200),
             export_timeout: Duration::from_secs(1),
+            ..BatchSettings::default()
         });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

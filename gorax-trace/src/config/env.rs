@@ -422,6 +422,7 @@ impl Vars {
                 .as_ref()
                 .map_or(defaults.max_export_batch_size, |s| s.value),
             export_timeout: timeout.map_or(defaults.export_timeout, |s| s.value),
+            ..defaults
         };
         if batch.max_export_batch_size > batch.max_queue_size
             && let Some(blame) = size.as_ref().or(queue.as_ref())

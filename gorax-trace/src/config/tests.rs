@@ -301,7 +301,7 @@ fn good_values() {
                 "TRACING_EXPORT_TIMEOUT_MS=2500",
             ],
             batch,
-            "BatchSettings { max_queue_size: 100, scheduled_delay: 0ns, max_export_batch_size: 100, export_timeout: 2.5s }",
+            "BatchSettings { max_queue_size: 100, scheduled_delay: 0ns, max_export_batch_size: 100, export_timeout: 2.5s, max_queue_bytes: 16777216 }",
         ),
         (
             &[
@@ -311,7 +311,7 @@ fn good_values() {
                 "OTEL_BSP_EXPORT_TIMEOUT=30000",
             ],
             batch,
-            "BatchSettings { max_queue_size: 4096, scheduled_delay: 1s, max_export_batch_size: 1024, export_timeout: 30s }",
+            "BatchSettings { max_queue_size: 4096, scheduled_delay: 1s, max_export_batch_size: 1024, export_timeout: 30s, max_queue_bytes: 16777216 }",
         ),
     ];
     for (env, get, want) in cases {

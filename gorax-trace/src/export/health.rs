@@ -23,8 +23,10 @@ pub struct ExportHealth {
 struct Counters {
     spans_exported: AtomicU64,
     spans_dropped: AtomicU64,
+    spans_dropped_bytes: AtomicU64,
     spans_failed: AtomicU64,
     export_failures: AtomicU64,
+    export_retries: AtomicU64,
 }
 
 /// A point-in-time copy of [`ExportHealth`].
@@ -32,12 +34,20 @@ struct Counters {
 pub struct HealthSnapshot {
     /// Spans the exporter accepted.
     pub spans_exported: u64,
-    /// Spans dropped before export because the queue was full (or the processor shut down).
+    /// Spans dropped before export because the queue was full, in spans or in bytes (or the
+    /// processor shut down).
     pub spans_dropped: u64,
+    /// Of [`spans_dropped`](Self::spans_dropped), those dropped because the queue's byte budget
+    /// ([`BatchSettings::max_queue_bytes`](crate::config::BatchSettings::max_queue_bytes)) was
+    /// reached, or because the span alone is larger than the budget.
+    pub spans_dropped_bytes: u64,
     /// Spans lost in failed export calls.
     pub spans_failed: u64,
     /// Export calls that returned an error (collector down, timeout, rejected).
     pub export_failures: u64,
+    /// Requests the OTLP exporter repeated after a retryable answer (HTTP 429/502/503/504, gRPC
+    /// `UNAVAILABLE`, ...), within the export timeout. Zero for other exporters.
+    pub export_retries: u64,
 }
 
 impl ExportHealth {
@@ -47,8 +57,10 @@ impl ExportHealth {
         HealthSnapshot {
             spans_exported: c.spans_exported.load(Ordering::Relaxed),
             spans_dropped: c.spans_dropped.load(Ordering::Relaxed),
+            spans_dropped_bytes: c.spans_dropped_bytes.load(Ordering::Relaxed),
             spans_failed: c.spans_failed.load(Ordering::Relaxed),
             export_failures: c.export_failures.load(Ordering::Relaxed),
+            export_retries: c.export_retries.load(Ordering::Relaxed),
         }
     }
 
@@ -67,6 +79,11 @@ impl ExportHealth {
                 s.spans_dropped,
             ),
             (
+                "otel_processor_spans_dropped_bytes_total",
+                "Spans dropped because the export queue's byte budget was reached.",
+                s.spans_dropped_bytes,
+            ),
+            (
                 "otel_exporter_spans_failed_total",
                 "Spans lost in failed export calls.",
                 s.spans_failed,
@@ -76,8 +93,13 @@ impl ExportHealth {
                 "Export calls that failed.",
                 s.export_failures,
             ),
+            (
+                "otel_exporter_retries_total",
+                "Export requests repeated after a retryable answer.",
+                s.export_retries,
+            ),
         ];
-        let mut out = String::with_capacity(512);
+        let mut out = String::with_capacity(1024);
         for (name, help, value) in rows {
             let _ = writeln!(
                 out,
@@ -97,6 +119,21 @@ impl ExportHealth {
         self.inner
             .spans_dropped
             .fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_dropped_bytes(&self, n: usize) {
+        self.add_dropped(n);
+        self.inner
+            .spans_dropped_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(
+        not(any(feature = "otlp-http", feature = "otlp-grpc")),
+        allow(dead_code)
+    )]
+    pub(crate) fn add_retries(&self, n: u64) {
+        self.inner.export_retries.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn add_failed(&self, n: usize) {

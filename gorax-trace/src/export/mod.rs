@@ -30,6 +30,8 @@ pub struct BatchSettings {
     pub max_export_batch_size: usize,
     /// Time one export may take. Default 10 s.
     pub export_timeout: Duration,
+    /// Bytes of span data (estimated) buffered before new spans are dropped. Default 16 MiB.
+    pub max_queue_bytes: usize,
 }
 
 impl Default for BatchSettings {
@@ -39,6 +41,7 @@ impl Default for BatchSettings {
             scheduled_delay: Duration::from_secs(5),
             max_export_batch_size: 512,
             export_timeout: Duration::from_secs(10),
+            max_queue_bytes: 16 << 20,
         }
     }
 }
@@ -81,7 +84,30 @@ impl ExportRuntime {
 pub(crate) enum AnyExporter {
     Console(ConsoleExporter),
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-    Otlp(Box<opentelemetry_otlp::SpanExporter>),
+    Otlp(Box<otlp::OtlpExporter>),
+}
+
+impl AnyExporter {
+    /// The counters this exporter feeds itself (OTLP: retries), for the processor to share.
+    pub(crate) fn health(&self) -> Option<ExportHealth> {
+        match self {
+            AnyExporter::Console(_) => None,
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::Otlp(e) => Some(e.health()),
+        }
+    }
+
+    /// Endpoint and protocol, for the processor's log lines.
+    pub(crate) fn target(&self) -> Option<batch::Target> {
+        match self {
+            AnyExporter::Console(_) => Some(batch::Target {
+                endpoint: "stdout".to_owned(),
+                protocol: "console".to_owned(),
+            }),
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::Otlp(e) => Some(e.target()),
+        }
+    }
 }
 
 impl SpanExporter for AnyExporter {

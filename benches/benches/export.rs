@@ -1,0 +1,367 @@
+//! Cost per span ended on the application thread, export path only: the gorax
+//! `BatchProcessor` against the SDK's `BatchSpanProcessor` (opentelemetry_sdk 0.33, same bounds:
+//! queue 2048, batch 512, delay 5 s) with a small exporter decorator that counts exported and
+//! failed spans (what the SDK processor would need to report health). Both export to
+//! [`DiscardExporter`]. `none` is the same span with a provider that has no processor: the span's
+//! own cost, to subtract.
+//!
+//! The span is a server span with seven attributes (method, path, status, route, host, a 100-byte
+//! user agent). Single-thread (`*/1-thread`) and two producer threads ending spans at the same
+//! time (`*/2-threads`, time per span on one producer thread). Before criterion's times it prints
+//! allocations per span (process-wide, so the export thread's are included) and, for a burst of
+//! spans on two threads, how many each processor exported and dropped, and CPU time per span
+//! (Linux `schedstat`, median of interleaved rounds): on the producer thread, and process-wide
+//! (producers plus the export threads) — steadier than wall-clock time on a shared machine.
+//!
+//! `cargo bench -p gorax-benches --bench export` (numbers: README, Performance, "Export path")
+//!
+//! For callgrind: `GORAX_EXPORT_BENCH_ONLY=gorax:20000` runs that single-thread variant so many
+//! times and exits (instructions per span = difference of two runs / difference of counts).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gorax_benches::{CountingAlloc, DiscardExporter, allocations, allocations_per_call};
+use gorax_trace::export::BatchSettings;
+use gorax_trace::export::{BatchProcessor, ExportHealth};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanExporter,
+};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// Exported and failed spans, as counted by [`Counting`].
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    exported: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+/// The decorator the SDK processor would need: counts what the exporter accepted or refused.
+#[derive(Debug)]
+struct Counting<E> {
+    inner: E,
+    counts: Counts,
+}
+
+impl<E: SpanExporter> SpanExporter for Counting<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        let result = self.inner.export(batch).await;
+        let counter = match result {
+            Ok(()) => &self.counts.exported,
+            Err(_) => &self.counts.failed,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+enum Health {
+    Gorax(ExportHealth),
+    Sdk(Counts),
+    None,
+}
+
+struct Variant {
+    name: &'static str,
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    health: Health,
+}
+
+fn variants(settings: &BatchSettings) -> Vec<Variant> {
+    let gorax = BatchProcessor::new(DiscardExporter, settings);
+    let gorax_health = gorax.health();
+    let counts = Counts::default();
+    let sdk = BatchSpanProcessor::builder(Counting {
+        inner: DiscardExporter,
+        counts: counts.clone(),
+    })
+    .with_batch_config(
+        BatchConfigBuilder::default()
+            .with_max_queue_size(settings.max_queue_size)
+            .with_max_export_batch_size(settings.max_export_batch_size)
+            .with_scheduled_delay(settings.scheduled_delay)
+            .build(),
+    )
+    .build();
+    let make = |name, provider: SdkTracerProvider, health| Variant {
+        name,
+        tracer: provider.tracer("bench"),
+        provider,
+        health,
+    };
+    vec![
+        make("none", SdkTracerProvider::builder().build(), Health::None),
+        make(
+            "gorax",
+            SdkTracerProvider::builder()
+                .with_span_processor(gorax)
+                .build(),
+            Health::Gorax(gorax_health),
+        ),
+        make(
+            "sdk+counting",
+            SdkTracerProvider::builder()
+                .with_span_processor(sdk)
+                .build(),
+            Health::Sdk(counts),
+        ),
+    ]
+}
+
+/// One server span with seven attributes, started and ended.
+fn one(tracer: &SdkTracer) {
+    let mut span = tracer
+        .span_builder("GET /users/{id}")
+        .with_kind(SpanKind::Server)
+        .with_attributes([
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("url.path", "/users/42"),
+            KeyValue::new("http.response.status_code", 200),
+            KeyValue::new("http.route", "/users/{id}"),
+            KeyValue::new("server.address", "api.example.com"),
+            KeyValue::new(
+                "user_agent.original",
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                 Chrome/126.0 Safari/537.36",
+            ),
+        ])
+        .start(tracer);
+    span.set_attribute(KeyValue::new("bench", true));
+    span.end();
+    black_box(&span);
+}
+
+/// Time per span on each of `threads` producer threads ending `iters` spans at once.
+fn on_threads(tracer: &SdkTracer, threads: usize, iters: u64) -> Duration {
+    let start = Barrier::new(threads);
+    let total: Duration = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        one(tracer);
+                    }
+                    t.elapsed()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    total / threads as u32
+}
+
+/// Nanoseconds this thread has run on a CPU (Linux `schedstat`), if available.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Nanoseconds all threads of this process have run (alive ones; the export threads live as
+/// long as their provider).
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let s = std::fs::read_to_string(path).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// CPU nanoseconds per span: (on one producer thread, process-wide) for `n` spans on each of
+/// `threads` threads. The producers are not counted process-wide after they exit, so the
+/// process-wide figure adds their own time.
+fn cpu_per_span(tracer: &SdkTracer, threads: usize, n: u64) -> Option<(f64, f64)> {
+    let start = Barrier::new(threads);
+    let before = process_cpu_ns()?;
+    let producers: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    let t = thread_cpu_ns().unwrap_or(0);
+                    for _ in 0..n {
+                        one(tracer);
+                    }
+                    thread_cpu_ns().unwrap_or(0) - t
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let others = process_cpu_ns()?.saturating_sub(before);
+    let mine: u64 = producers.iter().sum();
+    let spans = (n * threads as u64) as f64;
+    Some((mine as f64 / spans, (mine + others) as f64 / spans))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Spans exported so far (0 without a processor).
+fn exported(v: &Variant) -> u64 {
+    match &v.health {
+        Health::Gorax(h) => h.snapshot().spans_exported,
+        Health::Sdk(c) => c.exported.load(Ordering::Relaxed),
+        Health::None => 0,
+    }
+}
+
+/// Exported and dropped spans after a burst of `n` spans on two threads and a flush.
+fn burst(v: &Variant, n: u64) -> String {
+    let before = match &v.health {
+        Health::Gorax(h) => h.snapshot().spans_exported,
+        Health::Sdk(c) => c.exported.load(Ordering::Relaxed),
+        Health::None => 0,
+    };
+    let dropped_before = match &v.health {
+        Health::Gorax(h) => h.snapshot().spans_dropped,
+        _ => 0,
+    };
+    on_threads(&v.tracer, 2, n / 2);
+    let _ = v.provider.force_flush();
+    match &v.health {
+        Health::Gorax(h) => {
+            let s = h.snapshot();
+            format!(
+                "exported {:>6}, dropped {:>6} (counted by the processor)",
+                s.spans_exported - before,
+                s.spans_dropped - dropped_before
+            )
+        }
+        Health::Sdk(c) => {
+            let exported = c.exported.load(Ordering::Relaxed) - before;
+            format!(
+                "exported {exported:>6}, dropped {:>6} (inferred: sent - exported; the processor keeps its count private)",
+                n - exported
+            )
+        }
+        Health::None => "no processor".to_owned(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let variants = variants(&BatchSettings::default());
+    if let Ok(only) = std::env::var("GORAX_EXPORT_BENCH_ONLY") {
+        let (name, n) = only.rsplit_once(':').expect("variant:count");
+        let v = variants.iter().find(|v| v.name == name).expect("variant");
+        // Warm up (the same in both runs, so it cancels out): buffers reach their size.
+        for _ in 0..2_000 {
+            one(&v.tracer);
+        }
+        let _ = v.provider.force_flush();
+        for _ in 0..n.parse::<u64>().expect("count") {
+            one(&v.tracer);
+        }
+        let _ = v.provider.force_flush();
+        // Drops make a run cheaper: say how many spans were exported.
+        match &v.health {
+            Health::Gorax(h) => eprintln!("{:?}", h.snapshot()),
+            Health::Sdk(c) => eprintln!("exported {}", c.exported.load(Ordering::Relaxed)),
+            Health::None => {}
+        }
+        std::process::exit(0);
+    }
+    for v in &variants {
+        one(&v.tracer); // warm up
+        let single = allocations_per_call(20_000, || one(&v.tracer));
+        let before = allocations();
+        on_threads(&v.tracer, 2, 10_000);
+        let two = (allocations() - before) as f64 / 20_000.0;
+        println!(
+            "allocations per span  {:<14} 1 thread {single:>6.3}   2 threads {two:>6.3}",
+            v.name
+        );
+        let _ = v.provider.force_flush();
+    }
+    // For CPU time, a queue that holds a whole round (both processors): no drops, which would
+    // make a span cheaper. (The default queue, 2048, overflows in a flat-out loop on a loaded
+    // machine whenever the export thread is not scheduled for a millisecond.)
+    let roomy = self::variants(&BatchSettings {
+        max_queue_size: 1 << 17,
+        max_queue_bytes: 1 << 30,
+        ..BatchSettings::default()
+    });
+    for threads in [1, 2] {
+        let n = 50_000;
+        let variants = &roomy;
+        let mut rounds: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
+        let mut lost = vec![0; variants.len()];
+        for _ in 0..5 {
+            for (i, v) in variants.iter().enumerate() {
+                let before = exported(v);
+                if let Some(r) = cpu_per_span(&v.tracer, threads, n) {
+                    rounds[i].push(r);
+                }
+                let _ = v.provider.force_flush();
+                lost[i] += (n * threads as u64).saturating_sub(exported(v) - before);
+            }
+        }
+        for ((v, r), lost) in variants.iter().zip(rounds).zip(lost) {
+            if r.is_empty() {
+                continue;
+            }
+            let producer = median(r.iter().map(|r| r.0).collect());
+            let process = median(r.iter().map(|r| r.1).collect());
+            let lost = match v.health {
+                Health::None => String::new(),
+                _ => format!("   not exported {lost} of {}", 5 * n * threads as u64),
+            };
+            println!(
+                "CPU ns per span  {:<14} {threads} thread(s): producer {producer:>6.0}   process {process:>6.0}{lost}",
+                v.name
+            );
+        }
+    }
+    for v in &variants {
+        println!(
+            "burst of 200000 spans  {:<14} {}",
+            v.name,
+            burst(v, 200_000)
+        );
+    }
+
+    let mut g = c.benchmark_group("export");
+    for v in &variants {
+        g.bench_function(format!("{}/1-thread", v.name), |b| {
+            b.iter(|| one(&v.tracer))
+        });
+        g.bench_function(format!("{}/2-threads", v.name), |b| {
+            b.iter_custom(|iters| on_threads(&v.tracer, 2, iters))
+        });
+    }
+    g.finish();
+    for v in variants.iter().chain(&roomy) {
+        let _ = v.provider.shutdown();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,68 @@
+//! Memory bounded in bytes: with a blackhole collector (accepts connections, never answers),
+//! 5 000 spans carrying a 120 KB attribute (the issue's `User-Agent`) go through `init`'s batch
+//! processor with the default bounds. The queue's byte budget (16 MiB) drops and counts what does
+//! not fit, resident memory grows by far less than the 5 000 × 120 KB the span count alone would
+//! allow, and shutdown returns within the export timeout.
+
+use std::time::{Duration, Instant};
+
+use gorax_tests::{global_lock, unique};
+use gorax_trace::config::{Protocol, TraceConfig};
+use gorax_trace::export::BatchSettings;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span, Tracer};
+
+/// Resident memory of this process in bytes (Linux), if available.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[test]
+fn blackhole_collector_and_huge_attributes_stay_within_the_byte_budget() {
+    let _lock = global_lock();
+    // Accepts (the kernel completes the handshake) and never reads or answers.
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blackhole.local_addr().unwrap().port();
+    let config = TraceConfig::new()
+        .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_service_name("gorax-it-memory")
+        .with_batch(BatchSettings {
+            scheduled_delay: Duration::from_millis(100),
+            export_timeout: Duration::from_secs(2),
+            ..BatchSettings::default()
+        });
+    let guard = gorax_trace::init(config).unwrap();
+    let tracer = gorax_trace::TelemetryHandle::installed().tracer().clone();
+    let user_agent = "u".repeat(120 * 1024);
+    let name = unique("huge");
+    let Some(before) = resident_bytes() else {
+        return;
+    };
+    for _ in 0..5_000 {
+        let mut span = tracer.start(name.clone());
+        span.set_attribute(KeyValue::new("user_agent.original", user_agent.clone()));
+        span.end();
+    }
+    let grown = resident_bytes().unwrap().saturating_sub(before);
+    let s = guard.health().snapshot();
+    eprintln!(
+        "5 000 spans × 120 KB, blackhole collector: resident +{:.1} MiB, {s:?}",
+        grown as f64 / (1 << 20) as f64
+    );
+    assert!(s.spans_dropped_bytes > 0, "{s:?}");
+    // 5 000 × 120 KB = 586 MiB if only the span count bounded the queue.
+    assert!(grown < 64 << 20, "resident +{grown} bytes");
+
+    let started = Instant::now();
+    let _ = guard.shutdown();
+    // Liveness bound: the export timeout is 2 s; a wedged export would never return.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(blackhole);
+}
