@@ -55,6 +55,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
+pub mod consumer;
 mod future;
 mod headers;
 mod layer;
@@ -72,6 +73,7 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub mod sqs;
 
+pub use consumer::{ConsumerStats, ProcessReport, QueueConsumer, process_batch};
 pub use future::ConsumerFuture;
 pub use headers::{Carrier, Headers, extract_context, inject_context};
 pub use layer::{ConsumerTraceLayer, ParentMode};
