@@ -35,10 +35,12 @@
 //! # }
 //! ```
 
+mod conn;
 mod consumer;
 mod producer;
 
-pub use consumer::{ProcessReport, RedisConsumer};
+pub use crate::consumer::ProcessReport;
+pub use consumer::{REASON_TRIMMED, RedisConsumer, RedisReceipt};
 pub use producer::RedisProducer;
 
 /// The `messaging.system` value of this adapter.
@@ -58,13 +60,29 @@ pub const DEAD_LETTER_REASON_FIELD: &str = "dead_letter:reason";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisQueueError {
-    /// A Redis command failed.
+    /// A Redis command failed, or the server could not be reached (nothing was written).
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The connection failed after the command may have reached the server (a timeout, a
+    /// connection lost before the reply): the entry may or may not be in the stream.
+    #[error("redis: the outcome of XADD to `{stream}` is unknown: {source}")]
+    OutcomeUnknown {
+        /// The stream written to.
+        stream: String,
+        /// What failed.
+        #[source]
+        source: redis::RedisError,
+    },
     /// The payload could not be encoded as JSON.
     #[error("cannot encode the payload: {0}")]
     Encode(#[source] serde_json::Error),
     /// The handler service reported it cannot take messages any more.
     #[error("the handler service failed: {0}")]
     Handler(String),
+}
+
+impl From<crate::consumer::HandlerUnavailable> for RedisQueueError {
+    fn from(e: crate::consumer::HandlerUnavailable) -> Self {
+        Self::Handler(e.0)
+    }
 }
