@@ -87,6 +87,9 @@ pub struct Batch<T, R> {
     /// trimmed by `MAXLEN` while entries were pending). The adapter has already written a
     /// dead-letter record for each; the loop counts them.
     pub lost: Vec<String>,
+    /// Poison deliveries the adapter left in the queue for the broker's own dead-lettering
+    /// (an SQS redrive policy), each counted and traced.
+    pub left: usize,
     /// No message will ever come (every producer of an in-process queue is gone).
     pub closed: bool,
 }
@@ -96,6 +99,7 @@ impl<T, R> Default for Batch<T, R> {
         Self {
             received: Vec::new(),
             lost: Vec::new(),
+            left: 0,
             closed: false,
         }
     }
@@ -232,6 +236,9 @@ pub struct ProcessReport {
     pub dead_lettered: usize,
     /// Messages the broker reported gone before processing (recorded as dead letters).
     pub lost: usize,
+    /// Poison deliveries left in the queue for the broker's own dead-lettering (an SQS redrive
+    /// policy, when the consumer has no dead-letter queue).
+    pub left: usize,
     /// Broker calls on single deliveries that failed (the batch went on; the delivery comes
     /// back when its lease ends).
     pub errors: usize,
@@ -311,6 +318,7 @@ where
     let mut report = ProcessReport {
         lost: batch.lost.len(),
         dead_lettered: batch.lost.len(),
+        left: batch.left,
         closed: batch.closed && batch.received.is_empty(),
         ..ProcessReport::default()
     };
