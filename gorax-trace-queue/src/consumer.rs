@@ -21,7 +21,7 @@
 //! Every dead-lettered delivery gets a CONSUMER span `process {queue}` of its own (the attempt
 //! that dead-letters it, in the message's trace when its context is readable), with status
 //! Error, the [`DEAD_LETTER_EVENT`] event and the [`DEAD_LETTER_REASON`] attribute, and is counted
-//! in [`ConsumerStats::dead_lettered`].
+//! in [`StatsSnapshot::dead_lettered`].
 //!
 //! # At-least-once
 //!
@@ -333,8 +333,7 @@ where
         .into_iter()
         .map(|r| (r.receipt, (r.deliveries, r.message)))
         .unzip();
-    let mut items = items.into_iter().enumerate();
-    while let Some((i, (deliveries, message))) = items.next() {
+    for (i, (deliveries, message)) in items.into_iter().enumerate() {
         let receipt = &receipts[i];
         let (msg, id, reason) = match message {
             Err(poison) => {
