@@ -9,8 +9,12 @@
 //!   entries (`XREADGROUP ... >`). `retry_count` is the delivery count − 1. An entry delivered
 //!   more than the maximum number of times, or whose payload does not decode, is moved to the
 //!   dead-letter stream. [`process`](RedisConsumer::process) runs a batch through a handler
-//!   service (usually wrapped in [`ConsumerTraceLayer`](crate::ConsumerTraceLayer)) and acks
-//!   only what succeeded: nothing is lost.
+//!   service (usually wrapped in [`ConsumerTraceLayer`](crate::ConsumerTraceLayer)) with the
+//!   shared loop ([`process_batch`](crate::process_batch)) and acks only what succeeded:
+//!   nothing is lost. Replies are decoded entry by entry, so one bad entry is dead-lettered
+//!   without holding up its batch; pending entries trimmed away are recorded
+//!   ([`REASON_TRIMMED`]); connections are replaced after a Redis restart and a lost group is
+//!   created again.
 //!
 //! ```no_run
 //! use gorax_trace_queue::redis::{RedisConsumer, RedisProducer};

@@ -96,6 +96,16 @@ pub enum SqsQueueError {
     /// An SQS request failed.
     #[error("sqs: {0}")]
     Sqs(#[source] Box<aws_sdk_sqs::Error>),
+    /// A `SendMessage` timed out or got no usable answer after the request was sent: the
+    /// message may or may not be in the queue.
+    #[error("sqs: the outcome of SendMessage to `{queue}` is unknown: {source}")]
+    OutcomeUnknown {
+        /// The queue sent to.
+        queue: String,
+        /// What failed.
+        #[source]
+        source: Box<aws_sdk_sqs::Error>,
+    },
     /// The payload could not be encoded as JSON.
     #[error("cannot encode the payload: {0}")]
     Encode(#[source] serde_json::Error),

@@ -67,6 +67,10 @@ impl SqsProducer {
     /// Sends `msg` to the queue named by its queue, under a `send {queue}` span that is a child
     /// of the current context. Returns the SQS message id.
     ///
+    /// A send that timed out or got no readable answer after the request went out returns
+    /// [`SqsQueueError::OutcomeUnknown`]: the message may be in the queue. Retrying is
+    /// at-least-once (a possible duplicate; consumers deduplicate on the payload's own id).
+    ///
     /// Fails without sending, and ends the span as an error, when the payload does not encode
     /// or the headers break SQS's attribute limits (more than
     /// [`MAX_MESSAGE_ATTRIBUTES`](super::MAX_MESSAGE_ATTRIBUTES) including `traceparent`,
@@ -110,7 +114,20 @@ impl SqsProducer {
             .set_message_attributes((!attributes.is_empty()).then_some(attributes))
             .send()
             .await
-            .map_err(SqsQueueError::sqs)?;
+            .map_err(|e| {
+                use aws_sdk_sqs::error::SdkError;
+                // Sent, and then no usable answer: SQS may have stored the message.
+                let unknown = matches!(e, SdkError::TimeoutError(_) | SdkError::ResponseError(_))
+                    || matches!(&e, SdkError::DispatchFailure(d) if d.is_timeout());
+                if unknown {
+                    SqsQueueError::OutcomeUnknown {
+                        queue: msg.queue().to_owned(),
+                        source: Box::new(e.into()),
+                    }
+                } else {
+                    SqsQueueError::sqs(e)
+                }
+            })?;
         out.message_id()
             .map(str::to_owned)
             .ok_or(SqsQueueError::MissingField("MessageId"))
