@@ -69,6 +69,9 @@ pub struct RedisConsumer {
     batch: usize,
     claim_min_idle: Duration,
     dead_letter: String,
+    // Where the next XAUTOCLAIM scan of the pending list starts: a scan covers a bounded
+    // stretch, so idle entries behind many live ones are reached on later calls.
+    claim_cursor: std::sync::Mutex<String>,
     settings: ConsumerSettings,
 }
 
@@ -112,6 +115,7 @@ impl RedisConsumer {
             block: Duration::from_secs(1),
             batch: 10,
             claim_min_idle: Duration::from_secs(30),
+            claim_cursor: std::sync::Mutex::new("0-0".to_owned()),
             settings,
         };
         consumer.create_group().await?;
@@ -386,18 +390,26 @@ impl<T: DeserializeOwned> QueueConsumer<T> for RedisConsumer {
 
     async fn receive_batch(&self) -> Result<Batch<T, RedisReceipt>, RedisQueueError> {
         let mut batch = Batch::default();
+        let cursor = self
+            .claim_cursor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut claim = redis::cmd("XAUTOCLAIM");
         claim
             .arg(&self.stream)
             .arg(&self.group)
             .arg(&self.consumer)
             .arg(millis(self.claim_min_idle))
-            .arg("0-0")
+            .arg(&cursor)
             .arg("COUNT")
             .arg(self.batch);
         // [next cursor, [entries], [ids of pending entries no longer in the stream]]
         let reply = self.query_group(&claim).await?;
         let parts = array(&reply).map(Vec::as_slice).unwrap_or_default();
+        if let Some(next) = parts.first().and_then(text) {
+            *self.claim_cursor.lock().unwrap_or_else(|e| e.into_inner()) = next;
+        }
         let claimed = parts.get(1).map(entries).unwrap_or_default();
         for id in parts.get(2).and_then(array).into_iter().flatten() {
             if let Some(id) = text(id) {
