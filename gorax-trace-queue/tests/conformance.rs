@@ -601,6 +601,15 @@ mod redis_streams {
             panic!("redis-server did not start on {port}");
         }
 
+        fn signal(&self, signal: &str) {
+            let pid = self.child.as_ref().expect("running").id().to_string();
+            let status = std::process::Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+
         fn kill(&mut self) {
             if let Some(mut child) = self.child.take() {
                 let _ = child.kill(); // SIGKILL
@@ -629,6 +638,47 @@ mod redis_streams {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("job {id} was never sent");
+    }
+
+    #[tokio::test]
+    async fn a_send_the_server_may_have_taken_is_reported_as_unknown() {
+        let Some(_) = url() else { return };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(gorax_trace::testing::unique_name("gorax-stop"));
+        let server = Server::start(port, &dir, false);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let stream = stream("stop");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        producer
+            .send(TracedMessage::new(stream.clone(), Job { id: 0 }))
+            .await
+            .unwrap();
+        // Frozen: the XADD is written to the socket, the reply does not come within the
+        // response timeout (500 ms); the server takes it once it runs again.
+        server.signal("-STOP");
+        let sent = producer
+            .send(TracedMessage::new(stream.clone(), Job { id: 1 }))
+            .await;
+        server.signal("-CONT");
+        assert!(
+            matches!(sent, Err(RedisQueueError::OutcomeUnknown { .. })),
+            "{sent:?}"
+        );
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let len: i64 = redis::cmd("XLEN")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(len, 2, "the unknown send was in fact written");
+        // And the producer goes on with a new connection.
+        producer
+            .send(TracedMessage::new(stream.clone(), Job { id: 2 }))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
