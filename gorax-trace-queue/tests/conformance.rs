@@ -382,6 +382,99 @@ mod redis_streams {
         assert_eq!((ledger.unique_ok(), ledger.duplicates()), (20, 0));
     }
 
+    /// The child half of the SIGKILL case: a consumer process that acks jobs 0 and 1, says
+    /// so, and hangs in job 2's handler until it is killed. Runs only when started by
+    /// [`a_consumer_process_killed_with_sigkill_loses_nothing`].
+    #[tokio::test]
+    #[ignore = "started as a child process by the SIGKILL case"]
+    async fn sigkill_child() {
+        let (Ok(url), Ok(stream)) = (
+            std::env::var("GORAX_TEST_REDIS_URL"),
+            std::env::var("GORAX_SIGKILL_STREAM"),
+        ) else {
+            return;
+        };
+        let client = redis::Client::open(url).unwrap();
+        let consumer = consumer(&client, &stream, "doomed")
+            .await
+            .with_batch_size(5);
+        let t = TestTracing::new();
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |id, _| {
+            if id == 2 {
+                use std::io::Write as _;
+                println!("HANDLING 2");
+                let _ = std::io::stdout().flush();
+                Act::Hang
+            } else {
+                Act::Ok
+            }
+        });
+        for _ in 0..100 {
+            let _ = process_batch(&consumer, &mut w).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_process_killed_with_sigkill_loses_nothing() {
+        use std::io::BufRead as _;
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url.clone()).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("sigkill");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        produce(&producer, &stream, 0..20).await;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "redis_streams::sigkill_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("GORAX_TEST_REDIS_URL", &url)
+            .env("GORAX_SIGKILL_STREAM", &stream)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let handling = tokio::task::spawn_blocking(move || {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .take(50)
+                .any(|l| l.is_ok_and(|l| l.contains("HANDLING 2")))
+        });
+        let handling = tokio::time::timeout(Duration::from_secs(30), handling).await;
+        child.kill().unwrap(); // SIGKILL, mid-batch, mid-handler
+        child.wait().unwrap();
+        assert!(
+            matches!(handling, Ok(Ok(true))),
+            "the child never reached job 2"
+        );
+
+        let survivor = consumer(&client, &stream, "survivor").await;
+        let ledger = Arc::new(Ledger::default());
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&survivor, &mut ok, Duration::from_secs(20), |_| {
+            ledger.unique_ok() == 18
+        })
+        .await;
+        // produced 20 = acked 2 (by the killed process) + 18 (by the survivor, 3 of them
+        // reclaimed from the dead one); none lost, none twice.
+        let mut ids: Vec<u32> = ledger.ok.lock().unwrap().keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (2..20).collect::<Vec<_>>(), "{totals:?}");
+        assert_eq!((totals.acked, ledger.duplicates()), (18, 0));
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let pending: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("workers")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(pending.0, 0, "nothing left pending");
+    }
+
     #[tokio::test]
     async fn poison_entries_are_dead_lettered_and_do_not_wedge_their_batch() {
         let Some(url) = url() else { return };
