@@ -19,6 +19,7 @@ use tower::{ServiceBuilder, service_fn};
 
 const MESSAGES: usize = 5_000;
 const BATCH: usize = 100;
+const ROUNDS: usize = 9;
 
 fn stream(label: &str) -> String {
     gorax_trace::testing::unique_name(&format!("gorax-throughput-{label}"))
@@ -139,16 +140,28 @@ async fn messages_per_second_through_redis() {
     let client = redis::Client::open(url).unwrap();
     let unsampled = TestTracing::with_sampler(Sampler::AlwaysOff);
     let sampled = TestTracing::with_sampler(Sampler::AlwaysOn);
-    // Warm-up, then each mode three times, interleaved; the median is printed.
+    // Warm-up, then each mode ROUNDS times, interleaved in a rotating order (a shared machine's
+    // load drifts); the median is printed.
     let _ = untraced(&client).await;
+    let _ = gorax(&client, &unsampled, "warm").await;
     let mut runs: [Vec<(f64, f64)>; 3] = Default::default();
-    for _ in 0..3 {
-        runs[0].push(untraced(&client).await);
-        runs[1].push(gorax(&client, &unsampled, "unsampled").await);
-        runs[2].push(gorax(&client, &sampled, "sampled").await);
-        sampled.reset();
+    for round in 0..ROUNDS {
+        for mode in (0..3).map(|m| (m + round) % 3) {
+            let r = match mode {
+                0 => untraced(&client).await,
+                1 => gorax(&client, &unsampled, "unsampled").await,
+                _ => gorax(&client, &sampled, "sampled").await,
+            };
+            if std::env::var_os("GORAX_THROUGHPUT_VERBOSE").is_some() {
+                eprintln!("round {round} mode {mode}: {r:?}");
+            }
+            runs[mode].push(r);
+            sampled.reset();
+        }
     }
-    println!("{MESSAGES} messages, consumer batch {BATCH}, one connection each, median of 3");
+    println!(
+        "{MESSAGES} messages, consumer batch {BATCH}, one connection each, median of {ROUNDS}"
+    );
     println!("{:<28} {:>12} {:>12}", "", "produce/s", "consume/s");
     for (label, mut r) in [
         "redis crate, untraced",
@@ -159,9 +172,9 @@ async fn messages_per_second_through_redis() {
     .zip(runs)
     {
         r.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let produce = r[1].0;
+        let produce = r[ROUNDS / 2].0;
         r.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let consume = r[1].1;
+        let consume = r[ROUNDS / 2].1;
         println!("{label:<28} {produce:>12.0} {consume:>12.0}");
     }
 }
