@@ -53,6 +53,8 @@ pub const DEAD_LETTER_EVENT: &str = "messaging.dead_letter";
 pub const DEAD_LETTER_REASON: &str = "messaging.dead_letter.reason";
 /// Span attribute: the delivery count of a dead-lettered message (this delivery included).
 pub const DELIVERY_COUNT: &str = "messaging.message.delivery_count";
+/// The default [`ConsumerSettings::max_lease`].
+pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(15 * 60);
 /// The dead-letter reason of a message delivered more than the maximum number of times.
 pub const REASON_MAX_DELIVERIES: &str = "max deliveries";
 
@@ -192,6 +194,11 @@ pub struct ConsumerSettings {
     /// How often the leases of the deliveries of a batch are extended while a handler runs
     /// (`None`: never; the broker has no lease or the adapter cannot extend it).
     pub lease_interval: Option<Duration>,
+    /// How long one handler call may keep the leases of its batch (default 15 minutes): after
+    /// that they are no longer extended, so a handler that hangs cannot hold its messages
+    /// forever; another consumer takes them over once they lapse (a possible duplicate if the
+    /// handler does finish). `None`: no limit.
+    pub max_lease: Option<Duration>,
     /// The delay before a failed (or panicked) delivery is delivered again, where the broker can
     /// delay one (`None`: the broker's own timing).
     pub retry_delay: Option<Duration>,
@@ -213,6 +220,7 @@ impl ConsumerSettings {
             queue: queue.into(),
             max_deliveries: 5,
             lease_interval: None,
+            max_lease: Some(DEFAULT_MAX_LEASE),
             retry_delay: None,
             tracer: gorax_trace::tracer(),
             system,
@@ -454,9 +462,17 @@ where
 }
 
 async fn heartbeat<C: QueueConsumer<T>, T>(consumer: &C, leased: &[C::Receipt], every: Duration) {
-    let stats = &consumer.settings().stats;
+    let settings = consumer.settings();
+    let stats = &settings.stats;
+    let until = settings
+        .max_lease
+        .and_then(|max| tokio::time::Instant::now().checked_add(max));
     loop {
         tokio::time::sleep(every).await;
+        if until.is_some_and(|until| tokio::time::Instant::now() >= until) {
+            // Held long enough: let the leases lapse (the handler keeps running).
+            return std::future::pending().await;
+        }
         match consumer.extend_leases(leased).await {
             Ok(()) => {
                 stats.lease_extensions.fetch_add(1, Ordering::Relaxed);

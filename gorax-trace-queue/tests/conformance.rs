@@ -619,6 +619,41 @@ mod redis_streams {
     }
 
     #[tokio::test]
+    async fn a_hung_handler_gives_its_message_up_after_max_lease() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("hung");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        produce(&producer, &stream, 0..5).await;
+        let ledger = Arc::new(Ledger::default());
+        let hung = consumer(&client, &stream, "hung")
+            .await
+            .with_batch_size(1)
+            .with_max_lease(Some(Duration::from_millis(600)));
+        let other = consumer(&client, &stream, "other").await;
+        let mut hung_w = worker(&t, &ledger, |_, _| Act::Hang);
+        let mut other_w = worker(&t, &ledger, |_, _| Act::Ok);
+        let (cut, totals) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(5), process_batch(&hung, &mut hung_w)),
+            async {
+                // Let the hung consumer take its entry first.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Done well before the hung call is cut off (5 s): only a lapsed lease lets
+                // the other consumer have the hung entry that early.
+                drive(&other, &mut other_w, Duration::from_secs(4), |_| {
+                    ledger.unique_ok() == 5
+                })
+                .await
+            },
+        );
+        // produced 5 = acked 5, all by the other consumer: the hung handler renewed its lease
+        // for 600 ms, then let it lapse and its entry was reclaimed.
+        assert!(cut.is_err(), "the hung handler never returns");
+        assert_eq!((totals.acked, ledger.duplicates()), (5, 0), "{totals:?}");
+    }
+
+    #[tokio::test]
     async fn a_panicking_handler_is_retried_and_traced() {
         let Some(url) = url() else { return };
         let client = redis::Client::open(url).unwrap();

@@ -155,6 +155,13 @@ impl RedisConsumer {
         self
     }
 
+    /// How long one handler call may keep renewing the leases of its batch (default 15
+    /// minutes; `None`: no limit): a handler that hangs gives its messages up after that.
+    pub fn with_max_lease(mut self, max: Option<Duration>) -> Self {
+        self.settings.max_lease = max;
+        self
+    }
+
     /// Deliveries after which an entry is dead-lettered instead of delivered again (default 5;
     /// at least 1).
     pub fn with_max_deliveries(mut self, max: u32) -> Self {

@@ -204,6 +204,13 @@ impl SqsConsumer {
         self
     }
 
+    /// How long one handler call may keep renewing the leases of its batch (default 15
+    /// minutes; `None`: no limit): a handler that hangs gives its messages up after that.
+    pub fn with_max_lease(mut self, max: Option<Duration>) -> Self {
+        self.settings.max_lease = max;
+        self
+    }
+
     /// After a handler failure, make the message visible again after `delay` (rounded up to
     /// whole seconds; zero: at once) with `ChangeMessageVisibility`.
     pub fn with_retry_delay(mut self, delay: Duration) -> Self {
