@@ -195,6 +195,24 @@ fn panic_spans(t: &TestTracing) -> usize {
         .count()
 }
 
+/// Every adapter's processing future can be spawned (`tokio::spawn` needs `Send`).
+#[test]
+fn processing_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn check(
+        m: &mut gorax_trace_queue::memory::MemoryConsumer<Job>,
+        r: &gorax_trace_queue::redis::RedisConsumer,
+        s: &gorax_trace_queue::sqs::SqsConsumer,
+        w: &mut Worker,
+    ) {
+        assert_send(&r.process::<_, Job>(w));
+        assert_send(&s.process::<_, Job>(w));
+        assert_send(&process_batch(r, w));
+        assert_send(&m.process(w));
+    }
+    let _ = check;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The in-process queue
 // ---------------------------------------------------------------------------------------------
