@@ -80,8 +80,9 @@ pub struct Received<T, R> {
     pub message: Result<TracedMessage<T>, Poison>,
 }
 
-/// What one [`QueueConsumer::receive_batch`] returned.
+/// What one [`QueueConsumer::receive_batch`] returned (start from [`Batch::default`]).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Batch<T, R> {
     /// The deliveries, in broker order.
     pub received: Vec<Received<T, R>>,
@@ -187,7 +188,9 @@ impl ConsumerStats {
 }
 
 /// The settings the processing loop reads from a consumer: the same meaning for every broker.
+/// Start from [`ConsumerSettings::new`] and set fields.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConsumerSettings {
     /// Deliveries after which a message is dead-lettered instead of handled again (at least 1).
     pub max_deliveries: u32,

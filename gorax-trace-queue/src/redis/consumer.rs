@@ -59,7 +59,8 @@ impl RedisReceipt {
 /// each gets a dead-letter record ([`REASON_TRIMMED`], no payload), a span and a count.
 ///
 /// It owns a dedicated connection (a blocking `XREADGROUP` would hold up other commands on a
-/// shared one).
+/// shared one). It speaks to one Redis server, not a cluster (the dead-letter move is one
+/// script over the stream and the dead-letter stream).
 pub struct RedisConsumer {
     conn: Arc<Reconnecting>,
     stream: String,
