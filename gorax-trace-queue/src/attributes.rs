@@ -68,6 +68,17 @@ pub(crate) fn batch_attributes<T>(system: &str, batch: &[TracedMessage<T>]) -> V
     attrs
 }
 
+/// The messaging attributes of a queue without a message (a delivery that could not be decoded).
+pub(crate) fn queue_attributes(system: &str, queue: &str) -> [KeyValue; 5] {
+    [
+        KeyValue::new(semconv::MESSAGING_SYSTEM, system.to_owned()),
+        KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, queue.to_owned()),
+        KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, PROCESS),
+        KeyValue::new(semconv::MESSAGING_OPERATION_NAME, PROCESS),
+        KeyValue::new(semconv::QUEUE_NAME, queue.to_owned()),
+    ]
+}
+
 /// `messaging.message.id` and the guide's `queue.message_id`.
 pub(crate) fn message_id_attributes(id: &str) -> [KeyValue; 2] {
     [

@@ -1,6 +1,7 @@
 //! The consumer response future.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, ready};
 
@@ -63,9 +64,21 @@ where
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
+        let polled = {
             let _active = this.cx.clone().attach();
-            ready!(this.inner.poll(task))
+            // A panic is recorded here, not only in `drop`: a caller that catches it (the
+            // processing loop does) drops this future later, when the thread is not panicking.
+            std::panic::catch_unwind(AssertUnwindSafe(|| this.inner.poll(task)))
+        };
+        let result = match polled {
+            Ok(poll) => ready!(poll),
+            Err(panic) => {
+                *this.done = true;
+                let span = this.cx.span();
+                attributes::record_panic(&span);
+                span.end();
+                std::panic::resume_unwind(panic);
+            }
         };
         *this.done = true;
         let span = this.cx.span();

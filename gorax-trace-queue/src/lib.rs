@@ -18,6 +18,17 @@
 //!   [`redis::RedisConsumer`]) with `retry_count` from the pending entry's delivery count.
 //!   `sqs` — Amazon SQS ([`sqs::SqsProducer`], [`sqs::SqsConsumer`]) with headers as message
 //!   attributes and `retry_count` from `ApproximateReceiveCount`.
+//! - One consumer contract ([`QueueConsumer`]) that every adapter implements with broker calls
+//!   only, and one processing loop ([`process_batch`]) that drives the handler for all of them:
+//!   poison deliveries and `max_deliveries` dead-lettered with a reason (span event, attribute
+//!   and [`ConsumerStats`] counter), panics caught per message and retried, leases extended
+//!   while a handler runs, one failed broker call never blocking the rest of a batch. Delivery
+//!   is at-least-once: see [`consumer`](crate::consumer#at-least-once).
+//!
+//! The brokers stay features of this crate rather than crates of their own: the contract, the
+//! loop and the conformance suite (`tests/conformance.rs`, run against every broker) live with
+//! the adapters they test, and a feature already keeps each broker's client (the SQS SDK above
+//! all) out of builds that do not use it.
 //!
 //! Attribute keys come from [`gorax_trace::semconv`]: `messaging.system`,
 //! `messaging.destination.name`, `messaging.message.id`, `messaging.operation.type`,
@@ -56,6 +67,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
+pub mod consumer;
 mod future;
 mod headers;
 mod layer;
@@ -73,6 +85,7 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub mod sqs;
 
+pub use consumer::{ConsumerStats, ProcessReport, QueueConsumer, process_batch};
 pub use future::ConsumerFuture;
 pub use headers::Headers;
 pub use layer::{ConsumerTraceLayer, ParentMode};

@@ -1,30 +1,121 @@
-//! An in-process queue on a bounded tokio channel: the demo's default broker, and a stand-in for
-//! a real broker in tests. Redelivery works as with a broker: a message whose handler fails goes
-//! back on the queue with `retry_count` one higher, until `max_deliveries`.
+//! An in-process queue: the demo's default broker, and a stand-in for a real broker in tests.
+//! Redelivery works as with a broker: a message whose handler fails (or panics) goes back on
+//! the queue with `retry_count` one higher, until `max_deliveries`; then it is dead-lettered
+//! (kept, with its reason, in [`MemoryConsumer::dead_letters`]), never dropped.
+//!
+//! Messages belong to the queue, not to a consumer: a message a consumer received but did not
+//! finish goes back on the queue when that consumer is dropped (or its `process` call was
+//! cancelled), and a new consumer ([`MemoryProducer::subscribe`]) takes over what is left.
+//! A send fails ([`MemoryQueueError::Closed`]) only while the queue has no consumer at all.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use gorax_trace::SdkTracer;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tower_service::Service;
 
+use crate::consumer::{
+    Batch, ConsumerSettings, ConsumerStats, HandlerUnavailable, ProcessReport, QueueConsumer,
+    Received, process_batch,
+};
 use crate::{ProducerTracer, TracedMessage};
 
 /// `messaging.system` of this adapter.
 pub const SYSTEM: &str = "gorax_memory";
 
-/// Why a send failed.
+/// Why a send or a processing call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MemoryQueueError {
     /// Every consumer is gone.
     #[error("the queue {0:?} has no consumer")]
     Closed(String),
+    /// The handler service reported it cannot take messages any more.
+    #[error(transparent)]
+    Handler(#[from] HandlerUnavailable),
 }
 
-/// Creates a queue named `queue` holding at most `capacity` messages.
+/// A message the queue gave up on, and why.
+#[derive(Debug, Clone)]
+pub struct DeadLetter<T> {
+    /// The message as last delivered.
+    pub message: TracedMessage<T>,
+    /// Why (e.g. [`REASON_MAX_DELIVERIES`](crate::consumer::REASON_MAX_DELIVERIES)).
+    pub reason: String,
+    /// Its deliveries when it was given up.
+    pub deliveries: u64,
+}
+
+struct Entry<T> {
+    msg: TracedMessage<T>,
+    deliveries: u64,
+}
+
+struct State<T> {
+    ready: VecDeque<Entry<T>>,
+    // Received and not yet acknowledged, by message id: (owning consumer, entry).
+    inflight: BTreeMap<String, (u64, Entry<T>)>,
+    dead: Vec<DeadLetter<T>>,
+    consumers: usize,
+    producers: usize,
+    next_consumer: u64,
+}
+
+struct Shared<T> {
+    queue: String,
+    capacity: usize,
+    state: Mutex<State<T>>,
+    changed: Notify,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn new_consumer(self: &Arc<Self>, tracer: Option<SdkTracer>) -> MemoryConsumer<T> {
+        let id = {
+            let mut state = self.lock();
+            state.consumers += 1;
+            state.next_consumer += 1;
+            state.next_consumer
+        };
+        let mut settings = ConsumerSettings::new(SYSTEM, self.queue.clone());
+        if let Some(tracer) = tracer {
+            settings.telemetry = gorax_trace::Binding::fixed(tracer);
+        }
+        MemoryConsumer {
+            shared: self.clone(),
+            id,
+            batch: 1,
+            settings,
+        }
+    }
+
+    /// Puts every message `consumer` holds back at the front of the queue.
+    fn requeue_inflight(&self, consumer: u64) {
+        let mut state = self.lock();
+        let mine: Vec<String> = state
+            .inflight
+            .iter()
+            .filter(|(_, (owner, _))| *owner == consumer)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in mine.into_iter().rev() {
+            if let Some((_, entry)) = state.inflight.remove(&id) {
+                state.ready.push_front(entry);
+            }
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+}
+
+/// Creates a queue named `queue` holding at most `capacity` messages waiting for a consumer
+/// (redeliveries do not count against it: a retry never waits for room).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -38,35 +129,52 @@ pub fn channel<T>(
     queue: impl Into<String>,
     capacity: usize,
 ) -> (MemoryProducer<T>, MemoryConsumer<T>) {
-    let (tx, rx) = mpsc::channel(capacity.max(1));
     let queue = queue.into();
-    let producer = MemoryProducer {
-        tx,
-        tracer: ProducerTracer::new().with_system(SYSTEM),
+    let shared = Arc::new(Shared {
         queue: queue.clone(),
+        capacity: capacity.max(1),
+        state: Mutex::new(State {
+            ready: VecDeque::new(),
+            inflight: BTreeMap::new(),
+            dead: Vec::new(),
+            consumers: 0,
+            producers: 1,
+            next_consumer: 0,
+        }),
+        changed: Notify::new(),
+    });
+    let consumer = shared.new_consumer(None);
+    let producer = MemoryProducer {
+        shared,
+        tracer: ProducerTracer::new().with_system(SYSTEM),
+        queue,
         next_id: Arc::new(AtomicU64::new(1)),
-    };
-    let consumer = MemoryConsumer {
-        rx,
-        redeliver: VecDeque::new(),
-        max_deliveries: 5,
     };
     (producer, consumer)
 }
 
 /// Sends messages into an in-memory queue under PRODUCER spans. Cheap to clone.
-#[derive(Debug)]
 pub struct MemoryProducer<T> {
-    tx: mpsc::Sender<TracedMessage<T>>,
+    shared: Arc<Shared<T>>,
     tracer: ProducerTracer,
     queue: String,
     next_id: Arc<AtomicU64>,
 }
 
+impl<T> std::fmt::Debug for MemoryProducer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryProducer")
+            .field("queue", &self.queue)
+            .field("tracer", &self.tracer)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Clone for MemoryProducer<T> {
     fn clone(&self) -> Self {
+        self.shared.lock().producers += 1;
         Self {
-            tx: self.tx.clone(),
+            shared: self.shared.clone(),
             tracer: self.tracer.clone(),
             queue: self.queue.clone(),
             next_id: self.next_id.clone(),
@@ -74,15 +182,33 @@ impl<T> Clone for MemoryProducer<T> {
     }
 }
 
+impl<T> Drop for MemoryProducer<T> {
+    fn drop(&mut self) {
+        self.shared.lock().producers -= 1;
+        self.shared.changed.notify_waiters();
+    }
+}
+
 impl<T> MemoryProducer<T> {
     /// Records spans with this tracer (e.g. from a test provider).
     pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
-        self.tracer = self.tracer.with_tracer(tracer);
+        self.tracer = self.tracer.clone().with_tracer(tracer);
         self
     }
 
+    /// A new consumer of this queue (e.g. to take over after a consumer was dropped).
+    pub fn subscribe(&self) -> MemoryConsumer<T> {
+        self.shared.new_consumer(None)
+    }
+
+    /// Messages waiting for a consumer, received and unfinished, and dead-lettered.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let state = self.shared.lock();
+        (state.ready.len(), state.inflight.len(), state.dead.len())
+    }
+
     /// Sends `payload` under a `send {queue}` span, child of the current context; returns the
-    /// message id (a counter, as a broker would assign one).
+    /// message id (a counter, as a broker would assign one). Waits while the queue is full.
     pub async fn send(&self, payload: T) -> Result<String, MemoryQueueError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
         let mut msg = TracedMessage::new(self.queue.clone(), payload)
@@ -90,73 +216,237 @@ impl<T> MemoryProducer<T> {
             .with_system(SYSTEM);
         // The id is known before sending, so the span gets it as a start attribute.
         let span = self.tracer.start_send(&mut msg);
-        let result = self
-            .tx
-            .send(msg)
-            .await
-            .map(|()| id)
-            .map_err(|_| MemoryQueueError::Closed(self.queue.clone()));
+        let result = self.push(msg).await.map(|()| id);
         span.finish(&result);
         result
+    }
+
+    async fn push(&self, msg: TracedMessage<T>) -> Result<(), MemoryQueueError> {
+        let mut msg = Some(msg);
+        loop {
+            let changed = self.shared.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut state = self.shared.lock();
+                if state.consumers == 0 {
+                    return Err(MemoryQueueError::Closed(self.queue.clone()));
+                }
+                if state.ready.len() < self.shared.capacity {
+                    let msg = msg.take().expect("pushed once");
+                    state.ready.push_back(Entry { msg, deliveries: 0 });
+                    drop(state);
+                    self.shared.changed.notify_waiters();
+                    return Ok(());
+                }
+            }
+            changed.await;
+        }
     }
 }
 
 /// Receives messages from an in-memory queue.
-#[derive(Debug)]
+///
+/// Defaults: one message per [`process`](Self::process) call, 5 deliveries before a message
+/// is dead-lettered. A released (failed) message is delivered again at once: this queue has
+/// no retry delay and no lease (nothing takes a message from a live consumer).
 pub struct MemoryConsumer<T> {
-    rx: mpsc::Receiver<TracedMessage<T>>,
-    // Failed messages waiting for their next delivery: kept here, not sent back into the
-    // channel, so that a full channel or dropped producers cannot lose them.
-    redeliver: VecDeque<TracedMessage<T>>,
-    max_deliveries: u32,
+    shared: Arc<Shared<T>>,
+    id: u64,
+    batch: usize,
+    settings: ConsumerSettings,
+}
+
+impl<T> std::fmt::Debug for MemoryConsumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryConsumer")
+            .field("queue", &self.shared.queue)
+            .field("id", &self.id)
+            .field("batch", &self.batch)
+            .field("max_deliveries", &self.settings.max_deliveries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Drop for MemoryConsumer<T> {
+    fn drop(&mut self) {
+        // What this consumer received and did not finish goes back on the queue.
+        self.shared.requeue_inflight(self.id);
+        self.shared.lock().consumers -= 1;
+        self.shared.changed.notify_waiters();
+    }
 }
 
 impl<T> MemoryConsumer<T> {
-    /// How many times a message is delivered before it is dropped (default 5).
+    /// How many times a message is delivered before it is dead-lettered (default 5; at least 1).
     pub fn with_max_deliveries(mut self, max: u32) -> Self {
-        self.max_deliveries = max.max(1);
+        self.settings.max_deliveries = max.max(1);
         self
     }
 
-    /// The next message (a redelivery first); `None` when every producer is gone and nothing is
-    /// left to deliver.
+    /// Messages per [`process`](Self::process) call (default 1; at least 1).
+    pub fn with_batch_size(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// Records the dead-letter spans with this tracer (e.g. from a test provider).
+    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
+        self.settings.telemetry = gorax_trace::Binding::fixed(tracer);
+        self
+    }
+
+    /// The counters of this consumer.
+    pub fn stats(&self) -> &ConsumerStats {
+        &self.settings.stats
+    }
+
+    /// The next message (a redelivery first), taken off the queue: nothing acknowledges it,
+    /// and it is not redelivered. `None` when every producer is gone and nothing is left to
+    /// deliver. [`process`](Self::process) is the at-least-once way.
     pub async fn receive(&mut self) -> Option<TracedMessage<T>> {
-        match self.redeliver.pop_front() {
-            Some(msg) => Some(msg),
-            None => self.rx.recv().await,
+        loop {
+            let changed = self.shared.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut state = self.shared.lock();
+                if let Some(entry) = state.ready.pop_front() {
+                    drop(state);
+                    self.shared.changed.notify_waiters();
+                    let retry = u32::try_from(entry.deliveries).unwrap_or(u32::MAX);
+                    return Some(entry.msg.with_retry_count(retry));
+                }
+                if state.producers == 0 {
+                    return None;
+                }
+            }
+            changed.await;
         }
     }
 }
 
 impl<T: Clone> MemoryConsumer<T> {
+    /// The messages given up on (past the maximum deliveries), with their reasons.
+    pub fn dead_letters(&self) -> Vec<DeadLetter<T>> {
+        self.shared.lock().dead.clone()
+    }
+
     /// Receives one message and runs it through `service` (wrap it in
-    /// [`ConsumerTraceLayer`](crate::ConsumerTraceLayer) for the consumer span). When the
-    /// handler fails, the message goes back on the queue with `retry_count + 1` unless it has had
-    /// `max_deliveries`. Returns `None` when the queue is closed and empty, otherwise whether the
-    /// handler succeeded.
+    /// [`ConsumerTraceLayer`](crate::ConsumerTraceLayer) for the consumer span), with the
+    /// shared loop ([`process_batch`]): acknowledged on `Ok`; on `Err` or a panic delivered
+    /// again with `retry_count + 1`; dead-lettered once past `max_deliveries`. Returns `None`
+    /// when the queue is closed and empty, otherwise whether a handler succeeded
+    /// ([`process_report`](Self::process_report) says more).
     pub async fn process<S>(&mut self, service: &mut S) -> Option<bool>
     where
         S: Service<TracedMessage<T>>,
+        S::Error: std::fmt::Display,
     {
-        // Ready before receiving: a service that cannot take work must not cost a message.
-        if std::future::poll_fn(|cx| service.poll_ready(cx))
-            .await
-            .is_err()
-        {
-            return Some(false);
+        match self.process_report(service).await {
+            Ok(report) if report.closed => None,
+            Ok(report) => Some(report.acked > 0),
+            Err(_) => Some(false),
         }
-        let msg = self.receive().await?;
-        let retry = msg.clone();
-        match service.call(msg).await {
-            Ok(_) => Some(true),
-            Err(_) => {
-                let next = retry.retry_count() + 1;
-                if next < self.max_deliveries {
-                    self.redeliver.push_back(retry.with_retry_count(next));
+    }
+
+    /// [`process`](Self::process) with the full report.
+    pub async fn process_report<S>(
+        &mut self,
+        service: &mut S,
+    ) -> Result<ProcessReport, MemoryQueueError>
+    where
+        S: Service<TracedMessage<T>>,
+        S::Error: std::fmt::Display,
+    {
+        // Left over from a cancelled call: back on the queue before receiving more.
+        self.shared.requeue_inflight(self.id);
+        process_batch(&*self, service).await
+    }
+}
+
+impl<T: Clone> QueueConsumer<T> for MemoryConsumer<T> {
+    type Receipt = String;
+    type Error = MemoryQueueError;
+
+    fn settings(&self) -> &ConsumerSettings {
+        &self.settings
+    }
+
+    async fn receive_batch(&self) -> Result<Batch<T, String>, MemoryQueueError> {
+        loop {
+            let changed = self.shared.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut state = self.shared.lock();
+                if !state.ready.is_empty() {
+                    let mut batch = Batch::default();
+                    while batch.received.len() < self.batch {
+                        let Some(mut entry) = state.ready.pop_front() else {
+                            break;
+                        };
+                        entry.deliveries += 1;
+                        let retry = u32::try_from(entry.deliveries - 1).unwrap_or(u32::MAX);
+                        let msg = entry.msg.clone().with_retry_count(retry);
+                        let id = msg.message_id().unwrap_or_default().to_owned();
+                        batch.received.push(Received {
+                            receipt: id.clone(),
+                            deliveries: entry.deliveries,
+                            message: Ok(msg),
+                        });
+                        state.inflight.insert(id, (self.id, entry));
+                    }
+                    drop(state);
+                    self.shared.changed.notify_waiters();
+                    return Ok(batch);
                 }
-                Some(false)
+                if state.producers == 0 && !state.inflight.values().any(|(o, _)| *o != self.id) {
+                    return Ok(Batch {
+                        closed: true,
+                        ..Batch::default()
+                    });
+                }
             }
+            changed.await;
         }
+    }
+
+    async fn ack(&self, receipt: &String) -> Result<(), MemoryQueueError> {
+        self.shared.lock().inflight.remove(receipt);
+        Ok(())
+    }
+
+    async fn release(&self, receipt: &String, _delay: Option<Duration>) -> Result<(), Self::Error> {
+        let mut state = self.shared.lock();
+        if let Some((_, entry)) = state.inflight.remove(receipt) {
+            // Redeliveries first, as a broker's pending entries are reclaimed first.
+            state.ready.push_front(entry);
+        }
+        drop(state);
+        self.shared.changed.notify_waiters();
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        receipt: &String,
+        reason: &str,
+        deliveries: u64,
+    ) -> Result<(), MemoryQueueError> {
+        let mut state = self.shared.lock();
+        if let Some((_, entry)) = state.inflight.remove(receipt) {
+            state.dead.push(DeadLetter {
+                message: entry.msg,
+                reason: reason.to_owned(),
+                deliveries,
+            });
+        }
+        Ok(())
+    }
+
+    async fn extend_leases(&self, _receipts: &[String]) -> Result<(), MemoryQueueError> {
+        Ok(())
     }
 }
 
@@ -250,7 +540,16 @@ mod tests {
         assert_eq!(consumer.process(&mut failing).await, Some(false));
         assert_eq!(consumer.process(&mut failing).await, Some(false));
         drop(producer);
-        // Given up after two deliveries, and the queue closed with its last producer.
+        // Given up after two deliveries: dead-lettered (kept, with the reason), not dropped.
+        let report = consumer.process_report(&mut failing).await.unwrap();
+        assert_eq!(
+            (report.dead_lettered, report.acked, report.failed),
+            (1, 0, 0)
+        );
+        let dead = consumer.dead_letters();
+        assert_eq!((dead.len(), dead[0].reason.as_str()), (1, "max deliveries"));
+        assert_eq!(consumer.stats().snapshot().dead_lettered, 1);
+        // And the queue closed with its last producer.
         assert_eq!(consumer.process(&mut failing).await, None);
         let (producer, consumer) = channel::<u32>("gone", 1);
         drop(consumer);

@@ -86,9 +86,23 @@ where
         }
         let future = {
             let _active = cx.clone().attach();
-            self.inner.call(msg)
+            call_recording_panic(&mut self.inner, msg, &cx)
         };
         ConsumerFuture::new(future, cx)
+    }
+}
+
+/// `inner.call(request)`; a panic in the call itself (a `service_fn` closure runs there) ends
+/// the span as an error of type `panic` before it unwinds on.
+fn call_recording_panic<S: Service<R>, R>(inner: &mut S, request: R, cx: &Context) -> S::Future {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.call(request))) {
+        Ok(future) => future,
+        Err(panic) => {
+            let span = cx.span();
+            crate::attributes::record_panic(&span);
+            span.end();
+            std::panic::resume_unwind(panic)
+        }
     }
 }
 
@@ -145,7 +159,7 @@ where
         }
         let future = {
             let _active = cx.clone().attach();
-            self.inner.call(batch)
+            call_recording_panic(&mut self.inner, batch, &cx)
         };
         ConsumerFuture::new(future, cx)
     }

@@ -181,6 +181,13 @@ impl From<&Telemetry> for TelemetryHandle {
     }
 }
 
+/// A handle recording with `tracer` (e.g. of a test provider) under default settings.
+impl From<SdkTracer> for TelemetryHandle {
+    fn from(tracer: SdkTracer) -> Self {
+        Self::new(tracer, Settings::default(), ExportHealth::default())
+    }
+}
+
 impl From<&TelemetryHandle> for TelemetryHandle {
     fn from(h: &TelemetryHandle) -> Self {
         h.clone()

@@ -9,8 +9,12 @@
 //!   entries (`XREADGROUP ... >`). `retry_count` is the delivery count − 1. An entry delivered
 //!   more than the maximum number of times, or whose payload does not decode, is moved to the
 //!   dead-letter stream. [`process`](RedisConsumer::process) runs a batch through a handler
-//!   service (usually wrapped in [`ConsumerTraceLayer`](crate::ConsumerTraceLayer)) and acks
-//!   only what succeeded: nothing is lost.
+//!   service (usually wrapped in [`ConsumerTraceLayer`](crate::ConsumerTraceLayer)) with the
+//!   shared loop ([`process_batch`](crate::process_batch)) and acks only what succeeded:
+//!   nothing is lost. Replies are decoded entry by entry, so one bad entry is dead-lettered
+//!   without holding up its batch; pending entries trimmed away are recorded
+//!   ([`REASON_TRIMMED`]); connections are replaced after a Redis restart and a lost group is
+//!   created again.
 //!
 //! ```no_run
 //! use gorax_trace_queue::redis::{RedisConsumer, RedisProducer};
@@ -35,10 +39,12 @@
 //! # }
 //! ```
 
+mod conn;
 mod consumer;
 mod producer;
 
-pub use consumer::{ProcessReport, RedisConsumer};
+pub use crate::consumer::ProcessReport;
+pub use consumer::{REASON_TRIMMED, RedisConsumer, RedisReceipt};
 pub use producer::RedisProducer;
 
 /// The `messaging.system` value of this adapter.
@@ -58,13 +64,29 @@ pub const DEAD_LETTER_REASON_FIELD: &str = "dead_letter:reason";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisQueueError {
-    /// A Redis command failed.
+    /// A Redis command failed, or the server could not be reached (nothing was written).
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The connection failed after the command may have reached the server (a timeout, a
+    /// connection lost before the reply): the entry may or may not be in the stream.
+    #[error("redis: the outcome of XADD to `{stream}` is unknown: {source}")]
+    OutcomeUnknown {
+        /// The stream written to.
+        stream: String,
+        /// What failed.
+        #[source]
+        source: redis::RedisError,
+    },
     /// The payload could not be encoded as JSON.
     #[error("cannot encode the payload: {0}")]
     Encode(#[source] serde_json::Error),
     /// The handler service reported it cannot take messages any more.
     #[error("the handler service failed: {0}")]
     Handler(String),
+}
+
+impl From<crate::consumer::HandlerUnavailable> for RedisQueueError {
+    fn from(e: crate::consumer::HandlerUnavailable) -> Self {
+        Self::Handler(e.0)
+    }
 }

@@ -1,17 +1,29 @@
+use std::sync::Arc;
+use std::time::Duration;
+
 use gorax_trace::SdkTracer;
 use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client};
 use serde::Serialize;
 
+use super::conn::{Reconnecting, is_connection_error};
 use super::{HEADER_FIELD_PREFIX, PAYLOAD_FIELD, RedisQueueError, SYSTEM};
 use crate::{ProducerTracer, TracedMessage};
 
 /// Publishes [`TracedMessage`]s to Redis streams (`XADD`), one PRODUCER span per message.
 ///
 /// Defaults: the tracer of [`ProducerTracer::new`], `messaging.system` `redis`, no stream
-/// trimming. Cloning is cheap (the connection is multiplexed).
+/// trimming. Cloning is cheap (the connection is multiplexed and shared).
+///
+/// A producer made with [`connect`](Self::connect) replaces a broken connection (a Redis
+/// restart) with bounded backoff; one made with [`new`](Self::new) over a given connection
+/// cannot. A send that fails before anything was written returns [`RedisQueueError::Redis`];
+/// one that fails after the command may have reached the server (a timeout, a connection lost
+/// while waiting for the reply) returns [`RedisQueueError::OutcomeUnknown`]: the entry may be in
+/// the stream. Retrying it is at-least-once (a possible duplicate), not retrying is at-most-once.
 #[derive(Clone)]
 pub struct RedisProducer {
-    conn: MultiplexedConnection,
+    conn: Arc<Reconnecting>,
     tracer: ProducerTracer,
     max_len: Option<usize>,
 }
@@ -26,13 +38,32 @@ impl std::fmt::Debug for RedisProducer {
 }
 
 impl RedisProducer {
-    /// A producer over `conn`.
+    /// A producer over `conn` (not replaced when it breaks: use [`connect`](Self::connect)).
     pub fn new(conn: MultiplexedConnection) -> Self {
+        Self::over(Reconnecting::fixed(conn))
+    }
+
+    /// A producer with its own connection from `client`, replaced when it breaks. Each send
+    /// waits up to the reconnect timeout (default 10 s) for the server.
+    pub async fn connect(client: &Client) -> Result<Self, RedisQueueError> {
+        let config = AsyncConnectionConfig::new();
+        Ok(Self::over(Reconnecting::connect(client, config).await?))
+    }
+
+    fn over(conn: Reconnecting) -> Self {
         Self {
-            conn,
+            conn: Arc::new(conn),
             tracer: ProducerTracer::new().with_system(SYSTEM),
             max_len: None,
         }
+    }
+
+    /// How long a send waits for a lost server to come back (default 10 s; set before cloning).
+    pub fn with_reconnect_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(conn) = Arc::get_mut(&mut self.conn) {
+            conn.timeout = timeout;
+        }
+        self
     }
 
     /// Records spans with this tracer (e.g. from a test provider).
@@ -70,18 +101,28 @@ impl RedisProducer {
         for (key, value) in msg.headers().iter() {
             cmd.arg(format!("{HEADER_FIELD_PREFIX}{key}")).arg(value);
         }
-        let mut conn = self.conn.clone();
-        let result: Result<String, redis::RedisError> = cmd.query_async(&mut conn).await;
-        match result {
+        let result = match self.conn.get().await {
+            // Not connected: nothing was written.
+            Err(e) => Err(RedisQueueError::Redis(e)),
+            Ok(mut conn) => match cmd.query_async::<String>(&mut conn).await {
+                Ok(id) => Ok(id),
+                Err(e) if is_connection_error(&e) => {
+                    self.conn.invalidate();
+                    Err(RedisQueueError::OutcomeUnknown {
+                        stream: msg.queue().to_owned(),
+                        source: e,
+                    })
+                }
+                Err(e) => Err(RedisQueueError::Redis(e)),
+            },
+        };
+        match &result {
             Ok(id) => {
-                span.record_message_id(&id);
+                span.record_message_id(id);
                 span.end();
-                Ok(id)
             }
-            Err(e) => {
-                span.end_with_error(&e);
-                Err(e.into())
-            }
+            Err(e) => span.end_with_error(e),
         }
+        result
     }
 }

@@ -1,34 +1,32 @@
-use std::collections::HashMap;
-use std::future::poll_fn;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName,
+};
+use gorax_trace::SdkTracer;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
 
 use super::{
-    DEAD_LETTER_DELIVERIES_ATTRIBUTE, DEAD_LETTER_REASON_ATTRIBUTE, DEAD_LETTER_SOURCE_ATTRIBUTE,
-    MAX_MESSAGE_ATTRIBUTES, SYSTEM, SqsQueueError, attributes_to_headers, string_attribute,
+    DEAD_LETTER_ATTRIBUTE, DEAD_LETTER_DELIVERIES_ATTRIBUTE, DEAD_LETTER_REASON_ATTRIBUTE,
+    DEAD_LETTER_SOURCE_ATTRIBUTE, MAX_MESSAGE_ATTRIBUTES, SYSTEM, SqsQueueError,
+    attributes_to_headers, pack_trace_context, string_attribute,
 };
 use crate::TracedMessage;
+use crate::consumer::{
+    Batch, ConsumerSettings, ConsumerStats, Poison, ProcessReport, QueueConsumer,
+    REASON_MAX_DELIVERIES, Received, process_batch, record_dead_letter_outside,
+};
 
 /// The longest long poll SQS allows.
 const MAX_WAIT: Duration = Duration::from_secs(20);
 /// The most messages one `ReceiveMessage` returns.
 const MAX_BATCH: usize = 10;
-
-/// What one [`SqsConsumer::process`] call did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ProcessReport {
-    /// Messages whose handler succeeded (deleted from the queue).
-    pub acked: usize,
-    /// Messages whose handler failed (left in the queue: delivered again after the visibility
-    /// timeout or the retry delay).
-    pub failed: usize,
-    /// Messages moved to the consumer's dead-letter queue instead of being handled.
-    pub dead_lettered: usize,
-}
+/// Ids remembered as already copied to the dead-letter queue (their delete failed).
+const MOVED_MEMORY: usize = 10_000;
 
 /// One received message and the receipt handle that acknowledges it.
 #[derive(Debug, Clone)]
@@ -70,19 +68,43 @@ impl<T> Delivery<T> {
     }
 }
 
+/// What acknowledges one SQS delivery, with what a dead-letter copy needs.
+#[derive(Debug, Clone)]
+pub struct SqsReceipt {
+    handle: String,
+    message: Arc<Message>,
+}
+
+impl SqsReceipt {
+    /// The receipt handle.
+    pub fn handle(&self) -> &str {
+        &self.handle
+    }
+
+    /// The SQS message id.
+    pub fn message_id(&self) -> &str {
+        self.message.message_id().unwrap_or_default()
+    }
+}
+
 /// Receives from one SQS queue.
 ///
 /// Defaults (each changed by a `with_*` method):
 /// - wait time: 1 s (`WaitTimeSeconds`, long polling; whole seconds, at most 20);
 /// - batch size: 10 messages per call (SQS's maximum);
-/// - visibility timeout: the queue's own (a received message is hidden that long, then
-///   delivered again unless deleted);
+/// - visibility timeout: the queue's own (read at [`connect`](Self::connect)). While a handler
+///   runs, every message of its batch still being worked on is kept invisible
+///   (`ChangeMessageVisibilityBatch` every third of the timeout), so a slow handler's messages
+///   are not delivered to another consumer. A consumer made with
+///   [`with_queue_url`](Self::with_queue_url) extends leases only once given a timeout with
+///   [`with_visibility_timeout`](Self::with_visibility_timeout);
 /// - retry delay: none (a failed message comes back when its visibility timeout ends); with
-///   one, [`process`](Self::process) calls `ChangeMessageVisibility` on a failed message so it
-///   comes back after that delay;
+///   one, a failed message is made visible again after that delay (`ChangeMessageVisibility`);
 /// - dead-lettering: left to the queue's redrive policy; with
 ///   [`with_dead_letter_queue`](Self::with_dead_letter_queue) the consumer moves messages
-///   itself.
+///   itself. Without one, a body that does not decode is left for the redrive policy, and is
+///   counted ([`ConsumerStats`]'s `poison`, [`ProcessReport::left`]) and traced on every
+///   delivery, never skipped silently.
 #[derive(Clone)]
 pub struct SqsConsumer {
     client: aws_sdk_sqs::Client,
@@ -91,8 +113,11 @@ pub struct SqsConsumer {
     wait: Duration,
     batch: usize,
     visibility_timeout: Option<Duration>,
-    retry_delay: Option<Duration>,
-    dead_letter: Option<(String, u32)>,
+    dead_letter: Option<String>,
+    // Messages already copied to the dead-letter queue whose delete failed: the next attempt
+    // only deletes, so one failed delete cannot make a second copy.
+    moved: Arc<Mutex<HashSet<String>>>,
+    settings: ConsumerSettings,
 }
 
 impl std::fmt::Debug for SqsConsumer {
@@ -103,21 +128,36 @@ impl std::fmt::Debug for SqsConsumer {
             .field("wait", &self.wait)
             .field("batch", &self.batch)
             .field("visibility_timeout", &self.visibility_timeout)
-            .field("retry_delay", &self.retry_delay)
+            .field("retry_delay", &self.settings.retry_delay)
             .field("dead_letter", &self.dead_letter)
+            .field("max_deliveries", &self.settings.max_deliveries)
             .finish_non_exhaustive()
     }
 }
 
 impl SqsConsumer {
-    /// A consumer of the queue named `queue`, whose URL is looked up (`GetQueueUrl`).
+    /// A consumer of the queue named `queue`, whose URL is looked up (`GetQueueUrl`) and whose
+    /// visibility timeout is read (`GetQueueAttributes`) for lease extension.
     pub async fn connect(
         client: aws_sdk_sqs::Client,
         queue: impl Into<String>,
     ) -> Result<Self, SqsQueueError> {
         let queue = queue.into();
         let url = get_queue_url(&client, &queue).await?;
-        Ok(Self::with_queue_url(client, queue, url))
+        let visibility = client
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .map_err(SqsQueueError::sqs)?
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut consumer = Self::with_queue_url(client, queue, url);
+        consumer.settings.lease_interval = visibility.and_then(lease_interval);
+        Ok(consumer)
     }
 
     /// A consumer of the queue named `queue` at `url` (no request made).
@@ -126,15 +166,20 @@ impl SqsConsumer {
         queue: impl Into<String>,
         url: impl Into<String>,
     ) -> Self {
+        let queue = queue.into();
+        let mut settings = ConsumerSettings::new(SYSTEM, queue.clone());
+        // Without a dead-letter queue of its own, the queue's redrive policy decides.
+        settings.max_deliveries = u32::MAX;
         Self {
             client,
-            queue: queue.into(),
+            queue,
             url: url.into(),
             wait: Duration::from_secs(1),
             batch: MAX_BATCH,
             visibility_timeout: None,
-            retry_delay: None,
             dead_letter: None,
+            moved: Arc::default(),
+            settings,
         }
     }
 
@@ -152,30 +197,47 @@ impl SqsConsumer {
     }
 
     /// The visibility timeout of the messages this consumer receives (rounded up to whole
-    /// seconds), instead of the queue's.
+    /// seconds), instead of the queue's; leases are extended every third of it.
     pub fn with_visibility_timeout(mut self, timeout: Duration) -> Self {
         self.visibility_timeout = Some(timeout);
+        self.settings.lease_interval = lease_interval(timeout);
+        self
+    }
+
+    /// How long one handler call may keep renewing the leases of its batch (default 15
+    /// minutes; `None`: no limit): a handler that hangs gives its messages up after that.
+    pub fn with_max_lease(mut self, max: Option<Duration>) -> Self {
+        self.settings.max_lease = max;
         self
     }
 
     /// After a handler failure, make the message visible again after `delay` (rounded up to
     /// whole seconds; zero: at once) with `ChangeMessageVisibility`.
     pub fn with_retry_delay(mut self, delay: Duration) -> Self {
-        self.retry_delay = Some(delay);
+        self.settings.retry_delay = Some(delay);
         self
     }
 
     /// Moves a message received more than `max_deliveries` times (at least 1), or whose body
     /// does not decode, to the queue at `url` instead of handing it out. Its body and message
-    /// attributes are copied, the dead-letter attributes
-    /// ([`DEAD_LETTER_REASON_ATTRIBUTE`](super::DEAD_LETTER_REASON_ATTRIBUTE) and the others)
-    /// added when they fit in SQS's attribute limit, and the original is deleted.
+    /// attributes are copied, the dead-letter reason added (as
+    /// [`DEAD_LETTER_REASON_ATTRIBUTE`](super::DEAD_LETTER_REASON_ATTRIBUTE) and the others, or
+    /// packed into [`DEAD_LETTER_ATTRIBUTE`](super::DEAD_LETTER_ATTRIBUTE) when the original
+    /// has no room: it is never dropped), and the original is deleted. A copy whose delete
+    /// failed is not sent again by this consumer: the next delivery is only deleted.
     ///
     /// Without it, use a redrive policy on the queue
     /// ([`redrive_policy`](super::redrive_policy)): SQS then dead-letters by itself, and
     /// an undecodable body is left in the queue for that policy.
     pub fn with_dead_letter_queue(mut self, url: impl Into<String>, max_deliveries: u32) -> Self {
-        self.dead_letter = Some((url.into(), max_deliveries.max(1)));
+        self.dead_letter = Some(url.into());
+        self.settings.max_deliveries = max_deliveries.max(1);
+        self
+    }
+
+    /// Records the dead-letter spans with this tracer (e.g. from a test provider).
+    pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
+        self.settings.telemetry = gorax_trace::Binding::fixed(tracer);
         self
     }
 
@@ -191,76 +253,53 @@ impl SqsConsumer {
 
     /// The dead-letter queue URL, when the consumer dead-letters itself.
     pub fn dead_letter_queue_url(&self) -> Option<&str> {
-        self.dead_letter.as_ref().map(|(url, _)| url.as_str())
+        self.dead_letter.as_deref()
+    }
+
+    /// The counters of this consumer (shared by its clones).
+    pub fn stats(&self) -> &ConsumerStats {
+        &self.settings.stats
     }
 
     /// The next batch, waiting up to the wait time. Each message carries its SQS message id,
     /// `retry_count` = `ApproximateReceiveCount` − 1, its string message attributes as headers
-    /// and the decoded JSON body as payload.
+    /// and the decoded JSON body as payload. Messages past the maximum deliveries, or whose
+    /// body does not decode, are dead-lettered (with a dead-letter queue) instead.
     ///
     /// Each message stays in the queue (invisible for the visibility timeout) until
     /// [`ack`](Self::ack)ed.
     pub async fn receive<T: DeserializeOwned>(&self) -> Result<Vec<Delivery<T>>, SqsQueueError> {
-        Ok(self.receive_counted().await?.0)
-    }
-
-    async fn receive_counted<T: DeserializeOwned>(
-        &self,
-    ) -> Result<(Vec<Delivery<T>>, usize), SqsQueueError> {
-        let out = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(i32::try_from(self.batch).unwrap_or(10))
-            .wait_time_seconds(seconds(self.wait))
-            .set_visibility_timeout(self.visibility_timeout.map(seconds))
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(SqsQueueError::sqs)?;
-        let mut deliveries = Vec::new();
-        let mut dead_lettered = 0;
-        for message in out.messages() {
-            let (Some(id), Some(handle)) = (message.message_id(), message.receipt_handle()) else {
-                continue;
-            };
-            let receive_count = message
-                .attributes()
-                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(1);
-            if let Some((_, max)) = &self.dead_letter
-                && receive_count > u64::from(*max)
-            {
-                self.dead_letter(message, receive_count, "max deliveries")
-                    .await?;
-                dead_lettered += 1;
-                continue;
-            }
-            let payload = match serde_json::from_str::<T>(message.body().unwrap_or_default()) {
-                Ok(p) => p,
-                Err(e) => {
-                    if self.dead_letter.is_some() {
-                        self.dead_letter(message, receive_count, &e.to_string())
-                            .await?;
-                        dead_lettered += 1;
-                    }
-                    continue;
+        let batch: Batch<T, SqsReceipt> = self.receive_batch().await?;
+        let mut out = Vec::with_capacity(batch.received.len());
+        for received in batch.received {
+            match received.message {
+                Ok(message) if received.deliveries <= u64::from(self.settings.max_deliveries) => {
+                    out.push(Delivery {
+                        message,
+                        receipt_handle: received.receipt.handle,
+                        receive_count: received.deliveries,
+                    });
                 }
-            };
-            let retry = u32::try_from(receive_count.saturating_sub(1)).unwrap_or(u32::MAX);
-            deliveries.push(Delivery {
-                message: TracedMessage::new(self.queue.clone(), payload)
-                    .with_message_id(id)
-                    .with_retry_count(retry)
-                    .with_system(SYSTEM)
-                    .with_headers(attributes_to_headers(message.message_attributes())),
-                receipt_handle: handle.to_owned(),
-                receive_count,
-            });
+                Ok(_) => {
+                    self.move_to_dead_letter(
+                        &received.receipt,
+                        REASON_MAX_DELIVERIES,
+                        received.deliveries,
+                    )
+                    .await?;
+                }
+                Err(poison) => {
+                    self.settings.stats.add_poison();
+                    self.move_to_dead_letter(
+                        &received.receipt,
+                        &poison.reason,
+                        received.deliveries,
+                    )
+                    .await?;
+                }
+            }
         }
-        Ok((deliveries, dead_lettered))
+        Ok(out)
     }
 
     /// Acknowledges a processed message (`DeleteMessage`): it will not be delivered again.
@@ -304,79 +343,244 @@ impl SqsConsumer {
     }
 
     /// Receives one batch and runs each message through `service` (wrap it in
-    /// [`ConsumerTraceLayer`](crate::ConsumerTraceLayer) for the consumer spans). A message is
-    /// deleted only when its handler returns `Ok`; a failed one stays in the queue and comes
-    /// back, with a higher retry count, after its visibility timeout (or the retry delay).
+    /// [`ConsumerTraceLayer`](crate::ConsumerTraceLayer) for the consumer spans) with the shared
+    /// loop ([`process_batch`]): deleted only when its handler returns `Ok`; a failed or
+    /// panicking one stays in the queue and comes back, with a higher retry count, after its
+    /// visibility timeout (or the retry delay). A failed call on one message (a delete, a
+    /// dead-letter move) is counted and the batch goes on.
     pub async fn process<S, T>(&self, service: &mut S) -> Result<ProcessReport, SqsQueueError>
     where
         S: Service<TracedMessage<T>>,
         S::Error: std::fmt::Display,
         T: DeserializeOwned,
     {
-        let (deliveries, dead_lettered) = self.receive_counted::<T>().await?;
-        let mut report = ProcessReport {
-            dead_lettered,
-            ..ProcessReport::default()
-        };
-        for delivery in deliveries {
-            poll_fn(|cx| service.poll_ready(cx))
-                .await
-                .map_err(|e| SqsQueueError::Handler(e.to_string()))?;
-            let (msg, handle) = delivery.into_parts();
-            match service.call(msg).await {
-                Ok(_) => {
-                    self.ack_handle(&handle).await?;
-                    report.acked += 1;
-                }
-                Err(_) => {
-                    report.failed += 1;
-                    if let Some(delay) = self.retry_delay {
-                        self.change_visibility(&handle, delay).await?;
-                    }
-                }
-            }
-        }
-        Ok(report)
+        process_batch(self, service).await
     }
 
-    /// Sends a copy of `message` to the dead-letter queue, then deletes it here.
-    async fn dead_letter(
+    /// Sends a copy of the message to the dead-letter queue (unless this consumer already did),
+    /// then deletes it here.
+    async fn move_to_dead_letter(
         &self,
-        message: &Message,
-        receive_count: u64,
+        receipt: &SqsReceipt,
         reason: &str,
+        receive_count: u64,
     ) -> Result<(), SqsQueueError> {
-        let Some((url, _)) = &self.dead_letter else {
+        let Some(url) = &self.dead_letter else {
             return Ok(());
         };
-        let mut attrs: HashMap<String, MessageAttributeValue> =
-            message.message_attributes().cloned().unwrap_or_default();
-        let extra = [
-            (DEAD_LETTER_REASON_ATTRIBUTE, reason.to_owned()),
-            (
-                DEAD_LETTER_SOURCE_ATTRIBUTE,
-                message.message_id().unwrap_or_default().to_owned(),
-            ),
-            (DEAD_LETTER_DELIVERIES_ATTRIBUTE, receive_count.to_string()),
-        ];
-        for (key, value) in extra {
-            if attrs.len() < MAX_MESSAGE_ATTRIBUTES && !value.is_empty() {
-                attrs.insert(key.to_owned(), string_attribute(&value));
+        let message = &*receipt.message;
+        let id = receipt.message_id().to_owned();
+        let already = self.moved_lock().contains(&id);
+        if !already {
+            let attrs = dead_letter_attributes(message, reason, receive_count);
+            self.client
+                .send_message()
+                .queue_url(url)
+                .message_body(message.body().unwrap_or_default())
+                .set_message_attributes((!attrs.is_empty()).then_some(attrs))
+                .send()
+                .await
+                .map_err(SqsQueueError::sqs)?;
+            let mut moved = self.moved_lock();
+            if moved.len() >= MOVED_MEMORY {
+                moved.clear();
             }
+            moved.insert(id.clone());
         }
-        self.client
-            .send_message()
-            .queue_url(url)
-            .message_body(message.body().unwrap_or_default())
-            .set_message_attributes((!attrs.is_empty()).then_some(attrs))
+        self.ack_handle(&receipt.handle).await?;
+        self.moved_lock().remove(&id);
+        Ok(())
+    }
+
+    fn moved_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.moved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T: DeserializeOwned> QueueConsumer<T> for SqsConsumer {
+    type Receipt = SqsReceipt;
+    type Error = SqsQueueError;
+
+    fn settings(&self) -> &ConsumerSettings {
+        &self.settings
+    }
+
+    async fn receive_batch(&self) -> Result<Batch<T, SqsReceipt>, SqsQueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(i32::try_from(self.batch).unwrap_or(10))
+            .wait_time_seconds(seconds(self.wait))
+            .set_visibility_timeout(self.visibility_timeout.map(seconds))
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names("All")
             .send()
             .await
             .map_err(SqsQueueError::sqs)?;
-        if let Some(handle) = message.receipt_handle() {
-            self.ack_handle(handle).await?;
+        let mut batch = Batch::default();
+        for message in out.messages.unwrap_or_default() {
+            let (Some(id), Some(handle)) = (message.message_id(), message.receipt_handle()) else {
+                continue;
+            };
+            let (id, handle) = (id.to_owned(), handle.to_owned());
+            let receive_count = message
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(1);
+            let decoded = serde_json::from_str::<T>(message.body().unwrap_or_default())
+                .map_err(|e| Poison {
+                    message_id: Some(id.clone()),
+                    reason: format!("payload does not decode: {e}"),
+                })
+                .map(|payload| {
+                    let retry = u32::try_from(receive_count.saturating_sub(1)).unwrap_or(u32::MAX);
+                    TracedMessage::new(self.queue.clone(), payload)
+                        .with_message_id(id.clone())
+                        .with_retry_count(retry)
+                        .with_system(SYSTEM)
+                        .with_headers(attributes_to_headers(message.message_attributes()))
+                });
+            if let Err(poison) = &decoded
+                && self.dead_letter.is_none()
+            {
+                // Nowhere to move it: left for the queue's redrive policy, counted and traced.
+                self.settings.stats.add_poison();
+                record_dead_letter_outside(
+                    &self.settings,
+                    &id,
+                    &format!("{} (left for the redrive policy)", poison.reason),
+                );
+                batch.left += 1;
+                continue;
+            }
+            batch.received.push(Received {
+                receipt: SqsReceipt {
+                    handle,
+                    message: Arc::new(message),
+                },
+                deliveries: receive_count,
+                message: decoded,
+            });
+        }
+        Ok(batch)
+    }
+
+    async fn ack(&self, receipt: &SqsReceipt) -> Result<(), SqsQueueError> {
+        self.ack_handle(&receipt.handle).await
+    }
+
+    async fn release(
+        &self,
+        receipt: &SqsReceipt,
+        delay: Option<Duration>,
+    ) -> Result<(), SqsQueueError> {
+        match delay {
+            Some(delay) => self.change_visibility(&receipt.handle, delay).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        receipt: &SqsReceipt,
+        reason: &str,
+        deliveries: u64,
+    ) -> Result<(), SqsQueueError> {
+        self.move_to_dead_letter(receipt, reason, deliveries).await
+    }
+
+    async fn extend_leases(&self, receipts: &[SqsReceipt]) -> Result<(), SqsQueueError> {
+        let Some(every) = self.settings.lease_interval else {
+            return Ok(());
+        };
+        let timeout = seconds(every * 3);
+        for chunk in receipts.chunks(MAX_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&r.handle)
+                        .visibility_timeout(timeout)
+                        .build()
+                        .expect("id and receipt handle are set")
+                })
+                .collect();
+            self.client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(SqsQueueError::sqs)?;
         }
         Ok(())
     }
+}
+
+/// A third of the visibility timeout (at least one second of timeout).
+fn lease_interval(visibility: Duration) -> Option<Duration> {
+    (visibility >= Duration::from_secs(1)).then(|| visibility / 3)
+}
+
+/// The attributes of a dead-letter copy: the original ones and the dead-letter reason, source
+/// and receive count, within SQS's 10-attribute limit. When there is no room for three more,
+/// the trace context is packed into one attribute; then the three go into one
+/// [`DEAD_LETTER_ATTRIBUTE`]; with no room at all, the original string attributes are folded
+/// into that one too. The reason is never dropped.
+pub(super) fn dead_letter_attributes(
+    message: &Message,
+    reason: &str,
+    receive_count: u64,
+) -> HashMap<String, MessageAttributeValue> {
+    let mut attrs: HashMap<String, MessageAttributeValue> =
+        message.message_attributes().cloned().unwrap_or_default();
+    let source = message.message_id().unwrap_or_default().to_owned();
+    if attrs.len() + 3 > MAX_MESSAGE_ATTRIBUTES {
+        pack_trace_context(&mut attrs);
+    }
+    if attrs.len() + 3 <= MAX_MESSAGE_ATTRIBUTES {
+        attrs.insert(
+            DEAD_LETTER_REASON_ATTRIBUTE.into(),
+            string_attribute(reason),
+        );
+        if !source.is_empty() {
+            attrs.insert(
+                DEAD_LETTER_SOURCE_ATTRIBUTE.into(),
+                string_attribute(&source),
+            );
+        }
+        attrs.insert(
+            DEAD_LETTER_DELIVERIES_ATTRIBUTE.into(),
+            string_attribute(&receive_count.to_string()),
+        );
+        return attrs;
+    }
+    let mut record = serde_json::json!({
+        "reason": reason,
+        "source_id": source,
+        "deliveries": receive_count,
+    });
+    if attrs.len() >= MAX_MESSAGE_ATTRIBUTES {
+        let folded: serde_json::Map<String, serde_json::Value> = attrs
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.into())))
+            .collect();
+        record["attributes"] = folded.into();
+        attrs.retain(|_, v| v.string_value().is_none());
+        while attrs.len() >= MAX_MESSAGE_ATTRIBUTES {
+            let key = attrs.keys().next().cloned().expect("not empty");
+            attrs.remove(&key);
+        }
+    }
+    attrs.insert(
+        DEAD_LETTER_ATTRIBUTE.into(),
+        string_attribute(&record.to_string()),
+    );
+    attrs
 }
 
 /// `GetQueueUrl` for `name`.

@@ -56,7 +56,8 @@ pub use aws_sdk_sqs;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::MessageAttributeValue;
 
-pub use consumer::{Delivery, ProcessReport, SqsConsumer};
+pub use crate::consumer::ProcessReport;
+pub use consumer::{Delivery, SqsConsumer, SqsReceipt};
 pub use producer::SqsProducer;
 
 use crate::Headers;
@@ -66,6 +67,18 @@ use crate::Headers;
 pub const SYSTEM: &str = "aws_sqs";
 /// The most message attributes SQS accepts on one message.
 pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+/// The largest message SQS accepts, body and attributes (names, types and values) together:
+/// 1 MiB since August 2025 (it was 256 KiB). A queue's `MaximumMessageSize` may be lower; set
+/// it with [`SqsProducer::with_max_message_size`].
+pub const MAX_MESSAGE_SIZE: usize = 1024 * 1024;
+/// The attribute that carries `traceparent`, `tracestate` and `baggage` together (a JSON
+/// object) when one attribute each would pass [`MAX_MESSAGE_ATTRIBUTES`]: upstream baggage
+/// never pushes a message over the limit. Consumers unpack it into the headers.
+pub const TRACE_CONTEXT_ATTRIBUTE: &str = "gorax_trace_context";
+/// Attribute of a dead-letter copy with no room for the three `dead_letter_*` attributes: one
+/// JSON object with `reason`, `source_id`, `deliveries` (and `attributes`, the original string
+/// attributes, when even one more attribute did not fit).
+pub const DEAD_LETTER_ATTRIBUTE: &str = "dead_letter";
 /// Attribute added to a message the consumer dead-letters: the id of the original message.
 pub const DEAD_LETTER_SOURCE_ATTRIBUTE: &str = "dead_letter_source_id";
 /// Attribute added to a message the consumer dead-letters: its receive count when it was given
@@ -83,6 +96,16 @@ pub enum SqsQueueError {
     /// An SQS request failed.
     #[error("sqs: {0}")]
     Sqs(#[source] Box<aws_sdk_sqs::Error>),
+    /// A `SendMessage` timed out or got no usable answer after the request was sent: the
+    /// message may or may not be in the queue.
+    #[error("sqs: the outcome of SendMessage to `{queue}` is unknown: {source}")]
+    OutcomeUnknown {
+        /// The queue sent to.
+        queue: String,
+        /// What failed.
+        #[source]
+        source: Box<aws_sdk_sqs::Error>,
+    },
     /// The payload could not be encoded as JSON.
     #[error("cannot encode the payload: {0}")]
     Encode(#[source] serde_json::Error),
@@ -115,6 +138,24 @@ pub enum SqsQueueError {
     /// The handler service reported it cannot take messages any more.
     #[error("the handler service failed: {0}")]
     Handler(String),
+    /// The message is larger than SQS (or the configured limit) accepts.
+    #[error(
+        "message for queue `{queue}` is {size} bytes (body and attributes); the limit is {max}"
+    )]
+    MessageTooLarge {
+        /// The queue the message was for.
+        queue: String,
+        /// Body plus attribute names, types and values, in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl From<crate::consumer::HandlerUnavailable> for SqsQueueError {
+    fn from(e: crate::consumer::HandlerUnavailable) -> Self {
+        Self::Handler(e.0)
+    }
 }
 
 impl SqsQueueError {
@@ -209,19 +250,41 @@ fn check_attribute_name(name: &str) -> Result<(), SqsQueueError> {
     Ok(())
 }
 
-/// The headers as SQS message attributes, checked against SQS's limits.
+const TRACE_KEYS: [&str; 3] = [
+    gorax_trace::propagation::TRACEPARENT_KEY,
+    gorax_trace::propagation::TRACESTATE_KEY,
+    "baggage",
+];
+
+/// Moves the trace context attributes (when two or more are present) into one
+/// [`TRACE_CONTEXT_ATTRIBUTE`].
+pub(crate) fn pack_trace_context(attrs: &mut HashMap<String, MessageAttributeValue>) {
+    let present: Vec<&str> = TRACE_KEYS
+        .into_iter()
+        .filter(|k| attrs.get(*k).and_then(|v| v.string_value()).is_some())
+        .collect();
+    if present.len() < 2 {
+        return;
+    }
+    let packed: serde_json::Map<String, serde_json::Value> = present
+        .into_iter()
+        .filter_map(|k| {
+            let v = attrs.remove(k)?;
+            Some((k.to_owned(), v.string_value()?.into()))
+        })
+        .collect();
+    attrs.insert(
+        TRACE_CONTEXT_ATTRIBUTE.to_owned(),
+        string_attribute(&serde_json::Value::Object(packed).to_string()),
+    );
+}
+
+/// The headers as SQS message attributes, checked against SQS's limits. When one attribute per
+/// header would be too many, the trace context goes into one [`TRACE_CONTEXT_ATTRIBUTE`].
 pub(crate) fn headers_to_attributes(
     queue: &str,
     headers: &Headers,
 ) -> Result<HashMap<String, MessageAttributeValue>, SqsQueueError> {
-    if headers.len() > MAX_MESSAGE_ATTRIBUTES {
-        return Err(SqsQueueError::TooManyAttributes {
-            queue: queue.to_owned(),
-            count: headers.len(),
-            max: MAX_MESSAGE_ATTRIBUTES,
-            keys: headers.iter().map(|(k, _)| k.to_owned()).collect(),
-        });
-    }
     let mut attrs = HashMap::with_capacity(headers.len());
     for (key, value) in headers.iter() {
         check_attribute_name(key)?;
@@ -230,19 +293,56 @@ pub(crate) fn headers_to_attributes(
         }
         attrs.insert(key.to_owned(), string_attribute(value));
     }
+    if attrs.len() > MAX_MESSAGE_ATTRIBUTES {
+        pack_trace_context(&mut attrs);
+    }
+    if attrs.len() > MAX_MESSAGE_ATTRIBUTES {
+        return Err(SqsQueueError::TooManyAttributes {
+            queue: queue.to_owned(),
+            count: attrs.len(),
+            max: MAX_MESSAGE_ATTRIBUTES,
+            keys: headers.iter().map(|(k, _)| k.to_owned()).collect(),
+        });
+    }
     Ok(attrs)
 }
 
-/// String message attributes as headers (binary and number attributes are not headers).
+/// The size SQS counts: the body and each attribute's name, data type and value.
+pub(crate) fn message_size(body: &str, attrs: &HashMap<String, MessageAttributeValue>) -> usize {
+    body.len()
+        + attrs
+            .iter()
+            .map(|(k, v)| {
+                k.len()
+                    + v.data_type().len()
+                    + v.string_value().map_or(0, str::len)
+                    + v.binary_value().map_or(0, |b| b.as_ref().len())
+            })
+            .sum::<usize>()
+}
+
+/// String message attributes as headers (binary and number attributes are not headers); a
+/// [`TRACE_CONTEXT_ATTRIBUTE`] is unpacked.
 pub(crate) fn attributes_to_headers(
     attrs: Option<&HashMap<String, MessageAttributeValue>>,
 ) -> Headers {
-    attrs
+    let mut headers: Headers = attrs
         .into_iter()
         .flatten()
+        .filter(|(k, _)| k.as_str() != TRACE_CONTEXT_ATTRIBUTE)
         .filter(|(_, v)| v.data_type() == STRING_TYPE || v.data_type().starts_with("String."))
         .filter_map(|(k, v)| Some((k.as_str(), v.string_value()?)))
-        .collect()
+        .collect();
+    let packed = attrs
+        .and_then(|a| a.get(TRACE_CONTEXT_ATTRIBUTE))
+        .and_then(|v| v.string_value())
+        .and_then(|v| serde_json::from_str::<HashMap<String, String>>(v).ok());
+    for (k, v) in packed.into_iter().flatten() {
+        if TRACE_KEYS.contains(&k.as_str()) {
+            headers.insert(k, v);
+        }
+    }
+    headers
 }
 
 pub(crate) fn string_attribute(value: &str) -> MessageAttributeValue {
@@ -318,6 +418,62 @@ mod tests {
         );
         assert_eq!(attributes_to_headers(Some(&attrs)), headers);
         assert!(attributes_to_headers(None).is_empty());
+    }
+
+    #[test]
+    fn baggage_never_pushes_a_message_over_the_limit() {
+        // 8 application headers + traceparent + tracestate + baggage = 11: packed into 9.
+        let mut headers: Headers = (0..8).map(|i| (format!("h{i}"), "v")).collect();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
+        headers.insert("tracestate", "k=v");
+        headers.insert("baggage", "user=1");
+        let attrs = headers_to_attributes("q", &headers).unwrap();
+        assert_eq!(attrs.len(), 9);
+        assert!(attrs.contains_key(TRACE_CONTEXT_ATTRIBUTE));
+        assert_eq!(
+            attributes_to_headers(Some(&attrs)),
+            headers,
+            "unpacked on receive"
+        );
+        // Few headers: one attribute each, as before.
+        let small = Headers::from_iter([("traceparent", "tp"), ("baggage", "b")]);
+        assert_eq!(headers_to_attributes("q", &small).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_size_counts_body_and_attributes() {
+        let attrs = headers_to_attributes("q", &Headers::from_iter([("ab", "xyz")])).unwrap();
+        assert_eq!(message_size("body", &attrs), 4 + 2 + "String".len() + 3);
+    }
+
+    #[test]
+    fn a_dead_letter_copy_keeps_its_reason_with_ten_attributes() {
+        use aws_sdk_sqs::types::Message;
+        let full: HashMap<String, MessageAttributeValue> = (0..MAX_MESSAGE_ATTRIBUTES)
+            .map(|i| (format!("h{i}"), string_attribute("v")))
+            .collect();
+        let message = Message::builder()
+            .message_id("m-1")
+            .body("b")
+            .set_message_attributes(Some(full))
+            .build();
+        let attrs = consumer::dead_letter_attributes(&message, "max deliveries", 6);
+        assert!(attrs.len() <= MAX_MESSAGE_ATTRIBUTES);
+        let record: serde_json::Value =
+            serde_json::from_str(attrs[DEAD_LETTER_ATTRIBUTE].string_value().unwrap()).unwrap();
+        assert_eq!(record["reason"], "max deliveries");
+        assert_eq!(record["source_id"], "m-1");
+        assert_eq!(record["attributes"]["h3"], "v");
+        // Room for the three: kept apart, as before.
+        let roomy = Message::builder().message_id("m-2").body("b").build();
+        let attrs = consumer::dead_letter_attributes(&roomy, "bad", 1);
+        assert_eq!(
+            attrs[DEAD_LETTER_REASON_ATTRIBUTE].string_value(),
+            Some("bad")
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use gorax_trace::SdkTracer;
 use serde::Serialize;
 
-use super::{SYSTEM, SqsQueueError, headers_to_attributes};
+use super::{MAX_MESSAGE_SIZE, SYSTEM, SqsQueueError, headers_to_attributes, message_size};
 use crate::{ProducerTracer, TracedMessage};
 
 /// Publishes [`TracedMessage`]s to SQS queues (`SendMessage`), one PRODUCER span per message.
@@ -20,6 +20,7 @@ pub struct SqsProducer {
     client: aws_sdk_sqs::Client,
     tracer: ProducerTracer,
     urls: Arc<Mutex<HashMap<String, String>>>,
+    max_size: usize,
 }
 
 impl std::fmt::Debug for SqsProducer {
@@ -37,7 +38,15 @@ impl SqsProducer {
             client,
             tracer: ProducerTracer::new().with_system(SYSTEM),
             urls: Arc::default(),
+            max_size: MAX_MESSAGE_SIZE,
         }
+    }
+
+    /// Rejects (before sending) messages larger than `max` bytes, body and attributes (default
+    /// [`MAX_MESSAGE_SIZE`], SQS's limit; set the queue's `MaximumMessageSize` when lower).
+    pub fn with_max_message_size(mut self, max: usize) -> Self {
+        self.max_size = max;
+        self
     }
 
     /// Records spans with this tracer (e.g. from a test provider).
@@ -57,6 +66,10 @@ impl SqsProducer {
 
     /// Sends `msg` to the queue named by its queue, under a `send {queue}` span that is a child
     /// of the current context. Returns the SQS message id.
+    ///
+    /// A send that timed out or got no readable answer after the request went out returns
+    /// [`SqsQueueError::OutcomeUnknown`]: the message may be in the queue. Retrying is
+    /// at-least-once (a possible duplicate; consumers deduplicate on the payload's own id).
     ///
     /// Fails without sending, and ends the span as an error, when the payload does not encode
     /// or the headers break SQS's attribute limits (more than
@@ -84,6 +97,14 @@ impl SqsProducer {
     ) -> Result<String, SqsQueueError> {
         let body = serde_json::to_string(msg.payload()).map_err(SqsQueueError::Encode)?;
         let attributes = headers_to_attributes(msg.queue(), msg.headers())?;
+        let size = message_size(&body, &attributes);
+        if size > self.max_size {
+            return Err(SqsQueueError::MessageTooLarge {
+                queue: msg.queue().to_owned(),
+                size,
+                max: self.max_size,
+            });
+        }
         let url = self.queue_url(msg.queue()).await?;
         let out = self
             .client
@@ -93,7 +114,20 @@ impl SqsProducer {
             .set_message_attributes((!attributes.is_empty()).then_some(attributes))
             .send()
             .await
-            .map_err(SqsQueueError::sqs)?;
+            .map_err(|e| {
+                use aws_sdk_sqs::error::SdkError;
+                // Sent, and then no usable answer: SQS may have stored the message.
+                let unknown = matches!(e, SdkError::TimeoutError(_) | SdkError::ResponseError(_))
+                    || matches!(&e, SdkError::DispatchFailure(d) if d.is_timeout());
+                if unknown {
+                    SqsQueueError::OutcomeUnknown {
+                        queue: msg.queue().to_owned(),
+                        source: Box::new(e.into()),
+                    }
+                } else {
+                    SqsQueueError::sqs(e)
+                }
+            })?;
         out.message_id()
             .map(str::to_owned)
             .ok_or(SqsQueueError::MissingField("MessageId"))

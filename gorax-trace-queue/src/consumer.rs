@@ -1,0 +1,547 @@
+//! One consumer contract for every broker ([`QueueConsumer`]) and one processing loop
+//! ([`process_batch`]) that drives the handler, so adapters contain only broker calls.
+//!
+//! The loop, for each delivery of a batch:
+//! - a delivery the adapter could not decode (a poison entry: bad field name, bad JSON, missing
+//!   payload) is dead-lettered with the reason;
+//! - a delivery past [`ConsumerSettings::max_deliveries`] is dead-lettered (`max deliveries`),
+//!   whatever the adapter;
+//! - otherwise the handler runs, with the panic caught ([`FutureExt::catch_unwind`]) and, while it
+//!   runs, the lease of this delivery *and of every delivery still waiting in the batch* extended
+//!   every [`ConsumerSettings::lease_interval`] (Redis `XCLAIM … JUSTID`, SQS
+//!   `ChangeMessageVisibility`), so a slow handler's work is not taken over by a healthy consumer;
+//! - `Ok` acknowledges; `Err` or a panic releases the delivery for a retry (after
+//!   [`ConsumerSettings::retry_delay`] where the broker can delay).
+//!
+//! A broker error on one delivery (an ack, a retry, a dead-letter move) is counted in
+//! [`ProcessReport::errors`] and in [`ConsumerStats`], and the batch goes on: no head-of-line
+//! blocking. Only a failed receive (after the adapter's own reconnect attempts) or a handler
+//! service that is no longer ready returns an error.
+//!
+//! Every dead-lettered delivery gets a CONSUMER span `process {queue}` of its own (the attempt
+//! that dead-letters it, in the message's trace when its context is readable), with status
+//! Error, the [`DEAD_LETTER_EVENT`] event and the [`DEAD_LETTER_REASON`] attribute, and is counted
+//! in [`StatsSnapshot::dead_lettered`].
+//!
+//! # At-least-once
+//!
+//! Every adapter delivers each message at least once: a message is removed from the broker only
+//! after its handler returned `Ok` (or it was dead-lettered). A consumer that dies, or loses its
+//! connection, between the handler's `Ok` and the acknowledgement makes the message come back:
+//! handlers must be idempotent (or deduplicate on [`TracedMessage::message_id`]).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::{Either, select};
+use gorax_trace::Binding;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+use tower_service::Service;
+
+use crate::TracedMessage;
+use crate::attributes::{self, PROCESS};
+
+/// The span event recorded on the attempt that dead-letters a message.
+pub const DEAD_LETTER_EVENT: &str = "messaging.dead_letter";
+/// Span attribute (and event attribute) with the reason a message was dead-lettered.
+pub const DEAD_LETTER_REASON: &str = "messaging.dead_letter.reason";
+/// Span attribute: the delivery count of a dead-lettered message (this delivery included).
+pub const DELIVERY_COUNT: &str = "messaging.message.delivery_count";
+/// The default [`ConsumerSettings::max_lease`].
+pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(15 * 60);
+/// The dead-letter reason of a message delivered more than the maximum number of times.
+pub const REASON_MAX_DELIVERIES: &str = "max deliveries";
+
+/// Why a delivery could not be turned into a [`TracedMessage`]: it is dead-lettered with
+/// [`reason`](Self::reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poison {
+    /// The broker's id of the entry, when known.
+    pub message_id: Option<String>,
+    /// What is wrong with it (e.g. `field name is not UTF-8`, `bad JSON payload: …`).
+    pub reason: String,
+}
+
+/// One delivery of a batch: the broker's receipt (what acknowledges it), its delivery count and
+/// the decoded message (or why it could not be decoded).
+#[derive(Debug)]
+pub struct Received<T, R> {
+    /// What [`QueueConsumer::ack`] and the other calls take (an entry id, a receipt handle).
+    pub receipt: R,
+    /// How many times the broker delivered it, this delivery included (1 on the first).
+    pub deliveries: u64,
+    /// The message, or the reason it is poison.
+    pub message: Result<TracedMessage<T>, Poison>,
+}
+
+/// What one [`QueueConsumer::receive_batch`] returned (start from [`Batch::default`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Batch<T, R> {
+    /// The deliveries, in broker order.
+    pub received: Vec<Received<T, R>>,
+    /// Ids of messages the broker reported gone before they were processed (a Redis stream
+    /// trimmed by `MAXLEN` while entries were pending). The adapter has already written a
+    /// dead-letter record for each; the loop counts them.
+    pub lost: Vec<String>,
+    /// Poison deliveries the adapter left in the queue for the broker's own dead-lettering
+    /// (an SQS redrive policy), each counted and traced.
+    pub left: usize,
+    /// No message will ever come (every producer of an in-process queue is gone).
+    pub closed: bool,
+}
+
+impl<T, R> Default for Batch<T, R> {
+    fn default() -> Self {
+        Self {
+            received: Vec::new(),
+            lost: Vec::new(),
+            left: 0,
+            closed: false,
+        }
+    }
+}
+
+/// The error of a handler service that is no longer ready ([`Service::poll_ready`] failed).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the handler service failed: {0}")]
+pub struct HandlerUnavailable(pub String);
+
+/// Counters of one consumer (shared by its clones), for metrics and tests. Every path that
+/// does not end in an acknowledgement is counted here.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    acked: AtomicU64,
+    failed: AtomicU64,
+    panicked: AtomicU64,
+    dead_lettered: AtomicU64,
+    poison: AtomicU64,
+    lost: AtomicU64,
+    lease_extensions: AtomicU64,
+    broker_errors: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+/// A copy of the [`ConsumerStats`] counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Deliveries whose handler returned `Ok` and that were acknowledged.
+    pub acked: u64,
+    /// Handler failures (`Err`), released for a retry.
+    pub failed: u64,
+    /// Handler panics (caught), released for a retry.
+    pub panicked: u64,
+    /// Deliveries moved to the dead-letter destination, plus records written for lost ones.
+    pub dead_lettered: u64,
+    /// Deliveries that could not be decoded (a subset of `dead_lettered` when the adapter has a
+    /// dead-letter destination).
+    pub poison: u64,
+    /// Messages the broker reported gone before processing (a subset of `dead_lettered`).
+    pub lost: u64,
+    /// Successful lease extensions.
+    pub lease_extensions: u64,
+    /// Broker calls that failed (acks, retries, dead-letter moves, lease extensions, receives).
+    pub broker_errors: u64,
+    /// Connections re-established after a broker failure.
+    pub reconnects: u64,
+}
+
+impl ConsumerStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            acked: get(&self.acked),
+            failed: get(&self.failed),
+            panicked: get(&self.panicked),
+            dead_lettered: get(&self.dead_lettered),
+            poison: get(&self.poison),
+            lost: get(&self.lost),
+            lease_extensions: get(&self.lease_extensions),
+            broker_errors: get(&self.broker_errors),
+            reconnects: get(&self.reconnects),
+        }
+    }
+
+    pub(crate) fn add_broker_error(&self) {
+        self.broker_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_poison(&self) {
+        self.poison.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_dead_lettered(&self) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The settings the processing loop reads from a consumer: the same meaning for every broker.
+/// Start from [`ConsumerSettings::new`] and set fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConsumerSettings {
+    /// Deliveries after which a message is dead-lettered instead of handled again (at least 1).
+    pub max_deliveries: u32,
+    /// How often the leases of the deliveries of a batch are extended while a handler runs
+    /// (`None`: never; the broker has no lease or the adapter cannot extend it).
+    pub lease_interval: Option<Duration>,
+    /// How long one handler call may keep the leases of its batch (default 15 minutes): after
+    /// that they are no longer extended, so a handler that hangs cannot hold its messages
+    /// forever; another consumer takes them over once they lapse (a possible duplicate if the
+    /// handler does finish). `None`: no limit.
+    pub max_lease: Option<Duration>,
+    /// The delay before a failed (or panicked) delivery is delivered again, where the broker can
+    /// delay one (`None`: the broker's own timing).
+    pub retry_delay: Option<Duration>,
+    /// Which telemetry records the dead-letter spans (default: the installed handle, resolved
+    /// when a span starts).
+    pub telemetry: Binding,
+    /// `messaging.system` of the dead-letter spans.
+    pub system: &'static str,
+    /// The queue (stream) name, for the spans of deliveries that cannot be decoded.
+    pub queue: String,
+    /// The counters (shared by clones of the consumer).
+    pub stats: Arc<ConsumerStats>,
+}
+
+impl ConsumerSettings {
+    /// Settings for `system` and `queue` with 5 deliveries, no lease extension and no retry
+    /// delay; spans go to the installed [`Telemetry`](gorax_trace::Telemetry).
+    pub fn new(system: &'static str, queue: impl Into<String>) -> Self {
+        Self {
+            queue: queue.into(),
+            max_deliveries: 5,
+            lease_interval: None,
+            max_lease: Some(DEFAULT_MAX_LEASE),
+            retry_delay: None,
+            telemetry: Binding::installed(),
+            system,
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// What one [`process_batch`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessReport {
+    /// Messages whose handler succeeded (acknowledged).
+    pub acked: usize,
+    /// Messages whose handler failed or panicked (released: delivered again later).
+    pub failed: usize,
+    /// Of `failed`, the handler panics (caught; the attempt's span is an error of type `panic`).
+    pub panicked: usize,
+    /// Messages moved to the dead-letter destination instead of being handled (poison, past
+    /// the maximum deliveries), plus records written for `lost` ones.
+    pub dead_lettered: usize,
+    /// Messages the broker reported gone before processing (recorded as dead letters).
+    pub lost: usize,
+    /// Poison deliveries left in the queue for the broker's own dead-lettering (an SQS redrive
+    /// policy, when the consumer has no dead-letter queue).
+    pub left: usize,
+    /// Broker calls on single deliveries that failed (the batch went on; the delivery comes
+    /// back when its lease ends).
+    pub errors: usize,
+    /// No message will ever come again (in-process queue closed and empty).
+    pub closed: bool,
+}
+
+impl ProcessReport {
+    /// Deliveries handled or dead-lettered by this call.
+    pub fn total(&self) -> usize {
+        self.acked + self.failed + self.dead_lettered
+    }
+}
+
+/// The contract every broker adapter implements: receive a batch, acknowledge, release for a
+/// retry, dead-letter with a reason, extend leases. [`process_batch`] drives it.
+///
+/// Methods take `&self` so that lease extensions run while the handler runs.
+pub trait QueueConsumer<T> {
+    /// What acknowledges one delivery (an entry id, a receipt handle).
+    type Receipt: Send + Sync;
+    /// The adapter's error.
+    type Error: std::error::Error + From<HandlerUnavailable> + Send + Sync + 'static;
+
+    /// The loop's settings.
+    fn settings(&self) -> &ConsumerSettings;
+
+    /// The next batch (may be empty after waiting the adapter's block or wait time).
+    fn receive_batch(&self) -> impl Future<Output = Result<Batch<T, Self::Receipt>, Self::Error>>;
+
+    /// The handler succeeded: the delivery will not come back.
+    fn ack(&self, receipt: &Self::Receipt) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// The handler failed or panicked: the delivery comes back, after `delay` where the broker
+    /// can delay it.
+    fn release(
+        &self,
+        receipt: &Self::Receipt,
+        delay: Option<Duration>,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Moves the delivery to the dead-letter destination with `reason` and its delivery count,
+    /// and removes it from the queue. Must not duplicate the dead letter when called again for
+    /// the same delivery after a partial failure, where the broker allows.
+    fn dead_letter(
+        &self,
+        receipt: &Self::Receipt,
+        reason: &str,
+        deliveries: u64,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Extends the lease of these deliveries (they are still being worked on).
+    fn extend_leases(
+        &self,
+        receipts: &[Self::Receipt],
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// Receives one batch from `consumer` and runs each message through `service` (usually wrapped
+/// in [`ConsumerTraceLayer`](crate::ConsumerTraceLayer)), as the [module docs](self) describe.
+pub async fn process_batch<C, T, S>(
+    consumer: &C,
+    service: &mut S,
+) -> Result<ProcessReport, C::Error>
+where
+    C: QueueConsumer<T>,
+    S: Service<TracedMessage<T>>,
+    S::Error: std::fmt::Display,
+{
+    // Ready before receiving: a service that cannot take work must not cost a delivery.
+    ready(service).await?;
+    let batch = consumer.receive_batch().await.inspect_err(|_| {
+        consumer.settings().stats.add_broker_error();
+    })?;
+    let settings = consumer.settings();
+    let stats = &settings.stats;
+    let mut report = ProcessReport {
+        lost: batch.lost.len(),
+        dead_lettered: batch.lost.len(),
+        left: batch.left,
+        closed: batch.closed && batch.received.is_empty(),
+        ..ProcessReport::default()
+    };
+    stats
+        .lost
+        .fetch_add(batch.lost.len() as u64, Ordering::Relaxed);
+    stats
+        .dead_lettered
+        .fetch_add(batch.lost.len() as u64, Ordering::Relaxed);
+    let (receipts, items): (Vec<_>, Vec<_>) = batch
+        .received
+        .into_iter()
+        .map(|r| (r.receipt, (r.deliveries, r.message)))
+        .unzip();
+    for (i, (deliveries, message)) in items.into_iter().enumerate() {
+        let receipt = &receipts[i];
+        let (msg, id, reason) = match message {
+            Err(poison) => {
+                stats.poison.fetch_add(1, Ordering::Relaxed);
+                (None, poison.message_id, poison.reason)
+            }
+            Ok(msg) if deliveries > u64::from(settings.max_deliveries) => {
+                (Some(msg), None, REASON_MAX_DELIVERIES.to_owned())
+            }
+            Ok(msg) => {
+                if let Err(e) = ready(service).await {
+                    // Give the rest of the batch back at once rather than after its lease.
+                    for receipt in &receipts[i..] {
+                        let _ = consumer.release(receipt, None).await;
+                    }
+                    return Err(e);
+                }
+                let outcome = handle(consumer, service, msg, &receipts[i..]).await;
+                match outcome {
+                    Outcome::Ok => match consumer.ack(receipt).await {
+                        Ok(()) => {
+                            report.acked += 1;
+                            stats.acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            report.errors += 1;
+                            stats.add_broker_error();
+                        }
+                    },
+                    Outcome::Failed | Outcome::Panicked => {
+                        report.failed += 1;
+                        if outcome == Outcome::Panicked {
+                            report.panicked += 1;
+                            stats.panicked.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            stats.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if consumer
+                            .release(receipt, settings.retry_delay)
+                            .await
+                            .is_err()
+                        {
+                            report.errors += 1;
+                            stats.add_broker_error();
+                        }
+                    }
+                }
+                continue;
+            }
+        };
+        let span = dead_letter_span(settings, msg.as_ref(), id.as_deref(), deliveries, &reason);
+        match consumer.dead_letter(receipt, &reason, deliveries).await {
+            Ok(()) => {
+                report.dead_lettered += 1;
+                stats.add_dead_lettered();
+            }
+            Err(e) => {
+                report.errors += 1;
+                stats.add_broker_error();
+                attributes::record_error(&span.span(), &e);
+            }
+        }
+        span.span().end();
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Failed,
+    Panicked,
+}
+
+async fn ready<S, T, E>(service: &mut S) -> Result<(), E>
+where
+    S: Service<TracedMessage<T>>,
+    S::Error: std::fmt::Display,
+    E: From<HandlerUnavailable>,
+{
+    std::future::poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .map_err(|e| HandlerUnavailable(e.to_string()).into())
+}
+
+/// Runs the handler with its panic caught, extending the leases of `leased` meanwhile.
+async fn handle<C, T, S>(
+    consumer: &C,
+    service: &mut S,
+    msg: TracedMessage<T>,
+    leased: &[C::Receipt],
+) -> Outcome
+where
+    C: QueueConsumer<T>,
+    S: Service<TracedMessage<T>>,
+{
+    // The call itself may panic (a `service_fn` closure runs in it), and so may the future.
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(|| service.call(msg))) {
+        Ok(future) => future,
+        Err(_) => return Outcome::Panicked,
+    };
+    let handler = std::pin::pin!(AssertUnwindSafe(future).catch_unwind());
+    let result = match consumer.settings().lease_interval {
+        Some(every) if !every.is_zero() => {
+            let heartbeat = std::pin::pin!(heartbeat(consumer, leased, every));
+            match select(handler, heartbeat).await {
+                Either::Left((result, _)) => result,
+                Either::Right(((), _)) => unreachable!("the heartbeat never ends"),
+            }
+        }
+        _ => handler.await,
+    };
+    match result {
+        Ok(Ok(_)) => Outcome::Ok,
+        Ok(Err(_)) => Outcome::Failed,
+        Err(_) => Outcome::Panicked,
+    }
+}
+
+async fn heartbeat<C: QueueConsumer<T>, T>(consumer: &C, leased: &[C::Receipt], every: Duration) {
+    let settings = consumer.settings();
+    let stats = &settings.stats;
+    let until = settings
+        .max_lease
+        .and_then(|max| tokio::time::Instant::now().checked_add(max));
+    loop {
+        tokio::time::sleep(every).await;
+        if until.is_some_and(|until| tokio::time::Instant::now() >= until) {
+            // Held long enough: let the leases lapse (the handler keeps running).
+            return std::future::pending().await;
+        }
+        match consumer.extend_leases(leased).await {
+            Ok(()) => {
+                stats.lease_extensions.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => stats.add_broker_error(),
+        }
+    }
+}
+
+/// The CONSUMER span of the attempt that dead-letters a delivery: in the message's trace when
+/// its creation context is readable, a root otherwise.
+fn dead_letter_span<T>(
+    settings: &ConsumerSettings,
+    msg: Option<&TracedMessage<T>>,
+    id: Option<&str>,
+    deliveries: u64,
+    reason: &str,
+) -> Context {
+    let telemetry = settings.telemetry.get();
+    let tracer = telemetry.tracer();
+    let parent = msg
+        .map(|m| telemetry.extract(m.headers()))
+        .filter(|cx| cx.span().span_context().is_valid())
+        .unwrap_or_else(Context::current);
+    let span = tracer
+        .span_builder(PROCESS)
+        .with_kind(SpanKind::Consumer)
+        .start_with_context(tracer, &parent);
+    let cx = parent.with_span(span);
+    let span = cx.span();
+    if span.is_recording() {
+        if let Some(msg) = msg {
+            span.update_name(attributes::span_name(PROCESS, msg.queue()));
+            span.set_attributes(attributes::message_attributes(
+                msg.system().unwrap_or(settings.system),
+                PROCESS,
+                msg,
+            ));
+        } else {
+            span.update_name(attributes::span_name(PROCESS, &settings.queue));
+            span.set_attributes(attributes::queue_attributes(
+                settings.system,
+                &settings.queue,
+            ));
+            if let Some(id) = id {
+                span.set_attributes(attributes::message_id_attributes(id));
+            }
+        }
+        span.set_attribute(KeyValue::new(DEAD_LETTER_REASON, reason.to_owned()));
+        span.set_attribute(KeyValue::new(
+            DELIVERY_COUNT,
+            i64::try_from(deliveries).unwrap_or(i64::MAX),
+        ));
+        span.add_event(
+            DEAD_LETTER_EVENT,
+            vec![KeyValue::new(DEAD_LETTER_REASON, reason.to_owned())],
+        );
+        span.set_status(Status::error(format!("dead-lettered: {reason}")));
+    }
+    cx
+}
+
+/// Records a dead-letter span for a message an adapter dead-letters outside the loop (e.g. an
+/// entry reported gone). Returns nothing; the span is ended.
+pub(crate) fn record_dead_letter_outside(settings: &ConsumerSettings, id: &str, reason: &str) {
+    dead_letter_span::<()>(settings, None, Some(id), 0, reason)
+        .span()
+        .end();
+}

@@ -1,0 +1,1199 @@
+//! The consumer contract, proved the same way on every broker: the in-process queue, a real
+//! Redis (`GORAX_TEST_REDIS_URL`; the restart case starts its own `redis-server`) and the SQS
+//! emulator (`GORAX_TEST_SQS_ENDPOINT`). scripts/test.sh starts both servers. Without them the
+//! broker cases say they are skipped, except under `CI=true`, where a missing server fails.
+//!
+//! Each case injects one fault and asserts the counts: every produced message is acknowledged
+//! or dead-lettered (`produced = acked + dead-lettered`), none is lost, and duplicates (a
+//! message whose handler succeeded twice) are zero or bounded with the reason given.
+//! Every loop is bounded in count and time; nothing asserts on speed.
+#![cfg(all(feature = "memory", feature = "redis", feature = "sqs"))]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gorax_trace::testing::TestTracing;
+use gorax_trace_queue::consumer::{
+    DEAD_LETTER_REASON, QueueConsumer, REASON_MAX_DELIVERIES, process_batch,
+};
+use gorax_trace_queue::{ConsumerTraceLayer, TracedMessage};
+use serde::{Deserialize, Serialize};
+use tower::{Service, ServiceBuilder, service_fn};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Job {
+    id: u32,
+}
+
+/// What the handler does on one attempt.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Ok,
+    Fail,
+    Panic,
+    Sleep(Duration),
+    Hang,
+}
+
+/// Successful handler runs and attempts, per job id.
+#[derive(Debug, Default)]
+struct Ledger {
+    ok: Mutex<HashMap<u32, u32>>,
+    attempts: Mutex<HashMap<u32, u32>>,
+}
+
+impl Ledger {
+    fn attempt(&self, id: u32) -> u32 {
+        let mut attempts = self.attempts.lock().unwrap();
+        let n = attempts.entry(id).or_default();
+        *n += 1;
+        *n - 1
+    }
+    fn succeeded(&self, id: u32) {
+        *self.ok.lock().unwrap().entry(id).or_default() += 1;
+    }
+    fn unique_ok(&self) -> usize {
+        self.ok.lock().unwrap().len()
+    }
+    /// Handler successes beyond the first, summed over ids.
+    fn duplicates(&self) -> u32 {
+        self.ok.lock().unwrap().values().map(|n| n - 1).sum()
+    }
+}
+
+type Worker = Box<
+    dyn Service<
+            TracedMessage<Job>,
+            Response = (),
+            Error = String,
+            Future = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
+        > + Send,
+>;
+
+fn worker(
+    t: &TestTracing,
+    ledger: &Arc<Ledger>,
+    act: impl Fn(u32, u32) -> Act + Clone + Send + Sync + 'static,
+) -> Worker {
+    let ledger = ledger.clone();
+    let svc = ServiceBuilder::new()
+        .layer(ConsumerTraceLayer::new().with_tracer(t.tracer()))
+        .service(service_fn(move |msg: TracedMessage<Job>| {
+            let (ledger, act) = (ledger.clone(), act.clone());
+            async move {
+                let id = msg.payload().id;
+                match act(id, ledger.attempt(id)) {
+                    Act::Ok => {}
+                    Act::Fail => return Err(format!("job {id} failed")),
+                    Act::Panic => panic!("job {id}: the handler panicked (on purpose)"),
+                    Act::Sleep(d) => tokio::time::sleep(d).await,
+                    Act::Hang => std::future::pending::<()>().await,
+                }
+                ledger.succeeded(id);
+                Ok(())
+            }
+        }));
+    Box::new(tower::util::MapFuture::new(svc, |f| {
+        Box::pin(f) as std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+    }))
+}
+
+/// The sums of the process reports of one consumer.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    acked: usize,
+    failed: usize,
+    panicked: usize,
+    dead_lettered: usize,
+    lost: usize,
+    left: usize,
+    errors: usize,
+    receive_errors: usize,
+}
+
+impl std::ops::Add for Totals {
+    type Output = Totals;
+    fn add(self, o: Totals) -> Totals {
+        Totals {
+            acked: self.acked + o.acked,
+            failed: self.failed + o.failed,
+            panicked: self.panicked + o.panicked,
+            dead_lettered: self.dead_lettered + o.dead_lettered,
+            lost: self.lost + o.lost,
+            left: self.left + o.left,
+            errors: self.errors + o.errors,
+            receive_errors: self.receive_errors + o.receive_errors,
+        }
+    }
+}
+
+/// Runs `process_batch` until `done`, at most `deadline` long (a call that blocks is cut off
+/// at the deadline, which fails the test).
+async fn drive<C: QueueConsumer<Job>>(
+    consumer: &C,
+    worker: &mut Worker,
+    deadline: Duration,
+    done: impl Fn(&Totals) -> bool,
+) -> Totals {
+    let start = Instant::now();
+    let mut totals = Totals::default();
+    while !done(&totals) {
+        let left = deadline
+            .checked_sub(start.elapsed())
+            .unwrap_or_else(|| panic!("not done after {deadline:?}: {totals:?}"));
+        match tokio::time::timeout(left, process_batch(consumer, worker)).await {
+            Err(_) => panic!("not done after {deadline:?}: {totals:?}"),
+            Ok(Err(_)) => {
+                totals.receive_errors += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(Ok(r)) => {
+                totals.acked += r.acked;
+                totals.failed += r.failed;
+                totals.panicked += r.panicked;
+                totals.dead_lettered += r.dead_lettered;
+                totals.lost += r.lost;
+                totals.left += r.left;
+                totals.errors += r.errors;
+            }
+        }
+    }
+    totals
+}
+
+/// Starts `process_batch` and abandons it after `after`, as a SIGKILL would (its future is
+/// dropped mid-handler; nothing after that point runs).
+async fn kill_mid_batch<C: QueueConsumer<Job>>(consumer: &C, worker: &mut Worker, after: Duration) {
+    let cut = tokio::time::timeout(after, process_batch(consumer, worker)).await;
+    assert!(
+        cut.is_err(),
+        "the batch was meant to be cut off mid-handler"
+    );
+}
+
+fn dead_letter_spans(t: &TestTracing) -> usize {
+    t.spans()
+        .iter()
+        .filter(|s| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == DEAD_LETTER_REASON)
+        })
+        .count()
+}
+
+fn panic_spans(t: &TestTracing) -> usize {
+    t.spans()
+        .iter()
+        .filter(|s| {
+            s.attributes.iter().any(|kv| {
+                kv.key.as_str() == gorax_trace::semconv::ERROR_TYPE && kv.value.as_str() == "panic"
+            })
+        })
+        .count()
+}
+
+/// Every adapter's processing future can be spawned (`tokio::spawn` needs `Send`).
+#[test]
+fn processing_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn check(
+        m: &mut gorax_trace_queue::memory::MemoryConsumer<Job>,
+        r: &gorax_trace_queue::redis::RedisConsumer,
+        s: &gorax_trace_queue::sqs::SqsConsumer,
+        w: &mut Worker,
+    ) {
+        assert_send(&r.process::<_, Job>(w));
+        assert_send(&s.process::<_, Job>(w));
+        assert_send(&process_batch(r, w));
+        assert_send(&m.process(w));
+    }
+    let _ = check;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The in-process queue
+// ---------------------------------------------------------------------------------------------
+
+mod memory {
+    use super::*;
+    use gorax_trace_queue::memory;
+
+    #[tokio::test]
+    async fn a_consumer_killed_mid_batch_loses_nothing() {
+        let t = TestTracing::new();
+        let (producer, consumer) = memory::channel::<Job>("conf-mem-kill", 64);
+        let consumer = consumer.with_batch_size(5);
+        for id in 0..10 {
+            producer.send(Job { id }).await.unwrap();
+        }
+        let ledger = Arc::new(Ledger::default());
+        let mut hangs = worker(
+            &t,
+            &ledger,
+            |id, _| if id == 2 { Act::Hang } else { Act::Ok },
+        );
+        kill_mid_batch(&consumer, &mut hangs, Duration::from_millis(300)).await;
+        drop(consumer); // what it held goes back on the queue
+        let survivor = producer.subscribe();
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&survivor, &mut ok, Duration::from_secs(10), |_| {
+            ledger.unique_ok() == 10
+        })
+        .await;
+        // 2 acked before the kill, 8 after (the hung one included): produced 10 = acked 10.
+        assert_eq!(totals.acked, 8, "{totals:?}");
+        assert_eq!(survivor.stats().snapshot().acked, 8);
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (10, 0));
+        assert_eq!(producer.counts(), (0, 0, 0), "nothing left, nothing lost");
+    }
+
+    #[tokio::test]
+    async fn poison_is_dead_lettered_after_max_deliveries_and_panics_are_retried() {
+        let t = TestTracing::new();
+        let (producer, consumer) = memory::channel::<Job>("conf-mem-poison", 64);
+        let producer = producer.with_tracer(t.tracer());
+        let consumer = consumer
+            .with_max_deliveries(3)
+            .with_batch_size(4)
+            .with_tracer(t.tracer());
+        for id in 0..8 {
+            producer.send(Job { id }).await.unwrap();
+        }
+        let ledger = Arc::new(Ledger::default());
+        // Job 0 always fails; even jobs panic on their first attempt.
+        let mut w = worker(&t, &ledger, |id, attempt| match (id, attempt) {
+            (0, _) => Act::Fail,
+            (id, 0) if id % 2 == 0 => Act::Panic,
+            _ => Act::Ok,
+        });
+        let totals = drive(&consumer, &mut w, Duration::from_secs(10), |t| {
+            t.acked + t.dead_lettered == 8
+        })
+        .await;
+        // produced 8 = acked 7 + dead-lettered 1; panics 4 (jobs 2, 4, 6 and 0's first).
+        assert_eq!((totals.acked, totals.dead_lettered), (7, 1), "{totals:?}");
+        assert_eq!(totals.panicked, 3, "jobs 2, 4, 6 ({totals:?})");
+        assert_eq!(totals.failed, 3 + 3, "job 0 three times, three panics");
+        let dead = consumer.dead_letters();
+        assert_eq!(
+            (
+                dead.len(),
+                dead[0].message.payload().id,
+                dead[0].reason.as_str()
+            ),
+            (1, 0, REASON_MAX_DELIVERIES)
+        );
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (7, 0));
+        assert_eq!(dead_letter_spans(&t), 1);
+        assert_eq!(
+            panic_spans(&t),
+            3,
+            "each panic is an error span of type panic"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis Streams
+// ---------------------------------------------------------------------------------------------
+
+mod redis_streams {
+    use super::*;
+    use gorax_trace_queue::redis::{
+        DEAD_LETTER_REASON_FIELD, REASON_TRIMMED, RedisConsumer, RedisProducer, RedisQueueError,
+    };
+
+    fn url() -> Option<String> {
+        gorax_trace::testing::server_env("GORAX_TEST_REDIS_URL")
+    }
+
+    fn stream(test: &str) -> String {
+        gorax_trace::testing::unique_name(&format!("gorax-conf-{test}"))
+    }
+
+    async fn consumer(client: &redis::Client, stream: &str, name: &str) -> RedisConsumer {
+        RedisConsumer::connect(client, stream, "workers", name)
+            .await
+            .unwrap()
+            .with_block(Duration::from_millis(100))
+            .with_claim_min_idle(Duration::from_millis(300))
+    }
+
+    async fn produce(producer: &RedisProducer, stream: &str, ids: std::ops::Range<u32>) {
+        for id in ids {
+            producer
+                .send(TracedMessage::new(stream, Job { id }))
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn dead_reasons(client: &redis::Client, dead: &str) -> Vec<String> {
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let entries: redis::Value = redis::cmd("XRANGE")
+            .arg(dead)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // Raw: a dead-lettered entry may have a field name that is not UTF-8.
+        let redis::Value::Array(entries) = entries else {
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .filter_map(|e| match e {
+                redis::Value::Array(parts) => match parts.get(1) {
+                    Some(redis::Value::Array(fields)) => fields
+                        .chunks(2)
+                        .find(|kv| {
+                            matches!(&kv[0], redis::Value::BulkString(k)
+                                if k == DEAD_LETTER_REASON_FIELD.as_bytes())
+                        })
+                        .and_then(|kv| match &kv[1] {
+                            redis::Value::BulkString(v) => {
+                                Some(String::from_utf8_lossy(v).into_owned())
+                            }
+                            _ => None,
+                        }),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_consumer_killed_mid_batch_loses_nothing() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("kill");
+        let producer = RedisProducer::connect(&client)
+            .await
+            .unwrap()
+            .with_tracer(t.tracer());
+        produce(&producer, &stream, 0..20).await;
+        let ledger = Arc::new(Ledger::default());
+        let doomed = consumer(&client, &stream, "doomed")
+            .await
+            .with_batch_size(5);
+        let mut hangs = worker(
+            &t,
+            &ledger,
+            |id, _| if id == 2 { Act::Hang } else { Act::Ok },
+        );
+        kill_mid_batch(&doomed, &mut hangs, Duration::from_millis(500)).await;
+        drop(doomed);
+        let survivor = consumer(&client, &stream, "survivor").await;
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&survivor, &mut ok, Duration::from_secs(20), |_| {
+            ledger.unique_ok() == 20
+        })
+        .await;
+        // 2 acked by the killed consumer, 18 by the survivor (3 of them reclaimed).
+        assert_eq!((totals.acked, totals.dead_lettered), (18, 0), "{totals:?}");
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (20, 0));
+    }
+
+    /// The child half of the SIGKILL case: a consumer process that acks jobs 0 and 1, says
+    /// so, and hangs in job 2's handler until it is killed. Runs only when started by
+    /// [`a_consumer_process_killed_with_sigkill_loses_nothing`].
+    #[tokio::test]
+    #[ignore = "started as a child process by the SIGKILL case"]
+    async fn sigkill_child() {
+        let (Ok(url), Ok(stream)) = (
+            std::env::var("GORAX_TEST_REDIS_URL"),
+            std::env::var("GORAX_SIGKILL_STREAM"),
+        ) else {
+            return;
+        };
+        let client = redis::Client::open(url).unwrap();
+        let consumer = consumer(&client, &stream, "doomed")
+            .await
+            .with_batch_size(5);
+        let t = TestTracing::new();
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |id, _| {
+            if id == 2 {
+                use std::io::Write as _;
+                println!("HANDLING 2");
+                let _ = std::io::stdout().flush();
+                Act::Hang
+            } else {
+                Act::Ok
+            }
+        });
+        for _ in 0..100 {
+            let _ = process_batch(&consumer, &mut w).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_process_killed_with_sigkill_loses_nothing() {
+        use std::io::BufRead as _;
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url.clone()).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("sigkill");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        produce(&producer, &stream, 0..20).await;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "redis_streams::sigkill_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("GORAX_TEST_REDIS_URL", &url)
+            .env("GORAX_SIGKILL_STREAM", &stream)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let handling = tokio::task::spawn_blocking(move || {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .take(50)
+                .any(|l| l.is_ok_and(|l| l.contains("HANDLING 2")))
+        });
+        let handling = tokio::time::timeout(Duration::from_secs(30), handling).await;
+        child.kill().unwrap(); // SIGKILL, mid-batch, mid-handler
+        child.wait().unwrap();
+        assert!(
+            matches!(handling, Ok(Ok(true))),
+            "the child never reached job 2"
+        );
+
+        let survivor = consumer(&client, &stream, "survivor").await;
+        let ledger = Arc::new(Ledger::default());
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&survivor, &mut ok, Duration::from_secs(20), |_| {
+            ledger.unique_ok() == 18
+        })
+        .await;
+        // produced 20 = acked 2 (by the killed process) + 18 (by the survivor, 3 of them
+        // reclaimed from the dead one); none lost, none twice.
+        let mut ids: Vec<u32> = ledger.ok.lock().unwrap().keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (2..20).collect::<Vec<_>>(), "{totals:?}");
+        assert_eq!((totals.acked, ledger.duplicates()), (18, 0));
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let pending: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("workers")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(pending.0, 0, "nothing left pending");
+    }
+
+    #[tokio::test]
+    async fn poison_entries_are_dead_lettered_and_do_not_wedge_their_batch() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("poison");
+        let producer = RedisProducer::connect(&client)
+            .await
+            .unwrap()
+            .with_tracer(t.tracer());
+        produce(&producer, &stream, 0..4).await;
+        // Three poison entries in the middle of the batch: a field name that is not UTF-8,
+        // a payload that is not JSON, no payload field.
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        for fields in [
+            vec![
+                (&b"\xff\xfe"[..], &b"x"[..]),
+                (b"payload", br#"{"id":100}"#),
+            ],
+            vec![(b"payload", b"not json")],
+            vec![(b"other", b"1")],
+        ] {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(&stream).arg("*");
+            for (k, v) in fields {
+                cmd.arg(k).arg(v);
+            }
+            let _: String = cmd.query_async(&mut conn).await.unwrap();
+        }
+        produce(&producer, &stream, 4..8).await;
+        let consumer = consumer(&client, &stream, "w1")
+            .await
+            .with_max_deliveries(2)
+            .with_tracer(t.tracer());
+        let ledger = Arc::new(Ledger::default());
+        // Job 7 always fails: dead-lettered at its third delivery.
+        let mut w = worker(
+            &t,
+            &ledger,
+            |id, _| if id == 7 { Act::Fail } else { Act::Ok },
+        );
+        let totals = drive(&consumer, &mut w, Duration::from_secs(20), |t| {
+            t.acked + t.dead_lettered == 11
+        })
+        .await;
+        // produced 11 = acked 7 + dead-lettered 4 (3 poison + 1 past max deliveries).
+        assert_eq!((totals.acked, totals.dead_lettered), (7, 4), "{totals:?}");
+        assert_eq!(totals.failed, 2, "job 7 delivered twice");
+        let stats = consumer.stats().snapshot();
+        assert_eq!((stats.poison, stats.dead_lettered), (3, 4));
+        let mut reasons = dead_reasons(&client, consumer.dead_letter_stream()).await;
+        reasons.sort();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("field name is not UTF-8"),
+            "{reasons:?}"
+        );
+        assert_eq!(reasons[1], REASON_MAX_DELIVERIES);
+        assert_eq!(reasons[2], "no `payload` field");
+        assert!(
+            reasons[3].starts_with("payload does not decode"),
+            "{reasons:?}"
+        );
+        assert_eq!(dead_letter_spans(&t), 4);
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (7, 0));
+    }
+
+    #[tokio::test]
+    async fn a_failed_entry_trimmed_by_maxlen_is_recorded_not_lost() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("trim");
+        let producer = RedisProducer::connect(&client)
+            .await
+            .unwrap()
+            .with_tracer(t.tracer());
+        produce(&producer, &stream, 0..3).await;
+        let consumer = consumer(&client, &stream, "w1")
+            .await
+            .with_tracer(t.tracer());
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(
+            &t,
+            &ledger,
+            |id, _| if id == 1 { Act::Fail } else { Act::Ok },
+        );
+        let first = drive(&consumer, &mut w, Duration::from_secs(10), |t| t.acked == 2).await;
+        // The failed entry is pending when the stream is trimmed past it (as MAXLEN does).
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: i64 = redis::cmd("XTRIM")
+            .arg(&stream)
+            .arg("MAXLEN")
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let second = drive(&consumer, &mut w, Duration::from_secs(10), |t| t.lost == 1).await;
+        let totals = first + second;
+        // produced 3 = acked 2 + dead-lettered 1 (the trimmed one, recorded).
+        assert_eq!(
+            (totals.acked, totals.dead_lettered, totals.lost),
+            (2, 1, 1),
+            "{totals:?}"
+        );
+        assert_eq!(consumer.stats().snapshot().lost, 1);
+        assert_eq!(
+            dead_reasons(&client, consumer.dead_letter_stream()).await,
+            [REASON_TRIMMED]
+        );
+        assert_eq!(dead_letter_spans(&t), 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_handler_beside_a_fast_consumer_is_not_duplicated() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("slow");
+        let producer = RedisProducer::connect(&client)
+            .await
+            .unwrap()
+            .with_tracer(t.tracer());
+        produce(&producer, &stream, 0..30).await;
+        let ledger = Arc::new(Ledger::default());
+        // Each slow attempt takes more than twice the claim idle time (300 ms), and the slow
+        // consumer holds a batch of 3: without lease renewal the fast one steals them.
+        let slow = consumer(&client, &stream, "slow").await.with_batch_size(3);
+        let fast = consumer(&client, &stream, "fast").await.with_batch_size(3);
+        let mut slow_w = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(700)));
+        let mut fast_w = worker(&t, &ledger, |_, _| Act::Ok);
+        let all = |_: &Totals| ledger.unique_ok() == 30;
+        let (a, b) = tokio::join!(
+            drive(&slow, &mut slow_w, Duration::from_secs(30), all),
+            drive(&fast, &mut fast_w, Duration::from_secs(30), all),
+        );
+        let totals = a + b;
+        assert!(a.acked >= 1, "the slow consumer took part: {a:?}");
+        assert_eq!(ledger.duplicates(), 0, "slow {a:?} fast {b:?}");
+        assert_eq!((totals.acked, totals.dead_lettered), (30, 0));
+        assert!(slow.stats().snapshot().lease_extensions >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_hung_handler_gives_its_message_up_after_max_lease() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("hung");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        produce(&producer, &stream, 0..5).await;
+        let ledger = Arc::new(Ledger::default());
+        let hung = consumer(&client, &stream, "hung")
+            .await
+            .with_batch_size(1)
+            .with_max_lease(Some(Duration::from_millis(600)));
+        let other = consumer(&client, &stream, "other").await;
+        let mut hung_w = worker(&t, &ledger, |_, _| Act::Hang);
+        let mut other_w = worker(&t, &ledger, |_, _| Act::Ok);
+        let (cut, totals) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(5), process_batch(&hung, &mut hung_w)),
+            async {
+                // Let the hung consumer take its entry first.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Done well before the hung call is cut off (5 s): only a lapsed lease lets
+                // the other consumer have the hung entry that early.
+                drive(&other, &mut other_w, Duration::from_secs(4), |_| {
+                    ledger.unique_ok() == 5
+                })
+                .await
+            },
+        );
+        // produced 5 = acked 5, all by the other consumer: the hung handler renewed its lease
+        // for 600 ms, then let it lapse and its entry was reclaimed.
+        assert!(cut.is_err(), "the hung handler never returns");
+        assert_eq!((totals.acked, ledger.duplicates()), (5, 0), "{totals:?}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_retried_and_traced() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("panic");
+        let producer = RedisProducer::connect(&client)
+            .await
+            .unwrap()
+            .with_tracer(t.tracer());
+        produce(&producer, &stream, 0..10).await;
+        let consumer = consumer(&client, &stream, "w1").await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |id, attempt| {
+            if id % 2 == 0 && attempt == 0 {
+                Act::Panic
+            } else {
+                Act::Ok
+            }
+        });
+        let totals = drive(&consumer, &mut w, Duration::from_secs(20), |t| {
+            t.acked == 10
+        })
+        .await;
+        // produced 10 = acked 10; 5 panics, each retried once.
+        assert_eq!(
+            (totals.panicked, totals.dead_lettered),
+            (5, 0),
+            "{totals:?}"
+        );
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (10, 0));
+        assert_eq!(panic_spans(&t), 5);
+    }
+
+    /// A `redis-server` of this test's own on a fixed port, killed and started again.
+    struct Server {
+        dir: std::path::PathBuf,
+        child: Option<std::process::Child>,
+    }
+
+    impl Server {
+        fn start(port: u16, dir: &std::path::Path, persist: bool) -> Self {
+            std::fs::create_dir_all(dir).unwrap();
+            let mut cmd = std::process::Command::new("redis-server");
+            cmd.args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null());
+            if persist {
+                cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+            } else {
+                cmd.args(["--appendonly", "no"]);
+            }
+            let child = cmd
+                .spawn()
+                .expect("redis-server (scripts/test.sh installs it)");
+            let server = Self {
+                dir: dir.to_owned(),
+                child: Some(child),
+            };
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return server;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("redis-server did not start on {port}");
+        }
+
+        fn signal(&self, signal: &str) {
+            let pid = self.child.as_ref().expect("running").id().to_string();
+            let status = std::process::Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+
+        fn kill(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill(); // SIGKILL
+                let _ = child.wait();
+            }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.kill();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Sends until the producer says it was written; returns how many sends had an unknown
+    /// outcome (each may have written a duplicate).
+    async fn send_surely(producer: &RedisProducer, stream: &str, id: u32) -> u32 {
+        let mut unknown = 0;
+        for _ in 0..100 {
+            match producer.send(TracedMessage::new(stream, Job { id })).await {
+                Ok(_) => return unknown,
+                Err(RedisQueueError::OutcomeUnknown { .. }) => unknown += 1,
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {id} was never sent");
+    }
+
+    #[tokio::test]
+    async fn a_send_the_server_may_have_taken_is_reported_as_unknown() {
+        let Some(_) = url() else { return };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(gorax_trace::testing::unique_name("gorax-stop"));
+        let server = Server::start(port, &dir, false);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let stream = stream("stop");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        producer
+            .send(TracedMessage::new(stream.clone(), Job { id: 0 }))
+            .await
+            .unwrap();
+        // Frozen: the XADD is written to the socket, the reply does not come within the
+        // response timeout (500 ms); the server takes it once it runs again.
+        server.signal("-STOP");
+        let sent = producer
+            .send(TracedMessage::new(stream.clone(), Job { id: 1 }))
+            .await;
+        server.signal("-CONT");
+        assert!(
+            matches!(sent, Err(RedisQueueError::OutcomeUnknown { .. })),
+            "{sent:?}"
+        );
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let len: i64 = redis::cmd("XLEN")
+            .arg(&stream)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(len, 2, "the unknown send was in fact written");
+        // And the producer goes on with a new connection.
+        producer
+            .send(TracedMessage::new(stream.clone(), Job { id: 2 }))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn producer_and_consumer_survive_a_broker_restart() {
+        // Needs the redis-server binary, which the test script installs with the server.
+        let Some(_) = url() else { return };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(gorax_trace::testing::unique_name("gorax-restart"));
+        let mut server = Server::start(port, &dir, true);
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("restart");
+        let producer = RedisProducer::connect(&client)
+            .await
+            .unwrap()
+            .with_tracer(t.tracer());
+        let consumer = consumer(&client, &stream, "w1").await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let mut unknown = 0;
+        for id in 0..10 {
+            unknown += send_surely(&producer, &stream, id).await;
+        }
+        let mut totals = drive(&consumer, &mut w, Duration::from_secs(10), |_| {
+            ledger.unique_ok() == 10
+        })
+        .await;
+
+        // 1. Killed and restarted with its data (append-only file): the same connections work
+        // again, nothing is lost.
+        server.kill();
+        server = Server::start(port, &dir, true);
+        for id in 10..20 {
+            unknown += send_surely(&producer, &stream, id).await;
+        }
+        totals = totals
+            + drive(&consumer, &mut w, Duration::from_secs(20), |_| {
+                ledger.unique_ok() == 20
+            })
+            .await;
+
+        // 2. Restarted without its data: stream and group are gone (NOGROUP); the consumer
+        // creates the group again and goes on.
+        server.kill();
+        let _ = std::fs::remove_dir_all(&dir);
+        let _server = Server::start(port, &dir, false);
+        for id in 20..30 {
+            unknown += send_surely(&producer, &stream, id).await;
+        }
+        totals = totals
+            + drive(&consumer, &mut w, Duration::from_secs(20), |_| {
+                ledger.unique_ok() == 30
+            })
+            .await;
+
+        // produced 30 = acked 30 (+ at most one duplicate per send of unknown outcome).
+        assert_eq!(ledger.unique_ok(), 30, "{totals:?}");
+        assert!(
+            ledger.duplicates() <= unknown,
+            "{totals:?} unknown {unknown}"
+        );
+        assert_eq!(
+            totals.acked,
+            30 + ledger.duplicates() as usize,
+            "{totals:?}"
+        );
+        assert_eq!(totals.dead_lettered, 0);
+        assert!(
+            consumer.stats().snapshot().reconnects >= 2,
+            "{:?}",
+            consumer.stats()
+        );
+        eprintln!("restart: {totals:?}, sends with unknown outcome: {unknown}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQS (moto)
+// ---------------------------------------------------------------------------------------------
+
+mod sqs {
+    use super::*;
+    use gorax_trace_queue::sqs::aws_sdk_sqs;
+    use gorax_trace_queue::sqs::aws_sdk_sqs::config::interceptors::BeforeSerializationInterceptorContextRef;
+    use gorax_trace_queue::sqs::aws_sdk_sqs::config::{ConfigBag, Intercept};
+    use gorax_trace_queue::sqs::aws_sdk_sqs::error::BoxError;
+    use gorax_trace_queue::sqs::aws_sdk_sqs::types::QueueAttributeName;
+    use gorax_trace_queue::sqs::{self, SqsConsumer, SqsProducer};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn endpoint() -> Option<String> {
+        gorax_trace::testing::server_env("GORAX_TEST_SQS_ENDPOINT")
+    }
+
+    fn client(endpoint: &str) -> aws_sdk_sqs::Client {
+        let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+        let credentials = aws_sdk_sqs::config::Credentials::new(
+            env("AWS_ACCESS_KEY_ID", "test"),
+            env("AWS_SECRET_ACCESS_KEY", "test"),
+            None,
+            None,
+            "test",
+        );
+        sqs::client(env("AWS_REGION", "us-east-1"), credentials, Some(endpoint))
+    }
+
+    async fn queue(client: &aws_sdk_sqs::Client, test: &str, visibility: u32) -> (String, String) {
+        let name = gorax_trace::testing::unique_name(&format!("gorax-conf-{test}"));
+        let url = client
+            .create_queue()
+            .queue_name(&name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility.to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_owned();
+        (name, url)
+    }
+
+    async fn produce(
+        t: &TestTracing,
+        client: &aws_sdk_sqs::Client,
+        queue: &str,
+        ids: std::ops::Range<u32>,
+    ) {
+        let producer = SqsProducer::new(client.clone()).with_tracer(t.tracer());
+        for id in ids {
+            producer
+                .send(TracedMessage::new(queue, Job { id }))
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn count(client: &aws_sdk_sqs::Client, url: &str) -> usize {
+        let mut n = 0;
+        for _ in 0..50 {
+            let out = client
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .send()
+                .await
+                .unwrap();
+            if out.messages().is_empty() {
+                return n;
+            }
+            n += out.messages().len();
+        }
+        panic!("more than 500 messages in {url}");
+    }
+
+    async fn consumer(client: &aws_sdk_sqs::Client, name: &str) -> SqsConsumer {
+        SqsConsumer::connect(client.clone(), name)
+            .await
+            .unwrap()
+            .with_wait_time(Duration::ZERO)
+    }
+
+    #[tokio::test]
+    async fn a_consumer_killed_mid_batch_loses_nothing() {
+        let Some(endpoint) = endpoint() else { return };
+        let client = client(&endpoint);
+        let t = TestTracing::new();
+        let (name, url) = queue(&client, "kill", 1).await;
+        produce(&t, &client, &name, 0..10).await;
+        let ledger = Arc::new(Ledger::default());
+        let doomed = consumer(&client, &name).await.with_batch_size(5);
+        let mut hangs = worker(
+            &t,
+            &ledger,
+            |id, _| if id == 2 { Act::Hang } else { Act::Ok },
+        );
+        // Hangs on job 2 if it is in the first batch; otherwise the whole batch is acked.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(1500),
+            process_batch(&doomed, &mut hangs),
+        )
+        .await;
+        drop(doomed);
+        let survivor = consumer(&client, &name).await;
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        drive(&survivor, &mut ok, Duration::from_secs(30), |_| {
+            ledger.unique_ok() == 10
+        })
+        .await;
+        // produced 10 = acked 10: what the killed consumer held came back after its
+        // visibility timeout (1 s).
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (10, 0));
+        assert_eq!(count(&client, &url).await, 0);
+    }
+
+    #[tokio::test]
+    async fn poison_and_over_delivered_messages_are_dead_lettered_and_panics_retried() {
+        let Some(endpoint) = endpoint() else { return };
+        let client = client(&endpoint);
+        let t = TestTracing::new();
+        let (name, url) = queue(&client, "poison", 1).await;
+        let (_, dlq) = queue(&client, "poison-dlq", 30).await;
+        produce(&t, &client, &name, 0..6).await;
+        client
+            .send_message()
+            .queue_url(&url)
+            .message_body("not json")
+            .send()
+            .await
+            .unwrap();
+        let consumer = consumer(&client, &name)
+            .await
+            .with_retry_delay(Duration::ZERO)
+            .with_dead_letter_queue(&dlq, 2)
+            .with_tracer(t.tracer());
+        let ledger = Arc::new(Ledger::default());
+        // Job 0 always fails; job 1 panics on its first attempt.
+        let mut w = worker(&t, &ledger, |id, attempt| match (id, attempt) {
+            (0, _) => Act::Fail,
+            (1, 0) => Act::Panic,
+            _ => Act::Ok,
+        });
+        let totals = drive(&consumer, &mut w, Duration::from_secs(30), |t| {
+            t.acked + t.dead_lettered == 7
+        })
+        .await;
+        // produced 7 = acked 5 + dead-lettered 2 (bad JSON, job 0 past 2 deliveries).
+        assert_eq!((totals.acked, totals.dead_lettered), (5, 2), "{totals:?}");
+        assert_eq!(totals.panicked, 1, "{totals:?}");
+        assert_eq!(count(&client, &dlq).await, 2);
+        assert_eq!(consumer.stats().snapshot().poison, 1);
+        assert_eq!(dead_letter_spans(&t), 2);
+        assert_eq!(panic_spans(&t), 1);
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (5, 0));
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_body_without_a_dead_letter_queue_is_counted() {
+        let Some(endpoint) = endpoint() else { return };
+        let client = client(&endpoint);
+        let t = TestTracing::new();
+        let (name, url) = queue(&client, "left", 1).await;
+        client
+            .send_message()
+            .queue_url(&url)
+            .message_body("not json")
+            .send()
+            .await
+            .unwrap();
+        let consumer = consumer(&client, &name).await.with_tracer(t.tracer());
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&consumer, &mut w, Duration::from_secs(10), |t| t.left == 2).await;
+        // Left for the redrive policy, but seen: counted and traced on every delivery.
+        assert_eq!((totals.acked, totals.left), (0, 2), "{totals:?}");
+        assert_eq!(consumer.stats().snapshot().poison, 2);
+        assert_eq!(dead_letter_spans(&t), 2);
+    }
+
+    #[tokio::test]
+    async fn a_slow_handler_beside_a_fast_consumer_is_not_duplicated() {
+        let Some(endpoint) = endpoint() else { return };
+        let client = client(&endpoint);
+        let t = TestTracing::new();
+        let (name, _) = queue(&client, "slow", 2).await;
+        produce(&t, &client, &name, 0..8).await;
+        let ledger = Arc::new(Ledger::default());
+        // A slow attempt (2.5 s) outlasts the visibility timeout (2 s), and the slow consumer
+        // holds a batch of 2: without the heartbeat the fast one receives them again.
+        let slow = consumer(&client, &name).await.with_batch_size(2);
+        let fast = consumer(&client, &name).await.with_batch_size(1);
+        let mut slow_w = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(2500)));
+        let mut fast_w = worker(&t, &ledger, |_, _| Act::Ok);
+        let all = |_: &Totals| ledger.unique_ok() == 8;
+        let (a, b) = tokio::join!(
+            drive(&slow, &mut slow_w, Duration::from_secs(40), all),
+            async {
+                // Let the slow one take its batch first.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                drive(&fast, &mut fast_w, Duration::from_secs(40), all).await
+            },
+        );
+        assert!(a.acked >= 1, "the slow consumer took part: {a:?}");
+        assert_eq!(ledger.duplicates(), 0, "slow {a:?} fast {b:?}");
+        assert_eq!((a + b).acked, 8);
+        assert!(slow.stats().snapshot().lease_extensions >= 1);
+    }
+
+    /// Fails the next `DeleteMessage` calls while `remaining` is above zero.
+    #[derive(Debug)]
+    struct FailDeletes(Arc<AtomicU32>);
+
+    impl Intercept for FailDeletes {
+        fn name(&self) -> &'static str {
+            "FailDeletes"
+        }
+        fn read_before_execution(
+            &self,
+            context: &BeforeSerializationInterceptorContextRef<'_>,
+            _cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let is_delete = context
+                .input()
+                .downcast_ref::<aws_sdk_sqs::operation::delete_message::DeleteMessageInput>()
+                .is_some();
+            if is_delete
+                && self
+                    .0
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                return Err("injected DeleteMessage failure".into());
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_move_whose_delete_fails_is_not_duplicated_nor_blocking() {
+        let Some(endpoint) = endpoint() else { return };
+        let plain = client(&endpoint);
+        let t = TestTracing::new();
+        let (name, url) = queue(&plain, "dlq-delete", 1).await;
+        let (_, dlq) = queue(&plain, "dlq-delete-dlq", 30).await;
+        // Two poison bodies first, then four good messages, in one batch.
+        for _ in 0..2 {
+            plain
+                .send_message()
+                .queue_url(&url)
+                .message_body("not json")
+                .send()
+                .await
+                .unwrap();
+        }
+        produce(&t, &plain, &name, 0..4).await;
+        let fail = Arc::new(AtomicU32::new(0));
+        let faulty = aws_sdk_sqs::Client::from_conf(
+            plain
+                .config()
+                .to_builder()
+                .interceptor(FailDeletes(fail.clone()))
+                .build(),
+        );
+        let consumer = SqsConsumer::connect(faulty, &name)
+            .await
+            .unwrap()
+            .with_wait_time(Duration::ZERO)
+            .with_dead_letter_queue(&dlq, 3)
+            .with_tracer(t.tracer());
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        fail.store(1, Ordering::SeqCst); // the first delete of the batch fails
+        let totals = drive(&consumer, &mut w, Duration::from_secs(30), |t| {
+            t.dead_lettered == 2 && ledger.unique_ok() == 4 && t.acked >= 4
+        })
+        .await;
+        // produced 6 = acked 4 + dead-lettered 2; the failed delete was counted, the batch
+        // went on, and the message whose delete failed came back once: if it was a poison
+        // body it was only deleted (no second copy); if it was a good one it ran twice.
+        assert_eq!(totals.errors, 1, "{totals:?}");
+        assert_eq!(count(&plain, &dlq).await, 2, "one copy per poison message");
+        assert!(ledger.duplicates() <= 1, "{totals:?}");
+        assert_eq!(totals.acked, 4 + ledger.duplicates() as usize, "{totals:?}");
+        assert_eq!(count(&plain, &url).await, 0);
+    }
+}
