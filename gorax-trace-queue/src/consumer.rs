@@ -173,6 +173,7 @@ impl ConsumerStats {
         self.broker_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn add_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }

@@ -142,13 +142,39 @@ impl<'a> Iterator for Values<'a> {
 pub trait Carrier {
     /// Every value of `field`, in order.
     fn values(&self, field: Field) -> Values<'_>;
+
+    /// The value of `field` when there is exactly one: `Ok(None)` when absent, `Err(Several)`
+    /// when there are more (or one is not text). The fast path of every extraction; carriers
+    /// override it to skip the [`Values`] iterator.
+    fn only(&self, field: Field) -> Result<Option<&str>, Several> {
+        let mut values = self.values(field);
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(Some(v)), None) => Ok(Some(v)),
+            _ => Err(Several),
+        }
+    }
 }
+
+/// A field with several values (or a value that is not text): see [`Carrier::only`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Several;
 
 impl Carrier for HeaderMap {
     fn values(&self, field: Field) -> Values<'_> {
         Values(ValuesInner::Headers(
             self.get_all(field.header_name()).into_iter(),
         ))
+    }
+
+    #[inline]
+    fn only(&self, field: Field) -> Result<Option<&str>, Several> {
+        let mut values = self.get_all(field.header_name()).into_iter();
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => v.to_str().map(Some).map_err(|_| Several),
+            _ => Err(Several),
+        }
     }
 }
 
@@ -269,20 +295,18 @@ impl Propagators {
             out = Some(cx.with_remote_span_context(sc));
         }
         if self.baggage {
-            let mut fields = carrier.values(Field::Baggage);
-            if let Some(first) = fields.next() {
-                let base = out.as_ref().unwrap_or(cx);
-                let extracted = match fields.next() {
-                    None => first.map(|v| baggage::extract(base, v)),
-                    Some(second) => {
-                        let all: Option<Vec<&str>> =
-                            [first, second].into_iter().chain(fields).collect();
-                        all.map(|all| baggage::extract(base, &all.join(",")))
-                    }
-                };
-                if extracted.is_some() {
-                    out = extracted;
+            let base = out.as_ref().unwrap_or(cx);
+            let extracted = match carrier.only(Field::Baggage) {
+                Ok(None) => None,
+                Ok(Some(v)) => Some(baggage::extract(base, v)),
+                // Several fields are one list (RFC 9110 combination); a non-text one spoils it.
+                Err(Several) => {
+                    let all: Option<Vec<&str>> = carrier.values(Field::Baggage).collect();
+                    all.map(|all| baggage::extract(base, &all.join(",")))
                 }
+            };
+            if extracted.is_some() {
+                out = extracted;
             }
         }
         out.unwrap_or_else(|| cx.clone())
@@ -327,19 +351,15 @@ impl Propagators {
 /// The caller's span context from `traceparent`/`tracestate`, or `None` when there is none or
 /// it is invalid (exactly one `traceparent` field is required).
 fn extract_span_context<C: Carrier + ?Sized>(carrier: &C) -> Option<SpanContext> {
-    let mut fields = carrier.values(Field::Traceparent);
-    let first = fields.next()??;
-    if fields.next().is_some() {
-        return None;
-    }
-    let sc = parse_traceparent(first)?;
-    let mut states = carrier.values(Field::Tracestate).peekable();
-    if states.peek().is_none() {
-        return Some(sc);
-    }
-    let state = states
-        .collect::<Option<Vec<&str>>>()
-        .and_then(parse_tracestate);
+    let sc = parse_traceparent(carrier.only(Field::Traceparent).ok()??)?;
+    let state = match carrier.only(Field::Tracestate) {
+        Ok(None) => return Some(sc),
+        Ok(Some(one)) => parse_tracestate([one]),
+        Err(Several) => carrier
+            .values(Field::Tracestate)
+            .collect::<Option<Vec<&str>>>()
+            .and_then(parse_tracestate),
+    };
     Some(match state {
         Some(state) if state != TraceState::NONE => {
             SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, state)
