@@ -55,6 +55,7 @@
 //! # Ok::<(), gorax_trace::config::ConfigError>(())
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use crate::export::BatchSettings;
 use crate::httpconv::HttpSemconv;
@@ -68,6 +69,11 @@ mod env;
 mod tests;
 
 use endpoint::{Endpoint, Source};
+pub use env::{MAX_EXPORT_BATCH_SIZE, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE};
+
+/// Default [`TraceConfig::attribute_value_length_limit`]: attribute values built from
+/// client-controlled input (user agent, URL, captured headers) are cut to this many bytes.
+pub const DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT: usize = 4096;
 
 /// Where finished spans go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -169,6 +175,9 @@ pub struct TraceConfig {
     warnings: Vec<String>,
     /// Values given in code that do not validate (reported by `validate`).
     invalid: Vec<InvalidVar>,
+    certificate: Option<PathBuf>,
+    client_identity: Option<(PathBuf, PathBuf)>,
+    attribute_value_length_limit: Option<usize>,
 }
 
 impl Default for TraceConfig {
@@ -191,6 +200,9 @@ impl Default for TraceConfig {
             batch: BatchSettings::default(),
             warnings: Vec::new(),
             invalid: Vec::new(),
+            certificate: None,
+            client_identity: None,
+            attribute_value_length_limit: Some(DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT),
         }
     }
 }
@@ -217,6 +229,12 @@ impl fmt::Debug for TraceConfig {
             .field("propagators", &self.propagators)
             .field("http_semconv", &self.http_semconv)
             .field("batch", &self.batch)
+            .field("certificate", &self.certificate)
+            .field("client_identity", &self.client_identity)
+            .field(
+                "attribute_value_length_limit",
+                &self.attribute_value_length_limit,
+            )
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -228,8 +246,6 @@ impl TraceConfig {
         Self::default()
     }
 
-    /// Reads the process environment. A variable this module reads whose value is not UTF-8 is
-    /// an error naming it; other variables are ignored.
     /// Turns tracing on or off (off: no spans are recorded; context still propagates).
     pub fn with_enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
@@ -266,11 +282,46 @@ impl TraceConfig {
         self
     }
 
-    /// Adds an export header (e.g. an API key), replacing one of the same name.
+    /// Adds an export header (e.g. an API key), replacing one of the same name. A name or
+    /// value that is not a valid HTTP header is reported by [`validate`](Self::validate).
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let name = name.into();
+        let (name, value) = (name.into(), value.into());
         self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
-        self.headers.push((name, value.into()));
+        self.invalid
+            .retain(|e| !(e.variable == "with_header" && e.value.eq_ignore_ascii_case(&name)));
+        if let Some(reason) = env::header_problem(&name, &value) {
+            self.invalid.push(InvalidVar {
+                variable: "with_header".to_owned(),
+                value: name.clone(),
+                reason,
+            });
+        }
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Trusts only the CA certificate(s) in this PEM file for a TLS endpoint, instead of the
+    /// built-in webpki roots (like `TRACING_CERTIFICATE`). Read by [`init`](crate::init()).
+    pub fn with_certificate(mut self, ca_pem: impl Into<PathBuf>) -> Self {
+        self.certificate = Some(ca_pem.into());
+        self
+    }
+
+    /// Presents this client certificate chain and private key (PEM files) to a TLS endpoint:
+    /// mutual TLS (like `TRACING_CLIENT_CERTIFICATE` and `TRACING_CLIENT_KEY`).
+    pub fn with_client_certificate(
+        mut self,
+        cert_pem: impl Into<PathBuf>,
+        key_pem: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Sets the length limit (bytes, cut on a character boundary) that adapters apply to
+    /// attribute values built from client-controlled input; `None` for no limit.
+    pub fn with_attribute_value_length_limit(mut self, limit: Option<usize>) -> Self {
+        self.attribute_value_length_limit = limit;
         self
     }
 
@@ -386,10 +437,12 @@ impl TraceConfig {
             .map(|e| e.url(self.protocol(), self.insecure))
     }
 
-    /// The OTLP protocol: as set, else [`Protocol::HttpProtobuf`] for an endpoint on port 4318 or
-    /// with a `/v1/traces` path, else [`Protocol::Grpc`].
+    /// The OTLP protocol: as set, else [`Protocol::HttpProtobuf`] for an endpoint from
+    /// `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` (the OpenTelemetry specification's default), on
+    /// port 4318 or with a `/v1/traces` path, else [`Protocol::Grpc`] (`TRACING_ENDPOINT=host:4317`).
     pub fn protocol(&self) -> Protocol {
         self.protocol.unwrap_or_else(|| match &self.endpoint {
+            Some(e) if e.source != Source::Tracing => Protocol::HttpProtobuf,
             Some(e)
                 if e.port == Some(4318)
                     || e.path
@@ -407,13 +460,30 @@ impl TraceConfig {
         &self.headers
     }
 
-    /// Whether the exporter should use TLS: an `https` endpoint or port 443, unless insecure.
+    /// The PEM file of the CA(s) trusted for a TLS endpoint, if set (else the webpki roots).
+    pub fn certificate(&self) -> Option<&Path> {
+        self.certificate.as_deref()
+    }
+
+    /// The client certificate chain and key (PEM files) for mutual TLS, if set.
+    pub fn client_certificate(&self) -> Option<(&Path, &Path)> {
+        self.client_identity
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()))
+    }
+
+    /// The length limit of attribute values built from client-controlled input; default
+    /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`], `None` for none.
+    pub fn attribute_value_length_limit(&self) -> Option<usize> {
+        self.attribute_value_length_limit
+    }
+
+    /// Whether the exporter uses TLS: an `https` endpoint, or `host:443` unless insecure (an
+    /// `https` endpoint with insecure set is rejected by [`validate`](Self::validate)).
     pub fn uses_tls(&self) -> bool {
-        !self.insecure
-            && self
-                .endpoint
-                .as_ref()
-                .is_some_and(|e| e.https || e.port == Some(443))
+        self.endpoint
+            .as_ref()
+            .is_some_and(|e| e.https || (!e.has_scheme && !self.insecure && e.port == Some(443)))
     }
 
     /// `service.name`; default `gorax`.
@@ -486,11 +556,40 @@ impl TraceConfig {
             });
         }
         let b = &self.batch;
-        if b.max_queue_size == 0 || b.max_export_batch_size == 0 {
+        let mut batch_error = |reason: String| {
             errors.push(InvalidVar {
                 variable: "with_batch".to_owned(),
                 value: format!("{b:?}"),
-                reason: "queue and export batch sizes must be positive".to_owned(),
+                reason,
+            })
+        };
+        if b.max_queue_size == 0 || b.max_export_batch_size == 0 || b.max_queue_bytes == 0 {
+            batch_error("queue size, export batch size and byte budget must be positive".into());
+        }
+        if b.max_queue_size > MAX_QUEUE_SIZE
+            || b.max_export_batch_size > MAX_EXPORT_BATCH_SIZE
+            || b.max_queue_bytes > MAX_QUEUE_BYTES
+        {
+            batch_error(format!(
+                "at most {MAX_QUEUE_SIZE} queued spans, {MAX_EXPORT_BATCH_SIZE} spans per export \
+                 and {MAX_QUEUE_BYTES} bytes"
+            ));
+        }
+        if b.export_timeout.is_zero() {
+            batch_error("a zero export timeout would fail every export".into());
+        }
+        if self.insecure && self.endpoint.as_ref().is_some_and(|e| e.https) {
+            errors.push(InvalidVar {
+                variable: "with_insecure".to_owned(),
+                value: "true".to_owned(),
+                reason: format!(
+                    "the endpoint {:?} asks for TLS with https://; write http:// for plain text, \
+                     or drop insecure",
+                    self.endpoint
+                        .as_ref()
+                        .map(|e| e.raw.as_str())
+                        .unwrap_or_default()
+                ),
             });
         }
         if errors.is_empty() {
