@@ -407,4 +407,3 @@ mod tests {
         assert_eq!(GrpcErrors::client().classify(&head(200, &g)), None);
     }
 }
-
