@@ -4,6 +4,7 @@
 mod export;
 mod export_memory;
 mod export_retry;
+mod export_shutdown;
 mod export_tls;
 mod handle;
 mod journey;

@@ -87,7 +87,7 @@ struct CountingClient {
 enum HttpTransport {
     Plain(reqwest::blocking::Client),
     #[cfg(feature = "tls")]
-    Tls(HttpsClient),
+    Tls(Box<HttpsClient>),
 }
 
 /// Headers the exporter itself sets on each request; everything else is replaced.
@@ -261,11 +261,11 @@ pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, BuildE
                         hyper_util::rt::TokioExecutor::new(),
                     )
                     .build(connector);
-                    let inner = HttpTransport::Tls(HttpsClient {
+                    let inner = HttpTransport::Tls(Box::new(HttpsClient {
                         client,
                         runtime: rt.handle().clone(),
                         timeout,
-                    });
+                    }));
                     runtime = Some(ExportRuntime { runtime: rt });
                     inner
                 }
