@@ -187,3 +187,33 @@ fn resource(config: &TraceConfig) -> Resource {
         .with_attributes(extra.chain(attrs))
         .build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing cargo feature is an `InitError` naming what needs it and the feature, never a
+    /// panic (run with `cargo test -p gorax-trace` and `--no-default-features --features otlp-grpc`).
+    #[test]
+    fn missing_features_are_errors() {
+        let grpc = TraceConfig::new().with_endpoint("localhost:4317");
+        let https = TraceConfig::new().with_endpoint("https://collector.example.com:443");
+        let cases: Vec<(TraceConfig, &str)> = [
+            (!cfg!(feature = "otlp-grpc")).then_some((grpc, "otlp-grpc")),
+            (!cfg!(feature = "tls") && cfg!(feature = "otlp-grpc")).then_some((https, "tls")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for (config, feature) in cases {
+            match Telemetry::new(&config) {
+                Err(e @ InitError::FeatureMissing { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(&format!("`{feature}`")), "{msg}");
+                    assert!(msg.contains("features = ["), "{msg}");
+                }
+                other => panic!("{feature}: {other:?}"),
+            }
+        }
+    }
+}

@@ -9,9 +9,11 @@
 //! | enabled | `with_enabled` | `TRACING_ENABLED` (`true`, `false`, `1`, `0`, `yes`, `no`) | `OTEL_SDK_DISABLED` (`true`, `false`; inverted) | `true` |
 //! | exporter | `with_exporter` | `TRACING_EXPORTER` (`otlp`, `console`, `none`) | `OTEL_TRACES_EXPORTER` (same values) | `otlp` with an endpoint, else `console` |
 //! | endpoint | `with_endpoint` | `TRACING_ENDPOINT` (`host:port` or `http(s)://host[:port][/path]`) | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (URL, verbatim), then `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL; HTTP appends `/v1/traces`) | none |
-//! | protocol | `with_protocol` | `TRACING_PROTOCOL` (`grpc`, `http`, `http/protobuf`) | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, `http/protobuf`) | `http/protobuf` for port 4318 or a `/v1/traces` path, else `grpc` |
-//! | headers | `with_header` | `TRACING_HEADERS` (`k=v,k2=v2`) | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, then `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded) | none |
-//! | insecure (no TLS) | `with_insecure` | `TRACING_INSECURE` | `OTEL_EXPORTER_OTLP_TRACES_INSECURE`, then `OTEL_EXPORTER_OTLP_INSECURE` | `false` |
+//! | protocol | `with_protocol` | `TRACING_PROTOCOL` (`grpc`, `http`, `http/protobuf`) | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, `http/protobuf`) | `http/protobuf` for an `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` (specification), port 4318 or a `/v1/traces` path; else `grpc` (`TRACING_ENDPOINT=localhost:4317`) |
+//! | headers | `with_header` | `TRACING_HEADERS` (`k=v,k2=v2`) | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, then `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded); names and values must be valid HTTP headers, for both protocols | none |
+//! | insecure (no TLS) | `with_insecure` | `TRACING_INSECURE` | `OTEL_EXPORTER_OTLP_TRACES_INSECURE`, then `OTEL_EXPORTER_OTLP_INSECURE` | `false` (`host:443` then gets `http://`; with an `https://` URL it is an error) |
+//! | CA certificate (TLS) | `with_certificate` | `TRACING_CERTIFICATE` (PEM file) | `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, then `OTEL_EXPORTER_OTLP_CERTIFICATE` | the webpki roots (compiled in) |
+//! | client certificate (mutual TLS) | `with_client_certificate` | `TRACING_CLIENT_CERTIFICATE` + `TRACING_CLIENT_KEY` (PEM files, both or neither) | `OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE` / `_CLIENT_KEY`, then `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` / `_CLIENT_KEY` | none |
 //! | service name | `with_service_name` | `TRACING_SERVICE_NAME` | `OTEL_SERVICE_NAME`, then `service.name` in the resource attributes | `gorax` |
 //! | service version | `with_service_version` | `TRACING_SERVICE_VERSION` | `service.version` in the resource attributes | none |
 //! | environment | `with_environment` | `TRACING_ENVIRONMENT` | `deployment.environment.name` (or legacy `deployment.environment`) in the resource attributes | none |
@@ -19,13 +21,21 @@
 //! | sampler | `with_sample_rate`, `with_sampler` | `TRACING_SAMPLE_RATE` (0.0 to 1.0, parent-based ratio) | `OTEL_TRACES_SAMPLER` + `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` |
 //! | propagators | `with_propagators` | `TRACING_PROPAGATORS` | `OTEL_PROPAGATORS` (`tracecontext`, `baggage`, `none`) | `tracecontext,baggage` |
 //! | HTTP semantic conventions | `with_http_semconv` | – | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`) | stable |
-//! | batch queue size | `with_batch` | `TRACING_BATCH_QUEUE_SIZE` | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 |
+//! | batch queue size | `with_batch` | `TRACING_BATCH_QUEUE_SIZE` (1 to 65536) | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 |
+//! | batch byte budget | `with_batch` (`max_queue_bytes`) | `TRACING_BATCH_MAX_BYTES` (1 to 1073741824) | – | 16777216 (16 MiB) |
 //! | batch delay | `with_batch` | `TRACING_BATCH_DELAY_MS` | `OTEL_BSP_SCHEDULE_DELAY` (ms) | 5000 ms |
-//! | export batch size | `with_batch` | `TRACING_BATCH_SIZE` | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 |
-//! | export timeout | `with_batch` | `TRACING_EXPORT_TIMEOUT_MS` | `OTEL_BSP_EXPORT_TIMEOUT` (ms) | 10000 ms |
+//! | export batch size | `with_batch` | `TRACING_BATCH_SIZE` (1 to 8192, at most the queue size) | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 |
+//! | export timeout | `with_batch` | `TRACING_EXPORT_TIMEOUT_MS` (at least 1) | `OTEL_BSP_EXPORT_TIMEOUT` (ms) | 10000 ms |
+//! | attribute value length limit (client-controlled input) | `with_attribute_value_length_limit` | `TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, then `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | 4096 bytes |
 //!
 //! Rules:
-//! - An empty (or all-blank) value counts as unset, as the OpenTelemetry specification says.
+//! - An empty (or all-blank) value counts as unset, as the OpenTelemetry specification says
+//!   (`TRACING_SAMPLE_RATE=` is the default sampler, not an error).
+//! - What the collector receives is this configuration: the resource is built from it alone
+//!   (no SDK environment detector besides `telemetry.sdk.*`), and the exporters send exactly
+//!   these headers (opentelemetry-otlp's own reading of `OTEL_EXPORTER_OTLP_*HEADERS` and
+//!   `_INSECURE` is undone or bypassed). `OTEL_EXPORTER_OTLP_COMPRESSION` is still read by
+//!   opentelemetry-otlp.
 //! - A value that is set but does not parse is an error naming the variable and the value; every
 //!   bad variable is reported in one [`ConfigError`], never just the first. Header values are
 //!   never echoed (shown as `***`).
