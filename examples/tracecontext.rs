@@ -23,7 +23,7 @@ fn port() -> Result<u16, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = port()?;
     let config = TraceConfig::from_env()?.with_service_name("gorax-tracecontext");
-    let _telemetry = gorax_trace::init(config)?;
+    let telemetry = gorax_trace::init(config)?;
     let app = gorax_examples::participant::router(
         gorax_trace::TelemetryHandle::installed().tracer().clone(),
     );
@@ -33,5 +33,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     );
     axum::serve(listener, app).await?;
+    telemetry.shutdown()?; // flushes, bounded by the export timeout, inside async main
     Ok(())
 }

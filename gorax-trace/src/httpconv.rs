@@ -331,6 +331,30 @@ where
     }
 }
 
+/// `value` cut to at most `limit` bytes, on a character boundary (borrowed when it fits); for
+/// attribute values built from client-controlled input, with
+/// [`TelemetryHandle::attribute_value_length_limit`](crate::TelemetryHandle::attribute_value_length_limit).
+///
+/// ```
+/// use gorax_trace::httpconv::truncate_value;
+///
+/// assert_eq!(truncate_value("curl/8.5", Some(4)), "curl");
+/// assert_eq!(truncate_value("héllo", Some(2)), "h"); // 'é' is two bytes: not split
+/// assert_eq!(truncate_value("short", None), "short");
+/// ```
+pub fn truncate_value(value: &str, limit: Option<usize>) -> std::borrow::Cow<'_, str> {
+    match limit {
+        Some(limit) if value.len() > limit => {
+            let mut end = limit;
+            while !value.is_char_boundary(end) {
+                end -= 1;
+            }
+            std::borrow::Cow::Borrowed(&value[..end])
+        }
+        _ => std::borrow::Cow::Borrowed(value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,16 +21,27 @@ pub enum InitError {
     /// The exporter could not be built (bad endpoint, TLS, headers).
     #[error("cannot build the span exporter: {0}")]
     Exporter(String),
-    /// The configuration asks for an exporter whose cargo feature is off.
-    #[error("this exporter needs the `{0}` feature of gorax-trace")]
-    FeatureMissing(&'static str),
+    /// The configuration asks for something whose cargo feature of gorax-trace is off.
+    #[error(
+        "{what} needs the `{feature}` cargo feature of gorax-trace; enable it with \
+         `gorax-trace = {{ version = \"0.1\", features = [\"{feature}\"] }}` \
+         (or `cargo add gorax-trace --features {feature}`)"
+    )]
+    FeatureMissing {
+        /// What the configuration asks for, e.g. `OTLP/gRPC`.
+        what: &'static str,
+        /// The cargo feature that provides it, e.g. `otlp-grpc`.
+        feature: &'static str,
+    },
 }
 
 impl From<crate::export::BuildError> for InitError {
     fn from(e: crate::export::BuildError) -> Self {
         match e {
             crate::export::BuildError::Exporter(why) => Self::Exporter(why),
-            crate::export::BuildError::FeatureMissing(feature) => Self::FeatureMissing(feature),
+            crate::export::BuildError::FeatureMissing { what, feature } => {
+                Self::FeatureMissing { what, feature }
+            }
         }
     }
 }
@@ -89,7 +100,8 @@ impl Telemetry {
         let settings = Settings::default()
             .with_propagators(config.propagators())
             .with_http_semconv(config.http_semconv())
-            .with_route_attributes(config.enabled() && !config.sampling_rules().is_empty());
+            .with_route_attributes(config.enabled() && !config.sampling_rules().is_empty())
+            .with_attribute_value_length_limit(config.attribute_value_length_limit());
 
         let provider = if !config.enabled() {
             SdkTracerProvider::builder()
@@ -118,7 +130,16 @@ impl Telemetry {
                     #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
                     {
                         let _ = (endpoint, &mut runtime);
-                        return Err(InitError::FeatureMissing("otlp-http"));
+                        return Err(match config.protocol() {
+                            crate::config::Protocol::Grpc => InitError::FeatureMissing {
+                                what: "OTLP/gRPC",
+                                feature: "otlp-grpc",
+                            },
+                            _ => InitError::FeatureMissing {
+                                what: "OTLP/HTTP",
+                                feature: "otlp-http",
+                            },
+                        });
                     }
                 }
                 _ => Some(AnyExporter::Console(ConsoleExporter::new())),
@@ -154,8 +175,45 @@ fn resource(config: &TraceConfig) -> Resource {
         .resource_attributes()
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
+    // Only what the configuration resolved: `Resource::builder()` would run the SDK's env
+    // detectors and read `OTEL_RESOURCE_ATTRIBUTES` / `OTEL_SERVICE_NAME` a second time, behind
+    // the precedence of `TRACING_*` and code. The SDK's own `telemetry.sdk.*` attributes are
+    // kept (`TelemetryResourceDetector` reads no environment).
     // `with_attributes` keeps the last value of a key: extras first, explicit settings win.
-    Resource::builder()
+    Resource::builder_empty()
+        .with_detector(Box::new(
+            opentelemetry_sdk::resource::TelemetryResourceDetector,
+        ))
         .with_attributes(extra.chain(attrs))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing cargo feature is an `InitError` naming what needs it and the feature, never a
+    /// panic (run with `cargo test -p gorax-trace` and `--no-default-features --features otlp-grpc`).
+    #[test]
+    fn missing_features_are_errors() {
+        let grpc = TraceConfig::new().with_endpoint("localhost:4317");
+        let https = TraceConfig::new().with_endpoint("https://collector.example.com:443");
+        let cases: Vec<(TraceConfig, &str)> = [
+            (!cfg!(feature = "otlp-grpc")).then_some((grpc, "otlp-grpc")),
+            (!cfg!(feature = "tls") && cfg!(feature = "otlp-grpc")).then_some((https, "tls")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for (config, feature) in cases {
+            match Telemetry::new(&config) {
+                Err(e @ InitError::FeatureMissing { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(&format!("`{feature}`")), "{msg}");
+                    assert!(msg.contains("features = ["), "{msg}");
+                }
+                other => panic!("{feature}: {other:?}"),
+            }
+        }
+    }
 }

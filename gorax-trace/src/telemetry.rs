@@ -37,6 +37,7 @@ struct Shared {
     propagators: Propagators,
     http_semconv: HttpSemconv,
     route_attributes: bool,
+    attribute_value_length_limit: Option<usize>,
     health: ExportHealth,
 }
 
@@ -56,7 +57,7 @@ static DISABLED: LazyLock<TelemetryHandle> = LazyLock::new(|| {
 });
 
 /// The settings a [`TelemetryHandle`] carries besides its tracer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Settings {
     /// Which propagation fields adapters read and write.
@@ -66,6 +67,23 @@ pub struct Settings {
     /// Whether the server layer gives the sampler `http.route` and `http.request.method` when a
     /// span starts (needed by per-route sampling rules; costs an allocation per request).
     pub route_attributes: bool,
+    /// The length limit (bytes, cut on a character boundary with
+    /// [`truncate_value`](crate::httpconv::truncate_value)) of attribute values that adapters
+    /// build from client-controlled input (`user_agent.original`, `url.*`, captured headers);
+    /// `None` for none. Default
+    /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`](crate::config::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT).
+    pub attribute_value_length_limit: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            propagators: Propagators::default(),
+            http_semconv: HttpSemconv::default(),
+            route_attributes: false,
+            attribute_value_length_limit: Some(crate::config::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT),
+        }
+    }
 }
 
 impl Settings {
@@ -86,6 +104,12 @@ impl Settings {
         self.route_attributes = on;
         self
     }
+
+    /// With this length limit of attribute values from client-controlled input (`None`: none).
+    pub fn with_attribute_value_length_limit(mut self, limit: Option<usize>) -> Self {
+        self.attribute_value_length_limit = limit;
+        self
+    }
 }
 
 impl TelemetryHandle {
@@ -96,6 +120,7 @@ impl TelemetryHandle {
             propagators: settings.propagators,
             http_semconv: settings.http_semconv,
             route_attributes: settings.route_attributes,
+            attribute_value_length_limit: settings.attribute_value_length_limit,
             health,
         }))
     }
@@ -135,6 +160,13 @@ impl TelemetryHandle {
     /// Whether the sampler needs route attributes when a server span starts.
     pub fn route_attributes(&self) -> bool {
         self.0.route_attributes
+    }
+
+    /// The length limit of attribute values built from client-controlled input
+    /// ([`Settings::attribute_value_length_limit`]); apply it with
+    /// [`truncate_value`](crate::httpconv::truncate_value).
+    pub fn attribute_value_length_limit(&self) -> Option<usize> {
+        self.0.attribute_value_length_limit
     }
 
     /// The export counters of the provider behind this handle.

@@ -4,6 +4,8 @@
 mod export;
 mod export_memory;
 mod export_retry;
+mod export_shutdown;
+mod export_tls;
 mod handle;
 mod journey;
 mod reliability;

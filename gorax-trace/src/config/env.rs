@@ -43,9 +43,22 @@ const TRACING_BATCH_SIZE: &str = "TRACING_BATCH_SIZE";
 const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 const TRACING_EXPORT_TIMEOUT_MS: &str = "TRACING_EXPORT_TIMEOUT_MS";
 const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
+const TRACING_BATCH_MAX_BYTES: &str = "TRACING_BATCH_MAX_BYTES";
+const TRACING_CERTIFICATE: &str = "TRACING_CERTIFICATE";
+const OTLP_TRACES_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE";
+const OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+const TRACING_CLIENT_CERTIFICATE: &str = "TRACING_CLIENT_CERTIFICATE";
+const OTLP_TRACES_CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE";
+const OTLP_CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
+const TRACING_CLIENT_KEY: &str = "TRACING_CLIENT_KEY";
+const OTLP_TRACES_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY";
+const OTLP_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
+const TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+const OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+const OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT";
 
 /// Every variable read; [`TraceConfig::from_env`] reports non-UTF-8 values of these only.
-const KNOWN_VARS: [&str; 36] = [
+const KNOWN_VARS: &[&str] = &[
     TRACING_ENABLED,
     OTEL_SDK_DISABLED,
     TRACING_EXPORTER,
@@ -82,6 +95,19 @@ const KNOWN_VARS: [&str; 36] = [
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     TRACING_EXPORT_TIMEOUT_MS,
     OTEL_BSP_EXPORT_TIMEOUT,
+    TRACING_BATCH_MAX_BYTES,
+    TRACING_CERTIFICATE,
+    OTLP_TRACES_CERTIFICATE,
+    OTLP_CERTIFICATE,
+    TRACING_CLIENT_CERTIFICATE,
+    OTLP_TRACES_CLIENT_CERTIFICATE,
+    OTLP_CLIENT_CERTIFICATE,
+    TRACING_CLIENT_KEY,
+    OTLP_TRACES_CLIENT_KEY,
+    OTLP_CLIENT_KEY,
+    TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
 ];
 /// Variables whose values are secrets (API keys): shown as `k=***`.
 const SECRET_VARS: [&str; 3] = [TRACING_HEADERS, OTLP_TRACES_HEADERS, OTLP_HEADERS];
@@ -166,9 +192,9 @@ impl TraceConfig {
             parse_protocol,
         );
         let headers = {
-            let tracing = v.parse(TRACING_HEADERS, |s| parse_kv_list(s, false));
-            let traces = v.parse(OTLP_TRACES_HEADERS, |s| parse_kv_list(s, true));
-            let all = v.parse(OTLP_HEADERS, |s| parse_kv_list(s, true));
+            let tracing = v.parse(TRACING_HEADERS, |s| parse_headers(s, false));
+            let traces = v.parse(OTLP_TRACES_HEADERS, |s| parse_headers(s, true));
+            let all = v.parse(OTLP_HEADERS, |s| parse_headers(s, true));
             v.pick(tracing, traces.or(all))
         };
         let insecure = v.setting(
@@ -176,6 +202,34 @@ impl TraceConfig {
             parse_bool,
             &[OTLP_TRACES_INSECURE, OTLP_INSECURE],
             parse_otel_bool,
+        );
+        let path = |s: &str| Ok(std::path::PathBuf::from(s));
+        let certificate = v.setting(
+            TRACING_CERTIFICATE,
+            path,
+            &[OTLP_TRACES_CERTIFICATE, OTLP_CERTIFICATE],
+            path,
+        );
+        let client_certificate = v.setting(
+            TRACING_CLIENT_CERTIFICATE,
+            path,
+            &[OTLP_TRACES_CLIENT_CERTIFICATE, OTLP_CLIENT_CERTIFICATE],
+            path,
+        );
+        let client_key = v.setting(
+            TRACING_CLIENT_KEY,
+            path,
+            &[OTLP_TRACES_CLIENT_KEY, OTLP_CLIENT_KEY],
+            path,
+        );
+        let value_limit = v.setting(
+            TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+            parse_size,
+            &[
+                OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+                OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+            ],
+            parse_size,
         );
         let attributes = v.resource_attributes();
         let service_name = v.named_attribute(
@@ -200,10 +254,37 @@ impl TraceConfig {
         );
         let http_semconv = v.parse(OTEL_SEMCONV_STABILITY_OPT_IN, |s| Ok(parse_semconv(s)));
         let batch = v.batch();
+        let defaults = Self::default();
+        let client_certificate = client_certificate.map(|s| s.value);
+        let client_key = client_key.map(|s| s.value);
+        if client_certificate.is_some() != client_key.is_some() {
+            v.errors.push(InvalidVar {
+                variable: if client_key.is_some() {
+                    TRACING_CLIENT_CERTIFICATE
+                } else {
+                    TRACING_CLIENT_KEY
+                }
+                .to_owned(),
+                value: String::new(),
+                reason: CLIENT_PAIR.to_owned(),
+            });
+        }
+        if let (Some(e), Some(i)) = (&endpoint, &insecure)
+            && e.value.https
+            && i.value
+        {
+            v.errors.push(InvalidVar {
+                variable: i.var.to_owned(),
+                value: "true".to_owned(),
+                reason: format!(
+                    "{} asks for TLS with https://; write http:// for plain text, or drop the insecure setting",
+                    e.desc
+                ),
+            });
+        }
         if !v.errors.is_empty() {
             return Err(ConfigError { errors: v.errors });
         }
-        let defaults = Self::default();
         let config = Self {
             enabled: enabled.map_or(defaults.enabled, |s| s.value),
             exporter: exporter.map(|s| s.value),
@@ -226,6 +307,10 @@ impl TraceConfig {
             batch,
             warnings: v.warnings,
             invalid: Vec::new(),
+            certificate: certificate.map(|s| s.value),
+            client_identity: client_certificate.zip(client_key),
+            attribute_value_length_limit: value_limit
+                .map_or(defaults.attribute_value_length_limit, |s| Some(s.value)),
         };
         Ok(config)
     }
@@ -391,11 +476,13 @@ impl Vars {
 
     fn batch(&mut self) -> BatchSettings {
         let defaults = BatchSettings::default();
+        let parse_queue = |s: &str| parse_bounded(s, MAX_QUEUE_SIZE);
+        let parse_batch = |s: &str| parse_bounded(s, MAX_EXPORT_BATCH_SIZE);
         let queue = self.setting(
             TRACING_BATCH_QUEUE_SIZE,
-            parse_size,
+            parse_queue,
             &[OTEL_BSP_MAX_QUEUE_SIZE],
-            parse_size,
+            parse_queue,
         );
         let delay = self.setting(
             TRACING_BATCH_DELAY_MS,
@@ -405,16 +492,19 @@ impl Vars {
         );
         let size = self.setting(
             TRACING_BATCH_SIZE,
-            parse_size,
+            parse_batch,
             &[OTEL_BSP_MAX_EXPORT_BATCH_SIZE],
-            parse_size,
+            parse_batch,
         );
         let timeout = self.setting(
             TRACING_EXPORT_TIMEOUT_MS,
-            parse_millis,
+            parse_timeout,
             &[OTEL_BSP_EXPORT_TIMEOUT],
-            parse_millis,
+            parse_timeout,
         );
+        let bytes = self.parse(TRACING_BATCH_MAX_BYTES, |s| {
+            parse_bounded(s, MAX_QUEUE_BYTES)
+        });
         let batch = BatchSettings {
             max_queue_size: queue.as_ref().map_or(defaults.max_queue_size, |s| s.value),
             scheduled_delay: delay.map_or(defaults.scheduled_delay, |s| s.value),
@@ -422,7 +512,7 @@ impl Vars {
                 .as_ref()
                 .map_or(defaults.max_export_batch_size, |s| s.value),
             export_timeout: timeout.map_or(defaults.export_timeout, |s| s.value),
-            ..defaults
+            max_queue_bytes: bytes.map_or(defaults.max_queue_bytes, |s| s.value),
         };
         if batch.max_export_batch_size > batch.max_queue_size
             && let Some(blame) = size.as_ref().or(queue.as_ref())
@@ -477,6 +567,15 @@ pub(super) fn upsert(list: &mut Vec<(String, String)>, key: String, value: Strin
     }
 }
 
+pub(super) const CLIENT_PAIR: &str =
+    "a client certificate and its key go together: set both or neither";
+/// Upper bound of the span queue (`TRACING_BATCH_QUEUE_SIZE`, `OTEL_BSP_MAX_QUEUE_SIZE`).
+pub const MAX_QUEUE_SIZE: usize = 65_536;
+/// Upper bound of the export batch (`TRACING_BATCH_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+pub const MAX_EXPORT_BATCH_SIZE: usize = 8_192;
+/// Upper bound of the byte budget of the queue (`TRACING_BATCH_MAX_BYTES`): 1 GiB.
+pub const MAX_QUEUE_BYTES: usize = 1 << 30;
+
 pub(super) const RATIO_EXPECTED: &str = "expected a number between 0.0 and 1.0";
 
 /// `true`/`false`/`1`/`0`/`yes`/`no`, any case (the `TRACING_*` variables).
@@ -509,6 +608,23 @@ fn parse_size(s: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| *n > 0 && !s.starts_with('+'))
         .ok_or_else(|| "expected a positive integer".to_owned())
+}
+
+/// A positive integer up to `max` (the documented upper bound of a size).
+fn parse_bounded(s: &str, max: usize) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    if n > max {
+        return Err(format!("expected a positive integer up to {max}"));
+    }
+    Ok(n)
+}
+
+/// Milliseconds, at least 1: a zero timeout would fail every export.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match parse_millis(s)? {
+        d if d.is_zero() => Err("expected a positive number of milliseconds".to_owned()),
+        d => Ok(d),
+    }
 }
 
 fn parse_millis(s: &str) -> Result<Duration, String> {
@@ -606,23 +722,69 @@ fn parse_semconv(s: &str) -> HttpSemconv {
 /// `k=v,k2=v2` (W3C-baggage-like): members and both sides trimmed, empty members skipped, the
 /// last of a repeated key wins. Reasons never echo a value.
 fn parse_kv_list(s: &str, decode: bool) -> Result<Vec<(String, String)>, String> {
+    let (list, bad) = kv_members(s, decode);
+    if bad.is_empty() {
+        Ok(list)
+    } else {
+        Err(bad.join("; "))
+    }
+}
+
+/// The members of a `k=v` list that parse, and why each other one does not.
+fn kv_members(s: &str, decode: bool) -> (Vec<(String, String)>, Vec<String>) {
     let mut list = Vec::new();
+    let mut bad = Vec::new();
     for member in s.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let Some((key, value)) = member.split_once('=') else {
-            return Err(format!("member {member:?} is not key=value"));
+            bad.push(format!("member {member:?} is not key=value"));
+            continue;
         };
         let (key, value) = (key.trim(), value.trim());
         if key.is_empty() {
-            return Err("a member has an empty key".to_owned());
+            bad.push("a member has an empty key".to_owned());
+            continue;
         }
         let value = match decode {
-            true => percent_decode(value)
-                .ok_or_else(|| format!("the value of {key:?} has invalid percent-encoding"))?,
+            true => match percent_decode(value) {
+                Some(v) => v,
+                None => {
+                    bad.push(format!("the value of {key:?} has invalid percent-encoding"));
+                    continue;
+                }
+            },
             false => value.to_owned(),
         };
         upsert(&mut list, key.to_owned(), value);
     }
-    Ok(list)
+    (list, bad)
+}
+
+/// [`parse_kv_list`] whose keys must be HTTP header names and values header values (checked
+/// here for both protocols: gRPC metadata is HTTP/2 headers). Every bad member is named;
+/// reasons never echo a value.
+fn parse_headers(s: &str, decode: bool) -> Result<Vec<(String, String)>, String> {
+    let (list, mut bad) = kv_members(s, decode);
+    bad.extend(list.iter().filter_map(|(k, v)| header_problem(k, v)));
+    if bad.is_empty() {
+        Ok(list)
+    } else {
+        Err(bad.join("; "))
+    }
+}
+
+/// Why `name: value` cannot be sent as an export header, if it cannot.
+pub(super) fn header_problem(name: &str, value: &str) -> Option<String> {
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        Some(format!(
+            "{name:?} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+        ))
+    } else if http::HeaderValue::from_str(value).is_err() {
+        Some(format!(
+            "the value of {name:?} is not a valid header value (no control characters such as line breaks)"
+        ))
+    } else {
+        None
+    }
 }
 
 /// Percent-decoding of `OTEL_*` list values (W3C Baggage octets): a `%` must start a valid

@@ -9,9 +9,11 @@
 //! | enabled | `with_enabled` | `TRACING_ENABLED` (`true`, `false`, `1`, `0`, `yes`, `no`) | `OTEL_SDK_DISABLED` (`true`, `false`; inverted) | `true` |
 //! | exporter | `with_exporter` | `TRACING_EXPORTER` (`otlp`, `console`, `none`) | `OTEL_TRACES_EXPORTER` (same values) | `otlp` with an endpoint, else `console` |
 //! | endpoint | `with_endpoint` | `TRACING_ENDPOINT` (`host:port` or `http(s)://host[:port][/path]`) | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (URL, verbatim), then `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL; HTTP appends `/v1/traces`) | none |
-//! | protocol | `with_protocol` | `TRACING_PROTOCOL` (`grpc`, `http`, `http/protobuf`) | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, `http/protobuf`) | `http/protobuf` for port 4318 or a `/v1/traces` path, else `grpc` |
-//! | headers | `with_header` | `TRACING_HEADERS` (`k=v,k2=v2`) | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, then `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded) | none |
-//! | insecure (no TLS) | `with_insecure` | `TRACING_INSECURE` | `OTEL_EXPORTER_OTLP_TRACES_INSECURE`, then `OTEL_EXPORTER_OTLP_INSECURE` | `false` |
+//! | protocol | `with_protocol` | `TRACING_PROTOCOL` (`grpc`, `http`, `http/protobuf`) | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, `http/protobuf`) | `http/protobuf` for an `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` (specification), port 4318 or a `/v1/traces` path; else `grpc` (`TRACING_ENDPOINT=localhost:4317`) |
+//! | headers | `with_header` | `TRACING_HEADERS` (`k=v,k2=v2`) | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, then `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded); names and values must be valid HTTP headers, for both protocols | none |
+//! | insecure (no TLS) | `with_insecure` | `TRACING_INSECURE` | `OTEL_EXPORTER_OTLP_TRACES_INSECURE`, then `OTEL_EXPORTER_OTLP_INSECURE` | `false` (`host:443` then gets `http://`; with an `https://` URL it is an error) |
+//! | CA certificate (TLS) | `with_certificate` | `TRACING_CERTIFICATE` (PEM file) | `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, then `OTEL_EXPORTER_OTLP_CERTIFICATE` | the webpki roots (compiled in) |
+//! | client certificate (mutual TLS) | `with_client_certificate` | `TRACING_CLIENT_CERTIFICATE` + `TRACING_CLIENT_KEY` (PEM files, both or neither) | `OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE` / `_CLIENT_KEY`, then `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` / `_CLIENT_KEY` | none |
 //! | service name | `with_service_name` | `TRACING_SERVICE_NAME` | `OTEL_SERVICE_NAME`, then `service.name` in the resource attributes | `gorax` |
 //! | service version | `with_service_version` | `TRACING_SERVICE_VERSION` | `service.version` in the resource attributes | none |
 //! | environment | `with_environment` | `TRACING_ENVIRONMENT` | `deployment.environment.name` (or legacy `deployment.environment`) in the resource attributes | none |
@@ -19,13 +21,21 @@
 //! | sampler | `with_sample_rate`, `with_sampler` | `TRACING_SAMPLE_RATE` (0.0 to 1.0, parent-based ratio) | `OTEL_TRACES_SAMPLER` + `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` |
 //! | propagators | `with_propagators` | `TRACING_PROPAGATORS` | `OTEL_PROPAGATORS` (`tracecontext`, `baggage`, `none`) | `tracecontext,baggage` |
 //! | HTTP semantic conventions | `with_http_semconv` | – | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`) | stable |
-//! | batch queue size | `with_batch` | `TRACING_BATCH_QUEUE_SIZE` | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 |
+//! | batch queue size | `with_batch` | `TRACING_BATCH_QUEUE_SIZE` (1 to 65536) | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 |
+//! | batch byte budget | `with_batch` (`max_queue_bytes`) | `TRACING_BATCH_MAX_BYTES` (1 to 1073741824) | – | 16777216 (16 MiB) |
 //! | batch delay | `with_batch` | `TRACING_BATCH_DELAY_MS` | `OTEL_BSP_SCHEDULE_DELAY` (ms) | 5000 ms |
-//! | export batch size | `with_batch` | `TRACING_BATCH_SIZE` | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 |
-//! | export timeout | `with_batch` | `TRACING_EXPORT_TIMEOUT_MS` | `OTEL_BSP_EXPORT_TIMEOUT` (ms) | 10000 ms |
+//! | export batch size | `with_batch` | `TRACING_BATCH_SIZE` (1 to 8192, at most the queue size) | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 |
+//! | export timeout | `with_batch` | `TRACING_EXPORT_TIMEOUT_MS` (at least 1) | `OTEL_BSP_EXPORT_TIMEOUT` (ms) | 10000 ms |
+//! | attribute value length limit (client-controlled input) | `with_attribute_value_length_limit` | `TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, then `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | 4096 bytes |
 //!
 //! Rules:
-//! - An empty (or all-blank) value counts as unset, as the OpenTelemetry specification says.
+//! - An empty (or all-blank) value counts as unset, as the OpenTelemetry specification says
+//!   (`TRACING_SAMPLE_RATE=` is the default sampler, not an error).
+//! - What the collector receives is this configuration: the resource is built from it alone
+//!   (no SDK environment detector besides `telemetry.sdk.*`), and the exporters send exactly
+//!   these headers (opentelemetry-otlp's own reading of `OTEL_EXPORTER_OTLP_*HEADERS` and
+//!   `_INSECURE` is undone or bypassed). `OTEL_EXPORTER_OTLP_COMPRESSION` is still read by
+//!   opentelemetry-otlp.
 //! - A value that is set but does not parse is an error naming the variable and the value; every
 //!   bad variable is reported in one [`ConfigError`], never just the first. Header values are
 //!   never echoed (shown as `***`).
@@ -55,6 +65,7 @@
 //! # Ok::<(), gorax_trace::config::ConfigError>(())
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use crate::export::BatchSettings;
 use crate::httpconv::HttpSemconv;
@@ -68,6 +79,11 @@ mod env;
 mod tests;
 
 use endpoint::{Endpoint, Source};
+pub use env::{MAX_EXPORT_BATCH_SIZE, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE};
+
+/// Default [`TraceConfig::attribute_value_length_limit`]: attribute values built from
+/// client-controlled input (user agent, URL, captured headers) are cut to this many bytes.
+pub const DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT: usize = 4096;
 
 /// Where finished spans go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -169,6 +185,9 @@ pub struct TraceConfig {
     warnings: Vec<String>,
     /// Values given in code that do not validate (reported by `validate`).
     invalid: Vec<InvalidVar>,
+    certificate: Option<PathBuf>,
+    client_identity: Option<(PathBuf, PathBuf)>,
+    attribute_value_length_limit: Option<usize>,
 }
 
 impl Default for TraceConfig {
@@ -191,6 +210,9 @@ impl Default for TraceConfig {
             batch: BatchSettings::default(),
             warnings: Vec::new(),
             invalid: Vec::new(),
+            certificate: None,
+            client_identity: None,
+            attribute_value_length_limit: Some(DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT),
         }
     }
 }
@@ -217,6 +239,12 @@ impl fmt::Debug for TraceConfig {
             .field("propagators", &self.propagators)
             .field("http_semconv", &self.http_semconv)
             .field("batch", &self.batch)
+            .field("certificate", &self.certificate)
+            .field("client_identity", &self.client_identity)
+            .field(
+                "attribute_value_length_limit",
+                &self.attribute_value_length_limit,
+            )
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -228,8 +256,6 @@ impl TraceConfig {
         Self::default()
     }
 
-    /// Reads the process environment. A variable this module reads whose value is not UTF-8 is
-    /// an error naming it; other variables are ignored.
     /// Turns tracing on or off (off: no spans are recorded; context still propagates).
     pub fn with_enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
@@ -266,11 +292,46 @@ impl TraceConfig {
         self
     }
 
-    /// Adds an export header (e.g. an API key), replacing one of the same name.
+    /// Adds an export header (e.g. an API key), replacing one of the same name. A name or
+    /// value that is not a valid HTTP header is reported by [`validate`](Self::validate).
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let name = name.into();
+        let (name, value) = (name.into(), value.into());
         self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
-        self.headers.push((name, value.into()));
+        self.invalid
+            .retain(|e| !(e.variable == "with_header" && e.value.eq_ignore_ascii_case(&name)));
+        if let Some(reason) = env::header_problem(&name, &value) {
+            self.invalid.push(InvalidVar {
+                variable: "with_header".to_owned(),
+                value: name.clone(),
+                reason,
+            });
+        }
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Trusts only the CA certificate(s) in this PEM file for a TLS endpoint, instead of the
+    /// built-in webpki roots (like `TRACING_CERTIFICATE`). Read by [`init`](crate::init()).
+    pub fn with_certificate(mut self, ca_pem: impl Into<PathBuf>) -> Self {
+        self.certificate = Some(ca_pem.into());
+        self
+    }
+
+    /// Presents this client certificate chain and private key (PEM files) to a TLS endpoint:
+    /// mutual TLS (like `TRACING_CLIENT_CERTIFICATE` and `TRACING_CLIENT_KEY`).
+    pub fn with_client_certificate(
+        mut self,
+        cert_pem: impl Into<PathBuf>,
+        key_pem: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Sets the length limit (bytes, cut on a character boundary) that adapters apply to
+    /// attribute values built from client-controlled input; `None` for no limit.
+    pub fn with_attribute_value_length_limit(mut self, limit: Option<usize>) -> Self {
+        self.attribute_value_length_limit = limit;
         self
     }
 
@@ -386,10 +447,12 @@ impl TraceConfig {
             .map(|e| e.url(self.protocol(), self.insecure))
     }
 
-    /// The OTLP protocol: as set, else [`Protocol::HttpProtobuf`] for an endpoint on port 4318 or
-    /// with a `/v1/traces` path, else [`Protocol::Grpc`].
+    /// The OTLP protocol: as set, else [`Protocol::HttpProtobuf`] for an endpoint from
+    /// `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` (the OpenTelemetry specification's default), on
+    /// port 4318 or with a `/v1/traces` path, else [`Protocol::Grpc`] (`TRACING_ENDPOINT=host:4317`).
     pub fn protocol(&self) -> Protocol {
         self.protocol.unwrap_or_else(|| match &self.endpoint {
+            Some(e) if e.source != Source::Tracing => Protocol::HttpProtobuf,
             Some(e)
                 if e.port == Some(4318)
                     || e.path
@@ -407,13 +470,30 @@ impl TraceConfig {
         &self.headers
     }
 
-    /// Whether the exporter should use TLS: an `https` endpoint or port 443, unless insecure.
+    /// The PEM file of the CA(s) trusted for a TLS endpoint, if set (else the webpki roots).
+    pub fn certificate(&self) -> Option<&Path> {
+        self.certificate.as_deref()
+    }
+
+    /// The client certificate chain and key (PEM files) for mutual TLS, if set.
+    pub fn client_certificate(&self) -> Option<(&Path, &Path)> {
+        self.client_identity
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()))
+    }
+
+    /// The length limit of attribute values built from client-controlled input; default
+    /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`], `None` for none.
+    pub fn attribute_value_length_limit(&self) -> Option<usize> {
+        self.attribute_value_length_limit
+    }
+
+    /// Whether the exporter uses TLS: an `https` endpoint, or `host:443` unless insecure (an
+    /// `https` endpoint with insecure set is rejected by [`validate`](Self::validate)).
     pub fn uses_tls(&self) -> bool {
-        !self.insecure
-            && self
-                .endpoint
-                .as_ref()
-                .is_some_and(|e| e.https || e.port == Some(443))
+        self.endpoint
+            .as_ref()
+            .is_some_and(|e| e.https || (!e.has_scheme && !self.insecure && e.port == Some(443)))
     }
 
     /// `service.name`; default `gorax`.
@@ -486,11 +566,40 @@ impl TraceConfig {
             });
         }
         let b = &self.batch;
-        if b.max_queue_size == 0 || b.max_export_batch_size == 0 {
+        let mut batch_error = |reason: String| {
             errors.push(InvalidVar {
                 variable: "with_batch".to_owned(),
                 value: format!("{b:?}"),
-                reason: "queue and export batch sizes must be positive".to_owned(),
+                reason,
+            })
+        };
+        if b.max_queue_size == 0 || b.max_export_batch_size == 0 || b.max_queue_bytes == 0 {
+            batch_error("queue size, export batch size and byte budget must be positive".into());
+        }
+        if b.max_queue_size > MAX_QUEUE_SIZE
+            || b.max_export_batch_size > MAX_EXPORT_BATCH_SIZE
+            || b.max_queue_bytes > MAX_QUEUE_BYTES
+        {
+            batch_error(format!(
+                "at most {MAX_QUEUE_SIZE} queued spans, {MAX_EXPORT_BATCH_SIZE} spans per export \
+                 and {MAX_QUEUE_BYTES} bytes"
+            ));
+        }
+        if b.export_timeout.is_zero() {
+            batch_error("a zero export timeout would fail every export".into());
+        }
+        if self.insecure && self.endpoint.as_ref().is_some_and(|e| e.https) {
+            errors.push(InvalidVar {
+                variable: "with_insecure".to_owned(),
+                value: "true".to_owned(),
+                reason: format!(
+                    "the endpoint {:?} asks for TLS with https://; write http:// for plain text, \
+                     or drop insecure",
+                    self.endpoint
+                        .as_ref()
+                        .map(|e| e.raw.as_str())
+                        .unwrap_or_default()
+                ),
             });
         }
         if errors.is_empty() {

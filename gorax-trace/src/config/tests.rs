@@ -145,15 +145,12 @@ fn good_values() {
             r#"[("a", "1")]"#,
         ),
         (
-            &["TRACING_INSECURE=yes", "TRACING_ENDPOINT=https://c"],
+            &["TRACING_INSECURE=yes", "TRACING_ENDPOINT=c:443"],
             tls,
             "false",
         ),
         (
-            &[
-                "OTEL_EXPORTER_OTLP_INSECURE=true",
-                "TRACING_ENDPOINT=https://c",
-            ],
+            &["OTEL_EXPORTER_OTLP_INSECURE=true", "TRACING_ENDPOINT=c:443"],
             tls,
             "false",
         ),
@@ -715,8 +712,18 @@ fn endpoints() {
             Http,
             true,
         ),
+        // The specification's default protocol for the OTEL_* endpoints is http/protobuf.
         (
             &["OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4317"],
+            "http://c:4317/v1/traces",
+            Http,
+            false,
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4317",
+                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+            ],
             "http://c:4317",
             Grpc,
             false,
@@ -742,16 +749,7 @@ fn endpoints() {
                 "OTEL_EXPORTER_OTLP_ENDPOINT=http://b:4317",
             ],
             "http://t:4317",
-            Grpc,
-            false,
-        ),
-        (
-            &[
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=https://c:8443",
-                "OTEL_EXPORTER_OTLP_INSECURE=true",
-            ],
-            "https://c:8443",
-            Grpc,
+            Http,
             false,
         ),
     ];
@@ -858,7 +856,8 @@ fn precedence_code_tracing_otel_default() {
             code: |c| c.with_endpoint("code:4317"),
             want: [
                 "None",
-                r#"Some("http://otel:4317")"#,
+                // OTEL_* endpoints default to http/protobuf (specification).
+                r#"Some("http://otel:4317/v1/traces")"#,
                 r#"Some("http://localhost:4317")"#,
                 r#"Some("http://code:4317")"#,
             ],
@@ -1203,4 +1202,155 @@ fn debug_hides_header_values() {
         shown.contains("authorization=***") && !shown.contains("hunter2"),
         "{shown}"
     );
+}
+
+/// Insecure means what it says: with an `https://` endpoint it is an error (from the
+/// environment and from code), never TLS behind a getter that says none.
+#[test]
+fn insecure_with_https_is_an_error() {
+    for env in [
+        &["TRACING_INSECURE=true", "TRACING_ENDPOINT=https://c:8443"][..],
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=https://c:8443",
+            "OTEL_EXPORTER_OTLP_INSECURE=true",
+        ],
+    ] {
+        let e = error(env);
+        assert!(e.to_string().contains("https://"), "{e}");
+    }
+    let e = TraceConfig::new()
+        .with_endpoint("https://c:8443")
+        .with_insecure(true)
+        .validate()
+        .unwrap_err();
+    assert_eq!(e.errors()[0].variable, "with_insecure");
+    // host:443 with insecure is plain http, and says so.
+    let c = TraceConfig::new()
+        .with_endpoint("c:443")
+        .with_insecure(true);
+    assert_eq!(c.otlp_endpoint().as_deref(), Some("http://c:443"));
+    assert!(!c.uses_tls());
+    assert!(c.validate().is_ok());
+}
+
+/// Header names and values are checked when read, for both protocols; every bad member of a
+/// list is named, and no value is echoed.
+#[test]
+fn bad_headers_are_errors_naming_every_member() {
+    let e = error(&["OTEL_EXPORTER_OTLP_HEADERS=novalue,=x,a=%zz,bad header=1,b=line%0Abreak"]);
+    let msg = e.to_string();
+    for part in [
+        "\"novalue\" is not key=value",
+        "empty key",
+        "\"a\" has invalid percent-encoding",
+        "\"bad header\" is not a valid header name",
+        "the value of \"b\" is not a valid header value",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing in {msg}");
+    }
+    assert!(!msg.contains("line%0A"), "{msg}");
+    let e = error(&["TRACING_HEADERS=x-ok=1,bad header=1"]);
+    assert!(e.to_string().contains("bad header"), "{e}");
+    let e = TraceConfig::new()
+        .with_header("x-api-key", "a\nb")
+        .with_header("bad name", "v")
+        .validate()
+        .unwrap_err();
+    assert_eq!(e.errors().len(), 2, "{e}");
+    // A later valid value of the same header replaces the bad one.
+    assert!(
+        TraceConfig::new()
+            .with_header("x-api-key", "a\nb")
+            .with_header("X-Api-Key", "ok")
+            .validate()
+            .is_ok()
+    );
+}
+
+/// Sizes have upper bounds; a zero export timeout is rejected; the byte budget has a variable.
+#[test]
+fn batch_bounds() {
+    let e = error(&[
+        "TRACING_BATCH_SIZE=1000000000",
+        "TRACING_BATCH_QUEUE_SIZE=1000000000",
+    ]);
+    assert_eq!(e.errors().len(), 2, "{e}");
+    assert!(e.to_string().contains("up to 65536"), "{e}");
+    assert!(e.to_string().contains("up to 8192"), "{e}");
+    error(&["TRACING_EXPORT_TIMEOUT_MS=0"]);
+    error(&["OTEL_BSP_EXPORT_TIMEOUT=0"]);
+    error(&["TRACING_BATCH_MAX_BYTES=0"]);
+    error(&["TRACING_BATCH_MAX_BYTES=2000000000"]);
+    let c = config(&["TRACING_BATCH_MAX_BYTES=1048576"]);
+    assert_eq!(c.batch().max_queue_bytes, 1 << 20);
+    let c = config(&["TRACING_BATCH_QUEUE_SIZE=65536", "TRACING_BATCH_SIZE=8192"]);
+    assert_eq!(c.batch().max_queue_size, MAX_QUEUE_SIZE);
+    for bad in [
+        BatchSettings {
+            max_queue_size: MAX_QUEUE_SIZE + 1,
+            ..BatchSettings::default()
+        },
+        BatchSettings {
+            export_timeout: Duration::ZERO,
+            ..BatchSettings::default()
+        },
+        BatchSettings {
+            max_queue_bytes: 0,
+            ..BatchSettings::default()
+        },
+    ] {
+        assert!(TraceConfig::new().with_batch(bad).validate().is_err());
+    }
+}
+
+#[test]
+fn attribute_value_length_limit() {
+    assert_eq!(
+        TraceConfig::new().attribute_value_length_limit(),
+        Some(DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT)
+    );
+    let limit = |env: &[&'static str]| config(env).attribute_value_length_limit();
+    assert_eq!(limit(&["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=100"]), Some(100));
+    assert_eq!(
+        limit(&[
+            "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=100",
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT=200"
+        ]),
+        Some(200)
+    );
+    assert_eq!(
+        limit(&[
+            "TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT=50",
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT=200"
+        ]),
+        Some(50)
+    );
+    error(&["TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT=-1"]);
+    let c = TraceConfig::new().with_attribute_value_length_limit(None);
+    assert_eq!(c.attribute_value_length_limit(), None);
+}
+
+#[test]
+fn certificates() {
+    let c = config(&[
+        "OTEL_EXPORTER_OTLP_CERTIFICATE=/ca.pem",
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE=/c.pem",
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY=/k.pem",
+    ]);
+    assert_eq!(c.certificate(), Some(std::path::Path::new("/ca.pem")));
+    assert_eq!(
+        c.client_certificate(),
+        Some((
+            std::path::Path::new("/c.pem"),
+            std::path::Path::new("/k.pem")
+        ))
+    );
+    let c = config(&[
+        "TRACING_CERTIFICATE=/t.pem",
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE=/o.pem",
+    ]);
+    assert_eq!(c.certificate(), Some(std::path::Path::new("/t.pem")));
+    assert_eq!(c.warnings().len(), 1);
+    let e = error(&["TRACING_CLIENT_CERTIFICATE=/c.pem"]);
+    assert_eq!(e.errors()[0].variable, "TRACING_CLIENT_KEY");
 }

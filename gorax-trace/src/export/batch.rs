@@ -495,6 +495,16 @@ impl<E: SpanExporter + 'static> Worker<E> {
                 Control::Shutdown(timeout, _) => Some(now + *timeout),
                 _ => None,
             });
+            // The resource first: spans taken in the same round as the provider's
+            // `set_resource` (a span ended right after `init`) must not go out without it.
+            let (resources, controls): (Vec<_>, Vec<_>) = controls
+                .into_iter()
+                .partition(|c| matches!(c, Control::Resource(_)));
+            for control in resources {
+                if let Control::Resource(resource) = control {
+                    self.lane.set_resource(resource);
+                }
+            }
             self.export(spans, shutdown_by);
             for control in controls {
                 match control {

@@ -7,6 +7,8 @@ mod console;
 mod health;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod otlp;
+#[cfg(all(feature = "tls", any(feature = "otlp-http", feature = "otlp-grpc")))]
+mod tls;
 
 pub use batch::BatchProcessor;
 pub use console::ConsoleExporter;
@@ -60,20 +62,25 @@ pub(crate) enum BuildError {
         not(any(feature = "otlp-http", feature = "otlp-grpc")),
         allow(dead_code)
     )]
-    FeatureMissing(&'static str),
+    FeatureMissing {
+        /// What needs it, e.g. `OTLP/gRPC`.
+        what: &'static str,
+        /// The feature.
+        feature: &'static str,
+    },
 }
 
-/// The gRPC exporter's own runtime (see [`otlp`]); stopped without blocking, so that dropping a
-/// [`Telemetry`](crate::Telemetry) inside async code never panics.
+/// The gRPC (and HTTPS) exporter's own runtime (see [`otlp`]); stopped without blocking, so
+/// that dropping a [`Telemetry`](crate::Telemetry) inside async code never panics.
 #[derive(Debug)]
 pub(crate) struct ExportRuntime {
-    #[cfg(feature = "otlp-grpc")]
+    #[cfg(any(feature = "otlp-grpc", feature = "tls"))]
     pub(crate) runtime: tokio::runtime::Runtime,
 }
 
 impl ExportRuntime {
     pub(crate) fn stop(self) {
-        #[cfg(feature = "otlp-grpc")]
+        #[cfg(any(feature = "otlp-grpc", feature = "tls"))]
         self.runtime.shutdown_background();
     }
 }

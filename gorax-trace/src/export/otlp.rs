@@ -68,38 +68,170 @@ impl SpanExporter for OtlpExporter {
     }
 }
 
-/// The blocking reqwest client opentelemetry-otlp would build, counting requests.
+/// The HTTP client of the OTLP/HTTP exporter: counts requests, and sends exactly the configured
+/// headers (opentelemetry-otlp adds `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS` from the environment
+/// after ours, and percent-decodes ours a second time; both are undone here).
 #[cfg(feature = "otlp-http")]
 #[derive(Debug)]
 struct CountingClient {
-    inner: reqwest::blocking::Client,
+    inner: HttpTransport,
+    headers: http::HeaderMap,
     requests: Arc<AtomicU64>,
 }
+
+/// Plain HTTP: a blocking reqwest client. HTTPS (feature `tls`): a hyper client with rustls and
+/// ring of its own, driven by the exporter's runtime, so reqwest's TLS features (and every other
+/// reqwest client of the application) are left alone.
+#[cfg(feature = "otlp-http")]
+#[derive(Debug)]
+enum HttpTransport {
+    Plain(reqwest::blocking::Client),
+    #[cfg(feature = "tls")]
+    Tls(Box<HttpsClient>),
+}
+
+/// Headers the exporter itself sets on each request; everything else is replaced.
+#[cfg(feature = "otlp-http")]
+const EXPORTER_HEADERS: [http::HeaderName; 3] = [
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_ENCODING,
+    http::header::USER_AGENT,
+];
 
 #[cfg(feature = "otlp-http")]
 #[async_trait::async_trait]
 impl opentelemetry_http::HttpClient for CountingClient {
     async fn send_bytes(
         &self,
-        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
+        mut request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
     ) -> Result<
         opentelemetry_http::Response<opentelemetry_http::Bytes>,
         opentelemetry_http::HttpError,
     > {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.inner.send_bytes(request).await
+        let mut headers = http::HeaderMap::new();
+        for name in EXPORTER_HEADERS {
+            if let Some(v) = request.headers().get(&name) {
+                headers.insert(name, v.clone());
+            }
+        }
+        for (k, v) in &self.headers {
+            headers.insert(k.clone(), v.clone());
+        }
+        *request.headers_mut() = headers;
+        match &self.inner {
+            HttpTransport::Plain(client) => client.send_bytes(request).await,
+            #[cfg(feature = "tls")]
+            HttpTransport::Tls(client) => client.send(request).await,
+        }
     }
 }
 
-/// A built OTLP exporter and, for gRPC, the runtime that drives its channel.
+#[cfg(all(feature = "otlp-http", feature = "tls"))]
+type HyperClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<opentelemetry_http::Bytes>,
+>;
+
+/// OTLP/HTTP over TLS: each request runs on the exporter's runtime, bounded by the export timeout.
+#[cfg(all(feature = "otlp-http", feature = "tls"))]
+#[derive(Debug)]
+struct HttpsClient {
+    client: HyperClient,
+    runtime: tokio::runtime::Handle,
+    timeout: Duration,
+}
+
+#[cfg(all(feature = "otlp-http", feature = "tls"))]
+impl HttpsClient {
+    async fn send(
+        &self,
+        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
+    ) -> Result<
+        opentelemetry_http::Response<opentelemetry_http::Bytes>,
+        opentelemetry_http::HttpError,
+    > {
+        use http_body_util::BodyExt;
+        let (parts, body) = request.into_parts();
+        let request = http::Request::from_parts(parts, http_body_util::Full::new(body));
+        let client = self.client.clone();
+        let timeout = self.timeout;
+        let task = self.runtime.spawn(async move {
+            let exchange = async {
+                let response = client.request(request).await?;
+                let (parts, body) = response.into_parts();
+                let body = body.collect().await?.to_bytes();
+                Ok::<_, opentelemetry_http::HttpError>(http::Response::from_parts(parts, body))
+            };
+            match tokio::time::timeout(timeout, exchange).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no response within {timeout:?}").into()),
+            }
+        });
+        // A `JoinHandle` is an ordinary future: the export thread's executor can wait for it.
+        task.await
+            .map_err(|e| -> opentelemetry_http::HttpError { format!("export task: {e}").into() })?
+    }
+}
+
+/// A built OTLP exporter and, for gRPC and HTTPS, the runtime that drives its connections.
 pub(crate) struct Otlp {
     pub(crate) exporter: OtlpExporter,
     pub(crate) runtime: Option<ExportRuntime>,
 }
 
+/// The export runtime of gRPC and HTTPS: one worker thread, owned by the `Telemetry`.
+#[cfg(any(feature = "otlp-grpc", feature = "tls"))]
+fn export_runtime(name: &str) -> Result<tokio::runtime::Runtime, BuildError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|e| BuildError::Exporter(format!("cannot start the export runtime: {e}")))
+}
+
+/// The error for a TLS endpoint in a build without the `tls` feature.
+#[cfg_attr(feature = "tls", allow(dead_code))]
+fn tls_missing(endpoint: &str) -> BuildError {
+    BuildError::FeatureMissing {
+        what: if endpoint.starts_with("https") {
+            "an https:// endpoint (OTLP over TLS)"
+        } else {
+            "OTLP over TLS"
+        },
+        feature: "tls",
+    }
+}
+
+/// The configured headers as a header map (names and values were validated with the config).
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+fn header_map(config: &TraceConfig) -> Result<http::HeaderMap, BuildError> {
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in config.headers() {
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| BuildError::Exporter(format!("invalid export header name {k:?}")))?;
+        let value = http::HeaderValue::from_str(v)
+            .map_err(|_| BuildError::Exporter(format!("invalid value of export header {k:?}")))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, BuildError> {
     let timeout = config.batch().export_timeout;
     let requests = Arc::new(AtomicU64::new(0));
+    let tls = config.uses_tls();
+    #[cfg(feature = "tls")]
+    let material = if tls {
+        Some(super::tls::Material::load(config)?)
+    } else {
+        None
+    };
+    #[cfg(not(feature = "tls"))]
+    if tls {
+        return Err(tls_missing(endpoint));
+    }
     let wrap = |inner| OtlpExporter {
         inner,
         target: Target {
@@ -109,68 +241,102 @@ pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, BuildE
         requests: requests.clone(),
         health: ExportHealth::default(),
     };
+    let headers = header_map(config)?;
     match config.protocol() {
         #[cfg(feature = "otlp-http")]
         Protocol::HttpProtobuf => {
             use opentelemetry_otlp::WithHttpConfig;
-            // Built on a thread of its own, as opentelemetry-otlp does: the blocking client
-            // must not be built inside an async context.
-            let client = std::thread::spawn(move || {
-                reqwest::blocking::Client::builder()
-                    .timeout(timeout)
-                    .build()
-            })
-            .join()
-            .map_err(|_| BuildError::Exporter("building the HTTP client panicked".into()))?
-            .map_err(|e| BuildError::Exporter(format!("cannot build the HTTP client: {e}")))?;
+            let mut runtime = None;
+            let inner = if tls {
+                #[cfg(feature = "tls")]
+                {
+                    let rustls = material.as_ref().map(|m| m.rustls_config()).transpose()?;
+                    let rt = export_runtime("gorax-trace-https")?;
+                    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                        .with_tls_config(rustls.unwrap_or_else(|| unreachable!()))
+                        .https_only()
+                        .enable_http1()
+                        .build();
+                    let client = hyper_util::client::legacy::Client::builder(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .build(connector);
+                    let inner = HttpTransport::Tls(Box::new(HttpsClient {
+                        client,
+                        runtime: rt.handle().clone(),
+                        timeout,
+                    }));
+                    runtime = Some(ExportRuntime { runtime: rt });
+                    inner
+                }
+                #[cfg(not(feature = "tls"))]
+                unreachable!("checked above")
+            } else {
+                // Built on a thread of its own, as opentelemetry-otlp does: the blocking client
+                // must not be built inside an async context.
+                let client = std::thread::spawn(move || {
+                    reqwest::blocking::Client::builder()
+                        .timeout(timeout)
+                        .build()
+                })
+                .join()
+                .map_err(|_| BuildError::Exporter("building the HTTP client panicked".into()))?
+                .map_err(|e| BuildError::Exporter(format!("cannot build the HTTP client: {e}")))?;
+                HttpTransport::Plain(client)
+            };
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_http_client(CountingClient {
-                    inner: client,
+                    inner,
+                    headers,
                     requests: requests.clone(),
                 })
                 .with_endpoint(endpoint)
                 .with_timeout(timeout)
-                .with_headers(config.headers().iter().cloned().collect())
                 .build()
                 .map_err(|e| BuildError::Exporter(e.to_string()))?;
             Ok(Otlp {
                 exporter: wrap(exporter),
-                runtime: None,
+                runtime,
             })
         }
         #[cfg(feature = "otlp-grpc")]
         Protocol::Grpc => {
             use opentelemetry_otlp::WithTonicConfig;
             use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
-            let mut headers = http::HeaderMap::new();
-            for (k, v) in config.headers() {
-                let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                    BuildError::Exporter(format!("invalid export header name {k:?}"))
-                })?;
-                let value = http::HeaderValue::from_str(v).map_err(|_| {
-                    BuildError::Exporter(format!("invalid value of export header {k:?}"))
-                })?;
-                headers.insert(name, value);
-            }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("gorax-trace-grpc")
-                .enable_all()
-                .build()
-                .map_err(|e| {
-                    BuildError::Exporter(format!("cannot start the gRPC export runtime: {e}"))
-                })?;
+            let metadata = MetadataMap::from_headers(headers);
+            let runtime = export_runtime("gorax-trace-grpc")?;
+            // The channel is built here, not by opentelemetry-otlp: its builder would rewrite
+            // the scheme from `OTEL_EXPORTER_OTLP_INSECURE` and has no trust roots.
+            let channel = {
+                let _entered = runtime.enter();
+                let ep = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+                    .map_err(|e| {
+                        BuildError::Exporter(format!("invalid endpoint {endpoint:?}: {e}"))
+                    })?
+                    .timeout(timeout)
+                    .connect_timeout(timeout);
+                #[cfg(feature = "tls")]
+                let ep = match &material {
+                    Some(m) => ep.tls_config(m.tonic_config()).map_err(|e| {
+                        BuildError::Exporter(format!("TLS configuration of {endpoint:?}: {e}"))
+                    })?,
+                    None => ep,
+                };
+                ep.connect_lazy()
+            };
             let _entered = runtime.enter();
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(endpoint)
+                .with_channel(channel)
                 .with_timeout(timeout)
-                .with_metadata(MetadataMap::from_headers(headers))
                 .with_interceptor({
                     let requests = requests.clone();
-                    move |request: tonic::Request<()>| {
+                    // Exactly our metadata: opentelemetry-otlp appends
+                    // `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS` before this interceptor runs.
+                    move |mut request: tonic::Request<()>| {
                         requests.fetch_add(1, Ordering::Relaxed);
+                        *request.metadata_mut() = metadata.clone();
                         Ok::<_, tonic::Status>(request)
                     }
                 })
@@ -183,9 +349,15 @@ pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, BuildE
             })
         }
         #[allow(unreachable_patterns)]
-        other => Err(BuildError::FeatureMissing(match other {
-            Protocol::Grpc => "otlp-grpc",
-            _ => "otlp-http",
-        })),
+        other => Err(BuildError::FeatureMissing {
+            what: match other {
+                Protocol::Grpc => "OTLP/gRPC",
+                _ => "OTLP/HTTP",
+            },
+            feature: match other {
+                Protocol::Grpc => "otlp-grpc",
+                _ => "otlp-http",
+            },
+        }),
     }
 }
