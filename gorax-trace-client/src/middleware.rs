@@ -4,7 +4,7 @@ use std::sync::Arc;
 use gorax_trace::httpconv::{
     ClassifyFailure, ClientErrors, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse,
 };
-use gorax_trace::propagation::{BaggagePolicy, Propagators};
+use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
 use http::Extensions;
 use opentelemetry::Context;
@@ -472,7 +472,11 @@ fn inject(
         }
     };
     if sc.is_valid() {
-        propagators.inject_span_context(sc, baggage, req.headers_mut());
+        // Level 2: the `random` flag of the trace goes on (the SDK loses it on unsampled
+        // children and never sets it on a root it starts).
+        let random = propagation::random_flag(parent, sc);
+        let sc = propagation::with_random_flag(sc, random);
+        propagators.inject_span_context(&sc, baggage, req.headers_mut());
     } else {
         // A span without a valid context (provider shut down, telemetry suppressed) must not
         // stop propagation: pass the parent's context on as it is.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, ready};
 
 use gorax_trace::httpconv::ResponseHead;
-use gorax_trace::propagation::Traceparent;
+use gorax_trace::propagation::{RandomTraceId, Traceparent, with_random_flag};
 use http::{HeaderValue, Response};
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
@@ -85,9 +85,14 @@ where
                 match &traced.config.response_header {
                     ResponseHeader::None => {}
                     ResponseHeader::TraceResponse => {
+                        let sc = span.span_context();
+                        let random = this
+                            .cx
+                            .get::<RandomTraceId>()
+                            .is_some_and(|r| r.0 == sc.trace_id());
                         headers.insert(
                             TRACERESPONSE,
-                            Traceparent::new(span.span_context()).to_header_value(),
+                            Traceparent::new(&with_random_flag(sc, random)).to_header_value(),
                         );
                     }
                     ResponseHeader::TraceId(name) => {

@@ -158,7 +158,16 @@ where
         } else {
             None
         };
-        let cx = parent.with_span(span);
+        // Level 2 `random` flag: the SDK drops it from unsampled children and never sets it
+        // on new roots; the marker makes every `traceparent` of this trace carry it.
+        let random = propagation::random_flag(&parent, span.span_context());
+        let cx = if random {
+            parent
+                .with_value(propagation::RandomTraceId(span.span_context().trace_id()))
+                .with_span(span)
+        } else {
+            parent.with_span(span)
+        };
         if let Some(hook) = &config.on_request {
             let head = RequestHead {
                 method: req.method(),
