@@ -2,7 +2,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use gorax_trace::httpconv::{
-    ClassifyFailure, ClientErrors, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse,
+    ClassifyFailure, ClientErrors, DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse,
 };
 use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
@@ -196,6 +197,8 @@ pub(crate) struct Config {
     /// `None` for no hook (no context built for it).
     pub(crate) on_request: Option<Arc<dyn OnRequest<Request>>>,
     pub(crate) on_response: Option<Arc<dyn OnResponse<Response>>>,
+    /// Attribute value length limit of `url.full` and `server.address`, in characters.
+    pub(crate) attr_limit: usize,
 }
 
 /// A [reqwest-middleware](reqwest_middleware) [`Middleware`] that records one OpenTelemetry
@@ -265,6 +268,7 @@ impl std::fmt::Debug for ClientTraceMiddleware {
             .field("propagation", &c.propagation)
             .field("baggage_hosts", &c.baggage_hosts)
             .field("baggage", &c.baggage)
+            .field("attr_limit", &c.attr_limit)
             .finish_non_exhaustive()
     }
 }
@@ -292,6 +296,7 @@ impl ClientTraceMiddleware {
                 classify: Arc::new(ClientErrors),
                 on_request: None,
                 on_response: None,
+                attr_limit: DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
             },
         }
     }
@@ -340,7 +345,7 @@ impl ClientTraceMiddleware {
     }
 
     /// Adds query keys whose values are recorded as `REDACTED` in `url.full` (matched
-    /// case-sensitively, in addition to the default list).
+    /// case-insensitively, in addition to the default list).
     pub fn with_redacted_query_keys<I, S>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -362,6 +367,13 @@ impl ClientTraceMiddleware {
     /// token) never leaves for a third-party API.
     pub fn with_baggage_hosts(mut self, policy: PropagationPolicy) -> Self {
         self.config.baggage_hosts = policy;
+        self
+    }
+
+    /// Cuts `url.full` and `server.address` to `limit` characters (default
+    /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`]).
+    pub fn with_attribute_value_length_limit(mut self, limit: usize) -> Self {
+        self.config.attr_limit = limit;
         self
     }
 

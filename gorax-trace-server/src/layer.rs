@@ -2,13 +2,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use gorax_trace::httpconv::{
-    ClassifyFailure, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse, ResponseHead,
-    ServerErrors, header_key,
+    CapturedHeader, ClassifyFailure, DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse, ResponseHead, ServerErrors,
 };
 use gorax_trace::propagation::BaggagePolicy;
 use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
-use opentelemetry::Key;
 use tower_layer::Layer;
 
 use crate::ServerTraceService;
@@ -65,8 +64,12 @@ pub(crate) struct Config {
     pub(crate) baggage: BaggagePolicy,
     pub(crate) response_header: ResponseHeader,
     pub(crate) request_id: bool,
-    pub(crate) request_headers: Vec<(HeaderName, Key)>,
-    pub(crate) response_headers: Vec<(HeaderName, Key)>,
+    pub(crate) request_headers: Vec<CapturedHeader>,
+    pub(crate) response_headers: Vec<CapturedHeader>,
+    /// Sensitive headers opted in by name (recorded in clear when captured).
+    pub(crate) recorded_sensitive: Vec<HeaderName>,
+    /// Attribute value length limit of attributes built from caller input, in characters.
+    pub(crate) attr_limit: usize,
 }
 
 /// A tower [`Layer`] that traces inbound HTTP requests: it continues the caller's W3C trace,
@@ -115,6 +118,8 @@ impl std::fmt::Debug for ServerTraceLayer {
             .field("request_id", &c.request_id)
             .field("request_headers", &c.request_headers)
             .field("response_headers", &c.response_headers)
+            .field("recorded_sensitive", &c.recorded_sensitive)
+            .field("attr_limit", &c.attr_limit)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +152,8 @@ impl ServerTraceLayer {
                 request_id: false,
                 request_headers: Vec::new(),
                 response_headers: Vec::new(),
+                recorded_sensitive: Vec::new(),
+                attr_limit: DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
             }),
         }
     }
@@ -210,7 +217,7 @@ impl ServerTraceLayer {
         self
     }
 
-    /// Adds query keys whose values are recorded as `REDACTED` (matched case-sensitively, in
+    /// Adds query keys whose values are recorded as `REDACTED` (matched case-insensitively, in
     /// addition to [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS)).
     pub fn with_redacted_query_keys<I, S>(mut self, keys: I) -> Self
     where
@@ -271,25 +278,65 @@ impl ServerTraceLayer {
         self
     }
 
-    /// Records these request headers as `http.request.header.<name>` (string array attributes).
+    /// Records these request headers as `http.request.header.<name>` (string array attributes,
+    /// each value cut to the attribute value length limit). Credential headers
+    /// ([`is_sensitive_header`](gorax_trace::httpconv::is_sensitive_header): `authorization`,
+    /// `cookie`, `x-api-key`, names with `token`, `secret`, ...) are recorded as `REDACTED`
+    /// unless opted in with [`with_sensitive_headers_recorded`](Self::with_sensitive_headers_recorded).
     pub fn with_request_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config()
-            .request_headers
-            .extend(names.into_iter().map(|n| {
-                let key = header_key(gorax_trace::semconv::HTTP_REQUEST_HEADER_PREFIX, &n);
-                (n, key)
-            }));
+        let config = self.config();
+        for name in names {
+            let h = CapturedHeader::new(
+                gorax_trace::semconv::HTTP_REQUEST_HEADER_PREFIX,
+                name,
+                &config.recorded_sensitive,
+            );
+            config.request_headers.push(h);
+        }
         self
     }
 
-    /// Records these response headers as `http.response.header.<name>`.
+    /// Records these response headers as `http.response.header.<name>` (`set-cookie` and the
+    /// other credential headers as `REDACTED`, as for requests).
     pub fn with_response_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config()
-            .response_headers
-            .extend(names.into_iter().map(|n| {
-                let key = header_key(gorax_trace::semconv::HTTP_RESPONSE_HEADER_PREFIX, &n);
-                (n, key)
-            }));
+        let config = self.config();
+        for name in names {
+            let h = CapturedHeader::new(
+                gorax_trace::semconv::HTTP_RESPONSE_HEADER_PREFIX,
+                name,
+                &config.recorded_sensitive,
+            );
+            config.response_headers.push(h);
+        }
+        self
+    }
+
+    /// Records these credential headers in clear when they are captured (by
+    /// [`with_request_headers`](Self::with_request_headers) or
+    /// [`with_response_headers`](Self::with_response_headers)): an explicit opt-in, by name,
+    /// for a header that the default rule redacts.
+    pub fn with_sensitive_headers_recorded(
+        mut self,
+        names: impl IntoIterator<Item = HeaderName>,
+    ) -> Self {
+        let config = self.config();
+        config.recorded_sensitive.extend(names);
+        for h in config
+            .request_headers
+            .iter_mut()
+            .chain(config.response_headers.iter_mut())
+        {
+            h.set_recorded(&config.recorded_sensitive);
+        }
+        self
+    }
+
+    /// Cuts attributes built from caller input (`url.path`, `url.query`,
+    /// `user_agent.original`, `server.address`, `http.request.method_original`, captured
+    /// headers) to `limit` characters (default
+    /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`](gorax_trace::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT)).
+    pub fn with_attribute_value_length_limit(mut self, limit: usize) -> Self {
+        self.config().attr_limit = limit;
         self
     }
 }
