@@ -26,7 +26,7 @@ fn scheme_value(scheme: &str) -> StringValue {
 }
 
 /// The peer address: from axum's `ConnectInfo` when present.
-fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
+pub(crate) fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
     #[cfg(feature = "axum")]
     if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
         return Some(info.0);

@@ -6,6 +6,7 @@ use gorax_trace::httpconv::{
     DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse, ResponseHead, ServerErrors,
 };
 use gorax_trace::propagation::BaggagePolicy;
+use gorax_trace::trust::TrustedPeers;
 use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
 use tower_layer::Layer;
@@ -60,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) redact: Vec<String>,
     pub(crate) trusted_proxies: Vec<IpAddr>,
     pub(crate) untrusted: Option<Predicate>,
+    /// Set by `with_trusted_peers`/`public`; otherwise the handle's (`TRACING_TRUSTED_PEERS`).
+    pub(crate) trusted_peers: Option<TrustedPeers>,
     pub(crate) filter: Option<Predicate>,
     pub(crate) baggage: BaggagePolicy,
     pub(crate) response_header: ResponseHeader,
@@ -85,7 +88,7 @@ pub(crate) struct Config {
 /// - failures: 5xx ([`ServerErrors`]; [`with_failure_classifier`](Self::with_failure_classifier)
 ///   changes it, e.g. to [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server));
 /// - `url.query` values of [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS) redacted;
-/// - every caller trusted, baggage kept, no request filtered, no response header, no header
+/// - trusted peers: the handle's (`TRACING_TRUSTED_PEERS`, default every caller), baggage kept, no request filtered, no response header, no header
 ///   captured, `client.address` from the connection peer only (no proxy trusted).
 ///
 /// ```
@@ -112,6 +115,7 @@ impl std::fmt::Debug for ServerTraceLayer {
             .field("redact", &c.redact)
             .field("trusted_proxies", &c.trusted_proxies)
             .field("untrusted", &c.untrusted.is_some())
+            .field("trusted_peers", &c.trusted_peers)
             .field("filter", &c.filter.is_some())
             .field("baggage", &c.baggage)
             .field("response_header", &c.response_header)
@@ -146,6 +150,7 @@ impl ServerTraceLayer {
                     .collect(),
                 trusted_proxies: Vec::new(),
                 untrusted: None,
+                trusted_peers: None,
                 filter: None,
                 baggage: BaggagePolicy::Keep,
                 response_header: ResponseHeader::None,
@@ -237,10 +242,29 @@ impl ServerTraceLayer {
         self
     }
 
-    /// Edge policy: requests for which `predicate` returns `true` come from an untrusted caller.
-    /// Such a request starts a new root trace (sampled by this service's own sampler, whatever
-    /// the caller's flag says), links to the caller's context instead of taking it as parent,
-    /// and drops the caller's baggage.
+    /// A layer for a public endpoint (webhooks, public triggers): [`new`](Self::new) with no
+    /// trusted peer, so no caller chooses the trace id or the sampling decision (see
+    /// [`with_trusted_peers`](Self::with_trusted_peers)).
+    pub fn public() -> Self {
+        Self::new().with_trusted_peers(TrustedPeers::None)
+    }
+
+    /// Edge policy by connection peer, instead of the handle's `TRACING_TRUSTED_PEERS`: a request
+    /// whose peer (axum `ConnectInfo<SocketAddr>`; serve with
+    /// `into_make_service_with_connect_info`) is not in `peers` is untrusted, as is one without
+    /// peer information unless `peers` is [`TrustedPeers::All`]. Untrusted requests are treated
+    /// as by [`with_untrusted`](Self::with_untrusted).
+    pub fn with_trusted_peers(mut self, peers: TrustedPeers) -> Self {
+        self.config().trusted_peers = Some(peers);
+        self
+    }
+
+    /// Edge policy: requests for which `predicate` returns `true` come from an untrusted caller
+    /// (in addition to those from untrusted peers, see
+    /// [`with_trusted_peers`](Self::with_trusted_peers)). Such a request starts a new root
+    /// trace (sampled by this service's own sampler, whatever the caller's flag says), links to
+    /// the caller's context instead of taking it as parent, and drops the caller's baggage
+    /// except the keys of a [`BaggagePolicy::Allow`].
     pub fn with_untrusted(
         mut self,
         predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,

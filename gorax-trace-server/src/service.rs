@@ -103,10 +103,16 @@ where
             };
             return ResponseFuture::new(future, cx, None);
         }
-        let untrusted = config
-            .untrusted
+        let peers = config
+            .trusted_peers
             .as_ref()
-            .is_some_and(|is_untrusted| is_untrusted(&head));
+            .unwrap_or_else(|| telemetry.trusted_peers());
+        let untrusted = (!peers.is_all()
+            && !peers.trusts(attributes::peer(req.extensions()).map(|p| p.ip())))
+            || config
+                .untrusted
+                .as_ref()
+                .is_some_and(|is_untrusted| is_untrusted(&head));
 
         let tracer = telemetry.tracer();
         let (method, _) = gorax_trace::httpconv::method(req.method());
@@ -127,18 +133,29 @@ where
             builder = builder.with_attributes(initial);
         }
         let parent = if untrusted {
-            // New root; the caller's context is only a link; its flag and baggage are ignored.
+            // New root; the caller's context is only a link; its flag is ignored and its
+            // baggage dropped but for the keys an `Allow` policy lists.
+            let allow = propagators.baggage && matches!(config.baggage, BaggagePolicy::Allow(_));
             let caller = Propagators {
                 baggage: false,
                 ..propagators
             }
             .extract(req.headers());
-            let caller = caller.span();
-            if caller.span_context().is_valid() {
-                builder =
-                    builder.with_links(vec![Link::with_context(caller.span_context().clone())]);
+            let caller_span = caller.span();
+            if caller_span.span_context().is_valid() {
+                builder = builder
+                    .with_links(vec![Link::with_context(caller_span.span_context().clone())]);
             }
-            Context::new()
+            if allow {
+                let baggage_only = Propagators {
+                    trace_context: false,
+                    baggage: true,
+                }
+                .extract(req.headers());
+                config.baggage.apply(baggage_only)
+            } else {
+                Context::new()
+            }
         } else {
             caller_context(req.headers(), propagators, &config.baggage)
         };

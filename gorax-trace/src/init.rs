@@ -89,6 +89,7 @@ impl Telemetry {
         let settings = Settings::default()
             .with_propagators(config.propagators())
             .with_http_semconv(config.http_semconv())
+            .with_trusted_peers(config.trusted_peers().clone())
             .with_route_attributes(config.enabled() && !config.sampling_rules().is_empty());
 
         let provider = if !config.enabled() {

@@ -21,6 +21,7 @@ use crate::httpconv::HttpSemconv;
 use opentelemetry::Context;
 
 use crate::propagation::{Carrier, CarrierMut, Propagators, W3cPropagator};
+use crate::trust::TrustedPeers;
 
 /// The instrumentation scope name of the spans gorax-trace makes.
 pub const SCOPE_NAME: &str = "gorax-trace";
@@ -37,6 +38,7 @@ struct Shared {
     propagators: Propagators,
     http_semconv: HttpSemconv,
     route_attributes: bool,
+    trusted_peers: TrustedPeers,
     health: ExportHealth,
 }
 
@@ -56,7 +58,7 @@ static DISABLED: LazyLock<TelemetryHandle> = LazyLock::new(|| {
 });
 
 /// The settings a [`TelemetryHandle`] carries besides its tracer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Settings {
     /// Which propagation fields adapters read and write.
@@ -66,6 +68,9 @@ pub struct Settings {
     /// Whether the server layer gives the sampler `http.route` and `http.request.method` when a
     /// span starts (needed by per-route sampling rules; costs an allocation per request).
     pub route_attributes: bool,
+    /// Which connection peers the server layer lets continue their trace
+    /// (`TRACING_TRUSTED_PEERS`; default: all).
+    pub trusted_peers: TrustedPeers,
 }
 
 impl Settings {
@@ -78,6 +83,12 @@ impl Settings {
     /// With this HTTP convention mode.
     pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
         self.http_semconv = mode;
+        self
+    }
+
+    /// With these trusted peers (see [`TrustedPeers`]).
+    pub fn with_trusted_peers(mut self, peers: TrustedPeers) -> Self {
+        self.trusted_peers = peers;
         self
     }
 
@@ -96,6 +107,7 @@ impl TelemetryHandle {
             propagators: settings.propagators,
             http_semconv: settings.http_semconv,
             route_attributes: settings.route_attributes,
+            trusted_peers: settings.trusted_peers,
             health,
         }))
     }
@@ -135,6 +147,11 @@ impl TelemetryHandle {
     /// Whether the sampler needs route attributes when a server span starts.
     pub fn route_attributes(&self) -> bool {
         self.0.route_attributes
+    }
+
+    /// Which connection peers may continue their trace through the server layer.
+    pub fn trusted_peers(&self) -> &TrustedPeers {
+        &self.0.trusted_peers
     }
 
     /// The export counters of the provider behind this handle.

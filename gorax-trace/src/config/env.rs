@@ -43,9 +43,11 @@ const TRACING_BATCH_SIZE: &str = "TRACING_BATCH_SIZE";
 const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 const TRACING_EXPORT_TIMEOUT_MS: &str = "TRACING_EXPORT_TIMEOUT_MS";
 const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
+// The trust boundary (issue 11): `all`, `none` or a comma list of networks.
+const TRACING_TRUSTED_PEERS: &str = "TRACING_TRUSTED_PEERS";
 
 /// Every variable read; [`TraceConfig::from_env`] reports non-UTF-8 values of these only.
-const KNOWN_VARS: [&str; 36] = [
+const KNOWN_VARS: [&str; 37] = [
     TRACING_ENABLED,
     OTEL_SDK_DISABLED,
     TRACING_EXPORTER,
@@ -82,6 +84,7 @@ const KNOWN_VARS: [&str; 36] = [
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     TRACING_EXPORT_TIMEOUT_MS,
     OTEL_BSP_EXPORT_TIMEOUT,
+    TRACING_TRUSTED_PEERS,
 ];
 /// Variables whose values are secrets (API keys): shown as `k=***`.
 const SECRET_VARS: [&str; 3] = [TRACING_HEADERS, OTLP_TRACES_HEADERS, OTLP_HEADERS];
@@ -200,6 +203,7 @@ impl TraceConfig {
         );
         let http_semconv = v.parse(OTEL_SEMCONV_STABILITY_OPT_IN, |s| Ok(parse_semconv(s)));
         let batch = v.batch();
+        let trusted_peers = v.parse(TRACING_TRUSTED_PEERS, crate::trust::TrustedPeers::parse);
         if !v.errors.is_empty() {
             return Err(ConfigError { errors: v.errors });
         }
@@ -224,6 +228,7 @@ impl TraceConfig {
             propagators: propagators.map_or(defaults.propagators, |s| s.value),
             http_semconv: http_semconv.map_or(defaults.http_semconv, |s| s.value),
             batch,
+            trusted_peers: trusted_peers.map_or(defaults.trusted_peers, |s| s.value),
             warnings: v.warnings,
             invalid: Vec::new(),
         };

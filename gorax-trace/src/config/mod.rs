@@ -166,6 +166,7 @@ pub struct TraceConfig {
     propagators: Propagators,
     http_semconv: HttpSemconv,
     batch: BatchSettings,
+    trusted_peers: crate::trust::TrustedPeers,
     warnings: Vec<String>,
     /// Values given in code that do not validate (reported by `validate`).
     invalid: Vec<InvalidVar>,
@@ -189,6 +190,7 @@ impl Default for TraceConfig {
             propagators: Propagators::default(),
             http_semconv: HttpSemconv::default(),
             batch: BatchSettings::default(),
+            trusted_peers: crate::trust::TrustedPeers::All,
             warnings: Vec::new(),
             invalid: Vec::new(),
         }
@@ -342,6 +344,19 @@ impl TraceConfig {
     pub fn with_propagators(mut self, propagators: Propagators) -> Self {
         self.propagators = propagators;
         self
+    }
+
+    /// Which connection peers may continue their trace through the server layer
+    /// (`TRACING_TRUSTED_PEERS`; default [`TrustedPeers::All`](crate::trust::TrustedPeers::All)).
+    /// A public endpoint uses `TrustedPeers::None` or the networks of its proxies.
+    pub fn with_trusted_peers(mut self, peers: crate::trust::TrustedPeers) -> Self {
+        self.trusted_peers = peers;
+        self
+    }
+
+    /// The trusted peers.
+    pub fn trusted_peers(&self) -> &crate::trust::TrustedPeers {
+        &self.trusted_peers
     }
 
     /// Sets the HTTP semantic conventions.
