@@ -2,8 +2,8 @@
 //! the legacy names in dup mode). Only called when the span is recording.
 
 use gorax_trace::httpconv::{
-    ResponseHead, has_sensitive_key, method as method_name, protocol_version, redact_query,
-    span_name,
+    ResponseHead, has_sensitive_key, limited, method as method_name, protocol_version,
+    redact_query, span_name,
 };
 use gorax_trace::semconv::{self, legacy};
 use opentelemetry::trace::{Span, Status};
@@ -43,6 +43,7 @@ pub(crate) fn on_request(
     resend_count: u32,
     config: &Config,
     dup: bool,
+    limit: usize,
 ) {
     let (method, known) = method_name(req.method());
     let url = req.url();
@@ -51,16 +52,16 @@ pub(crate) fn on_request(
     if !known {
         attrs.push(KeyValue::new(
             semconv::HTTP_REQUEST_METHOD_ORIGINAL,
-            req.method().as_str().to_owned(),
+            limited(req.method().as_str(), limit),
         ));
     }
     if let Some(host) = url.host_str() {
-        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, limited(host, limit)));
     }
     if let Some(port) = url.port_or_known_default() {
         attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
     }
-    let full: Value = url_full(url, &config.redact).into();
+    let full: Value = limited(&url_full(url, &config.redact), limit).into();
     attrs.push(KeyValue::new(semconv::URL_FULL, full.clone()));
     if let Some(template) = template {
         attrs.push(KeyValue::new(semconv::URL_TEMPLATE, template.0.clone()));
@@ -189,8 +190,16 @@ mod tests {
                 "https://s3.example.com/o?AWSAccessKeyId=REDACTED&Signature=REDACTED&Expires=1",
             ),
             (
-                "http://u:p@example.com/?sig=abc&signature=kept#frag",
-                "http://example.com/?sig=REDACTED&signature=kept#frag",
+                "http://u:p@example.com/?sig=abc&signatures=kept#frag",
+                "http://example.com/?sig=REDACTED&signatures=kept#frag",
+            ),
+            (
+                "https://a.example/cb?Code=c0de&state=s&Access_Token=t0k&X-Amz-Signature=s1g",
+                "https://a.example/cb?Code=REDACTED&state=s&Access_Token=REDACTED&X-Amz-Signature=REDACTED",
+            ),
+            (
+                "https://a.example/?password=hunter2&apikey=k&client_secret=cs",
+                "https://a.example/?password=REDACTED&apikey=REDACTED&client_secret=REDACTED",
             ),
             ("http://example.com/?sig", "http://example.com/?sig"),
             (

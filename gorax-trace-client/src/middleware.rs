@@ -4,7 +4,7 @@ use std::sync::Arc;
 use gorax_trace::httpconv::{
     ClassifyFailure, ClientErrors, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse,
 };
-use gorax_trace::propagation::{BaggagePolicy, Propagators};
+use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
 use http::Extensions;
 use opentelemetry::Context;
@@ -196,6 +196,9 @@ pub(crate) struct Config {
     /// `None` for no hook (no context built for it).
     pub(crate) on_request: Option<Arc<dyn OnRequest<Request>>>,
     pub(crate) on_response: Option<Arc<dyn OnResponse<Response>>>,
+    /// Attribute value length limit of `url.full` and `server.address`, in characters.
+    /// Set by `with_attribute_value_length_limit`; otherwise the handle's limit.
+    pub(crate) attr_limit: Option<usize>,
 }
 
 /// A [reqwest-middleware](reqwest_middleware) [`Middleware`] that records one OpenTelemetry
@@ -265,6 +268,7 @@ impl std::fmt::Debug for ClientTraceMiddleware {
             .field("propagation", &c.propagation)
             .field("baggage_hosts", &c.baggage_hosts)
             .field("baggage", &c.baggage)
+            .field("attr_limit", &c.attr_limit)
             .finish_non_exhaustive()
     }
 }
@@ -292,6 +296,7 @@ impl ClientTraceMiddleware {
                 classify: Arc::new(ClientErrors),
                 on_request: None,
                 on_response: None,
+                attr_limit: None,
             },
         }
     }
@@ -340,7 +345,7 @@ impl ClientTraceMiddleware {
     }
 
     /// Adds query keys whose values are recorded as `REDACTED` in `url.full` (matched
-    /// case-sensitively, in addition to the default list).
+    /// case-insensitively, in addition to the default list).
     pub fn with_redacted_query_keys<I, S>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -362,6 +367,14 @@ impl ClientTraceMiddleware {
     /// token) never leaves for a third-party API.
     pub fn with_baggage_hosts(mut self, policy: PropagationPolicy) -> Self {
         self.config.baggage_hosts = policy;
+        self
+    }
+
+    /// Cuts `url.full` and `server.address` to `limit` characters (default: the handle's limit,
+    /// `TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else
+    /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`](gorax_trace::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT)).
+    pub fn with_attribute_value_length_limit(mut self, limit: usize) -> Self {
+        self.config.attr_limit = Some(limit);
         self
     }
 
@@ -411,7 +424,11 @@ impl Middleware for ClientTraceMiddleware {
         });
         if span.is_recording() {
             let template = extensions.get::<UrlTemplate>();
-            attributes::on_request(&mut span, &req, template, resend_count, config, dup);
+            let limit = config
+                .attr_limit
+                .or(telemetry.attribute_value_length_limit())
+                .unwrap_or(usize::MAX);
+            attributes::on_request(&mut span, &req, template, resend_count, config, dup, limit);
         }
         let Some(parent) = hook_parent else {
             // No hooks: the SDK span stays in our hands (no context, no span mutex).
@@ -472,7 +489,11 @@ fn inject(
         }
     };
     if sc.is_valid() {
-        propagators.inject_span_context(sc, baggage, req.headers_mut());
+        // Level 2: the `random` flag of the trace goes on (the SDK loses it on unsampled
+        // children and never sets it on a root it starts).
+        let random = propagation::random_flag(parent, sc);
+        let sc = propagation::with_random_flag(sc, random);
+        propagators.inject_span_context(&sc, baggage, req.headers_mut());
     } else {
         // A span without a valid context (provider shut down, telemetry suppressed) must not
         // stop propagation: pass the parent's context on as it is.

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use gorax_trace::httpconv::{
-    ResponseHead, capture_headers as capture, content_length, method as method_name,
-    protocol_version, redact_query, span_name,
+    ResponseHead, capture_headers as capture, content_length, has_sensitive_key, limited,
+    method as method_name, protocol_version, redact_query, span_name, truncate_value,
 };
 use gorax_trace::semconv::{self, legacy};
 use http::{HeaderMap, Request, Response, header};
@@ -26,7 +26,7 @@ fn scheme_value(scheme: &str) -> StringValue {
 }
 
 /// The peer address: from axum's `ConnectInfo` when present.
-fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
+pub(crate) fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
     #[cfg(feature = "axum")]
     if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
         return Some(info.0);
@@ -52,6 +52,7 @@ pub(crate) fn on_request<B>(
     route: Option<&str>,
     config: &Config,
     dup: bool,
+    limit: usize,
     initial_given: bool,
 ) {
     let (method, known) = method_name(req.method());
@@ -62,12 +63,18 @@ pub(crate) fn on_request<B>(
     if !known {
         attrs.push(KeyValue::new(
             semconv::HTTP_REQUEST_METHOD_ORIGINAL,
-            req.method().as_str().to_owned(),
+            limited(req.method().as_str(), limit),
         ));
     }
     let uri = req.uri();
-    attrs.push(KeyValue::new(semconv::URL_PATH, uri.path().to_owned()));
-    let query = uri.query().map(|q| redact_query(q, &config.redact));
+    attrs.push(KeyValue::new(semconv::URL_PATH, limited(uri.path(), limit)));
+    let query: Option<StringValue> = uri.query().map(|q| {
+        if has_sensitive_key(q, &config.redact) {
+            limited(&redact_query(q, &config.redact), limit)
+        } else {
+            limited(q, limit)
+        }
+    });
     if let Some(q) = &query {
         attrs.push(KeyValue::new(semconv::URL_QUERY, q.clone()));
     }
@@ -90,7 +97,7 @@ pub(crate) fn on_request<B>(
             .map(split_host_port),
     };
     if let Some((host, port)) = host {
-        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, limited(host, limit)));
         if let Some(port) = port {
             attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
         }
@@ -123,25 +130,31 @@ pub(crate) fn on_request<B>(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     if let Some(ua) = user_agent {
-        attrs.push(KeyValue::new(semconv::USER_AGENT_ORIGINAL, ua.to_owned()));
+        attrs.push(KeyValue::new(
+            semconv::USER_AGENT_ORIGINAL,
+            limited(ua, limit),
+        ));
     }
     if let Some(len) = content_length(req.headers()) {
         attrs.push(KeyValue::new(semconv::HTTP_REQUEST_BODY_SIZE, len));
     }
-    capture(&mut attrs, req.headers(), &config.request_headers);
+    capture(&mut attrs, req.headers(), &config.request_headers, limit);
     if dup {
         attrs.push(KeyValue::new(
             legacy::HTTP_METHOD,
-            req.method().as_str().to_owned(),
+            limited(req.method().as_str(), limit),
         ));
         let target = match &query {
-            Some(q) => format!("{}?{q}", uri.path()),
+            Some(q) => format!("{}?{}", uri.path(), q.as_str()),
             None => uri.path().to_owned(),
         };
-        attrs.push(KeyValue::new(legacy::HTTP_TARGET, target));
+        attrs.push(KeyValue::new(
+            legacy::HTTP_TARGET,
+            truncate_value(&target, limit).into_owned(),
+        ));
         attrs.push(KeyValue::new(legacy::HTTP_SCHEME, scheme));
         if let Some(ua) = user_agent {
-            attrs.push(KeyValue::new(legacy::HTTP_USER_AGENT, ua.to_owned()));
+            attrs.push(KeyValue::new(legacy::HTTP_USER_AGENT, limited(ua, limit)));
         }
     }
     span.set_attributes(attrs);
@@ -156,6 +169,7 @@ pub(crate) fn on_response<B: http_body::Body>(
     res: &Response<B>,
     config: &Config,
     dup: bool,
+    limit: usize,
 ) {
     let status = res.status().as_u16();
     let mut attrs = Vec::with_capacity(4);
@@ -175,7 +189,7 @@ pub(crate) fn on_response<B: http_body::Body>(
     if let Some(size) = size {
         attrs.push(KeyValue::new(semconv::HTTP_RESPONSE_BODY_SIZE, size));
     }
-    capture(&mut attrs, res.headers(), &config.response_headers);
+    capture(&mut attrs, res.headers(), &config.response_headers, limit);
     if let Some(error_type) = config
         .classify
         .classify(&ResponseHead::new(res.status(), res.headers()))

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, ready};
 
 use gorax_trace::httpconv::ResponseHead;
-use gorax_trace::propagation::Traceparent;
+use gorax_trace::propagation::{RandomTraceId, Traceparent, with_random_flag};
 use http::{HeaderValue, Response};
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
@@ -23,6 +23,8 @@ pub(crate) struct Traced {
     pub(crate) request_id: Option<HeaderValue>,
     /// Legacy attribute names too (resolved when the request started).
     pub(crate) dup: bool,
+    /// Attribute value length limit (resolved when the request started).
+    pub(crate) limit: usize,
 }
 
 pin_project! {
@@ -73,7 +75,13 @@ where
         match &mut result {
             Ok(response) => {
                 if recording {
-                    attributes::on_response(&span, response, &traced.config, traced.dup);
+                    attributes::on_response(
+                        &span,
+                        response,
+                        &traced.config,
+                        traced.dup,
+                        traced.limit,
+                    );
                 }
                 if let Some(hook) = &traced.config.on_response {
                     hook.on_response(
@@ -85,9 +93,14 @@ where
                 match &traced.config.response_header {
                     ResponseHeader::None => {}
                     ResponseHeader::TraceResponse => {
+                        let sc = span.span_context();
+                        let random = this
+                            .cx
+                            .get::<RandomTraceId>()
+                            .is_some_and(|r| r.0 == sc.trace_id());
                         headers.insert(
                             TRACERESPONSE,
-                            Traceparent::new(span.span_context()).to_header_value(),
+                            Traceparent::new(&with_random_flag(sc, random)).to_header_value(),
                         );
                     }
                     ResponseHeader::TraceId(name) => {

@@ -2,13 +2,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use gorax_trace::httpconv::{
-    ClassifyFailure, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse, ResponseHead,
-    ServerErrors, header_key,
+    CapturedHeader, ClassifyFailure, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest,
+    OnResponse, ResponseHead, ServerErrors,
 };
 use gorax_trace::propagation::BaggagePolicy;
+use gorax_trace::trust::TrustedPeers;
 use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
-use opentelemetry::Key;
 use tower_layer::Layer;
 
 use crate::ServerTraceService;
@@ -61,12 +61,19 @@ pub(crate) struct Config {
     pub(crate) redact: Vec<String>,
     pub(crate) trusted_proxies: Vec<IpAddr>,
     pub(crate) untrusted: Option<Predicate>,
+    /// Set by `with_trusted_peers`/`public`; otherwise the handle's (`TRACING_TRUSTED_PEERS`).
+    pub(crate) trusted_peers: Option<TrustedPeers>,
     pub(crate) filter: Option<Predicate>,
     pub(crate) baggage: BaggagePolicy,
     pub(crate) response_header: ResponseHeader,
     pub(crate) request_id: bool,
-    pub(crate) request_headers: Vec<(HeaderName, Key)>,
-    pub(crate) response_headers: Vec<(HeaderName, Key)>,
+    pub(crate) request_headers: Vec<CapturedHeader>,
+    pub(crate) response_headers: Vec<CapturedHeader>,
+    /// Sensitive headers opted in by name (recorded in clear when captured).
+    pub(crate) recorded_sensitive: Vec<HeaderName>,
+    /// Attribute value length limit of attributes built from caller input, in characters.
+    /// Set by `with_attribute_value_length_limit`; otherwise the handle's limit.
+    pub(crate) attr_limit: Option<usize>,
 }
 
 /// A tower [`Layer`] that traces inbound HTTP requests: it continues the caller's W3C trace,
@@ -82,7 +89,7 @@ pub(crate) struct Config {
 /// - failures: 5xx ([`ServerErrors`]; [`with_failure_classifier`](Self::with_failure_classifier)
 ///   changes it, e.g. to [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server));
 /// - `url.query` values of [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS) redacted;
-/// - every caller trusted, baggage kept, no request filtered, no response header, no header
+/// - trusted peers: the handle's (`TRACING_TRUSTED_PEERS`, default every caller), baggage kept, no request filtered, no response header, no header
 ///   captured, `client.address` from the connection peer only (no proxy trusted).
 ///
 /// ```
@@ -109,12 +116,15 @@ impl std::fmt::Debug for ServerTraceLayer {
             .field("redact", &c.redact)
             .field("trusted_proxies", &c.trusted_proxies)
             .field("untrusted", &c.untrusted.is_some())
+            .field("trusted_peers", &c.trusted_peers)
             .field("filter", &c.filter.is_some())
             .field("baggage", &c.baggage)
             .field("response_header", &c.response_header)
             .field("request_id", &c.request_id)
             .field("request_headers", &c.request_headers)
             .field("response_headers", &c.response_headers)
+            .field("recorded_sensitive", &c.recorded_sensitive)
+            .field("attr_limit", &c.attr_limit)
             .finish_non_exhaustive()
     }
 }
@@ -141,12 +151,15 @@ impl ServerTraceLayer {
                     .collect(),
                 trusted_proxies: Vec::new(),
                 untrusted: None,
+                trusted_peers: None,
                 filter: None,
                 baggage: BaggagePolicy::Keep,
                 response_header: ResponseHeader::None,
                 request_id: false,
                 request_headers: Vec::new(),
                 response_headers: Vec::new(),
+                recorded_sensitive: Vec::new(),
+                attr_limit: None,
             }),
         }
     }
@@ -210,7 +223,7 @@ impl ServerTraceLayer {
         self
     }
 
-    /// Adds query keys whose values are recorded as `REDACTED` (matched case-sensitively, in
+    /// Adds query keys whose values are recorded as `REDACTED` (matched case-insensitively, in
     /// addition to [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS)).
     pub fn with_redacted_query_keys<I, S>(mut self, keys: I) -> Self
     where
@@ -230,10 +243,29 @@ impl ServerTraceLayer {
         self
     }
 
-    /// Edge policy: requests for which `predicate` returns `true` come from an untrusted caller.
-    /// Such a request starts a new root trace (sampled by this service's own sampler, whatever
-    /// the caller's flag says), links to the caller's context instead of taking it as parent,
-    /// and drops the caller's baggage.
+    /// A layer for a public endpoint (webhooks, public triggers): [`new`](Self::new) with no
+    /// trusted peer, so no caller chooses the trace id or the sampling decision (see
+    /// [`with_trusted_peers`](Self::with_trusted_peers)).
+    pub fn public() -> Self {
+        Self::new().with_trusted_peers(TrustedPeers::None)
+    }
+
+    /// Edge policy by connection peer, instead of the handle's `TRACING_TRUSTED_PEERS`: a request
+    /// whose peer (axum `ConnectInfo<SocketAddr>`; serve with
+    /// `into_make_service_with_connect_info`) is not in `peers` is untrusted, as is one without
+    /// peer information unless `peers` is [`TrustedPeers::All`]. Untrusted requests are treated
+    /// as by [`with_untrusted`](Self::with_untrusted).
+    pub fn with_trusted_peers(mut self, peers: TrustedPeers) -> Self {
+        self.config().trusted_peers = Some(peers);
+        self
+    }
+
+    /// Edge policy: requests for which `predicate` returns `true` come from an untrusted caller
+    /// (in addition to those from untrusted peers, see
+    /// [`with_trusted_peers`](Self::with_trusted_peers)). Such a request starts a new root
+    /// trace (sampled by this service's own sampler, whatever the caller's flag says), links to
+    /// the caller's context instead of taking it as parent, and drops the caller's baggage
+    /// except the keys of a [`BaggagePolicy::Allow`].
     pub fn with_untrusted(
         mut self,
         predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
@@ -271,25 +303,65 @@ impl ServerTraceLayer {
         self
     }
 
-    /// Records these request headers as `http.request.header.<name>` (string array attributes).
+    /// Records these request headers as `http.request.header.<name>` (string array attributes,
+    /// each value cut to the attribute value length limit). Credential headers
+    /// ([`is_sensitive_header`](gorax_trace::httpconv::is_sensitive_header): `authorization`,
+    /// `cookie`, `x-api-key`, names with `token`, `secret`, ...) are recorded as `REDACTED`
+    /// unless opted in with [`with_sensitive_headers_recorded`](Self::with_sensitive_headers_recorded).
     pub fn with_request_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config()
-            .request_headers
-            .extend(names.into_iter().map(|n| {
-                let key = header_key(gorax_trace::semconv::HTTP_REQUEST_HEADER_PREFIX, &n);
-                (n, key)
-            }));
+        let config = self.config();
+        for name in names {
+            let h = CapturedHeader::new(
+                gorax_trace::semconv::HTTP_REQUEST_HEADER_PREFIX,
+                name,
+                &config.recorded_sensitive,
+            );
+            config.request_headers.push(h);
+        }
         self
     }
 
-    /// Records these response headers as `http.response.header.<name>`.
+    /// Records these response headers as `http.response.header.<name>` (`set-cookie` and the
+    /// other credential headers as `REDACTED`, as for requests).
     pub fn with_response_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.config()
-            .response_headers
-            .extend(names.into_iter().map(|n| {
-                let key = header_key(gorax_trace::semconv::HTTP_RESPONSE_HEADER_PREFIX, &n);
-                (n, key)
-            }));
+        let config = self.config();
+        for name in names {
+            let h = CapturedHeader::new(
+                gorax_trace::semconv::HTTP_RESPONSE_HEADER_PREFIX,
+                name,
+                &config.recorded_sensitive,
+            );
+            config.response_headers.push(h);
+        }
+        self
+    }
+
+    /// Records these credential headers in clear when they are captured (by
+    /// [`with_request_headers`](Self::with_request_headers) or
+    /// [`with_response_headers`](Self::with_response_headers)): an explicit opt-in, by name,
+    /// for a header that the default rule redacts.
+    pub fn with_sensitive_headers_recorded(
+        mut self,
+        names: impl IntoIterator<Item = HeaderName>,
+    ) -> Self {
+        let config = self.config();
+        config.recorded_sensitive.extend(names);
+        for h in config
+            .request_headers
+            .iter_mut()
+            .chain(config.response_headers.iter_mut())
+        {
+            h.set_recorded(&config.recorded_sensitive);
+        }
+        self
+    }
+
+    /// Cuts attributes built from caller input (`url.path`, `url.query`,
+    /// `user_agent.original`, `server.address`, `http.request.method_original`, captured
+    /// headers) to `limit` characters (default
+    /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`](gorax_trace::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT)).
+    pub fn with_attribute_value_length_limit(mut self, limit: usize) -> Self {
+        self.config().attr_limit = Some(limit);
         self
     }
 }

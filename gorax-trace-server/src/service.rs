@@ -103,10 +103,16 @@ where
             };
             return ResponseFuture::new(future, cx, None);
         }
-        let untrusted = config
-            .untrusted
+        let peers = config
+            .trusted_peers
             .as_ref()
-            .is_some_and(|is_untrusted| is_untrusted(&head));
+            .unwrap_or_else(|| telemetry.trusted_peers());
+        let untrusted = (!peers.is_all()
+            && !peers.trusts(attributes::peer(req.extensions()).map(|p| p.ip())))
+            || config
+                .untrusted
+                .as_ref()
+                .is_some_and(|is_untrusted| is_untrusted(&head));
 
         let tracer = telemetry.tracer();
         let (method, _) = gorax_trace::httpconv::method(req.method());
@@ -127,18 +133,29 @@ where
             builder = builder.with_attributes(initial);
         }
         let parent = if untrusted {
-            // New root; the caller's context is only a link; its flag and baggage are ignored.
+            // New root; the caller's context is only a link; its flag is ignored and its
+            // baggage dropped but for the keys an `Allow` policy lists.
+            let allow = propagators.baggage && matches!(config.baggage, BaggagePolicy::Allow(_));
             let caller = Propagators {
                 baggage: false,
                 ..propagators
             }
             .extract(req.headers());
-            let caller = caller.span();
-            if caller.span_context().is_valid() {
-                builder =
-                    builder.with_links(vec![Link::with_context(caller.span_context().clone())]);
+            let caller_span = caller.span();
+            if caller_span.span_context().is_valid() {
+                builder = builder
+                    .with_links(vec![Link::with_context(caller_span.span_context().clone())]);
             }
-            Context::new()
+            if allow {
+                let baggage_only = Propagators {
+                    trace_context: false,
+                    baggage: true,
+                }
+                .extract(req.headers());
+                config.baggage.apply(baggage_only)
+            } else {
+                Context::new()
+            }
         } else {
             caller_context(req.headers(), propagators, &config.baggage)
         };
@@ -146,11 +163,15 @@ where
             .semconv
             .unwrap_or(telemetry.http_semconv())
             .emits_legacy();
+        let limit = config
+            .attr_limit
+            .or(telemetry.attribute_value_length_limit())
+            .unwrap_or(usize::MAX);
         let mut span = builder.start_with_context(tracer, &parent);
         // Attributes go on the span itself, before it moves into the context (where every call
         // would lock its mutex and go through a boxed trait object).
         if span.is_recording() {
-            attributes::on_request(&mut span, &req, route, config, dup, rules);
+            attributes::on_request(&mut span, &req, route, config, dup, limit, rules);
         }
         let request_id = if config.request_id && !req.headers().contains_key(X_REQUEST_ID) {
             let tp = propagation::Traceparent::new(span.span_context());
@@ -158,7 +179,16 @@ where
         } else {
             None
         };
-        let cx = parent.with_span(span);
+        // Level 2 `random` flag: the SDK drops it from unsampled children and never sets it
+        // on new roots; the marker makes every `traceparent` of this trace carry it.
+        let random = propagation::random_flag(&parent, span.span_context());
+        let cx = if random {
+            parent
+                .with_value(propagation::RandomTraceId(span.span_context().trace_id()))
+                .with_span(span)
+        } else {
+            parent.with_span(span)
+        };
         if let Some(hook) = &config.on_request {
             let head = RequestHead {
                 method: req.method(),
@@ -180,6 +210,7 @@ where
             config: self.config.clone(),
             request_id,
             dup,
+            limit,
         };
         ResponseFuture::new(future, cx, Some(traced))
     }

@@ -97,18 +97,73 @@ pub fn protocol_version(version: Version) -> &'static str {
     }
 }
 
-/// Query keys whose values are replaced by `REDACTED` in `url.query` and `url.full` by default:
-/// the sensitive query parameters listed by the OpenTelemetry HTTP semantic conventions.
-pub const DEFAULT_REDACTED_QUERY_KEYS: &[&str] =
-    &["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+/// Query keys whose values are replaced by `REDACTED` in `url.query` and `url.full` by default
+/// (matched case-insensitively, also percent-encoded): the sensitive query parameters listed by
+/// the OpenTelemetry HTTP semantic conventions (`AWSAccessKeyId`, `Signature`, `sig`,
+/// `X-Goog-Signature`), the other signed-URL credentials of S3 and GCS, and the usual names of
+/// tokens, passwords and API keys.
+///
+/// `code` is in the list: it is the OAuth 2.0 authorization code of every redirect callback
+/// (`/callback?code=...&state=...`), exchangeable for tokens; a non-secret `code` parameter
+/// (a country code) costs a `REDACTED` in a trace, a leaked authorization code costs an account.
+pub const DEFAULT_REDACTED_QUERY_KEYS: &[&str] = &[
+    // OpenTelemetry semantic conventions
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+    // S3 SigV4 and GCS signed URLs
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "X-Goog-Credential",
+    // tokens, passwords, keys
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "auth",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "client_secret",
+    "api_key",
+    "apikey",
+    "api-key",
+    "key",
+    "code",
+];
 
-/// A query string with the values of `sensitive` keys replaced by `REDACTED` (for `url.query`
-/// and `url.full`; see [`DEFAULT_REDACTED_QUERY_KEYS`]).
+/// The value written in place of a secret.
+pub const REDACTED: &str = "REDACTED";
+
+/// Whether the query key `key` (as written in the URL: percent-encoded or not) is one of
+/// `sensitive`, compared case-insensitively.
+fn is_sensitive_key(key: &str, sensitive: &[String]) -> bool {
+    let decoded: Cow<'_, str> = if key.contains(['%', '+']) {
+        let plus = key.replace('+', " ");
+        Cow::Owned(
+            percent_encoding::percent_decode_str(&plus)
+                .decode_utf8_lossy()
+                .into_owned(),
+        )
+    } else {
+        Cow::Borrowed(key)
+    };
+    let decoded = decoded.trim();
+    sensitive.iter().any(|s| s.eq_ignore_ascii_case(decoded))
+}
+
+/// A query string with the values of `sensitive` keys (case-insensitive, also when the key is
+/// percent-encoded) replaced by `REDACTED` (for `url.query` and `url.full`; see
+/// [`DEFAULT_REDACTED_QUERY_KEYS`]).
 ///
 /// ```
 /// use gorax_trace::httpconv::redact_query;
 /// let keys = ["sig".to_owned()];
 /// assert_eq!(redact_query("a=1&sig=secret", &keys), "a=1&sig=REDACTED");
+/// assert_eq!(redact_query("a=1&Sig=secret", &keys), "a=1&Sig=REDACTED");
 /// ```
 pub fn redact_query(query: &str, sensitive: &[String]) -> String {
     let mut out = String::with_capacity(query.len());
@@ -117,9 +172,10 @@ pub fn redact_query(query: &str, sensitive: &[String]) -> String {
             out.push('&');
         }
         match pair.split_once('=') {
-            Some((key, _)) if sensitive.iter().any(|s| s == key) => {
+            Some((key, _)) if is_sensitive_key(key, sensitive) => {
                 out.push_str(key);
-                out.push_str("=REDACTED");
+                out.push('=');
+                out.push_str(REDACTED);
             }
             _ => out.push_str(pair),
         }
@@ -131,8 +187,121 @@ pub fn redact_query(query: &str, sensitive: &[String]) -> String {
 pub fn has_sensitive_key(query: &str, sensitive: &[String]) -> bool {
     query.split('&').any(|pair| {
         let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        sensitive.iter().any(|s| s == key)
+        is_sensitive_key(key, sensitive)
     })
+}
+
+/// The default attribute value length limit of attributes built from caller input
+/// (`url.path`, `url.query`, `url.full`, `user_agent.original`, `server.address`, captured
+/// headers), in characters: a caller cannot make a span bigger than this per attribute.
+pub const DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT: usize = 4096;
+
+/// `value` cut to at most `limit` characters (Unicode scalar values, as the OpenTelemetry
+/// attribute limits count them), on a character boundary; borrowed when it fits.
+///
+/// ```
+/// use gorax_trace::httpconv::truncate_value;
+/// assert_eq!(truncate_value("abcdef", 4), "abcd");
+/// assert_eq!(truncate_value("héllo", 2), "hé");
+/// assert_eq!(truncate_value("ok", 4096), "ok");
+/// ```
+pub fn truncate_value(value: &str, limit: usize) -> Cow<'_, str> {
+    if value.len() <= limit {
+        return Cow::Borrowed(value);
+    }
+    match value.char_indices().nth(limit) {
+        Some((cut, _)) => Cow::Owned(value[..cut].to_owned()),
+        None => Cow::Borrowed(value),
+    }
+}
+
+/// [`truncate_value`] into an owned attribute value.
+pub fn limited(value: &str, limit: usize) -> StringValue {
+    truncate_value(value, limit).into_owned().into()
+}
+
+/// Request and response headers whose values are credentials, recorded as `REDACTED` when
+/// captured unless opted in by name (see [`is_sensitive_header`] for the rule beyond this list).
+pub const DEFAULT_SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "x-access-token",
+    "x-refresh-token",
+    "x-csrf-token",
+    "x-xsrf-token",
+    "x-amz-security-token",
+    "x-goog-api-key",
+    "x-session-id",
+];
+
+/// Name fragments that make a header sensitive too (`x-vendor-token`, `x-client-secret`, ...).
+const SENSITIVE_HEADER_PARTS: &[&str] = &[
+    "auth",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api-key",
+    "apikey",
+    "api_key",
+    "credential",
+    "signature",
+    "cookie",
+    "session",
+];
+
+/// Whether a header's value is treated as a credential: a name of
+/// [`DEFAULT_SENSITIVE_HEADERS`] or one containing `auth`, `token`, `secret`, `password`,
+/// `api-key`, `credential`, `signature`, `cookie` or `session`.
+///
+/// ```
+/// use gorax_trace::httpconv::is_sensitive_header;
+/// assert!(is_sensitive_header(&http::header::AUTHORIZATION));
+/// assert!(is_sensitive_header(&http::HeaderName::from_static("x-vendor-token")));
+/// assert!(!is_sensitive_header(&http::header::CONTENT_TYPE));
+/// ```
+pub fn is_sensitive_header(name: &HeaderName) -> bool {
+    let name = name.as_str(); // always lower case
+    DEFAULT_SENSITIVE_HEADERS.contains(&name)
+        || SENSITIVE_HEADER_PARTS
+            .iter()
+            .any(|part| name.contains(part))
+}
+
+/// One header to capture as an attribute: its name, the attribute key and whether its values
+/// are recorded as `REDACTED`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedHeader {
+    /// The header.
+    pub name: HeaderName,
+    /// The attribute key (`http.request.header.<name>`).
+    pub key: Key,
+    /// Record `REDACTED` instead of the values.
+    pub redacted: bool,
+}
+
+impl CapturedHeader {
+    /// Captures `name` under `{prefix}{name}`; redacted when [`is_sensitive_header`] unless
+    /// `name` is in `recorded` (the headers opted in by name).
+    pub fn new(prefix: &str, name: HeaderName, recorded: &[HeaderName]) -> Self {
+        let key = header_key(prefix, &name);
+        let redacted = is_sensitive_header(&name) && !recorded.contains(&name);
+        Self {
+            name,
+            key,
+            redacted,
+        }
+    }
+
+    /// Recomputes `redacted` for this opt-in list.
+    pub fn set_recorded(&mut self, recorded: &[HeaderName]) {
+        self.redacted = is_sensitive_header(&self.name) && !recorded.contains(&self.name);
+    }
 }
 
 /// `Content-Length` as a number, when present and valid.
@@ -154,21 +323,30 @@ pub fn header_key(prefix: &str, name: &HeaderName) -> Key {
     )))
 }
 
-/// Appends the `wanted` headers present in `headers` as string-array attributes.
+/// Appends the `wanted` headers present in `headers` as string-array attributes: values of
+/// redacted headers as `REDACTED`, the others cut to `limit` characters (at most 64 values per
+/// header).
 pub fn capture_headers(
     attrs: &mut Vec<KeyValue>,
     headers: &HeaderMap,
-    wanted: &[(HeaderName, Key)],
+    wanted: &[CapturedHeader],
+    limit: usize,
 ) {
-    for (name, key) in wanted {
+    for h in wanted {
         let values: Vec<StringValue> = headers
-            .get_all(name)
+            .get_all(&h.name)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(|v| v.to_owned().into())
+            .take(64)
+            .filter_map(|v| {
+                if h.redacted {
+                    Some(REDACTED.into())
+                } else {
+                    v.to_str().ok().map(|v| limited(v, limit))
+                }
+            })
             .collect();
         if !values.is_empty() {
-            attrs.push(KeyValue::new(key.clone(), Value::Array(values.into())));
+            attrs.push(KeyValue::new(h.key.clone(), Value::Array(values.into())));
         }
     }
 }
@@ -331,30 +509,6 @@ where
     }
 }
 
-/// `value` cut to at most `limit` bytes, on a character boundary (borrowed when it fits); for
-/// attribute values built from client-controlled input, with
-/// [`TelemetryHandle::attribute_value_length_limit`](crate::TelemetryHandle::attribute_value_length_limit).
-///
-/// ```
-/// use gorax_trace::httpconv::truncate_value;
-///
-/// assert_eq!(truncate_value("curl/8.5", Some(4)), "curl");
-/// assert_eq!(truncate_value("héllo", Some(2)), "h"); // 'é' is two bytes: not split
-/// assert_eq!(truncate_value("short", None), "short");
-/// ```
-pub fn truncate_value(value: &str, limit: Option<usize>) -> std::borrow::Cow<'_, str> {
-    match limit {
-        Some(limit) if value.len() > limit => {
-            let mut end = limit;
-            while !value.is_char_boundary(end) {
-                end -= 1;
-            }
-            std::borrow::Cow::Borrowed(&value[..end])
-        }
-        _ => std::borrow::Cow::Borrowed(value),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,10 +522,96 @@ mod tests {
             ("signature=kept&sig", "signature=kept&sig"),
             ("", ""),
             ("a=1&&token=", "a=1&&token=REDACTED"),
+            ("Sig=x&TOKEN=y", "Sig=REDACTED&TOKEN=REDACTED"),
+            ("%73ig=x&to%6Ben=y", "%73ig=REDACTED&to%6Ben=REDACTED"),
         ];
         for (input, expected) in table {
             assert_eq!(redact_query(input, &keys), expected, "{input:?}");
         }
+    }
+
+    #[test]
+    fn default_keys_cover_semconv_and_common_credentials() {
+        let keys: Vec<String> = DEFAULT_REDACTED_QUERY_KEYS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect();
+        for key in [
+            "AWSAccessKeyId",
+            "signature",
+            "SIG",
+            "x-goog-signature",
+            "token",
+            "Access_Token",
+            "refresh_token",
+            "id_token",
+            "password",
+            "passwd",
+            "secret",
+            "client_secret",
+            "api_key",
+            "apikey",
+            "key",
+            "X-Amz-Signature",
+            "x-amz-credential",
+            "X-Amz-Security-Token",
+            "code",
+        ] {
+            let q = format!("a=1&{key}=s3cr3t");
+            let r = redact_query(&q, &keys);
+            assert!(!r.contains("s3cr3t"), "{key}: {r}");
+            assert!(has_sensitive_key(&q, &keys), "{key}");
+        }
+        assert_eq!(redact_query("page=2&state=x", &keys), "page=2&state=x");
+    }
+
+    #[test]
+    fn truncation_cuts_on_char_boundaries() {
+        let table = [
+            ("", 0, ""),
+            ("abc", 0, ""),
+            ("abc", 3, "abc"),
+            ("abc", 2, "ab"),
+            ("ééé", 2, "éé"),
+            ("ééé", 3, "ééé"),
+            ("a😀b", 2, "a😀"),
+        ];
+        for (input, limit, expected) in table {
+            assert_eq!(truncate_value(input, limit), expected, "{input:?} {limit}");
+        }
+    }
+
+    #[test]
+    fn sensitive_headers_are_redacted_unless_opted_in() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer SECRET".parse().unwrap());
+        h.insert(header::COOKIE, "session=SECRET".parse().unwrap());
+        h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        h.insert("x-vendor-token", "SECRET".parse().unwrap());
+        let names = [
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-vendor-token"),
+        ];
+        let wanted: Vec<CapturedHeader> = names
+            .iter()
+            .map(|n| CapturedHeader::new("h.", n.clone(), &[header::COOKIE]))
+            .collect();
+        let mut attrs = Vec::new();
+        capture_headers(&mut attrs, &h, &wanted, 8);
+        let shown: Vec<String> = attrs.iter().map(|kv| kv.value.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "[\"REDACTED\"]",
+                "[\"session=\"]",
+                "[\"text/pla\"]",
+                "[\"REDACTED\"]"
+            ]
+            .map(String::from)
+            .to_vec()
+        );
     }
 
     #[test]

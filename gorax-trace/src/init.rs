@@ -101,7 +101,8 @@ impl Telemetry {
             .with_propagators(config.propagators())
             .with_http_semconv(config.http_semconv())
             .with_route_attributes(config.enabled() && !config.sampling_rules().is_empty())
-            .with_attribute_value_length_limit(config.attribute_value_length_limit());
+            .with_attribute_value_length_limit(config.attribute_value_length_limit())
+            .with_trusted_peers(config.trusted_peers().clone());
 
         let provider = if !config.enabled() {
             SdkTracerProvider::builder()

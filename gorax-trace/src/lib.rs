@@ -14,6 +14,7 @@
 //! | [`sampling`] | the [`Sampler`](sampling::Sampler) setting, parent-based ratio sampling, route rules |
 //! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` over any carrier, baggage policy |
 //! | [`httpconv`] | the HTTP vocabulary of server and client: names, redaction, failure rules, hooks |
+//! | [`trust`] | which connection peers may continue their trace (`TRACING_TRUSTED_PEERS`) |
 //! | [`semconv`] | every attribute key the family writes |
 //! | [`span`] | starting spans, recording errors and events, trace ids for logs |
 //! | [`subscriber`] | the `tracing` bridge and log lines with trace ids |
@@ -54,6 +55,7 @@ pub mod subscriber;
 mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trust;
 
 pub use config::TraceConfig;
 pub use init::{InitError, init};

@@ -21,6 +21,7 @@ use crate::httpconv::HttpSemconv;
 use opentelemetry::Context;
 
 use crate::propagation::{Carrier, CarrierMut, Propagators, W3cPropagator};
+use crate::trust::TrustedPeers;
 
 /// The instrumentation scope name of the spans gorax-trace makes.
 pub const SCOPE_NAME: &str = "gorax-trace";
@@ -38,6 +39,7 @@ struct Shared {
     http_semconv: HttpSemconv,
     route_attributes: bool,
     attribute_value_length_limit: Option<usize>,
+    trusted_peers: TrustedPeers,
     health: ExportHealth,
 }
 
@@ -57,7 +59,7 @@ static DISABLED: LazyLock<TelemetryHandle> = LazyLock::new(|| {
 });
 
 /// The settings a [`TelemetryHandle`] carries besides its tracer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Settings {
     /// Which propagation fields adapters read and write.
@@ -67,6 +69,9 @@ pub struct Settings {
     /// Whether the server layer gives the sampler `http.route` and `http.request.method` when a
     /// span starts (needed by per-route sampling rules; costs an allocation per request).
     pub route_attributes: bool,
+    /// Which connection peers the server layer lets continue their trace
+    /// (`TRACING_TRUSTED_PEERS`; default: all).
+    pub trusted_peers: TrustedPeers,
     /// The length limit (bytes, cut on a character boundary with
     /// [`truncate_value`](crate::httpconv::truncate_value)) of attribute values that adapters
     /// build from client-controlled input (`user_agent.original`, `url.*`, captured headers);
@@ -82,6 +87,7 @@ impl Default for Settings {
             http_semconv: HttpSemconv::default(),
             route_attributes: false,
             attribute_value_length_limit: Some(crate::config::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT),
+            trusted_peers: TrustedPeers::default(),
         }
     }
 }
@@ -96,6 +102,12 @@ impl Settings {
     /// With this HTTP convention mode.
     pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
         self.http_semconv = mode;
+        self
+    }
+
+    /// With these trusted peers (see [`TrustedPeers`]).
+    pub fn with_trusted_peers(mut self, peers: TrustedPeers) -> Self {
+        self.trusted_peers = peers;
         self
     }
 
@@ -121,6 +133,7 @@ impl TelemetryHandle {
             http_semconv: settings.http_semconv,
             route_attributes: settings.route_attributes,
             attribute_value_length_limit: settings.attribute_value_length_limit,
+            trusted_peers: settings.trusted_peers,
             health,
         }))
     }
@@ -167,6 +180,11 @@ impl TelemetryHandle {
     /// [`truncate_value`](crate::httpconv::truncate_value).
     pub fn attribute_value_length_limit(&self) -> Option<usize> {
         self.0.attribute_value_length_limit
+    }
+
+    /// Which connection peers may continue their trace through the server layer.
+    pub fn trusted_peers(&self) -> &TrustedPeers {
+        &self.0.trusted_peers
     }
 
     /// The export counters of the provider behind this handle.

@@ -250,3 +250,40 @@ async fn future_versions_and_tracestate_limits() {
         "past 32 members the right-most go (W3C), the rest is forwarded"
     );
 }
+
+/// Level 2 `random` flag (0x02): passed on as received, sampled or not; set on new roots (the
+/// SDK's trace ids are random). Rows: (sampler, incoming flags or none for a new root,
+/// expected outgoing flags).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_random_flag_is_passed_on_as_received_and_set_on_new_roots() {
+    let rows: [(Sampler, Option<&str>, &str); 8] = [
+        // received set
+        (Sampler::ParentBasedAlwaysOn, Some("03"), "03"),
+        (Sampler::ParentBasedAlwaysOn, Some("02"), "02"),
+        // received not set
+        (Sampler::ParentBasedAlwaysOn, Some("01"), "01"),
+        (Sampler::ParentBasedAlwaysOn, Some("00"), "00"),
+        // sampler ignoring the parent: the flag still follows the caller's trace
+        (Sampler::AlwaysOff, Some("03"), "02"),
+        (Sampler::AlwaysOn, Some("02"), "03"),
+        // new roots, sampled and not
+        (Sampler::ParentBasedAlwaysOn, None, "03"),
+        (Sampler::ParentBasedAlwaysOff, None, "02"),
+    ];
+    for (sampler, incoming, expected) in rows {
+        let h = harness(sampler).await;
+        let tp = incoming.map(|f| format!("00-{TRACE}-{PARENT}-{f}"));
+        let headers: Vec<(&str, &str)> = tp.iter().map(|tp| ("traceparent", tp.as_str())).collect();
+        let got = h.test(&headers).await;
+        assert_eq!(got.len(), 2);
+        for (tp_out, _) in &got {
+            let (trace, _, flags) = parse(tp_out);
+            assert_eq!(flags, expected, "{sampler:?} {incoming:?}: {tp_out:?}");
+            if incoming.is_some() {
+                assert_eq!(trace, TRACE, "{sampler:?} {incoming:?}");
+            } else {
+                assert_ne!(trace, TRACE);
+            }
+        }
+    }
+}

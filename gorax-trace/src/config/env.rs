@@ -57,6 +57,9 @@ const TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "TRACING_ATTRIBUTE_VALUE_LENG
 const OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT";
 const OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT";
 
+// The trust boundary (issue 11): `all`, `none` or a comma list of networks.
+const TRACING_TRUSTED_PEERS: &str = "TRACING_TRUSTED_PEERS";
+
 /// Every variable read; [`TraceConfig::from_env`] reports non-UTF-8 values of these only.
 const KNOWN_VARS: &[&str] = &[
     TRACING_ENABLED,
@@ -108,6 +111,7 @@ const KNOWN_VARS: &[&str] = &[
     TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT,
     OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
     OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    TRACING_TRUSTED_PEERS,
 ];
 /// Variables whose values are secrets (API keys): shown as `k=***`.
 const SECRET_VARS: [&str; 3] = [TRACING_HEADERS, OTLP_TRACES_HEADERS, OTLP_HEADERS];
@@ -282,6 +286,7 @@ impl TraceConfig {
                 ),
             });
         }
+        let trusted_peers = v.parse(TRACING_TRUSTED_PEERS, crate::trust::TrustedPeers::parse);
         if !v.errors.is_empty() {
             return Err(ConfigError { errors: v.errors });
         }
@@ -305,6 +310,7 @@ impl TraceConfig {
             propagators: propagators.map_or(defaults.propagators, |s| s.value),
             http_semconv: http_semconv.map_or(defaults.http_semconv, |s| s.value),
             batch,
+            trusted_peers: trusted_peers.map_or(defaults.trusted_peers, |s| s.value),
             warnings: v.warnings,
             invalid: Vec::new(),
             certificate: certificate.map(|s| s.value),

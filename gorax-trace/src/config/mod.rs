@@ -81,9 +81,7 @@ mod tests;
 use endpoint::{Endpoint, Source};
 pub use env::{MAX_EXPORT_BATCH_SIZE, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE};
 
-/// Default [`TraceConfig::attribute_value_length_limit`]: attribute values built from
-/// client-controlled input (user agent, URL, captured headers) are cut to this many bytes.
-pub const DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT: usize = 4096;
+pub use crate::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT;
 
 /// Where finished spans go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -182,6 +180,7 @@ pub struct TraceConfig {
     propagators: Propagators,
     http_semconv: HttpSemconv,
     batch: BatchSettings,
+    trusted_peers: crate::trust::TrustedPeers,
     warnings: Vec<String>,
     /// Values given in code that do not validate (reported by `validate`).
     invalid: Vec<InvalidVar>,
@@ -208,6 +207,7 @@ impl Default for TraceConfig {
             propagators: Propagators::default(),
             http_semconv: HttpSemconv::default(),
             batch: BatchSettings::default(),
+            trusted_peers: crate::trust::TrustedPeers::All,
             warnings: Vec::new(),
             invalid: Vec::new(),
             certificate: None,
@@ -403,6 +403,19 @@ impl TraceConfig {
     pub fn with_propagators(mut self, propagators: Propagators) -> Self {
         self.propagators = propagators;
         self
+    }
+
+    /// Which connection peers may continue their trace through the server layer
+    /// (`TRACING_TRUSTED_PEERS`; default [`TrustedPeers::All`](crate::trust::TrustedPeers::All)).
+    /// A public endpoint uses `TrustedPeers::None` or the networks of its proxies.
+    pub fn with_trusted_peers(mut self, peers: crate::trust::TrustedPeers) -> Self {
+        self.trusted_peers = peers;
+        self
+    }
+
+    /// The trusted peers.
+    pub fn trusted_peers(&self) -> &crate::trust::TrustedPeers {
+        &self.trusted_peers
     }
 
     /// Sets the HTTP semantic conventions.

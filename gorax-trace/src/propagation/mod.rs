@@ -44,13 +44,14 @@
 //! );
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId, TraceState};
 
 mod baggage;
 #[cfg(test)]
@@ -59,6 +60,59 @@ mod traceparent;
 mod tracestate;
 
 pub use traceparent::{Traceparent, parse_traceparent};
+
+/// The W3C Trace Context Level 2 `random` flag (0x02): the right-most 7 bytes of the trace id
+/// are random.
+pub const RANDOM_FLAG: u8 = 0x02;
+
+/// A [`Context`] value saying that the trace of this id has a random trace id, so that every
+/// `traceparent` written for it carries the Level 2 `random` flag.
+///
+/// Needed because the SDK gives an unsampled span `TraceFlags::default()` (the caller's `02`
+/// would leave as `00`) and a new root only the sampled bit. The server layer puts it in the
+/// request's context when the caller's flags had it or when the request starts a new trace (the
+/// SDK's trace ids are random); [`Propagators::inject`] and the client middleware read it.
+/// With a provider whose `IdGenerator` is not random, do not add it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RandomTraceId(pub TraceId);
+
+/// Whether `child`, a span started in `parent`, belongs to a trace with a random trace id: its
+/// own flags say so, `parent` holds a [`RandomTraceId`] of its trace, `parent`'s span (of the
+/// same trace) has the flag, or `parent` has no valid span (so `child` is a new local root,
+/// whose id the SDK drew at random).
+pub fn random_flag(parent: &Context, child: &SpanContext) -> bool {
+    if child.trace_flags().to_u8() & RANDOM_FLAG != 0 {
+        return true;
+    }
+    if parent
+        .get::<RandomTraceId>()
+        .is_some_and(|r| r.0 == child.trace_id())
+    {
+        return true;
+    }
+    let span = parent.span();
+    let psc = span.span_context();
+    if !psc.is_valid() {
+        return child.is_valid() && !child.is_remote();
+    }
+    psc.trace_id() == child.trace_id() && psc.trace_flags().to_u8() & RANDOM_FLAG != 0
+}
+
+/// `span_context` with the `random` flag set when `random` is true (borrowed when nothing
+/// changes).
+pub fn with_random_flag(span_context: &SpanContext, random: bool) -> Cow<'_, SpanContext> {
+    let flags = span_context.trace_flags().to_u8();
+    if !random || flags & RANDOM_FLAG != 0 {
+        return Cow::Borrowed(span_context);
+    }
+    Cow::Owned(SpanContext::new(
+        span_context.trace_id(),
+        span_context.span_id(),
+        TraceFlags::new(flags | RANDOM_FLAG),
+        span_context.is_remote(),
+        span_context.trace_state().clone(),
+    ))
+}
 
 /// Parses the combined `tracestate` header fields by the W3C list grammar: invalid members,
 /// later duplicates of a key and members past the 32nd are dropped one by one, and the list is
@@ -314,9 +368,15 @@ impl Propagators {
 
     /// Writes the span context and baggage of `cx` into `carrier`, replacing any existing
     /// fields. Nothing is written for a context without a valid span (baggage still is).
+    ///
+    /// A [`RandomTraceId`] of the span's trace in `cx` adds the `random` flag.
     pub fn inject<C: CarrierMut + ?Sized>(&self, cx: &Context, carrier: &mut C) {
         let span = cx.span();
-        self.inject_span_context(span.span_context(), Some(cx), carrier);
+        let sc = span.span_context();
+        let random = cx
+            .get::<RandomTraceId>()
+            .is_some_and(|r| r.0 == sc.trace_id());
+        self.inject_span_context(&with_random_flag(sc, random), Some(cx), carrier);
     }
 
     /// Writes `span_context` and, when `baggage_of` is given, that context's baggage, without
