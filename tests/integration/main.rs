@@ -6,5 +6,6 @@ mod export_memory;
 mod export_retry;
 mod handle;
 mod journey;
+mod promises;
 mod reliability;
 mod tracecontext;

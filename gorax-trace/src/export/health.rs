@@ -38,7 +38,7 @@ pub struct HealthSnapshot {
     /// processor shut down).
     pub spans_dropped: u64,
     /// Of [`spans_dropped`](Self::spans_dropped), those dropped because the queue's byte budget
-    /// ([`BatchSettings::max_queue_bytes`](crate::config::BatchSettings::max_queue_bytes)) was
+    /// ([`BatchSettings::max_queue_bytes`](crate::export::BatchSettings::max_queue_bytes)) was
     /// reached, or because the span alone is larger than the budget.
     pub spans_dropped_bytes: u64,
     /// Spans lost in failed export calls.
