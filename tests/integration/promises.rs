@@ -509,3 +509,159 @@ fn installed_test_kit_sees_helpers_adapters_and_tracing_spans() {
 }
 
 use gorax_trace::testing::Spans;
+
+/// `TRACING_SAMPLE_RATE=0.01` with `TRACING_KEEP_ERRORS=true` and
+/// `TRACING_KEEP_SLOWER_THAN_MS=40`, a `Telemetry` built from those variables exporting to an
+/// in-process collector: every failed (5xx) and every slow request's local tree (server span,
+/// handler span, outgoing CLIENT span) is exported, whatever the ratio said; the fine ones only
+/// when the ratio sampled them.
+#[test]
+fn keep_mode_exports_every_failed_requests_local_tree_at_one_percent() {
+    const REQUESTS: usize = 2_000;
+    let collector_rt = runtime(1);
+    let (collector, addr) = GrpcCollector::start(collector_rt.handle());
+    let config = TraceConfig::from_vars([
+        ("TRACING_SAMPLE_RATE", "0.01"),
+        ("TRACING_KEEP_ERRORS", "true"),
+        ("TRACING_KEEP_SLOWER_THAN_MS", "40"),
+        ("TRACING_ENDPOINT", &format!("http://{addr}")),
+        ("TRACING_PROTOCOL", "grpc"),
+        ("TRACING_SERVICE_NAME", "gorax-it-keep"),
+        ("TRACING_BATCH_QUEUE_SIZE", "8192"),
+        ("TRACING_BATCH_DELAY_MS", "200"),
+    ])
+    .unwrap();
+    let telemetry = Telemetry::new(&config).unwrap();
+    let handle = telemetry.handle();
+    let rt = runtime(2);
+    let (outcomes, downstream_calls) = rt.block_on(async move {
+        let downstream = serve(Router::new().route("/down", get(|| async { "down" }))).await;
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(ClientTraceMiddleware::new().with_telemetry(handle.clone()))
+            .build();
+        let tracer = handle.tracer().clone();
+        let app = Router::new()
+            .route(
+                "/work/{n}",
+                get(move |axum::extract::Path(n): axum::extract::Path<usize>| {
+                    let (client, tracer) = (client.clone(), tracer.clone());
+                    async move {
+                        let cx = Context::current();
+                        let trace = cx.span().span_context().trace_id().to_string();
+                        let step = span::start_in(
+                            &tracer,
+                            &cx,
+                            "workflow.step.execute",
+                            SpanKind::Internal,
+                            span::node_attributes("fetch", "http"),
+                        );
+                        use opentelemetry::trace::FutureExt as _;
+                        client
+                            .get(format!("http://{downstream}/down"))
+                            .send()
+                            .with_context(step.clone())
+                            .await
+                            .unwrap();
+                        if n % 500 == 7 {
+                            tokio::time::sleep(Duration::from_millis(60)).await;
+                        }
+                        step.span().end();
+                        let status = if n % 20 == 3 { 500 } else { 200 };
+                        (
+                            http::StatusCode::from_u16(status).unwrap(),
+                            format!("{trace} {}", cx.span().span_context().is_sampled()),
+                        )
+                    }
+                }),
+            )
+            .layer(ServerTraceLayer::new().with_telemetry(handle));
+        let addr = serve(app).await;
+        let client = reqwest::Client::new();
+        let mut outcomes = Vec::new();
+        for n in 0..REQUESTS {
+            let res = tokio::time::timeout(
+                Duration::from_secs(10),
+                client.get(format!("http://{addr}/work/{n}")).send(),
+            )
+            .await
+            .expect("within 10 s")
+            .unwrap();
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap();
+            let (trace, sampled) = body.split_once(' ').unwrap();
+            outcomes.push((n, status, trace.to_owned(), sampled == "true"));
+        }
+        (outcomes, REQUESTS)
+    });
+    assert_eq!(downstream_calls, REQUESTS);
+    telemetry.force_flush().unwrap();
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.1 == 500).collect();
+    let slow: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.0 % 500 == 7 && o.1 == 200)
+        .collect();
+    let sampled: Vec<_> = outcomes.iter().filter(|o| o.3).collect();
+    let expected_traces: HashSet<&str> = failed
+        .iter()
+        .chain(&slow)
+        .chain(&sampled)
+        .map(|o| o.2.as_str())
+        .collect();
+    let expected_spans = 3 * expected_traces.len();
+    assert!(
+        wait_until(Duration::from_secs(10), || collector.spans().len()
+            >= expected_spans),
+        "collector got {} spans, want {expected_spans}",
+        collector.spans().len()
+    );
+    let spans = collector.spans();
+    let mut per_trace: std::collections::HashMap<String, Vec<&ProtoSpan>> = Default::default();
+    for s in &spans {
+        per_trace.entry(hex(&s.trace_id)).or_default().push(s);
+    }
+    for o in failed.iter().chain(&slow) {
+        let tree = per_trace
+            .get(&o.2)
+            .unwrap_or_else(|| panic!("request {} ({}) not exported", o.0, o.1));
+        let mut names: Vec<&str> = tree.iter().map(|s| s.name.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["GET", "GET /work/{n}", "workflow.step.execute"],
+            "{}",
+            o.0
+        );
+        let server = tree.iter().find(|s| s.name == "GET /work/{n}").unwrap();
+        let step = tree
+            .iter()
+            .find(|s| s.name == "workflow.step.execute")
+            .unwrap();
+        let client = tree.iter().find(|s| s.name == "GET").unwrap();
+        assert_eq!(step.parent_span_id, server.span_id);
+        assert_eq!(client.parent_span_id, step.span_id);
+        let reason = if o.1 == 500 { "error" } else { "slow" };
+        if !o.3 {
+            assert_eq!(
+                proto_attr(server, "gorax.keep.reason").as_deref(),
+                Some(reason)
+            );
+        }
+    }
+    let received: HashSet<&str> = per_trace.keys().map(String::as_str).collect();
+    assert_eq!(
+        received, expected_traces,
+        "nothing fine and unsampled is exported"
+    );
+    assert_eq!(spans.len(), expected_spans);
+    eprintln!(
+        "keep mode at 1 %: {REQUESTS} requests, {} failed and {} slow all exported, {} sampled by \
+         ratio, {} traces / {} spans exported",
+        failed.len(),
+        slow.len(),
+        sampled.len(),
+        received.len(),
+        spans.len()
+    );
+    drop(telemetry);
+    drop(collector_rt);
+}
