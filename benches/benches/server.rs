@@ -31,6 +31,24 @@ fn provider() -> SdkTracerProvider {
     gorax_benches::provider(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
 }
 
+/// Keep mode (`TRACING_KEEP_ERRORS=true`): what the head sampler drops is recorded, buffered
+/// until the local root ends, and discarded when it did not fail.
+fn keep_provider() -> SdkTracerProvider {
+    use gorax_trace::export::keep::{KeepProcessor, KeepSampler, KeepSettings};
+    SdkTracerProvider::builder()
+        .with_sampler(KeepSampler::new(Sampler::ParentBased(Box::new(
+            Sampler::AlwaysOn,
+        ))))
+        .with_span_processor(KeepProcessor::new(
+            gorax_trace::export::BatchProcessor::new(
+                gorax_benches::DiscardExporter,
+                &gorax_trace::export::BatchSettings::default(),
+            ),
+            KeepSettings::off().with_errors(true),
+        ))
+        .build()
+}
+
 fn routes() -> Router {
     Router::new().route("/api/v1/workflows/{id}/execute", post(|| async { "ok" }))
 }
@@ -66,6 +84,9 @@ fn bench(c: &mut Criterion) {
 
     let mut bare = ready(routes());
     let mut gorax = ready(routes().layer(ServerTraceLayer::new().with_tracer(tracer.clone())));
+    let keep_provider = keep_provider();
+    let mut gorax_keep =
+        ready(routes().layer(ServerTraceLayer::new().with_tracer(keep_provider.tracer("bench"))));
     let mut tower_http = ready(routes().layer(tower_http::trace::TraceLayer::new_for_http()));
     // tower-http's layer makes `tracing` spans; tracing-opentelemetry turns them into OTel spans.
     // Installed only while the tower-http variants run.
@@ -80,6 +101,7 @@ fn bench(c: &mut Criterion) {
         ("any-layer (map_request identity)", noop.clone(), SAMPLED),
         ("gorax/sampled", gorax.clone(), SAMPLED),
         ("gorax/unsampled", gorax.clone(), UNSAMPLED),
+        ("gorax/unsampled+keep-errors", gorax_keep.clone(), UNSAMPLED),
         (
             "tower-http+tracing-otel/sampled",
             tower_http.clone(),
@@ -103,6 +125,7 @@ fn bench(c: &mut Criterion) {
             call(&rt, &mut router, tp);
         }
         let _ = provider.shutdown();
+        let _ = keep_provider.shutdown();
         std::process::exit(0);
     }
     for (name, mut router, tp) in variants {
@@ -122,6 +145,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("gorax/unsampled", |b| {
         b.iter(|| call(&rt, &mut gorax, UNSAMPLED))
     });
+    g.bench_function("gorax/unsampled+keep-errors", |b| {
+        b.iter(|| call(&rt, &mut gorax_keep, UNSAMPLED))
+    });
     let default = tracing::subscriber::set_default(subscriber());
     g.bench_function("tower-http+tracing-otel/sampled", |b| {
         b.iter(|| call(&rt, &mut tower_http, SAMPLED))
@@ -132,6 +158,7 @@ fn bench(c: &mut Criterion) {
     drop(default);
     g.finish();
     let _ = provider.shutdown();
+    let _ = keep_provider.shutdown();
 }
 
 criterion_group!(benches, bench);

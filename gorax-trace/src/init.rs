@@ -7,6 +7,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use crate::config::{ConfigError, ExporterKind, TraceConfig};
+use crate::export::keep::{KeepProcessor, KeepSampler};
 use crate::export::{AnyExporter, BatchProcessor, ConsoleExporter, ExportHealth};
 use crate::telemetry::{Settings, Telemetry};
 use crate::{sampling, semconv};
@@ -111,14 +112,6 @@ impl Telemetry {
                 .build()
         } else {
             let builder = SdkTracerProvider::builder().with_resource(resource);
-            let builder = if config.sampling_rules().is_empty() {
-                builder.with_sampler(sampling::sdk_sampler(config.sampler()))
-            } else {
-                builder.with_sampler(sampling::RouteSampler::new(
-                    config.sampling_rules().iter().cloned(),
-                    config.sampler(),
-                ))
-            };
             let exporter = match (config.exporter(), config.otlp_endpoint()) {
                 (ExporterKind::None, _) => None,
                 (ExporterKind::Otlp, Some(endpoint)) => {
@@ -145,11 +138,35 @@ impl Telemetry {
                 }
                 _ => Some(AnyExporter::Console(ConsoleExporter::new())),
             };
+            // Keeping failures needs an exporter; without one it would only cost.
+            let keep = config.keep().is_enabled() && exporter.is_some();
+            let builder = match (config.sampling_rules().is_empty(), keep) {
+                (true, false) => builder.with_sampler(sampling::sdk_sampler(config.sampler())),
+                (true, true) => {
+                    builder.with_sampler(KeepSampler::new(sampling::sdk_sampler(config.sampler())))
+                }
+                (false, keep) => {
+                    let rules = sampling::RouteSampler::new(
+                        config.sampling_rules().iter().cloned(),
+                        config.sampler(),
+                    );
+                    if keep {
+                        builder.with_sampler(KeepSampler::new(rules))
+                    } else {
+                        builder.with_sampler(rules)
+                    }
+                }
+            };
             match exporter {
                 Some(exporter) => {
                     let processor = BatchProcessor::new(exporter, config.batch());
                     health = processor.health();
-                    builder.with_span_processor(processor).build()
+                    if keep {
+                        let keep = KeepProcessor::new(processor, config.keep().clone());
+                        builder.with_span_processor(keep).build()
+                    } else {
+                        builder.with_span_processor(processor).build()
+                    }
                 }
                 None => builder.build(),
             }

@@ -6,6 +6,17 @@
 //! span started here is the parent of `tracing` spans, outgoing HTTP calls and queue messages
 //! made while its context is current.
 //!
+//! Each helper has a form on the current context and one on a given context (the Go API's
+//! `ctx` argument):
+//!
+//! | Go | current context | given context |
+//! |---|---|---|
+//! | `StartSpan(ctx, name, kind, attrs)` | [`start`], [`start_workflow`], [`start_step`] | [`start_with_parent`], [`start_workflow_with_parent`], [`start_step_with_parent`] |
+//! | `RecordError(ctx, err)` | [`record_current_error`] | [`record_error`] |
+//! | `RecordWorkflowEvent(ctx, name, attrs)` | [`record_event`] | [`record_event_in`] |
+//! | `SetAttributes(ctx, attrs)` | [`set_attributes`] | [`set_attributes_in`] |
+//! | `GetTraceID(ctx)`, `GetSpanID(ctx)` | [`current_trace_id`], [`current_span_id`] | [`trace_id`], [`span_id`] |
+//!
 //! ```
 //! use gorax_trace::span;
 //! use opentelemetry::trace::{FutureExt, SpanKind, TraceContextExt};
@@ -84,9 +95,34 @@ pub fn start_workflow(tenant_id: &str, workflow_id: &str, execution_id: &str) ->
     )
 }
 
+/// Starts the `workflow.execute` span as a child of `parent`.
+pub fn start_workflow_with_parent(
+    parent: &Context,
+    tenant_id: &str,
+    workflow_id: &str,
+    execution_id: &str,
+) -> Context {
+    start_with_parent(
+        parent,
+        WORKFLOW_EXECUTE,
+        SpanKind::Internal,
+        workflow_attributes(tenant_id, workflow_id, execution_id),
+    )
+}
+
 /// Starts the `workflow.step.execute` span with `node_id` and `node_type`.
 pub fn start_step(node_id: &str, node_type: &str) -> Context {
     start(
+        WORKFLOW_STEP_EXECUTE,
+        SpanKind::Internal,
+        node_attributes(node_id, node_type),
+    )
+}
+
+/// Starts the `workflow.step.execute` span as a child of `parent`.
+pub fn start_step_with_parent(parent: &Context, node_id: &str, node_type: &str) -> Context {
+    start_with_parent(
+        parent,
         WORKFLOW_STEP_EXECUTE,
         SpanKind::Internal,
         node_attributes(node_id, node_type),
@@ -121,6 +157,11 @@ pub fn record_error<E: Display + ?Sized>(cx: &Context, error: &E) {
     record_error_on(&cx.span(), error)
 }
 
+/// [`record_error`] on the current span.
+pub fn record_current_error<E: Display + ?Sized>(error: &E) {
+    Context::map_current(|cx| record_error(cx, error))
+}
+
 /// [`record_error`] on a span reference (what adapters hold while a future completes).
 pub fn record_error_on<E: Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
     if !span.is_recording() {
@@ -144,12 +185,19 @@ pub fn record_event(
     name: impl Into<Cow<'static, str>>,
     attributes: impl IntoIterator<Item = KeyValue>,
 ) {
-    Context::map_current(|cx| {
-        let span = cx.span();
-        if span.is_recording() {
-            span.add_event(name, attributes.into_iter().collect());
-        }
-    })
+    Context::map_current(|cx| record_event_in(cx, name, attributes))
+}
+
+/// Adds an event with attributes to the span of `cx`; nothing when it is not recording.
+pub fn record_event_in(
+    cx: &Context,
+    name: impl Into<Cow<'static, str>>,
+    attributes: impl IntoIterator<Item = KeyValue>,
+) {
+    let span = cx.span();
+    if span.is_recording() {
+        span.add_event(name, attributes.into_iter().collect());
+    }
 }
 
 /// Sets attributes of mixed types on the current span (the guide's `SetAttributes`):
@@ -168,32 +216,47 @@ where
     K: Into<opentelemetry::Key>,
     I: IntoIterator<Item = (K, Value)>,
 {
-    Context::map_current(|cx| {
-        let span = cx.span();
-        if span.is_recording() {
-            span.set_attributes(attributes.into_iter().map(|(k, v)| KeyValue::new(k, v)));
-        }
-    })
+    Context::map_current(|cx| set_attributes_in(cx, attributes))
+}
+
+/// Sets attributes of mixed types on the span of `cx`; nothing when it is not recording.
+pub fn set_attributes_in<K, I>(cx: &Context, attributes: I)
+where
+    K: Into<opentelemetry::Key>,
+    I: IntoIterator<Item = (K, Value)>,
+{
+    let span = cx.span();
+    if span.is_recording() {
+        span.set_attributes(attributes.into_iter().map(|(k, v)| KeyValue::new(k, v)));
+    }
 }
 
 /// The current trace id as 32 lowercase hex digits, or `None` outside a valid span context
 /// (the guide's `GetTraceID`, for log lines).
 pub fn current_trace_id() -> Option<String> {
-    Context::map_current(|cx| {
-        let span = cx.span();
-        let sc = span.span_context();
-        sc.is_valid().then(|| sc.trace_id().to_string())
-    })
+    Context::map_current(trace_id)
 }
 
 /// The current span id as 16 lowercase hex digits, or `None` outside a valid span context
 /// (the guide's `GetSpanID`).
 pub fn current_span_id() -> Option<String> {
-    Context::map_current(|cx| {
-        let span = cx.span();
-        let sc = span.span_context();
-        sc.is_valid().then(|| sc.span_id().to_string())
-    })
+    Context::map_current(span_id)
+}
+
+/// The trace id of `cx`'s span as 32 lowercase hex digits, or `None` when its span context is
+/// not valid (the guide's `GetTraceID(ctx)`).
+pub fn trace_id(cx: &Context) -> Option<String> {
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| sc.trace_id().to_string())
+}
+
+/// The span id of `cx`'s span as 16 lowercase hex digits, or `None` when its span context is
+/// not valid (the guide's `GetSpanID(ctx)`).
+pub fn span_id(cx: &Context) -> Option<String> {
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| sc.span_id().to_string())
 }
 
 /// The last two path segments of a type's name (`std::io::error::Error` -> `error::Error`): a
@@ -239,6 +302,137 @@ mod tests {
             event
                 .attributes
                 .contains(&KeyValue::new(semconv::EXCEPTION_MESSAGE, "disk full"))
+        );
+    }
+
+    /// Every helper on a given context, without attaching it: the values land on that span,
+    /// not on whatever is current.
+    #[test]
+    fn helpers_on_a_given_context_write_every_value() {
+        let t = TestTracing::new();
+        let tracer = t.tracer();
+        let root = start_in(
+            &tracer,
+            &Context::new(),
+            "root",
+            SpanKind::Server,
+            [KeyValue::new("route", "/x")],
+        );
+        let child = start_in(&tracer, &root, "child", SpanKind::Client, []);
+        // A different span is current meanwhile: the given-context forms must ignore it.
+        let other = start_in(&tracer, &Context::new(), "other", SpanKind::Internal, []);
+        let _current = other.clone().attach();
+        record_event_in(
+            &child,
+            "workflow.step.done",
+            [KeyValue::new("node_id", "n1"), KeyValue::new("ok", true)],
+        );
+        set_attributes_in(
+            &child,
+            [
+                ("s", Value::from("v")),
+                ("i", Value::from(7_i64)),
+                ("f", Value::from(0.5)),
+                ("b", Value::from(false)),
+            ],
+        );
+        record_error(&child, &std::fmt::Error);
+        let (trace, span) = (trace_id(&child).unwrap(), span_id(&child).unwrap());
+        assert_eq!(trace.len(), 32);
+        assert_eq!(span.len(), 16);
+        assert_eq!(trace_id(&root).unwrap(), trace, "one trace");
+        assert_ne!(span_id(&root).unwrap(), span);
+        assert_eq!(trace_id(&Context::new()), None);
+        assert_eq!(span_id(&Context::new()), None);
+        child.span().end();
+        root.span().end();
+        other.span().end();
+
+        let spans = t.spans();
+        spans.assert_child_of("child", "root");
+        let (r, c, o) = (spans.find("root"), spans.find("child"), spans.find("other"));
+        assert_eq!(r.span_kind, SpanKind::Server);
+        spans.assert_attr(r, "route", "/x");
+        assert_eq!(c.span_kind, SpanKind::Client);
+        assert_eq!(c.span_context.trace_id().to_string(), trace);
+        assert_eq!(c.span_context.span_id().to_string(), span);
+        for (k, v) in [
+            ("s", Value::from("v")),
+            ("i", Value::from(7_i64)),
+            ("f", Value::from(0.5)),
+            ("b", Value::from(false)),
+        ] {
+            spans.assert_attr(c, k, v);
+        }
+        spans.assert_attr(c, semconv::ERROR_TYPE, "fmt::Error");
+        assert_eq!(c.status, Status::error(std::fmt::Error.to_string()));
+        let names: Vec<&str> = c.events.iter().map(|e| e.name.as_ref()).collect();
+        assert_eq!(names, ["workflow.step.done", semconv::EXCEPTION_EVENT]);
+        let done = &c.events.events[0];
+        assert_eq!(
+            done.attributes,
+            [KeyValue::new("node_id", "n1"), KeyValue::new("ok", true)]
+        );
+        let exception = &c.events.events[1];
+        assert_eq!(
+            exception.attributes,
+            [
+                KeyValue::new(semconv::EXCEPTION_TYPE, "fmt::Error"),
+                KeyValue::new(semconv::EXCEPTION_MESSAGE, std::fmt::Error.to_string()),
+            ]
+        );
+        // The span that was current got nothing.
+        assert!(o.attributes.is_empty() && o.events.is_empty(), "{o:?}");
+        assert_eq!(o.status, Status::Unset);
+    }
+
+    /// The current-context forms write on the attached span, and do nothing without one.
+    #[test]
+    fn helpers_on_the_current_context_write_every_value() {
+        let t = TestTracing::new();
+        let tracer = t.tracer();
+        // Nothing current: no panic, no span, no ids.
+        record_event("lost", []);
+        set_attributes([("lost", Value::from(1_i64))]);
+        record_current_error(&std::io::Error::other("lost"));
+        assert_eq!(current_trace_id(), None);
+        assert_eq!(current_span_id(), None);
+
+        let cx = start_in(&tracer, &Context::new(), "op", SpanKind::Internal, []);
+        let (trace, span) = {
+            let _active = cx.clone().attach();
+            record_event("workflow.started", [KeyValue::new("steps", 2_i64)]);
+            set_attributes([
+                ("attempt", Value::from(3_i64)),
+                ("cached", Value::from(true)),
+            ]);
+            record_current_error(&std::io::Error::other("step failed"));
+            (current_trace_id().unwrap(), current_span_id().unwrap())
+        };
+        assert_eq!(current_trace_id(), None, "detached again");
+        cx.span().end();
+
+        let spans = t.spans();
+        assert_eq!(spans.names(), ["op"]);
+        let op = spans.find("op");
+        assert_eq!(op.span_context.trace_id().to_string(), trace);
+        assert_eq!(op.span_context.span_id().to_string(), span);
+        spans.assert_attr(op, "attempt", 3_i64);
+        spans.assert_attr(op, "cached", true);
+        spans.assert_attr(op, semconv::ERROR_TYPE, "error::Error");
+        assert_eq!(op.status, Status::error("step failed"));
+        assert_eq!(op.events.events[0].name, "workflow.started");
+        assert_eq!(
+            op.events.events[0].attributes,
+            [KeyValue::new("steps", 2_i64)]
+        );
+        assert_eq!(op.events.events[1].name, semconv::EXCEPTION_EVENT);
+        assert_eq!(
+            op.events.events[1].attributes,
+            [
+                KeyValue::new(semconv::EXCEPTION_TYPE, "error::Error"),
+                KeyValue::new(semconv::EXCEPTION_MESSAGE, "step failed"),
+            ]
         );
     }
 }

@@ -155,6 +155,24 @@ impl TelemetryHandle {
         INSTALLED.store(Some(self.0.clone()));
     }
 
+    /// Installs this handle and returns the one installed before (for a scoped install that
+    /// [`restore_installed`](Self::restore_installed) undoes).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn install_returning_previous(&self) -> Option<TelemetryHandle> {
+        INSTALLED.swap(Some(self.0.clone())).map(Self)
+    }
+
+    /// If this handle is still the installed one, installs `previous` instead (`None`: nothing).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn restore_installed(&self, previous: Option<TelemetryHandle>) {
+        let mine = Arc::as_ptr(&self.0);
+        let previous = previous.map(|h| h.0);
+        INSTALLED.rcu(|current| match current {
+            Some(c) if Arc::as_ptr(c) == mine => previous.clone(),
+            other => other.clone(),
+        });
+    }
+
     /// The tracer.
     pub fn tracer(&self) -> &SdkTracer {
         &self.0.tracer

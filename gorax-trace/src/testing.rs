@@ -61,8 +61,27 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// An in-memory tracer provider for tests: spans are exported synchronously when they end.
 ///
-/// It is not installed globally (tests run as threads of one process); pass
-/// [`tracer`](TestTracing::tracer) to the layer or middleware under test.
+/// Either pass [`handle`](TestTracing::handle) to the adapter under test (`with_telemetry`), or
+/// [`install`](TestTracing::install) it for the test's duration so that everything recording
+/// with the installed handle lands here: default-built adapters, the [`span`](crate::span)
+/// helpers, [`CurrentTracer`](crate::subscriber::CurrentTracer) and OpenTelemetry's global
+/// tracer.
+///
+/// ```
+/// use gorax_trace::{span, testing::TestTracing};
+/// use opentelemetry::trace::TraceContextExt;
+///
+/// let t = TestTracing::new();
+/// {
+///     let _installed = t.install(); // process-wide until dropped: serialize such tests
+///     let wf = span::start_workflow("tenant-1", "wf-42", "exec-7");
+///     span::start_step_with_parent(&wf, "fetch", "http").span().end();
+///     wf.span().end();
+/// }
+/// let spans = t.spans();
+/// spans.assert_child_of("workflow.step.execute", "workflow.execute");
+/// spans.assert_attr(spans.find("workflow.execute"), "execution_id", "exec-7");
+/// ```
 #[derive(Debug, Clone)]
 pub struct TestTracing {
     provider: SdkTracerProvider,
@@ -112,6 +131,32 @@ impl TestTracing {
         TelemetryHandle::new(self.tracer(), settings, Default::default())
     }
 
+    /// Makes this provider the installed handle (with default [`Settings`]) and OpenTelemetry's
+    /// global tracer provider until the guard drops; then the handle installed before comes
+    /// back (unless something else was installed meanwhile). The provider is not shut down, so
+    /// [`spans`](Self::spans) still works after the guard is gone.
+    ///
+    /// Installing is process-wide and tests run as threads of one process: tests that install
+    /// (or call [`init`](crate::init())) must not run at the same time (hold one mutex).
+    #[must_use = "the test provider is uninstalled when the guard drops"]
+    pub fn install(&self) -> InstalledTestTracing {
+        self.install_with(Settings::default())
+    }
+
+    /// [`install`](Self::install) with these settings (e.g. legacy HTTP names).
+    #[must_use = "the test provider is uninstalled when the guard drops"]
+    pub fn install_with(&self, settings: Settings) -> InstalledTestTracing {
+        let handle = self.handle_with(settings);
+        let previous = handle.install_returning_previous();
+        let previous_global = opentelemetry::global::tracer_provider();
+        opentelemetry::global::set_tracer_provider(self.provider.clone());
+        InstalledTestTracing {
+            handle,
+            previous,
+            previous_global: Some(previous_global),
+        }
+    }
+
     /// The provider.
     pub fn provider(&self) -> &SdkTracerProvider {
         &self.provider
@@ -126,6 +171,30 @@ impl TestTracing {
     /// Forgets the spans finished so far.
     pub fn reset(&self) {
         self.exporter.reset();
+    }
+}
+
+/// The guard of [`TestTracing::install`]: uninstalls the test provider when dropped.
+#[derive(Debug)]
+pub struct InstalledTestTracing {
+    handle: TelemetryHandle,
+    previous: Option<TelemetryHandle>,
+    previous_global: Option<opentelemetry::global::GlobalTracerProvider>,
+}
+
+impl InstalledTestTracing {
+    /// The installed handle.
+    pub fn handle(&self) -> TelemetryHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for InstalledTestTracing {
+    fn drop(&mut self) {
+        self.handle.restore_installed(self.previous.take());
+        if let Some(global) = self.previous_global.take() {
+            opentelemetry::global::set_tracer_provider(global);
+        }
     }
 }
 
@@ -231,5 +300,109 @@ impl Spans {
             span.name,
             span.attributes
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{TraceContextExt, Tracer};
+    use opentelemetry::{Context, KeyValue};
+
+    /// `parent` → `child`, `sibling` in one trace, `stray` in another trace, two spans named `twin`.
+    fn tree() -> Spans {
+        let t = TestTracing::new();
+        let tracer = t.tracer();
+        tracer.in_span("parent", |cx| {
+            let mut child = tracer
+                .span_builder("child")
+                .with_attributes([KeyValue::new("k", "v")])
+                .start_with_context(&tracer, &cx);
+            opentelemetry::trace::Span::end(&mut child);
+            tracer.in_span("sibling", |_| {});
+            tracer.in_span("twin", |_| {});
+            tracer.in_span("twin", |_| {});
+        });
+        let stray = tracer.start_with_context("stray", &Context::new());
+        Context::new().with_span(stray).span().end();
+        t.spans()
+    }
+
+    fn message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let err = std::panic::catch_unwind(f).expect_err("the assertion must fail");
+        err.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn assertions_pass_on_the_right_tree() {
+        let spans = tree();
+        spans.assert_child_of("child", "parent");
+        spans.assert_attr(spans.find("child"), "k", "v");
+        spans.assert_no_attr(spans.find("child"), "other");
+        assert_eq!(spans.find_all("twin").len(), 2);
+    }
+
+    #[test]
+    fn find_fails_on_a_missing_or_repeated_name() {
+        let spans = tree();
+        let m = message(|| {
+            tree().find("nope");
+        });
+        assert!(
+            m.contains("expected one span named \"nope\", found 0"),
+            "{m}"
+        );
+        assert!(m.contains("\"parent\""), "lists the names: {m}");
+        let m = message(move || {
+            spans.find("twin");
+        });
+        assert!(m.contains("found 2"), "{m}");
+    }
+
+    #[test]
+    fn assert_child_of_fails_on_a_wrong_parent_or_trace() {
+        let m = message(|| tree().assert_child_of("parent", "child"));
+        assert!(
+            m.contains("\"parent\" has parent None, not \"child\""),
+            "{m}"
+        );
+        let m = message(|| tree().assert_child_of("sibling", "child"));
+        assert!(
+            m.contains("has parent Some(\"parent\"), not \"child\""),
+            "{m}"
+        );
+        let m = message(|| tree().assert_child_of("stray", "parent"));
+        assert!(m.contains("in different traces"), "{m}");
+        let m = message(|| tree().assert_child_of("child", "nope"));
+        assert!(m.contains("expected one span named \"nope\""), "{m}");
+    }
+
+    #[test]
+    fn assert_attr_fails_on_a_wrong_or_missing_value() {
+        let m = message(|| {
+            let spans = tree();
+            spans.assert_attr(spans.find("child"), "k", "w");
+        });
+        assert!(m.contains("attribute k of span \"child\""), "{m}");
+        let m = message(|| {
+            let spans = tree();
+            spans.assert_attr(spans.find("child"), "k", 1_i64);
+        });
+        assert!(m.contains("attribute k"), "a string is not an int: {m}");
+        let m = message(|| {
+            let spans = tree();
+            spans.assert_attr(spans.find("parent"), "k", "v");
+        });
+        assert!(m.contains("attribute k of span \"parent\""), "{m}");
+    }
+
+    #[test]
+    #[should_panic(expected = "span \"child\" must not have k")]
+    fn assert_no_attr_fails_when_present() {
+        let spans = tree();
+        spans.assert_no_attr(spans.find("child"), "k");
     }
 }

@@ -9,5 +9,6 @@ mod export_shutdown;
 mod export_tls;
 mod handle;
 mod journey;
+mod promises;
 mod reliability;
 mod tracecontext;

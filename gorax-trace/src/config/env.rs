@@ -136,7 +136,7 @@ impl TraceConfig {
         for (name, value) in vars {
             let Some(name) = name
                 .to_str()
-                .and_then(|n| KNOWN_VARS.iter().find(|k| **k == n))
+                .and_then(|n| KNOWN_VARS.iter().chain(&KEEP_VARS).find(|k| **k == n))
             else {
                 continue;
             };
@@ -287,6 +287,7 @@ impl TraceConfig {
             });
         }
         let trusted_peers = v.parse(TRACING_TRUSTED_PEERS, crate::trust::TrustedPeers::parse);
+        let keep = v.keep();
         if !v.errors.is_empty() {
             return Err(ConfigError { errors: v.errors });
         }
@@ -311,6 +312,7 @@ impl TraceConfig {
             http_semconv: http_semconv.map_or(defaults.http_semconv, |s| s.value),
             batch,
             trusted_peers: trusted_peers.map_or(defaults.trusted_peers, |s| s.value),
+            keep,
             warnings: v.warnings,
             invalid: Vec::new(),
             certificate: certificate.map(|s| s.value),
@@ -806,4 +808,20 @@ fn percent_decode(s: &str) -> Option<String> {
         .then(|| percent_encoding::percent_decode_str(s).decode_utf8().ok())
         .flatten()
         .map(std::borrow::Cow::into_owned)
+}
+
+// Keeping failures at low sampling rates (issue 15): `TRACING_KEEP_ERRORS`,
+// `TRACING_KEEP_SLOWER_THAN_MS`. Self-contained: its own variable list and reader.
+const TRACING_KEEP_ERRORS: &str = "TRACING_KEEP_ERRORS";
+const TRACING_KEEP_SLOWER_THAN_MS: &str = "TRACING_KEEP_SLOWER_THAN_MS";
+const KEEP_VARS: [&str; 2] = [TRACING_KEEP_ERRORS, TRACING_KEEP_SLOWER_THAN_MS];
+
+impl Vars {
+    fn keep(&mut self) -> crate::export::keep::KeepSettings {
+        let errors = self.parse(TRACING_KEEP_ERRORS, parse_bool);
+        let slower = self.parse(TRACING_KEEP_SLOWER_THAN_MS, parse_millis);
+        crate::export::keep::KeepSettings::default()
+            .with_errors(errors.is_some_and(|s| s.value))
+            .with_slower_than(slower.map(|s| s.value))
+    }
 }

@@ -181,6 +181,7 @@ pub struct TraceConfig {
     http_semconv: HttpSemconv,
     batch: BatchSettings,
     trusted_peers: crate::trust::TrustedPeers,
+    keep: crate::export::keep::KeepSettings,
     warnings: Vec<String>,
     /// Values given in code that do not validate (reported by `validate`).
     invalid: Vec<InvalidVar>,
@@ -208,6 +209,7 @@ impl Default for TraceConfig {
             http_semconv: HttpSemconv::default(),
             batch: BatchSettings::default(),
             trusted_peers: crate::trust::TrustedPeers::All,
+            keep: Default::default(),
             warnings: Vec::new(),
             invalid: Vec::new(),
             certificate: None,
@@ -245,6 +247,7 @@ impl fmt::Debug for TraceConfig {
                 "attribute_value_length_limit",
                 &self.attribute_value_length_limit,
             )
+            .field("keep", &self.keep)
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -620,5 +623,34 @@ impl TraceConfig {
         } else {
             Err(ConfigError { errors })
         }
+    }
+}
+
+// Keeping failures at low sampling rates (issue 15): the builder side of
+// `TRACING_KEEP_ERRORS` / `TRACING_KEEP_SLOWER_THAN_MS`.
+impl TraceConfig {
+    /// Records requests the head sampler drops and exports the local tree of those whose root
+    /// span ends in error (`TRACING_KEEP_ERRORS`); see [`keep`](crate::export::keep).
+    pub fn with_keep_errors(mut self, on: bool) -> Self {
+        self.keep.errors = on;
+        self
+    }
+
+    /// Like [`with_keep_errors`](Self::with_keep_errors), for requests whose root span lasts at
+    /// least `threshold` (`TRACING_KEEP_SLOWER_THAN_MS`); `None` turns it off.
+    pub fn with_keep_slower_than(mut self, threshold: Option<std::time::Duration>) -> Self {
+        self.keep.slower_than = threshold;
+        self
+    }
+
+    /// All keep settings at once (buffer bounds included).
+    pub fn with_keep(mut self, keep: crate::export::keep::KeepSettings) -> Self {
+        self.keep = keep;
+        self
+    }
+
+    /// When requests the head sampler dropped are kept after all.
+    pub fn keep(&self) -> &crate::export::keep::KeepSettings {
+        &self.keep
     }
 }

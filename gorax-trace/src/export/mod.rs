@@ -5,6 +5,7 @@
 mod batch;
 mod console;
 mod health;
+pub mod keep;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod otlp;
 #[cfg(all(feature = "tls", any(feature = "otlp-http", feature = "otlp-grpc")))]
