@@ -639,3 +639,50 @@ fn percent_decode(s: &str) -> Option<String> {
         .flatten()
         .map(std::borrow::Cow::into_owned)
 }
+
+/// The log format variable, read by [`LogFormat::from_env`] (not part of [`TraceConfig`]: the
+/// subscriber is installed before the configuration is read, to log what `init` says).
+pub(crate) const TRACING_LOG_FORMAT: &str = "TRACING_LOG_FORMAT";
+
+impl LogFormat {
+    /// `TRACING_LOG_FORMAT` from the process environment: `text` (default when unset or empty)
+    /// or `json`, any case. Another value, or one that is not UTF-8, is an error naming the
+    /// variable and the value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var_os(TRACING_LOG_FORMAT) {
+            None => Ok(Self::default()),
+            Some(value) => match value.into_string() {
+                Ok(value) => Self::from_value(Some(&value)),
+                Err(value) => Err(ConfigError {
+                    errors: vec![InvalidVar {
+                        variable: TRACING_LOG_FORMAT.to_owned(),
+                        value: value.to_string_lossy().into_owned(),
+                        reason: "the value is not valid UTF-8".to_owned(),
+                    }],
+                }),
+            },
+        }
+    }
+
+    /// Parses a `TRACING_LOG_FORMAT` value as [`from_env`](Self::from_env) does (`None`: unset).
+    pub fn from_value(value: Option<&str>) -> Result<Self, ConfigError> {
+        let mut vars = Vars::default();
+        if let Some(value) = value {
+            vars.values
+                .insert(TRACING_LOG_FORMAT.to_owned(), value.to_owned());
+        }
+        let format = vars.parse(TRACING_LOG_FORMAT, |s| {
+            match s.to_ascii_lowercase().as_str() {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("expected text or json".to_owned()),
+            }
+        });
+        if !vars.errors.is_empty() {
+            return Err(ConfigError {
+                errors: vars.errors,
+            });
+        }
+        Ok(format.map_or(LogFormat::default(), |s| s.value))
+    }
+}
