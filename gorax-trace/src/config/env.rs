@@ -559,34 +559,44 @@ fn parse_sampler(s: &str) -> Result<Sampler, String> {
 }
 
 fn parse_propagators(s: &str) -> Result<Propagators, String> {
-    const EXPECTED: &str = "expected a comma-separated list of tracecontext, baggage or none";
-    let mut found = Propagators {
-        trace_context: false,
-        baggage: false,
-    };
+    use crate::propagation::Formats;
+    const EXPECTED: &str = "expected a comma-separated list of tracecontext, baggage, b3, \
+                            b3multi, jaeger, xray or none";
+    let mut found = Propagators::NONE;
     let (mut none, mut any) = (false, false);
     for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         any = true;
-        match name.to_ascii_lowercase().as_str() {
-            "tracecontext" => found.trace_context = true,
-            "baggage" => found.baggage = true,
-            "none" => none = true,
-            "b3" | "b3multi" | "jaeger" | "xray" | "ottrace" => {
-                return Err(format!("unsupported propagator {name:?}; {EXPECTED}"));
+        let other = match name.to_ascii_lowercase().as_str() {
+            "tracecontext" => {
+                found.trace_context = true;
+                continue;
             }
+            "baggage" => {
+                found.baggage = true;
+                continue;
+            }
+            "none" => {
+                none = true;
+                continue;
+            }
+            "b3" => Formats::B3,
+            "b3multi" => Formats::B3_MULTI,
+            "jaeger" => Formats::JAEGER,
+            "xray" => Formats::XRAY,
+            "ottrace" => return Err(format!("unsupported propagator {name:?}; {EXPECTED}")),
             _ => return Err(format!("unknown propagator {name:?}; {EXPECTED}")),
+        };
+        if let Some(feature) = other.missing_feature() {
+            return Err(format!(
+                "propagator {name:?} needs the gorax-trace cargo feature {feature:?}"
+            ));
         }
+        found.other = found.other | other;
     }
     if !any {
         return Err(EXPECTED.to_owned());
     }
-    if none
-        && found
-            != (Propagators {
-                trace_context: false,
-                baggage: false,
-            })
-    {
+    if none && found != Propagators::NONE {
         return Err("none cannot be combined with other propagators".to_owned());
     }
     Ok(found)
