@@ -35,6 +35,9 @@ pin_project! {
         #[pin]
         inner: F,
         cx: Context,
+        // Entered while polling (after `cx` is attached): `tracing` code in the handler sees the
+        // server span as `Span::current()`. `Span::none()` without an interested subscriber.
+        bridge: tracing::Span,
         traced: Option<Traced>,
     }
 }
@@ -46,8 +49,18 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, cx: Context, traced: Option<Traced>) -> Self {
-        Self { inner, cx, traced }
+    pub(crate) fn new(
+        inner: F,
+        cx: Context,
+        bridge: tracing::Span,
+        traced: Option<Traced>,
+    ) -> Self {
+        Self {
+            inner,
+            cx,
+            bridge,
+            traced,
+        }
     }
 }
 
@@ -63,6 +76,7 @@ where
         let this = self.project();
         let mut result = {
             let _active = this.cx.clone().attach();
+            let _entered = this.bridge.enter();
             ready!(this.inner.poll(task))
         };
         let Some(traced) = this.traced.take() else {

@@ -101,7 +101,7 @@ where
                 let _active = cx.clone().attach();
                 self.inner.call(req)
             };
-            return ResponseFuture::new(future, cx, None);
+            return ResponseFuture::new(future, cx, tracing::Span::none(), None);
         }
         let untrusted = config
             .untrusted
@@ -172,15 +172,18 @@ where
         if let Some(id) = &request_id {
             req.headers_mut().insert(X_REQUEST_ID, id.clone());
         }
-        let future = {
+        let (future, bridge) = {
             let _active = cx.clone().attach();
-            self.inner.call(req)
+            // Created while the server span is current, so it stands for that span.
+            let bridge = gorax_trace::subscriber::bridge_span();
+            let _entered = bridge.enter();
+            (self.inner.call(req), bridge.clone())
         };
         let traced = Traced {
             config: self.config.clone(),
             request_id,
             dup,
         };
-        ResponseFuture::new(future, cx, Some(traced))
+        ResponseFuture::new(future, cx, bridge, Some(traced))
     }
 }

@@ -42,20 +42,148 @@ use tracing_subscriber::util::{SubscriberInitExt, TryInitError};
 use crate::config::{ConfigError, InvalidVar, LogFormat};
 
 /// The tracing-opentelemetry layer with cheap settings, recording into `tracer` (an
-/// [`SdkTracer`](crate::SdkTracer), or [`CurrentTracer`]).
-pub fn otel_layer<S, T>(tracer: T) -> OpenTelemetryLayer<S, T>
+/// [`SdkTracer`](crate::SdkTracer), or [`CurrentTracer`]) through [`Bridging`], so the
+/// adapters' [`bridge_span`]s stand for their own OpenTelemetry spans.
+pub fn otel_layer<S, T>(tracer: T) -> OpenTelemetryLayer<S, Bridging<T>>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
     T: opentelemetry::trace::Tracer + 'static,
     T::Span: Send + Sync,
 {
     tracing_opentelemetry::layer()
-        .with_tracer(tracer)
+        .with_tracer(Bridging(tracer))
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
         .with_level(false)
         .with_target(false)
+}
+
+/// The name of the [`bridge_span`].
+pub const BRIDGE_SPAN_NAME: &str = "gorax.bridge";
+
+/// A `tracing` span that stands for the OpenTelemetry span current when it is created (the
+/// server layer creates one around each request): inside it, `tracing::Span::current()`,
+/// `.in_current_span()`, `tracing::info!` and `#[instrument]` spans continue that span's trace.
+/// Under [`otel_layer`] it records no span of its own; its attributes, events and status go to
+/// the span it stands for. Disabled (and nearly free: a callsite check) when no subscriber
+/// wants `INFO` spans of target `gorax_trace::bridge`.
+pub fn bridge_span() -> tracing::Span {
+    tracing::info_span!(target: "gorax_trace::bridge", "gorax.bridge")
+}
+
+/// A tracer that turns a [`bridge_span`] into a view of its parent span instead of a new span,
+/// and builds every other span with `T`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bridging<T>(pub T);
+
+impl<T: opentelemetry::trace::Tracer> opentelemetry::trace::Tracer for Bridging<T> {
+    type Span = BridgeOr<T::Span>;
+
+    fn build_with_context(
+        &self,
+        builder: opentelemetry::trace::SpanBuilder,
+        parent_cx: &opentelemetry::Context,
+    ) -> Self::Span {
+        if builder.name == BRIDGE_SPAN_NAME && parent_cx.has_active_span() {
+            let span_context = parent_cx.span().span_context().clone();
+            return BridgeOr::Bridge {
+                parent: parent_cx.clone(),
+                span_context,
+            };
+        }
+        BridgeOr::Span(self.0.build_with_context(builder, parent_cx))
+    }
+}
+
+/// A span of [`Bridging`]: a new span, or a view of an existing one (whose owner ends it).
+#[derive(Debug)]
+pub enum BridgeOr<S> {
+    /// A span of its own.
+    Span(S),
+    /// The span current in `parent`, seen through a [`bridge_span`].
+    Bridge {
+        /// The context holding the span.
+        parent: opentelemetry::Context,
+        /// That span's context.
+        span_context: opentelemetry::trace::SpanContext,
+    },
+}
+
+impl<S: opentelemetry::trace::Span> opentelemetry::trace::Span for BridgeOr<S> {
+    fn add_event_with_timestamp<T>(
+        &mut self,
+        name: T,
+        timestamp: std::time::SystemTime,
+        attributes: Vec<opentelemetry::KeyValue>,
+    ) where
+        T: Into<std::borrow::Cow<'static, str>>,
+    {
+        match self {
+            Self::Span(s) => s.add_event_with_timestamp(name, timestamp, attributes),
+            Self::Bridge { parent, .. } => parent
+                .span()
+                .add_event_with_timestamp(name, timestamp, attributes),
+        }
+    }
+
+    fn span_context(&self) -> &opentelemetry::trace::SpanContext {
+        match self {
+            Self::Span(s) => s.span_context(),
+            Self::Bridge { span_context, .. } => span_context,
+        }
+    }
+
+    fn is_recording(&self) -> bool {
+        match self {
+            Self::Span(s) => s.is_recording(),
+            Self::Bridge { parent, .. } => parent.span().is_recording(),
+        }
+    }
+
+    fn set_attribute(&mut self, attribute: opentelemetry::KeyValue) {
+        match self {
+            Self::Span(s) => s.set_attribute(attribute),
+            Self::Bridge { parent, .. } => parent.span().set_attribute(attribute),
+        }
+    }
+
+    fn set_status(&mut self, status: opentelemetry::trace::Status) {
+        match self {
+            Self::Span(s) => s.set_status(status),
+            Self::Bridge { parent, .. } => parent.span().set_status(status),
+        }
+    }
+
+    fn update_name<T>(&mut self, new_name: T)
+    where
+        T: Into<std::borrow::Cow<'static, str>>,
+    {
+        match self {
+            Self::Span(s) => s.update_name(new_name),
+            // The owner names its span (the server layer: `{method} {route}`).
+            Self::Bridge { .. } => {}
+        }
+    }
+
+    fn add_link(
+        &mut self,
+        span_context: opentelemetry::trace::SpanContext,
+        attributes: Vec<opentelemetry::KeyValue>,
+    ) {
+        match self {
+            Self::Span(s) => s.add_link(span_context, attributes),
+            Self::Bridge { parent, .. } => parent.span().add_link(span_context, attributes),
+        }
+    }
+
+    fn end_with_timestamp(&mut self, timestamp: std::time::SystemTime) {
+        match self {
+            Self::Span(s) => s.end_with_timestamp(timestamp),
+            // The owner ends it.
+            Self::Bridge { .. } => {}
+        }
+    }
 }
 
 /// A text `fmt` layer on stderr whose lines start with `trace_id=… span_id=…` when a span

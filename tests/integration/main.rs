@@ -7,4 +7,5 @@ mod export_retry;
 mod handle;
 mod journey;
 mod reliability;
+mod spawn;
 mod tracecontext;
