@@ -251,6 +251,8 @@ async fn execute(
         workflow_id,
         execution_id: format!("exec-{}", std::process::id()),
     };
+    // Inside the server span: the log line carries its trace_id and span_id.
+    tracing::info!(workflow_id = %execution.workflow_id, "executing workflow");
     let workflow = span::start_in(
         &api.tracer,
         &Context::current(),

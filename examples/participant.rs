@@ -8,7 +8,7 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use gorax_trace::SdkTracer;
+use gorax_trace::{SdkTracer, Settings, TelemetryHandle};
 use gorax_trace_client::ClientTraceMiddleware;
 use gorax_trace_server::ServerTraceLayer;
 use reqwest_middleware::ClientWithMiddleware;
@@ -41,13 +41,23 @@ async fn test(
     Json(serde_json::json!({ "sent": sent }))
 }
 
-/// The participant's router, recording with `tracer`.
+/// The participant's router, recording with `tracer` and the default (W3C) propagators.
 pub fn router(tracer: SdkTracer) -> Router {
+    router_with(TelemetryHandle::new(
+        tracer,
+        Settings::default(),
+        Default::default(),
+    ))
+}
+
+/// The participant's router, recording and propagating with `telemetry` (the binary passes the
+/// installed handle, so `OTEL_PROPAGATORS` applies as in the demo).
+pub fn router_with(telemetry: TelemetryHandle) -> Router {
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ClientTraceMiddleware::new().with_tracer(tracer.clone()))
+        .with(ClientTraceMiddleware::new().with_telemetry(telemetry.clone()))
         .build();
     Router::new()
         .route("/test", post(test))
         .with_state(http)
-        .layer(ServerTraceLayer::new().with_tracer(tracer))
+        .layer(ServerTraceLayer::new().with_telemetry(telemetry))
 }

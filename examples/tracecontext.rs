@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run -p gorax-examples --bin tracecontext -- --port 7777
+//! OTEL_PROPAGATORS=b3multi cargo run -p gorax-examples --bin tracecontext -- --port 7777
 //! ```
 
 use std::net::SocketAddr;
@@ -24,9 +25,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = port()?;
     let config = TraceConfig::from_env()?.with_service_name("gorax-tracecontext");
     let telemetry = gorax_trace::init(config)?;
-    let app = gorax_examples::participant::router(
-        gorax_trace::TelemetryHandle::installed().tracer().clone(),
-    );
+    // The installed handle carries the configured propagators (`OTEL_PROPAGATORS=b3multi`, …).
+    let app = gorax_examples::participant::router_with(gorax_trace::TelemetryHandle::installed());
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     eprintln!(
         "trace-context participant listening on {}",

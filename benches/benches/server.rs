@@ -102,6 +102,9 @@ fn bench(c: &mut Criterion) {
         ("gorax/sampled", gorax.clone(), SAMPLED),
         ("gorax/unsampled", gorax.clone(), UNSAMPLED),
         ("gorax/unsampled+keep-errors", gorax_keep.clone(), UNSAMPLED),
+        // With a `tracing` subscriber (the bridge span is created and entered per request).
+        ("gorax+subscriber/sampled", gorax.clone(), SAMPLED),
+        ("gorax+subscriber/unsampled", gorax.clone(), UNSAMPLED),
         (
             "tower-http+tracing-otel/sampled",
             tower_http.clone(),
@@ -118,8 +121,7 @@ fn bench(c: &mut Criterion) {
     if let Ok(only) = std::env::var("GORAX_SERVER_BENCH_ONLY") {
         let (only, n) = only.rsplit_once(':').expect("variant:count");
         let (_, mut router, tp) = variants.into_iter().find(|v| v.0 == only).expect("variant");
-        let _default = only
-            .starts_with("tower-http")
+        let _default = (only.starts_with("tower-http") || only.contains("+subscriber"))
             .then(|| tracing::subscriber::set_default(subscriber()));
         for _ in 0..n.parse::<u64>().expect("count") {
             call(&rt, &mut router, tp);
@@ -129,8 +131,7 @@ fn bench(c: &mut Criterion) {
         std::process::exit(0);
     }
     for (name, mut router, tp) in variants {
-        let _default = name
-            .starts_with("tower-http")
+        let _default = (name.starts_with("tower-http") || name.contains("+subscriber"))
             .then(|| tracing::subscriber::set_default(subscriber()));
         call(&rt, &mut router, tp); // warm up
         let allocs = allocations_per_call(2_000, || call(&rt, &mut router, tp));

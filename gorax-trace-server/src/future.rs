@@ -37,6 +37,9 @@ pin_project! {
         #[pin]
         inner: F,
         cx: Context,
+        // Entered while polling (after `cx` is attached): `tracing` code in the handler sees the
+        // server span as `Span::current()`. `Span::none()` without an interested subscriber.
+        bridge: tracing::Span,
         traced: Option<Traced>,
     }
 }
@@ -48,8 +51,18 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, cx: Context, traced: Option<Traced>) -> Self {
-        Self { inner, cx, traced }
+    pub(crate) fn new(
+        inner: F,
+        cx: Context,
+        bridge: tracing::Span,
+        traced: Option<Traced>,
+    ) -> Self {
+        Self {
+            inner,
+            cx,
+            bridge,
+            traced,
+        }
     }
 }
 
@@ -65,6 +78,7 @@ where
         let this = self.project();
         let mut result = {
             let _active = this.cx.clone().attach();
+            let _entered = this.bridge.enter();
             ready!(this.inner.poll(task))
         };
         let Some(traced) = this.traced.take() else {

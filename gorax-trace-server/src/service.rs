@@ -101,7 +101,7 @@ where
                 let _active = cx.clone().attach();
                 self.inner.call(req)
             };
-            return ResponseFuture::new(future, cx, None);
+            return ResponseFuture::new(future, cx, tracing::Span::none(), None);
         }
         let peers = config
             .trusted_peers
@@ -148,8 +148,8 @@ where
             }
             if allow {
                 let baggage_only = Propagators {
-                    trace_context: false,
                     baggage: true,
+                    ..Propagators::NONE
                 }
                 .extract(req.headers());
                 config.baggage.apply(baggage_only)
@@ -202,9 +202,12 @@ where
         if let Some(id) = &request_id {
             req.headers_mut().insert(X_REQUEST_ID, id.clone());
         }
-        let future = {
+        let (future, bridge) = {
             let _active = cx.clone().attach();
-            self.inner.call(req)
+            // Created while the server span is current, so it stands for that span.
+            let bridge = gorax_trace::subscriber::bridge_span();
+            let _entered = bridge.enter();
+            (self.inner.call(req), bridge.clone())
         };
         let traced = Traced {
             config: self.config.clone(),
@@ -212,6 +215,6 @@ where
             dup,
             limit,
         };
-        ResponseFuture::new(future, cx, Some(traced))
+        ResponseFuture::new(future, cx, bridge, Some(traced))
     }
 }

@@ -11,4 +11,5 @@ mod handle;
 mod journey;
 mod promises;
 mod reliability;
+mod spawn;
 mod tracecontext;

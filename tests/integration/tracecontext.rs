@@ -287,3 +287,119 @@ async fn the_random_flag_is_passed_on_as_received_and_set_on_new_roots() {
         }
     }
 }
+
+/// The participant built as its binary builds it (`router_with` a handle whose propagators come
+/// from `OTEL_PROPAGATORS`), one call to an echo that records every header; returns the headers
+/// of that call and the test provider.
+async fn forward_with(
+    otel_propagators: &str,
+    headers: &[(&str, &str)],
+) -> (HeaderMap, TestTracing) {
+    let received: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let sink = received.clone();
+    let echo = serve(Router::new().route(
+        "/echo",
+        post(move |headers: HeaderMap| {
+            sink.lock().unwrap().push(headers);
+            async { "ok" }
+        }),
+    ))
+    .await;
+    let config =
+        gorax_trace::config::TraceConfig::from_vars([("OTEL_PROPAGATORS", otel_propagators)])
+            .expect("a valid OTEL_PROPAGATORS");
+    let tracing = TestTracing::new();
+    let handle = gorax_trace::TelemetryHandle::new(
+        tracing.tracer(),
+        gorax_trace::Settings::default().with_propagators(config.propagators()),
+        Default::default(),
+    );
+    let participant = serve(participant::router_with(handle)).await;
+    let calls = vec![Call {
+        url: format!("http://{echo}/echo"),
+        arguments: serde_json::json!({}),
+    }];
+    let mut req = reqwest::Client::new().post(format!("http://{participant}/test"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.json(&calls).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let got = received.lock().unwrap().pop().expect("one downstream call");
+    (got, tracing)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_b3multi_the_participant_forwards_the_callers_b3_trace() {
+    let (got, tracing) = forward_with(
+        "b3multi",
+        &[
+            ("X-B3-TraceId", TRACE),
+            ("X-B3-SpanId", PARENT),
+            ("X-B3-Sampled", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(header(&got, "x-b3-traceid"), Some(TRACE), "{got:?}");
+    let span_id = header(&got, "x-b3-spanid").expect("x-b3-spanid");
+    assert_ne!(span_id, PARENT, "a new span id downstream");
+    assert_eq!(header(&got, "x-b3-sampled"), Some("1"));
+    assert!(got.get("traceparent").is_none(), "only b3multi: {got:?}");
+    // The server span continued the caller's B3 trace.
+    let spans = tracing.spans();
+    let server = spans.find("POST /test");
+    assert_eq!(server.span_context.trace_id().to_string(), TRACE);
+    assert_eq!(server.parent_span_id.to_string(), PARENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w3c_first_then_xray_and_both_are_written() {
+    let xray_in = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let (got, _) = forward_with("tracecontext,baggage,xray", &[("X-Amzn-Trace-Id", xray_in)]).await;
+    let xray = header(&got, "x-amzn-trace-id").expect("x-amzn-trace-id");
+    assert!(
+        xray.starts_with("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=")
+            && xray.ends_with(";Sampled=1"),
+        "{xray}"
+    );
+    assert!(!xray.contains("53995c3f42cd8ad8"), "a new parent: {xray}");
+    let (trace, _, flags) = parse(&header(&got, "traceparent").map(str::to_owned));
+    assert_eq!(
+        (trace.as_str(), flags.as_str()),
+        ("5759e988bd862e3fe1be46a994272793", "01")
+    );
+
+    // A valid traceparent wins over X-Ray.
+    let tp = format!("00-{TRACE}-{PARENT}-01");
+    let (got, _) = forward_with(
+        "tracecontext,xray",
+        &[("traceparent", &tp), ("X-Amzn-Trace-Id", xray_in)],
+    )
+    .await;
+    let (trace, _, _) = parse(&header(&got, "traceparent").map(str::to_owned));
+    assert_eq!(trace, TRACE);
+    let xray = header(&got, "x-amzn-trace-id").unwrap();
+    assert!(
+        xray.starts_with("Root=1-0af76519-16cd43dd8448eb211c80319c;"),
+        "{xray}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jaeger_the_participant_forwards_uber_trace_id() {
+    let (got, _) = forward_with(
+        "jaeger",
+        &[("uber-trace-id", &format!("{TRACE}:{PARENT}:0:1"))],
+    )
+    .await;
+    let value = header(&got, "uber-trace-id").expect("uber-trace-id");
+    let parts: Vec<&str> = value.split(':').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    assert_eq!(parts[0], TRACE);
+    assert_ne!(parts[1], PARENT);
+    assert_eq!(parts[3], "1");
+}

@@ -683,34 +683,44 @@ fn parse_sampler(s: &str) -> Result<Sampler, String> {
 }
 
 fn parse_propagators(s: &str) -> Result<Propagators, String> {
-    const EXPECTED: &str = "expected a comma-separated list of tracecontext, baggage or none";
-    let mut found = Propagators {
-        trace_context: false,
-        baggage: false,
-    };
+    use crate::propagation::Formats;
+    const EXPECTED: &str = "expected a comma-separated list of tracecontext, baggage, b3, \
+                            b3multi, jaeger, xray or none";
+    let mut found = Propagators::NONE;
     let (mut none, mut any) = (false, false);
     for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         any = true;
-        match name.to_ascii_lowercase().as_str() {
-            "tracecontext" => found.trace_context = true,
-            "baggage" => found.baggage = true,
-            "none" => none = true,
-            "b3" | "b3multi" | "jaeger" | "xray" | "ottrace" => {
-                return Err(format!("unsupported propagator {name:?}; {EXPECTED}"));
+        let other = match name.to_ascii_lowercase().as_str() {
+            "tracecontext" => {
+                found.trace_context = true;
+                continue;
             }
+            "baggage" => {
+                found.baggage = true;
+                continue;
+            }
+            "none" => {
+                none = true;
+                continue;
+            }
+            "b3" => Formats::B3,
+            "b3multi" => Formats::B3_MULTI,
+            "jaeger" => Formats::JAEGER,
+            "xray" => Formats::XRAY,
+            "ottrace" => return Err(format!("unsupported propagator {name:?}; {EXPECTED}")),
             _ => return Err(format!("unknown propagator {name:?}; {EXPECTED}")),
+        };
+        if let Some(feature) = other.missing_feature() {
+            return Err(format!(
+                "propagator {name:?} needs the gorax-trace cargo feature {feature:?}"
+            ));
         }
+        found.other = found.other | other;
     }
     if !any {
         return Err(EXPECTED.to_owned());
     }
-    if none
-        && found
-            != (Propagators {
-                trace_context: false,
-                baggage: false,
-            })
-    {
+    if none && found != Propagators::NONE {
         return Err("none cannot be combined with other propagators".to_owned());
     }
     Ok(found)
@@ -823,5 +833,52 @@ impl Vars {
         crate::export::keep::KeepSettings::default()
             .with_errors(errors.is_some_and(|s| s.value))
             .with_slower_than(slower.map(|s| s.value))
+    }
+}
+
+/// The log format variable, read by [`LogFormat::from_env`] (not part of [`TraceConfig`]: the
+/// subscriber is installed before the configuration is read, to log what `init` says).
+pub(crate) const TRACING_LOG_FORMAT: &str = "TRACING_LOG_FORMAT";
+
+impl LogFormat {
+    /// `TRACING_LOG_FORMAT` from the process environment: `text` (default when unset or empty)
+    /// or `json`, any case. Another value, or one that is not UTF-8, is an error naming the
+    /// variable and the value.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var_os(TRACING_LOG_FORMAT) {
+            None => Ok(Self::default()),
+            Some(value) => match value.into_string() {
+                Ok(value) => Self::from_value(Some(&value)),
+                Err(value) => Err(ConfigError {
+                    errors: vec![InvalidVar {
+                        variable: TRACING_LOG_FORMAT.to_owned(),
+                        value: value.to_string_lossy().into_owned(),
+                        reason: "the value is not valid UTF-8".to_owned(),
+                    }],
+                }),
+            },
+        }
+    }
+
+    /// Parses a `TRACING_LOG_FORMAT` value as [`from_env`](Self::from_env) does (`None`: unset).
+    pub fn from_value(value: Option<&str>) -> Result<Self, ConfigError> {
+        let mut vars = Vars::default();
+        if let Some(value) = value {
+            vars.values
+                .insert(TRACING_LOG_FORMAT.to_owned(), value.to_owned());
+        }
+        let format = vars.parse(TRACING_LOG_FORMAT, |s| {
+            match s.to_ascii_lowercase().as_str() {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("expected text or json".to_owned()),
+            }
+        });
+        if !vars.errors.is_empty() {
+            return Err(ConfigError {
+                errors: vars.errors,
+            });
+        }
+        Ok(format.map_or(LogFormat::default(), |s| s.value))
     }
 }

@@ -124,6 +124,27 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// The format of log lines written by [`subscriber::install`](crate::subscriber::install)
+/// (`TRACING_LOG_FORMAT`: `text` or `json`; default `text`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// Human-readable lines, prefixed with `trace_id=… span_id=…` inside a span.
+    #[default]
+    Text,
+    /// One JSON object per line, with `trace_id` and `span_id` fields inside a span.
+    Json,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
+}
+
 /// One variable (or `with_*` call) whose value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidVar {
@@ -157,6 +178,19 @@ impl ConfigError {
     /// The rejected variables, at least one.
     pub fn errors(&self) -> &[InvalidVar] {
         &self.errors
+    }
+
+    /// An error for one variable.
+    pub(crate) fn one(invalid: InvalidVar) -> Self {
+        Self {
+            errors: vec![invalid],
+        }
+    }
+
+    /// Both errors' variables in one error.
+    pub(crate) fn merge(mut self, other: Self) -> Self {
+        self.errors.extend(other.errors);
+        self
     }
 }
 

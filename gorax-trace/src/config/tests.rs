@@ -44,13 +44,7 @@ fn defaults() {
     assert!(!c.uses_tls());
     assert_eq!(c.service_name(), "gorax");
     assert_eq!(c.sampler(), Sampler::ParentBasedAlwaysOn);
-    assert_eq!(
-        c.propagators(),
-        Propagators {
-            trace_context: true,
-            baggage: true
-        }
-    );
+    assert_eq!(c.propagators(), Propagators::W3C);
     assert_eq!(c.http_semconv(), HttpSemconv::Stable);
     let b = c.batch();
     assert_eq!((b.max_queue_size, b.max_export_batch_size), (2048, 512));
@@ -447,11 +441,11 @@ fn bad_values() {
             "OTEL_TRACES_SAMPLER_ARG",
             "2",
         ),
-        (&["OTEL_PROPAGATORS=b3"], "OTEL_PROPAGATORS", "b3"),
+        (&["OTEL_PROPAGATORS=ottrace"], "OTEL_PROPAGATORS", "ottrace"),
         (
-            &["OTEL_PROPAGATORS=tracecontext,xray"],
+            &["OTEL_PROPAGATORS=tracecontext,ottrace"],
             "OTEL_PROPAGATORS",
-            "tracecontext,xray",
+            "tracecontext,ottrace",
         ),
         (&["OTEL_PROPAGATORS=foo"], "OTEL_PROPAGATORS", "foo"),
         (
@@ -511,7 +505,7 @@ fn all_bad_variables_are_reported_together() {
         "TRACING_ENABLED=maybe",
         "TRACING_SAMPLE_RATE=10%",
         "TRACING_ENDPOINT=localhost",
-        "OTEL_PROPAGATORS=b3",
+        "OTEL_PROPAGATORS=ottrace",
         "OTEL_EXPORTER_OTLP_ENDPOINT=ftp://x:1",
     ]);
     assert_eq!(e.errors().len(), 5, "{e}");
@@ -952,7 +946,7 @@ fn precedence_code_tracing_otel_default() {
             code: |c| {
                 c.with_propagators(Propagators {
                     trace_context: true,
-                    baggage: false,
+                    ..Propagators::NONE
                 })
             },
             want: [
@@ -1353,4 +1347,50 @@ fn certificates() {
     assert_eq!(c.warnings().len(), 1);
     let e = error(&["TRACING_CLIENT_CERTIFICATE=/c.pem"]);
     assert_eq!(e.errors()[0].variable, "TRACING_CLIENT_KEY");
+}
+
+#[test]
+fn other_propagators_parse_or_name_their_feature() {
+    use crate::propagation::Formats;
+    let c =
+        TraceConfig::from_vars([("OTEL_PROPAGATORS", "tracecontext, baggage, jaeger")]).unwrap();
+    assert_eq!(
+        c.propagators(),
+        Propagators {
+            other: Formats::JAEGER,
+            ..Propagators::W3C
+        }
+    );
+    for (name, formats, feature, enabled) in [
+        (
+            "b3",
+            Formats::B3,
+            "propagator-b3",
+            cfg!(feature = "propagator-b3"),
+        ),
+        (
+            "B3Multi",
+            Formats::B3_MULTI,
+            "propagator-b3",
+            cfg!(feature = "propagator-b3"),
+        ),
+        (
+            "xray",
+            Formats::XRAY,
+            "propagator-xray",
+            cfg!(feature = "propagator-xray"),
+        ),
+    ] {
+        let got = TraceConfig::from_vars([("OTEL_PROPAGATORS", name)]);
+        match enabled {
+            true => assert_eq!(got.unwrap().propagators().other, formats),
+            false => {
+                let e = got.unwrap_err();
+                assert_eq!(e.errors()[0].variable, "OTEL_PROPAGATORS");
+                assert!(e.to_string().contains(feature), "{e}");
+            }
+        }
+    }
+    let e = TraceConfig::from_vars([("OTEL_PROPAGATORS", "none,jaeger")]).unwrap_err();
+    assert!(e.to_string().contains("none cannot be combined"), "{e}");
 }

@@ -54,11 +54,13 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId, TraceState};
 
 mod baggage;
+mod others;
 #[cfg(test)]
 mod tests;
 mod traceparent;
 mod tracestate;
 
+pub use others::Formats;
 pub use traceparent::{Traceparent, parse_traceparent};
 
 /// The W3C Trace Context Level 2 `random` flag (0x02): the right-most 7 bytes of the trace id
@@ -144,15 +146,51 @@ pub enum Field {
     Tracestate,
     /// `baggage`.
     Baggage,
+    /// Zipkin's single `b3` header.
+    B3,
+    /// `x-b3-traceid`.
+    B3TraceId,
+    /// `x-b3-spanid`.
+    B3SpanId,
+    /// `x-b3-parentspanid`.
+    B3ParentSpanId,
+    /// `x-b3-sampled`.
+    B3Sampled,
+    /// `x-b3-flags`.
+    B3Flags,
+    /// Jaeger's `uber-trace-id`.
+    UberTraceId,
+    /// AWS X-Ray's `x-amzn-trace-id`.
+    XrayTraceId,
 }
 
 impl Field {
+    /// The fields of the non-W3C [`Formats`].
+    const OTHERS: [Self; 8] = [
+        Self::B3,
+        Self::B3TraceId,
+        Self::B3SpanId,
+        Self::B3ParentSpanId,
+        Self::B3Sampled,
+        Self::B3Flags,
+        Self::UberTraceId,
+        Self::XrayTraceId,
+    ];
+
     /// The key in string carriers.
     pub fn key(self) -> &'static str {
         match self {
             Self::Traceparent => TRACEPARENT_KEY,
             Self::Tracestate => TRACESTATE_KEY,
             Self::Baggage => BAGGAGE_KEY,
+            Self::B3 => "b3",
+            Self::B3TraceId => "x-b3-traceid",
+            Self::B3SpanId => "x-b3-spanid",
+            Self::B3ParentSpanId => "x-b3-parentspanid",
+            Self::B3Sampled => "x-b3-sampled",
+            Self::B3Flags => "x-b3-flags",
+            Self::UberTraceId => "uber-trace-id",
+            Self::XrayTraceId => "x-amzn-trace-id",
         }
     }
 
@@ -162,7 +200,15 @@ impl Field {
             Self::Traceparent => TRACEPARENT,
             Self::Tracestate => TRACESTATE,
             Self::Baggage => BAGGAGE,
+            other => HeaderName::from_static(other.key()),
         }
+    }
+
+    /// The non-W3C field with this key (any case).
+    fn from_other_key(key: &str) -> Option<Self> {
+        Self::OTHERS
+            .into_iter()
+            .find(|f| f.key().eq_ignore_ascii_case(key))
     }
 }
 
@@ -304,14 +350,33 @@ impl CarrierMut for dyn Injector + Send + Sync + '_ {
     fn remove(&mut self, _: Field) {}
 }
 
-/// Which W3C propagation fields are extracted and injected (`OTEL_PROPAGATORS`), and the rules
-/// for doing it. Default: both.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Which propagation formats are extracted and injected (`OTEL_PROPAGATORS`), and the rules
+/// for doing it. Default: W3C trace context and baggage.
+///
+/// Extraction takes the first valid span context in the order W3C `traceparent`, B3 (single or
+/// multi), Jaeger, X-Ray (the OpenTelemetry composite propagator lets the last one win; here a
+/// valid `traceparent` always does); baggage comes from `baggage` either way. Injection writes
+/// every configured format.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Propagators {
     /// `traceparent` / `tracestate`.
     pub trace_context: bool,
     /// `baggage`.
     pub baggage: bool,
+    /// The non-W3C formats (formats whose cargo feature is off are skipped).
+    pub other: Formats,
+}
+
+impl std::fmt::Debug for Propagators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Propagators");
+        d.field("trace_context", &self.trace_context)
+            .field("baggage", &self.baggage);
+        if !self.other.is_empty() {
+            d.field("other", &self.other);
+        }
+        d.finish()
+    }
 }
 
 impl Default for Propagators {
@@ -325,11 +390,13 @@ impl Propagators {
     pub const W3C: Self = Self {
         trace_context: true,
         baggage: true,
+        other: Formats::NONE,
     };
     /// Nothing is propagated.
     pub const NONE: Self = Self {
         trace_context: false,
         baggage: false,
+        other: Formats::NONE,
     };
 
     /// The caller's context from `carrier` in a new [`Context`] (not the current one).
@@ -345,6 +412,12 @@ impl Propagators {
         let mut out = None;
         if self.trace_context
             && let Some(sc) = extract_span_context(carrier)
+        {
+            out = Some(cx.with_remote_span_context(sc));
+        }
+        if out.is_none()
+            && !self.other.is_empty()
+            && let Some(sc) = others::extract(self.other, carrier)
         {
             out = Some(cx.with_remote_span_context(sc));
         }
@@ -398,6 +471,9 @@ impl Propagators {
                 Some(v) => carrier.set(Field::Tracestate, &v),
                 None => carrier.remove(Field::Tracestate),
             }
+        }
+        if !self.other.is_empty() && span_context.is_valid() {
+            others::inject(self.other, span_context, carrier);
         }
         if self.baggage
             && let Some(cx) = baggage_of
@@ -482,12 +558,15 @@ impl W3cPropagator {
     }
 }
 
-static FIELDS: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
-    [
-        TRACEPARENT_KEY.to_owned(),
-        TRACESTATE_KEY.to_owned(),
-        BAGGAGE_KEY.to_owned(),
-    ]
+/// The W3C fields, then those of the other formats.
+static FIELDS: std::sync::LazyLock<[String; 11]> = std::sync::LazyLock::new(|| {
+    [Field::Traceparent, Field::Tracestate, Field::Baggage]
+        .into_iter()
+        .chain(Field::OTHERS)
+        .map(|f| f.key().to_owned())
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("eleven fields")
 });
 
 impl TextMapPropagator for W3cPropagator {
@@ -500,6 +579,10 @@ impl TextMapPropagator for W3cPropagator {
     }
 
     fn fields(&self) -> opentelemetry::propagation::text_map_propagator::FieldIter<'_> {
-        opentelemetry::propagation::text_map_propagator::FieldIter::new(FIELDS.as_slice())
+        let fields = match self.propagators.other.is_empty() {
+            true => &FIELDS[..3],
+            false => &FIELDS[..],
+        };
+        opentelemetry::propagation::text_map_propagator::FieldIter::new(fields)
     }
 }
