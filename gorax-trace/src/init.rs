@@ -117,7 +117,16 @@ impl Telemetry {
                 (ExporterKind::Otlp, Some(endpoint)) => {
                     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
                     {
-                        let otlp = crate::export::otlp::build(config, &endpoint)?;
+                        let otlp =
+                            crate::export::otlp::build(&crate::export::otlp::OtlpSettings {
+                                endpoint: &endpoint,
+                                protocol: config.protocol(),
+                                timeout: config.batch().export_timeout,
+                                headers: config.headers(),
+                                tls: config.uses_tls(),
+                                certificate: config.certificate(),
+                                client_certificate: config.client_certificate(),
+                            })?;
                         runtime = otlp.runtime;
                         Some(AnyExporter::Otlp(Box::new(otlp.exporter)))
                     }

@@ -76,7 +76,7 @@ pub struct Settings {
     /// [`truncate_value`](crate::httpconv::truncate_value)) of attribute values that adapters
     /// build from client-controlled input (`user_agent.original`, `url.*`, captured headers);
     /// `None` for none. Default
-    /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`](crate::config::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT).
+    /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`](crate::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT).
     pub attribute_value_length_limit: Option<usize>,
 }
 
@@ -86,7 +86,9 @@ impl Default for Settings {
             propagators: Propagators::default(),
             http_semconv: HttpSemconv::default(),
             route_attributes: false,
-            attribute_value_length_limit: Some(crate::config::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT),
+            attribute_value_length_limit: Some(
+                crate::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+            ),
             trusted_peers: TrustedPeers::default(),
         }
     }

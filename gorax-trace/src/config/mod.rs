@@ -105,24 +105,7 @@ impl fmt::Display for ExporterKind {
     }
 }
 
-/// OTLP transport.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Protocol {
-    /// OTLP/gRPC (port 4317 by convention).
-    Grpc,
-    /// OTLP/HTTP with protobuf bodies (port 4318, path `/v1/traces`).
-    HttpProtobuf,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Grpc => "grpc",
-            Self::HttpProtobuf => "http/protobuf",
-        })
-    }
-}
+pub use crate::export::Protocol;
 
 /// The format of log lines written by [`subscriber::install`](crate::subscriber::install)
 /// (`TRACING_LOG_FORMAT`: `text` or `json`; default `text`).

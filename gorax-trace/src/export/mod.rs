@@ -49,6 +49,25 @@ impl Default for BatchSettings {
     }
 }
 
+/// OTLP transport (`TRACING_PROTOCOL`, `OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// OTLP/gRPC (port 4317 by convention).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318, path `/v1/traces`).
+    HttpProtobuf,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+        })
+    }
+}
+
 /// Why an exporter could not be built (turned into [`InitError`](crate::InitError)).
 #[derive(Debug)]
 pub(crate) enum BuildError {

@@ -1,4 +1,5 @@
-//! OTLP exporters built from [`TraceConfig`].
+//! OTLP exporters built from the resolved configuration ([`OtlpSettings`], filled by `init` from
+//! the [`TraceConfig`](crate::TraceConfig)).
 //!
 //! gRPC (tonic) needs a tokio runtime when the channel is built and while it exports. Instead of
 //! borrowing the application's runtime (which panics outside one, and deadlocks a flush on a
@@ -22,9 +23,24 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::ExportHealth;
+use super::Protocol;
 use super::batch::Target;
 use super::{BuildError, ExportRuntime};
-use crate::config::{Protocol, TraceConfig};
+
+/// What an OTLP exporter is built from: the configuration as resolved (so that `export` does not
+/// depend on `config`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OtlpSettings<'a> {
+    pub(crate) endpoint: &'a str,
+    pub(crate) protocol: Protocol,
+    pub(crate) timeout: std::time::Duration,
+    pub(crate) headers: &'a [(String, String)],
+    pub(crate) tls: bool,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) certificate: Option<&'a std::path::Path>,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) client_certificate: Option<(&'a std::path::Path, &'a std::path::Path)>,
+}
 
 /// The OTLP exporter with what the batch processor reports about it: endpoint, protocol and
 /// retries.
@@ -206,9 +222,9 @@ fn tls_missing(endpoint: &str) -> BuildError {
 
 /// The configured headers as a header map (names and values were validated with the config).
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-fn header_map(config: &TraceConfig) -> Result<http::HeaderMap, BuildError> {
+fn header_map(config: &OtlpSettings<'_>) -> Result<http::HeaderMap, BuildError> {
     let mut headers = http::HeaderMap::new();
-    for (k, v) in config.headers() {
+    for (k, v) in config.headers {
         let name = http::HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| BuildError::Exporter(format!("invalid export header name {k:?}")))?;
         let value = http::HeaderValue::from_str(v)
@@ -218,13 +234,17 @@ fn header_map(config: &TraceConfig) -> Result<http::HeaderMap, BuildError> {
     Ok(headers)
 }
 
-pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, BuildError> {
-    let timeout = config.batch().export_timeout;
+pub(crate) fn build(config: &OtlpSettings<'_>) -> Result<Otlp, BuildError> {
+    let endpoint = config.endpoint;
+    let timeout = config.timeout;
     let requests = Arc::new(AtomicU64::new(0));
-    let tls = config.uses_tls();
+    let tls = config.tls;
     #[cfg(feature = "tls")]
     let material = if tls {
-        Some(super::tls::Material::load(config)?)
+        Some(super::tls::Material::load(
+            config.certificate,
+            config.client_certificate,
+        )?)
     } else {
         None
     };
@@ -236,13 +256,13 @@ pub(crate) fn build(config: &TraceConfig, endpoint: &str) -> Result<Otlp, BuildE
         inner,
         target: Target {
             endpoint: endpoint.to_owned(),
-            protocol: config.protocol().to_string(),
+            protocol: config.protocol.to_string(),
         },
         requests: requests.clone(),
         health: ExportHealth::default(),
     };
     let headers = header_map(config)?;
-    match config.protocol() {
+    match config.protocol {
         #[cfg(feature = "otlp-http")]
         Protocol::HttpProtobuf => {
             use opentelemetry_otlp::WithHttpConfig;

@@ -13,7 +13,6 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::BuildError;
-use crate::config::TraceConfig;
 
 /// PEM files as read, each checked to parse.
 #[derive(Debug, Clone, Default)]
@@ -49,14 +48,17 @@ fn certs(what: &str, path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'stat
 }
 
 impl Material {
-    pub(crate) fn load(config: &TraceConfig) -> Result<Self, BuildError> {
+    pub(crate) fn load(
+        certificate: Option<&std::path::Path>,
+        client_certificate: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<Self, BuildError> {
         let mut m = Material::default();
-        if let Some(path) = config.certificate() {
+        if let Some(path) = certificate {
             let pem = read("CA certificate file", path)?;
             certs("CA certificate file", path, &pem)?;
             m.ca_pem = Some(pem);
         }
-        if let Some((cert, key)) = config.client_certificate() {
+        if let Some((cert, key)) = client_certificate {
             let cert_pem = read("client certificate file", cert)?;
             certs("client certificate file", cert, &cert_pem)?;
             let key_pem = read("client key file", key)?;
