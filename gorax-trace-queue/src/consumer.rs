@@ -178,6 +178,7 @@ impl ConsumerStats {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg_attr(not(any(feature = "redis", feature = "sqs")), allow(dead_code))]
     pub(crate) fn add_poison(&self) {
         self.poison.fetch_add(1, Ordering::Relaxed);
     }
@@ -541,6 +542,7 @@ fn dead_letter_span<T>(
 
 /// Records a dead-letter span for a message an adapter dead-letters outside the loop (e.g. an
 /// entry reported gone). Returns nothing; the span is ended.
+#[cfg_attr(not(any(feature = "redis", feature = "sqs")), allow(dead_code))]
 pub(crate) fn record_dead_letter_outside(settings: &ConsumerSettings, id: &str, reason: &str) {
     dead_letter_span::<()>(settings, None, Some(id), 0, reason)
         .span()

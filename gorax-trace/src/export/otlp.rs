@@ -266,6 +266,7 @@ pub(crate) fn build(config: &OtlpSettings<'_>) -> Result<Otlp, BuildError> {
         #[cfg(feature = "otlp-http")]
         Protocol::HttpProtobuf => {
             use opentelemetry_otlp::WithHttpConfig;
+            #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
             let mut runtime = None;
             let inner = if tls {
                 #[cfg(feature = "tls")]

@@ -195,6 +195,7 @@ impl Field {
     }
 
     /// The HTTP header name.
+    #[inline]
     pub fn header_name(self) -> HeaderName {
         match self {
             Self::Traceparent => TRACEPARENT,
@@ -519,6 +520,7 @@ pub enum BaggagePolicy {
 
 impl BaggagePolicy {
     /// `cx` with its baggage filtered by the policy (the same context when nothing changes).
+    #[inline]
     pub fn apply(&self, cx: Context) -> Context {
         match self {
             Self::Keep => cx,
