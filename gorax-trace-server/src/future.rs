@@ -11,7 +11,6 @@ use opentelemetry::trace::TraceContextExt;
 use pin_project_lite::pin_project;
 
 use crate::attributes;
-use crate::layer::X_REQUEST_ID;
 use crate::layer::{Config, ResponseHeader};
 
 /// W3C Trace Context Level 2 response header.
@@ -20,7 +19,6 @@ const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresp
 /// What the future needs to finish a traced request.
 pub(crate) struct Traced {
     pub(crate) config: Arc<Config>,
-    pub(crate) request_id: Option<HeaderValue>,
     /// Legacy attribute names too (resolved when the request started).
     pub(crate) dup: bool,
     /// Attribute value length limit (resolved when the request started).
@@ -123,9 +121,6 @@ where
                             headers.insert(name.clone(), v);
                         }
                     }
-                }
-                if let Some(id) = traced.request_id {
-                    headers.insert(X_REQUEST_ID, id);
                 }
             }
             Err(error) => {

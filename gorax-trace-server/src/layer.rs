@@ -43,9 +43,6 @@ pub enum ResponseHeader {
     TraceId(HeaderName),
 }
 
-/// The request id header set by [`ServerTraceLayer::with_request_id`].
-pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
 pub(crate) type RequestHook = Arc<dyn for<'a> OnRequest<RequestHead<'a>>>;
 pub(crate) type ResponseHook = Arc<dyn for<'a> OnResponse<ResponseHead<'a>>>;
 
@@ -66,7 +63,6 @@ pub(crate) struct Config {
     pub(crate) filter: Option<Predicate>,
     pub(crate) baggage: BaggagePolicy,
     pub(crate) response_header: ResponseHeader,
-    pub(crate) request_id: bool,
     pub(crate) request_headers: Vec<CapturedHeader>,
     pub(crate) response_headers: Vec<CapturedHeader>,
     /// Sensitive headers opted in by name (recorded in clear when captured).
@@ -120,7 +116,6 @@ impl std::fmt::Debug for ServerTraceLayer {
             .field("filter", &c.filter.is_some())
             .field("baggage", &c.baggage)
             .field("response_header", &c.response_header)
-            .field("request_id", &c.request_id)
             .field("request_headers", &c.request_headers)
             .field("response_headers", &c.response_headers)
             .field("recorded_sensitive", &c.recorded_sensitive)
@@ -155,7 +150,6 @@ impl ServerTraceLayer {
                 filter: None,
                 baggage: BaggagePolicy::Keep,
                 response_header: ResponseHeader::None,
-                request_id: false,
                 request_headers: Vec::new(),
                 response_headers: Vec::new(),
                 recorded_sensitive: Vec::new(),
@@ -293,13 +287,6 @@ impl ServerTraceLayer {
     /// Writes the request's trace context to the response (default: [`ResponseHeader::None`]).
     pub fn with_response_header(mut self, header: ResponseHeader) -> Self {
         self.config().response_header = header;
-        self
-    }
-
-    /// When the request has no `x-request-id`, sets it (on the request, for handlers, and on the
-    /// response) to the trace id.
-    pub fn with_request_id(mut self, enabled: bool) -> Self {
-        self.config().request_id = enabled;
         self
     }
 

@@ -31,11 +31,15 @@
 mod attributes;
 mod future;
 mod layer;
+#[cfg(feature = "request-id")]
+mod request_id;
 mod service;
 
 pub use future::ResponseFuture;
 pub use gorax_trace::propagation::BaggagePolicy;
 pub use layer::{RequestHead, ResponseHeader, ServerTraceLayer};
+#[cfg(feature = "request-id")]
+pub use request_id::TraceIdRequestId;
 pub use service::ServerTraceService;
 
 #[cfg(test)]

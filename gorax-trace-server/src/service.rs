@@ -2,14 +2,14 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use opentelemetry::trace::{Link, Span as _, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
 use crate::attributes;
 use crate::future::{ResponseFuture, Traced};
-use crate::layer::{Config, RequestHead, X_REQUEST_ID};
+use crate::layer::{Config, RequestHead};
 
 /// The [`Service`] made by [`ServerTraceLayer`](crate::ServerTraceLayer).
 #[derive(Clone)]
@@ -83,7 +83,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
         let telemetry = config.binding.get();
         let propagators = telemetry.propagators();
@@ -173,12 +173,6 @@ where
         if span.is_recording() {
             attributes::on_request(&mut span, &req, route, config, dup, limit, rules);
         }
-        let request_id = if config.request_id && !req.headers().contains_key(X_REQUEST_ID) {
-            let tp = propagation::Traceparent::new(span.span_context());
-            HeaderValue::from_str(tp.trace_id_hex()).ok()
-        } else {
-            None
-        };
         // Level 2 `random` flag: the SDK drops it from unsampled children and never sets it
         // on new roots; the marker makes every `traceparent` of this trace carry it.
         let random = propagation::random_flag(&parent, span.span_context());
@@ -199,9 +193,6 @@ where
             };
             hook.on_request(&head, &cx.span());
         }
-        if let Some(id) = &request_id {
-            req.headers_mut().insert(X_REQUEST_ID, id.clone());
-        }
         let (future, bridge) = {
             let _active = cx.clone().attach();
             // Created while the server span is current, so it stands for that span.
@@ -211,7 +202,6 @@ where
         };
         let traced = Traced {
             config: self.config.clone(),
-            request_id,
             dup,
             limit,
         };
