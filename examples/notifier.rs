@@ -102,15 +102,17 @@ pub(crate) struct NotifierClient(tonic::client::Grpc<GrpcClientService<tonic::tr
 
 impl NotifierClient {
     pub(crate) fn new(addr: SocketAddr, tracer: SdkTracer) -> Self {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .expect("a valid URI")
+        let origin: http::Uri = format!("http://{addr}").parse().expect("a valid URI");
+        let channel = tonic::transport::Endpoint::from(origin.clone())
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(5))
             .connect_lazy();
         let channel = tower::ServiceBuilder::new()
             .layer(GrpcClientLayer::new().with_tracer(tracer))
             .service(channel);
-        Self(tonic::client::Grpc::new(channel))
+        // With the origin the request URI has the authority, so the client span records
+        // `server.address` and `server.port` (the channel adds it only below the layer).
+        Self(tonic::client::Grpc::with_origin(channel, origin))
     }
 
     /// Calls `Notify`.

@@ -3,8 +3,9 @@
 //! propagates the trace context in the request metadata (headers).
 //!
 //! - **Name and attributes**: `{package.Service}/{Method}` from the request path, `rpc.system=grpc`,
-//!   `rpc.service`, `rpc.method`, `server.address`/`server.port` when the URI has an authority,
-//!   `rpc.grpc.status_code` from the response headers' `grpc-status`.
+//!   `rpc.service`, `rpc.method`, `rpc.grpc.status_code`; `server.address`/`server.port` when
+//!   the request URI has an authority (a tonic channel adds it below the layer, so build the
+//!   client with `with_origin(channel, uri)` to have them).
 //! - **Status**: every code but `OK` is an error
 //!   ([`GrpcErrors::client`](gorax_trace::httpconv::GrpcErrors::client)), `error.type` the
 //!   numeric code; a transport error is an error with `error.type` its type name.
@@ -22,7 +23,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect().await?;
 //! let channel = ServiceBuilder::new().layer(GrpcClientLayer::new()).service(channel);
-//! // let client = my_proto::echo_client::EchoClient::new(channel);
+//! // let client = my_proto::echo_client::EchoClient::with_origin(channel, origin);
 //! # drop(channel); Ok(()) }
 //! ```
 

@@ -132,6 +132,7 @@ fn assert_journey_tree(spans: &Spans) -> TraceId {
         spans.assert_attr(span, semconv::RPC_METHOD, "Notify");
     }
     spans.assert_attr(notify_client, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+    spans.assert_attr(notify_client, semconv::SERVER_ADDRESS, "127.0.0.1");
     trace
 }
 
