@@ -9,6 +9,8 @@
 //!    └─ send gorax-executions                    PRODUCER  (gorax-trace-queue)
 //!       └─ process gorax-executions              CONSUMER  (worker)
 //!          └─ workflow.step.execute              INTERNAL  node_type=notify
+//!             └─ gorax.notify.v1.Notifier/Notify CLIENT    (gRPC, gorax-trace-client)
+//!                └─ gorax.notify.v1.Notifier/Notify SERVER (notifier, tonic)
 //! ```
 //!
 //! No service here writes a trace header by hand: the server layer extracts, the client
@@ -56,6 +58,8 @@ pub struct Journey {
     pub api: SocketAddr,
     /// Where the downstream service listens (127.0.0.1).
     pub downstream: SocketAddr,
+    /// Where the gRPC notifier listens (127.0.0.1).
+    pub notifier: SocketAddr,
     /// One entry per execution the worker has processed (sent after its consumer span ended).
     pub processed: mpsc::Receiver<Execution>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -157,6 +161,9 @@ pub async fn start_with(tracer: SdkTracer, broker_kind: &Broker) -> std::io::Res
         .layer(ServerTraceLayer::new().with_tracer(tracer.clone()));
     let (downstream_addr, downstream_task) = serve(downstream).await?;
 
+    let (notifier_addr, notifier_task) = crate::notifier::serve(tracer.clone()).await?;
+    let notifier = crate::notifier::NotifierClient::new(notifier_addr, tracer.clone());
+
     let (producer, mut consumer) = broker(broker_kind, &tracer).await?;
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(ClientTraceMiddleware::new().with_tracer(tracer.clone()))
@@ -182,6 +189,7 @@ pub async fn start_with(tracer: SdkTracer, broker_kind: &Broker) -> std::io::Res
         .layer(ConsumerTraceLayer::new().with_tracer(tracer))
         .service_fn(move |msg: TracedMessage<Execution>| {
             let (tracer, handled) = (worker_tracer.clone(), handled_tx.clone());
+            let mut notifier = notifier.clone();
             async move {
                 let step = span::start_in(
                     &tracer,
@@ -190,6 +198,15 @@ pub async fn start_with(tracer: SdkTracer, broker_kind: &Broker) -> std::io::Res
                     SpanKind::Internal,
                     span::node_attributes("notify", "notify"),
                 );
+                let execution_id = msg.payload().execution_id.clone();
+                let sent = opentelemetry::trace::FutureExt::with_context(
+                    notifier.notify(&execution_id),
+                    step.clone(),
+                )
+                .await;
+                if let Err(error) = &sent {
+                    span::record_error(&step, error);
+                }
                 step.span().end();
                 handled
                     .send(msg.into_payload())
@@ -214,8 +231,9 @@ pub async fn start_with(tracer: SdkTracer, broker_kind: &Broker) -> std::io::Res
     Ok(Journey {
         api: api_addr,
         downstream: downstream_addr,
+        notifier: notifier_addr,
         processed,
-        tasks: vec![downstream_task, api_task, worker_task],
+        tasks: vec![downstream_task, notifier_task, api_task, worker_task],
     })
 }
 

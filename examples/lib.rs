@@ -2,6 +2,7 @@
 //! tests.
 
 pub mod journey;
+pub mod notifier;
 pub mod participant;
 
 /// The README's "Use it" block, compiled as a doc test so that it cannot rot.

@@ -17,6 +17,7 @@
 //!   span and the second and later carry `http.request.resend_count`.
 //! - **Other clients**: [`gorax_trace::TelemetryHandle::inject`] (or `Propagators::inject`) writes a context into any
 //!   `HeaderMap` (`request.headers_mut()` of an `http::Request` or a `reqwest::Request`).
+//! - **gRPC** (feature `grpc`): [`grpc::GrpcClientLayer`], a tower layer for tonic channels.
 //!
 //! ```no_run
 //! use gorax_trace_client::{ClientTraceMiddleware, NoPropagation, PropagationPolicy, UrlTemplate};
@@ -54,6 +55,8 @@
 //! ```
 
 mod attributes;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod middleware;
 
 pub use gorax_trace::propagation::BaggagePolicy;

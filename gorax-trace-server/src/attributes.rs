@@ -45,7 +45,9 @@ const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-f
 const X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
 
 /// Sets the request attributes and the final span name. `initial_given`: the method and route
-/// were already set when the span started (for the sampler).
+/// were already set when the span started (for the sampler). `rpc`: the gRPC service and method
+/// (gRPC mode), whose name the span already has.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn on_request<B>(
     span: &mut impl Span,
     req: &Request<B>,
@@ -54,6 +56,7 @@ pub(crate) fn on_request<B>(
     dup: bool,
     limit: usize,
     initial_given: bool,
+    rpc: Option<(&str, &str)>,
 ) {
     let (method, known) = method_name(req.method());
     let mut attrs = Vec::with_capacity(16);
@@ -157,6 +160,16 @@ pub(crate) fn on_request<B>(
             attrs.push(KeyValue::new(legacy::HTTP_USER_AGENT, limited(ua, limit)));
         }
     }
+    if let Some((service, rpc_method)) = rpc {
+        attrs.push(KeyValue::new(semconv::RPC_SYSTEM, "grpc"));
+        attrs.push(KeyValue::new(semconv::RPC_SERVICE, limited(service, limit)));
+        attrs.push(KeyValue::new(
+            semconv::RPC_METHOD,
+            limited(rpc_method, limit),
+        ));
+        span.set_attributes(attrs);
+        return;
+    }
     span.set_attributes(attrs);
     if route.is_some() || !known {
         span.update_name(span_name(req.method(), route));
@@ -190,6 +203,14 @@ pub(crate) fn on_response<B: http_body::Body>(
         attrs.push(KeyValue::new(semconv::HTTP_RESPONSE_BODY_SIZE, size));
     }
     capture(&mut attrs, res.headers(), &config.response_headers, limit);
+    if config.grpc
+        && let Some(code) = gorax_trace::httpconv::grpc_status(res.headers())
+    {
+        attrs.push(KeyValue::new(
+            semconv::RPC_GRPC_STATUS_CODE,
+            i64::from(code),
+        ));
+    }
     if let Some(error_type) = config
         .classify
         .classify(&ResponseHead::new(res.status(), res.headers()))

@@ -70,6 +70,8 @@ pub(crate) struct Config {
     /// Attribute value length limit of attributes built from caller input, in characters.
     /// Set by `with_attribute_value_length_limit`; otherwise the handle's limit.
     pub(crate) attr_limit: Option<usize>,
+    /// gRPC mode ([`ServerTraceLayer::grpc`]): RPC span names and `rpc.*` attributes.
+    pub(crate) grpc: bool,
 }
 
 /// A tower [`Layer`] that traces inbound HTTP requests: it continues the caller's W3C trace,
@@ -120,6 +122,7 @@ impl std::fmt::Debug for ServerTraceLayer {
             .field("response_headers", &c.response_headers)
             .field("recorded_sensitive", &c.recorded_sensitive)
             .field("attr_limit", &c.attr_limit)
+            .field("grpc", &c.grpc)
             .finish_non_exhaustive()
     }
 }
@@ -154,8 +157,45 @@ impl ServerTraceLayer {
                 response_headers: Vec::new(),
                 recorded_sensitive: Vec::new(),
                 attr_limit: None,
+                grpc: false,
             }),
         }
+    }
+
+    /// A layer for a gRPC server (e.g. around tonic's `Routes`, or as
+    /// `tonic::transport::Server::builder().layer(ServerTraceLayer::grpc())`): [`new`](Self::new)
+    /// in gRPC mode ([`with_grpc`](Self::with_grpc)).
+    ///
+    /// ```
+    /// use gorax_trace_server::ServerTraceLayer;
+    ///
+    /// let layer = ServerTraceLayer::grpc();
+    /// ```
+    pub fn grpc() -> Self {
+        Self::new().with_grpc()
+    }
+
+    /// gRPC mode, for requests whose path is `/{package.Service}/{Method}`:
+    /// - span name `{package.Service}/{Method}` (other paths keep the HTTP name);
+    /// - `rpc.system=grpc`, `rpc.service`, `rpc.method` besides the HTTP attributes;
+    /// - `rpc.grpc.status_code` from the response headers' `grpc-status`;
+    /// - failures by [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server): the codes
+    ///   the RPC conventions call server errors (`UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`,
+    ///   `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`), `error.type` the numeric code (a later
+    ///   [`with_failure_classifier`](Self::with_failure_classifier) replaces it).
+    ///
+    /// The span ends at the response head, as in HTTP mode. A status the server returns before
+    /// the first message (a *trailers-only* response: with tonic, every `Err(Status)` of a unary
+    /// handler and of a streaming handler before its stream) is in the headers and recorded. A
+    /// response that starts a body carries its status in the trailers, after the span ended: such
+    /// a span has no `rpc.grpc.status_code` and status Unset. For a unary RPC that means `OK`
+    /// (tonic sends an error after a message only when encoding the message fails); for a
+    /// streaming RPC, an error in the middle of the stream is not recorded on the span.
+    pub fn with_grpc(mut self) -> Self {
+        let config = self.config();
+        config.grpc = true;
+        config.classify = Arc::new(gorax_trace::httpconv::GrpcErrors::server());
+        self
     }
 
     fn config(&mut self) -> &mut Config {

@@ -12,6 +12,8 @@
 //! - **Status**: 5xx is an error, 4xx is not; an `Err` from the inner service is an error with
 //!   `error.type` set to the error's type name.
 //! - **Span end**: at the response head. The span measures the handler, not the body stream.
+//! - **gRPC** (tonic): [`ServerTraceLayer::grpc`] names spans `{package.Service}/{Method}`,
+//!   records `rpc.*` attributes and judges the outcome by `grpc-status`.
 //! - **Edge policy, noise control, response header, header capture**: see the `with_*` methods of
 //!   [`ServerTraceLayer`].
 //!

@@ -116,7 +116,16 @@ where
 
         let tracer = telemetry.tracer();
         let (method, _) = gorax_trace::httpconv::method(req.method());
-        let mut builder = tracer.span_builder(method).with_kind(SpanKind::Server);
+        let rpc = if config.grpc {
+            gorax_trace::httpconv::grpc_path(req.uri().path())
+        } else {
+            None
+        };
+        let mut builder = match rpc {
+            Some((service, rpc_method)) => tracer.span_builder(format!("{service}/{rpc_method}")),
+            None => tracer.span_builder(method),
+        }
+        .with_kind(SpanKind::Server);
         let rules = telemetry.route_attributes();
         if rules {
             // Route rules decide in the sampler, which sees only the initial attributes.
@@ -171,7 +180,7 @@ where
         // Attributes go on the span itself, before it moves into the context (where every call
         // would lock its mutex and go through a boxed trait object).
         if span.is_recording() {
-            attributes::on_request(&mut span, &req, route, config, dup, limit, rules);
+            attributes::on_request(&mut span, &req, route, config, dup, limit, rules, rpc);
         }
         // Level 2 `random` flag: the SDK drops it from unsampled children and never sets it
         // on new roots; the marker makes every `traceparent` of this trace carry it.

@@ -750,3 +750,100 @@ async fn hooks_add_attributes_and_rename_and_grpc_status_classifies() {
     assert_eq!(find.status, Status::Unset, "NOT_FOUND is the caller's");
     spans.assert_no_attr(find, semconv::ERROR_TYPE);
 }
+
+mod grpc {
+    use super::*;
+
+    /// A gRPC-shaped service: a trailers-only UNIMPLEMENTED for `/pkg.Echo/Nope`, an HTTP 503
+    /// without `grpc-status` for `/pkg.Echo/Down`, 200 otherwise.
+    fn grpc_service(
+        t: &TestTracing,
+    ) -> impl tower::Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future: Send,
+    > + Clone {
+        let inner = tower::service_fn(|req: Request<Body>| async move {
+            let mut res = Response::new(Body::empty());
+            match req.uri().path() {
+                "/pkg.Echo/Nope" => {
+                    res.headers_mut()
+                        .insert("grpc-status", http::HeaderValue::from_static("12"));
+                }
+                "/pkg.Echo/Down" => *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE,
+                _ => {}
+            }
+            Ok::<_, Infallible>(res)
+        });
+        tower::Layer::layer(&ServerTraceLayer::grpc().with_tracer(t.tracer()), inner)
+    }
+
+    async fn call(
+        svc: impl tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+        method: http::Method,
+        path: &str,
+    ) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("traceparent", TP)
+            .body(Body::empty())
+            .unwrap();
+        svc.oneshot(req).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unimplemented_is_a_server_error_with_its_code() {
+        let t = TestTracing::new();
+        call(grpc_service(&t), http::Method::POST, "/pkg.Echo/Nope").await;
+        let spans = t.spans();
+        let span = spans.find("pkg.Echo/Nope");
+        assert_eq!(span.span_kind, SpanKind::Server);
+        assert_eq!(span.parent_span_id.to_string(), CALLER_SPAN);
+        spans.assert_attr(span, semconv::RPC_SYSTEM, "grpc");
+        spans.assert_attr(span, semconv::RPC_SERVICE, "pkg.Echo");
+        spans.assert_attr(span, semconv::RPC_METHOD, "Nope");
+        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 12_i64);
+        spans.assert_attr(span, semconv::ERROR_TYPE, 12_i64);
+        assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
+    }
+
+    #[tokio::test]
+    async fn without_grpc_status_the_http_status_decides() {
+        let t = TestTracing::new();
+        call(grpc_service(&t), http::Method::POST, "/pkg.Echo/Down").await;
+        let spans = t.spans();
+        let span = spans.find("pkg.Echo/Down");
+        spans.assert_no_attr(span, semconv::RPC_GRPC_STATUS_CODE);
+        spans.assert_attr(span, semconv::ERROR_TYPE, "503");
+    }
+
+    #[tokio::test]
+    async fn other_paths_keep_their_http_name_and_no_rpc_attributes() {
+        let t = TestTracing::new();
+        call(grpc_service(&t), http::Method::GET, "/health").await;
+        let spans = t.spans();
+        let span = spans.find("GET");
+        spans.assert_no_attr(span, semconv::RPC_SYSTEM);
+        spans.assert_no_attr(span, semconv::RPC_METHOD);
+        assert_eq!(span.status, Status::Unset);
+    }
+
+    #[test]
+    fn http_mode_records_no_rpc_attributes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t = TestTracing::new();
+        let inner = tower::service_fn(|_req: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        let svc = tower::Layer::layer(&layer(&t), inner);
+        rt.block_on(call(svc, http::Method::POST, "/pkg.Echo/Say"));
+        let spans = t.spans();
+        let span = spans.find("POST");
+        spans.assert_no_attr(span, semconv::RPC_SYSTEM);
+    }
+}

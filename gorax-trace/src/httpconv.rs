@@ -446,12 +446,7 @@ const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 impl ClassifyFailure for GrpcErrors {
     fn classify(&self, response: &ResponseHead<'_>) -> Option<Value> {
-        let Some(code) = response
-            .headers
-            .get(GRPC_STATUS)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u8>().ok())
-        else {
+        let Some(code) = grpc_status(response.headers) else {
             // No grpc-status yet: judge by HTTP status like any HTTP exchange.
             return if self.server {
                 ServerErrors.classify(response)
@@ -466,6 +461,31 @@ impl ClassifyFailure for GrpcErrors {
         };
         fails.then(|| Value::from(i64::from(code)))
     }
+}
+
+/// `(service, method)` of a gRPC request path `/{package.Service}/{Method}`, e.g.
+/// `("opentelemetry.proto.collector.trace.v1.TraceService", "Export")`; `None` for any other
+/// path (no leading slash, not two non-empty segments).
+///
+/// ```
+/// use gorax_trace::httpconv::grpc_path;
+///
+/// assert_eq!(grpc_path("/pkg.Echo/Say"), Some(("pkg.Echo", "Say")));
+/// assert_eq!(grpc_path("/health"), None);
+/// ```
+pub fn grpc_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
+/// The numeric `grpc-status` of these headers (response headers of a trailers-only response, or
+/// trailers), if present and valid.
+pub fn grpc_status(headers: &HeaderMap) -> Option<u8> {
+    headers
+        .get(GRPC_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u8>().ok())
 }
 
 /// A hook called when a request's span has started and its attributes are set, to add

@@ -11,6 +11,9 @@
 //!
 //! Adapters never spell an attribute key as a string literal; they use these constants.
 
+/// `rpc.method`: the RPC method name, e.g. `Export` (gRPC conventions as collectors and
+/// dashboards read them today; see [`RPC_SYSTEM`]).
+pub use opentelemetry_semantic_conventions::attribute::RPC_METHOD;
 pub use opentelemetry_semantic_conventions::attribute::{
     CLIENT_ADDRESS, CLIENT_PORT, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE,
     EXCEPTION_TYPE, HTTP_REQUEST_BODY_SIZE, HTTP_REQUEST_METHOD, HTTP_REQUEST_METHOD_ORIGINAL,
@@ -22,6 +25,20 @@ pub use opentelemetry_semantic_conventions::attribute::{
     SERVER_ADDRESS, SERVER_PORT, URL_FULL, URL_PATH, URL_QUERY, URL_SCHEME, URL_TEMPLATE,
     USER_AGENT_ORIGINAL,
 };
+
+/// `rpc.system`: `grpc` for gRPC.
+///
+/// The gRPC keys ([`RPC_SYSTEM`], [`RPC_SERVICE`], [`RPC_METHOD`], [`RPC_GRPC_STATUS_CODE`]) are
+/// the ones collectors, Jaeger and existing dashboards read. Upstream (semantic conventions
+/// 1.37+, still experimental) is moving to `rpc.system.name`, a fully-qualified `rpc.method` and
+/// a string `rpc.response.status_code`, and marks three of these deprecated, so they are spelled
+/// here (and pinned to upstream's spelling by a test).
+pub const RPC_SYSTEM: &str = "rpc.system";
+/// `rpc.service`: the full service name, e.g. `opentelemetry.proto.collector.trace.v1.TraceService`.
+pub const RPC_SERVICE: &str = "rpc.service";
+/// `rpc.grpc.status_code`: the numeric gRPC status (`0` OK, `14` UNAVAILABLE, ...).
+pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+
 pub use opentelemetry_semantic_conventions::resource::{
     DEPLOYMENT_ENVIRONMENT_NAME, SERVICE_NAME, SERVICE_VERSION,
 };
@@ -81,3 +98,15 @@ pub const QUEUE_MESSAGE_ID: &str = "queue.message_id";
 /// `retry_count`: how many times this message was delivered before this delivery, taken from the
 /// broker's delivery count (SQS `ApproximateReceiveCount - 1`, Redis `XPENDING` count - 1).
 pub const RETRY_COUNT: &str = "retry_count";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[allow(deprecated)]
+    fn rpc_keys_match_upstream() {
+        use opentelemetry_semantic_conventions::attribute as up;
+        assert_eq!(super::RPC_SYSTEM, up::RPC_SYSTEM);
+        assert_eq!(super::RPC_SERVICE, up::RPC_SERVICE);
+        assert_eq!(super::RPC_GRPC_STATUS_CODE, up::RPC_GRPC_STATUS_CODE);
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::post;
 use gorax_examples::journey::{self, Journey};
+use gorax_examples::notifier;
 use gorax_tests::{GrpcCollector, global_lock, received_http_spans, serve, wait_until};
 use gorax_trace::config::{Protocol, TraceConfig};
 use gorax_trace::export::BatchSettings;
@@ -68,7 +69,9 @@ fn assert_journey_tree(spans: &Spans) -> TraceId {
     let send = by_kind(spans, "send gorax-executions", SpanKind::Producer);
     let process = by_kind(spans, "process gorax-executions", SpanKind::Consumer);
     let notify = step(spans, "notify");
-    assert_eq!(spans.len(), 8, "{:?}", spans.names());
+    let notify_client = by_kind(spans, NOTIFY, SpanKind::Client);
+    let notifier = by_kind(spans, NOTIFY, SpanKind::Server);
+    assert_eq!(spans.len(), 10, "{:?}", spans.names());
 
     let trace = server.span_context.trace_id();
     let edges = [
@@ -79,6 +82,8 @@ fn assert_journey_tree(spans: &Spans) -> TraceId {
         (send, workflow),
         (process, send),
         (notify, process),
+        (notify_client, notify),
+        (notifier, notify_client),
     ];
     for (child, parent) in edges {
         assert_eq!(
@@ -119,8 +124,19 @@ fn assert_journey_tree(spans: &Spans) -> TraceId {
     spans.assert_attr(process, semconv::MESSAGING_MESSAGE_ID, id.clone());
     spans.assert_attr(process, semconv::RETRY_COUNT, 0_i64);
     spans.assert_attr(notify, semconv::NODE_TYPE, "notify");
+    // The gRPC hop: both sides named after the RPC, with the rpc.* attributes.
+    assert!(notifier.parent_span_is_remote, "gRPC crossing is remote");
+    for span in [notify_client, notifier] {
+        spans.assert_attr(span, semconv::RPC_SYSTEM, "grpc");
+        spans.assert_attr(span, semconv::RPC_SERVICE, notifier::SERVICE);
+        spans.assert_attr(span, semconv::RPC_METHOD, "Notify");
+    }
+    spans.assert_attr(notify_client, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+    spans.assert_attr(notify_client, semconv::SERVER_ADDRESS, "127.0.0.1");
     trace
 }
+
+const NOTIFY: &str = "gorax.notify.v1.Notifier/Notify";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_journey_is_one_tree() {
@@ -326,7 +342,16 @@ fn assert_same_tree(rows: &[Row]) {
     assert_eq!(send.3, workflow.2);
     assert_eq!(process.3, send.2);
     assert_eq!(downstream.3, client.2);
-    assert_eq!(rows.len(), 8, "{rows:?}");
+    let notify_client = rows
+        .iter()
+        .find(|r| r.0 == NOTIFY && r.1 == 3)
+        .expect("gRPC client span");
+    let notifier = rows
+        .iter()
+        .find(|r| r.0 == NOTIFY && r.1 == 2)
+        .expect("gRPC server span");
+    assert_eq!(notifier.3, notify_client.2);
+    assert_eq!(rows.len(), 10, "{rows:?}");
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod export_memory;
 mod export_retry;
 mod export_shutdown;
 mod export_tls;
+mod grpc;
 mod handle;
 mod journey;
 mod promises;

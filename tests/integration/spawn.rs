@@ -84,6 +84,10 @@ async fn spawned_tasks_and_tracing_spans_join_the_server_span() {
 
 #[tokio::test]
 async fn without_a_subscriber_the_server_span_is_still_current_for_the_otel_api() {
+    // "No subscriber" for this thread (the runtime is current-thread, so the server runs here):
+    // another test of this binary installs a global fmt subscriber, which would otherwise be
+    // seen here depending on test order.
+    let _none = tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
     let t = TestTracing::new();
     let tracer = t.tracer();
     let app = Router::new()

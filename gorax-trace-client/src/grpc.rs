@@ -1,0 +1,452 @@
+//! Outbound gRPC tracing: [`GrpcClientLayer`], a tower layer for any `http::Request` ->
+//! `http::Response` service, such as a tonic `Channel`, that records one CLIENT span per call and
+//! propagates the trace context in the request metadata (headers).
+//!
+//! - **Name and attributes**: `{package.Service}/{Method}` from the request path, `rpc.system=grpc`,
+//!   `rpc.service`, `rpc.method`, `rpc.grpc.status_code`; `server.address`/`server.port` when
+//!   the request URI has an authority (a tonic channel adds it below the layer, so build the
+//!   client with `with_origin(channel, uri)` to have them).
+//! - **Status**: every code but `OK` is an error
+//!   ([`GrpcErrors::client`](gorax_trace::httpconv::GrpcErrors::client)), `error.type` the
+//!   numeric code; a transport error is an error with `error.type` its type name.
+//! - **Span end**: when the response's trailers arrive (the response body, [`GrpcBody`], reads
+//!   their `grpc-status`), so the span covers the whole call and records the status of an `OK`
+//!   unary call (`0`) and of an error in the middle of a stream. A *trailers-only* response (a
+//!   status in the headers: how tonic answers every `Err(Status)` of a unary handler) and a
+//!   transport error end it at the response head. A body dropped before its trailers (the call
+//!   cancelled) ends the span without a status code.
+//!
+//! ```no_run
+//! use gorax_trace_client::grpc::GrpcClientLayer;
+//! use tower::ServiceBuilder;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect().await?;
+//! let channel = ServiceBuilder::new().layer(GrpcClientLayer::new()).service(channel);
+//! // let client = my_proto::echo_client::EchoClient::with_origin(channel, origin);
+//! # drop(channel); Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
+
+use gorax_trace::httpconv::{ClassifyFailure, GrpcErrors, ResponseHead, grpc_path, grpc_status};
+use gorax_trace::propagation;
+use gorax_trace::semconv;
+use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
+use http::{Request, Response};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// A tower [`Layer`] that traces outbound gRPC calls (see the [module](self) documentation).
+///
+/// Records with the [installed](gorax_trace::Telemetry::install) handle, resolved per call (the
+/// layer may be built before [`gorax_trace::init`]), and injects with that handle's propagators;
+/// [`with_telemetry`](Self::with_telemetry) fixes one.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcClientLayer {
+    binding: Binding,
+}
+
+impl GrpcClientLayer {
+    /// A layer recording with the installed handle.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records with this handle (a [`Telemetry`](gorax_trace::Telemetry) or a
+    /// [`TelemetryHandle`]) instead of the installed one.
+    pub fn with_telemetry(mut self, telemetry: impl Into<TelemetryHandle>) -> Self {
+        self.binding = Binding::fixed(telemetry);
+        self
+    }
+
+    /// Records with this tracer (e.g. of a test provider) and default settings.
+    pub fn with_tracer(self, tracer: SdkTracer) -> Self {
+        self.with_telemetry(TelemetryHandle::new(
+            tracer,
+            Settings::default(),
+            Default::default(),
+        ))
+    }
+}
+
+impl<S> Layer<S> for GrpcClientLayer {
+    type Service = GrpcClientService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcClientService {
+            inner,
+            binding: self.binding.clone(),
+        }
+    }
+}
+
+/// The [`Service`] made by [`GrpcClientLayer`].
+#[derive(Debug, Clone)]
+pub struct GrpcClientService<S> {
+    inner: S,
+    binding: Binding,
+}
+
+impl<S> GrpcClientService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcClientService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: std::fmt::Display,
+{
+    type Response = Response<GrpcBody<ResBody>>;
+    type Error = S::Error;
+    type Future = GrpcResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let telemetry = self.binding.get();
+        let tracer = telemetry.tracer();
+        let limit = telemetry
+            .attribute_value_length_limit()
+            .unwrap_or(usize::MAX);
+        let rpc = grpc_path(req.uri().path());
+        let name = match rpc {
+            Some((service, method)) => format!("{service}/{method}"),
+            None => req.uri().path().to_owned(),
+        };
+        let parent = Context::current();
+        let mut span = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Client)
+            .start_with_context(tracer, &parent);
+        if span.is_recording() {
+            let mut attrs = Vec::with_capacity(5);
+            attrs.push(KeyValue::new(semconv::RPC_SYSTEM, "grpc"));
+            if let Some((service, method)) = rpc {
+                attrs.push(KeyValue::new(
+                    semconv::RPC_SERVICE,
+                    gorax_trace::httpconv::limited(service, limit),
+                ));
+                attrs.push(KeyValue::new(
+                    semconv::RPC_METHOD,
+                    gorax_trace::httpconv::limited(method, limit),
+                ));
+            }
+            if let Some(authority) = req.uri().authority() {
+                attrs.push(KeyValue::new(
+                    semconv::SERVER_ADDRESS,
+                    authority.host().to_owned(),
+                ));
+                if let Some(port) = authority.port_u16() {
+                    attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+                }
+            }
+            span.set_attributes(attrs);
+        }
+        let propagators = telemetry.propagators();
+        let sc = span.span_context().clone();
+        if sc.is_valid() {
+            let random = propagation::random_flag(&parent, &sc);
+            let sc = propagation::with_random_flag(&sc, random);
+            propagators.inject_span_context(&sc, Some(&parent), req.headers_mut());
+        } else {
+            // No valid span (provider shut down, suppressed): pass the caller's context on.
+            propagators.inject(&parent, req.headers_mut());
+        }
+        let cx = parent.with_span(span);
+        let future = {
+            let _active = cx.clone().attach();
+            self.inner.call(req)
+        };
+        GrpcResponseFuture {
+            inner: future,
+            cx: Some(cx),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`GrpcClientService`].
+    pub struct GrpcResponseFuture<F> {
+        #[pin]
+        inner: F,
+        cx: Option<Context>,
+    }
+}
+
+impl<F> std::fmt::Debug for GrpcResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// Records the `grpc-status` of `headers` (response headers or trailers) and the outcome;
+/// without a `grpc-status`, the HTTP status decides (4xx and 5xx fail).
+fn record_status(
+    span: &opentelemetry::trace::SpanRef<'_>,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+) {
+    let mut attrs = Vec::with_capacity(2);
+    if let Some(code) = grpc_status(headers) {
+        attrs.push(KeyValue::new(
+            semconv::RPC_GRPC_STATUS_CODE,
+            i64::from(code),
+        ));
+    }
+    if let Some(error_type) = GrpcErrors::client().classify(&ResponseHead::new(status, headers)) {
+        attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type));
+        span.set_status(Status::error(""));
+    }
+    span.set_attributes(attrs);
+}
+
+impl<F, B, E> Future for GrpcResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: std::fmt::Display,
+{
+    type Output = Result<Response<GrpcBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match this.cx {
+            Some(cx) => {
+                let _active = cx.clone().attach();
+                ready!(this.inner.poll(task))
+            }
+            None => ready!(this.inner.poll(task)),
+        };
+        let cx = this.cx.take();
+        let Some(cx) = cx.filter(|cx| cx.span().is_recording()) else {
+            return Poll::Ready(result.map(|r| r.map(|inner| GrpcBody { inner, cx: None })));
+        };
+        let span = cx.span();
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                // Trailers-only (status in the headers) or not gRPC at all: the call is over.
+                let over =
+                    status != http::StatusCode::OK || grpc_status(response.headers()).is_some();
+                if over {
+                    record_status(&span, status, response.headers());
+                    span.end();
+                    Poll::Ready(Ok(response.map(|inner| GrpcBody { inner, cx: None })))
+                } else {
+                    Poll::Ready(Ok(response.map(|inner| GrpcBody {
+                        inner,
+                        cx: Some(cx),
+                    })))
+                }
+            }
+            Err(error) => {
+                gorax_trace::span::record_error_on(&span, &error);
+                span.end();
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response body of [`GrpcClientService`]: the inner body, unchanged; ends the client
+    /// span when the trailers (with `grpc-status`) arrive, the body ends or fails.
+    pub struct GrpcBody<B> {
+        #[pin]
+        inner: B,
+        // The call's context while its span waits for the trailers.
+        cx: Option<Context>,
+    }
+}
+
+impl<B> std::fmt::Debug for GrpcBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcBody").finish_non_exhaustive()
+    }
+}
+
+impl<B> GrpcBody<B> {
+    /// Unwraps the inner body (the span, if still open, ends without a status code).
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B> http_body::Body for GrpcBody<B>
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Display,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        task: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(task));
+        let finished = match &frame {
+            Some(Ok(frame)) => frame.trailers_ref().is_some(),
+            Some(Err(_)) | None => true,
+        };
+        if finished && let Some(cx) = this.cx.take() {
+            let span = cx.span();
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        record_status(&span, http::StatusCode::OK, trailers);
+                    }
+                }
+                Some(Err(error)) => gorax_trace::span::record_error_on(&span, error),
+                None => {}
+            }
+            span.end();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use gorax_trace::testing::TestTracing;
+    use http_body::{Body, Frame};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A body of given frames.
+    struct Frames(VecDeque<Frame<Bytes>>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut TaskContext<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    fn trailers(code: &'static str) -> Frame<Bytes> {
+        let mut t = http::HeaderMap::new();
+        t.insert("grpc-status", http::HeaderValue::from_static(code));
+        Frame::trailers(t)
+    }
+
+    async fn drain<B: Body + Unpin>(mut body: B) {
+        while std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
+            .await
+            .is_some()
+        {}
+    }
+
+    #[tokio::test]
+    async fn an_error_in_the_trailers_after_a_message_fails_the_span_when_they_arrive() {
+        let t = TestTracing::new();
+        let inner = tower::service_fn(|_req: Request<()>| async {
+            let frames = VecDeque::from([Frame::data(Bytes::from_static(b"msg")), trailers("13")]);
+            Ok::<_, Infallible>(Response::new(Frames(frames)))
+        });
+        let svc = GrpcClientLayer::new().with_tracer(t.tracer()).layer(inner);
+        let req = Request::builder()
+            .uri("http://svc.internal:50051/pkg.Echo/Stream")
+            .body(())
+            .unwrap();
+        let response = svc.oneshot(req).await.unwrap();
+        assert!(t.spans().is_empty(), "the span waits for the trailers");
+        drain(response.into_body()).await;
+        let spans = t.spans();
+        let span = spans.find("pkg.Echo/Stream");
+        assert_eq!(span.span_kind, SpanKind::Client);
+        spans.assert_attr(span, semconv::RPC_SERVICE, "pkg.Echo");
+        spans.assert_attr(span, semconv::RPC_METHOD, "Stream");
+        spans.assert_attr(span, semconv::SERVER_ADDRESS, "svc.internal");
+        spans.assert_attr(span, semconv::SERVER_PORT, 50051_i64);
+        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 13_i64);
+        spans.assert_attr(span, semconv::ERROR_TYPE, 13_i64);
+        assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
+    }
+
+    #[tokio::test]
+    async fn a_body_without_trailers_ends_the_span_and_an_http_error_fails_it() {
+        let t = TestTracing::new();
+        let inner = tower::service_fn(|_req: Request<()>| async {
+            let mut res = Response::new(Frames(VecDeque::new()));
+            *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+            Ok::<_, Infallible>(res)
+        });
+        let svc = GrpcClientLayer::new().with_tracer(t.tracer()).layer(inner);
+        let req = Request::builder().uri("/pkg.Echo/Say").body(()).unwrap();
+        let response = svc.oneshot(req).await.unwrap();
+        let spans = t.spans();
+        let span = spans.find("pkg.Echo/Say");
+        spans.assert_no_attr(span, semconv::RPC_GRPC_STATUS_CODE);
+        spans.assert_attr(span, semconv::ERROR_TYPE, "503");
+        drop(response);
+    }
+
+    #[tokio::test]
+    async fn the_trace_context_goes_into_the_request_headers() {
+        let t = TestTracing::new();
+        let inner = tower::service_fn(|req: Request<()>| async move {
+            let tp = req.headers().get("traceparent").cloned();
+            let mut res = Response::new(Frames(VecDeque::from([trailers("0")])));
+            if let Some(tp) = tp {
+                res.headers_mut().insert("x-seen-traceparent", tp);
+            }
+            Ok::<_, Infallible>(res)
+        });
+        let svc = GrpcClientLayer::new().with_tracer(t.tracer()).layer(inner);
+        let req = Request::builder().uri("/pkg.Echo/Say").body(()).unwrap();
+        let response = svc.oneshot(req).await.unwrap();
+        let seen = response.headers().get("x-seen-traceparent").cloned();
+        drain(response.into_body()).await;
+        let spans = t.spans();
+        let span = spans.find("pkg.Echo/Say");
+        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+        assert_eq!(span.status, Status::Unset);
+        // Its own span id (flags: sampled, and Level 2's `random` on a root it started).
+        let expected = format!(
+            "00-{}-{}-",
+            span.span_context.trace_id(),
+            span.span_context.span_id()
+        );
+        let seen = seen.expect("traceparent sent");
+        assert!(seen.to_str().unwrap().starts_with(&expected), "{seen:?}");
+    }
+}
