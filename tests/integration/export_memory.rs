@@ -66,3 +66,76 @@ fn blackhole_collector_and_huge_attributes_stay_within_the_byte_budget() {
     );
     drop(blackhole);
 }
+
+/// The case end to end: collector down (blackhole), 5 000 requests with a 120 KB
+/// `User-Agent` through a real server with the default layer. The attribute cap (4096
+/// characters) and the byte budget keep resident memory growth far below the 586 MiB the raw
+/// values would take.
+#[test]
+fn huge_user_agents_through_a_real_server_stay_bounded() {
+    let _lock = global_lock();
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blackhole.local_addr().unwrap().port();
+    let config = TraceConfig::new()
+        .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_service_name("gorax-it-memory-server")
+        .with_batch(BatchSettings {
+            scheduled_delay: Duration::from_millis(100),
+            export_timeout: Duration::from_secs(2),
+            ..BatchSettings::default()
+        });
+    let telemetry = gorax_trace::init(config).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(before) = resident_bytes() else {
+        return;
+    };
+    let (ok, grown) = rt.block_on(async {
+        let app = axum::Router::new()
+            .route("/work", axum::routing::get(|| async { "ok" }))
+            .layer(gorax_trace_server::ServerTraceLayer::new());
+        let addr = gorax_tests::serve(app).await;
+        let user_agent = "u".repeat(120 * 1024);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut ok = 0_u32;
+        // 4 callers, 1 250 requests each, bounded in time too.
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let (client, user_agent) = (client.clone(), user_agent.clone());
+                tokio::spawn(async move {
+                    let mut ok = 0_u32;
+                    for _ in 0..1_250 {
+                        if Instant::now() > deadline {
+                            break;
+                        }
+                        let res = client
+                            .get(format!("http://{addr}/work"))
+                            .header("user-agent", &user_agent)
+                            .send()
+                            .await;
+                        ok += u32::from(res.is_ok_and(|r| r.status() == 200));
+                    }
+                    ok
+                })
+            })
+            .collect();
+        for t in tasks {
+            ok += t.await.unwrap();
+        }
+        (ok, resident_bytes().unwrap().saturating_sub(before))
+    });
+    let s = telemetry.health().snapshot();
+    eprintln!(
+        "{ok} requests × 120 KB User-Agent, blackhole collector: resident +{:.1} MiB, {s:?}",
+        grown as f64 / (1 << 20) as f64
+    );
+    assert!(ok >= 1_000, "only {ok} requests succeeded");
+    assert!(grown < 64 << 20, "resident +{grown} bytes");
+    let _ = telemetry.shutdown();
+    drop(blackhole);
+}
