@@ -34,7 +34,7 @@ use std::task::{Context as TaskContext, Poll, ready};
 use gorax_trace::httpconv::{ClassifyFailure, GrpcErrors, ResponseHead, grpc_path, grpc_status};
 use gorax_trace::propagation;
 use gorax_trace::semconv;
-use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
+use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use http::{Request, Response};
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
@@ -67,11 +67,7 @@ impl GrpcClientLayer {
 
     /// Records with this tracer (e.g. of a test provider) and default settings.
     pub fn with_tracer(self, tracer: SdkTracer) -> Self {
-        self.with_telemetry(TelemetryHandle::new(
-            tracer,
-            Settings::default(),
-            Default::default(),
-        ))
+        self.with_telemetry(tracer)
     }
 }
 

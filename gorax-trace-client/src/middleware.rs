@@ -5,7 +5,7 @@ use gorax_trace::httpconv::{
     ClassifyFailure, ClientErrors, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest, OnResponse,
 };
 use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
-use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
+use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use http::Extensions;
 use opentelemetry::Context;
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _};
@@ -311,11 +311,7 @@ impl ClientTraceMiddleware {
     /// Records with this tracer (e.g. of a test provider) and default settings: a shortcut for
     /// [`with_telemetry`](Self::with_telemetry).
     pub fn with_tracer(self, tracer: SdkTracer) -> Self {
-        self.with_telemetry(TelemetryHandle::new(
-            tracer,
-            Settings::default(),
-            Default::default(),
-        ))
+        self.with_telemetry(tracer)
     }
 
     /// Chooses the HTTP attribute names (stable only, or stable plus legacy with

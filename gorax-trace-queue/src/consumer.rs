@@ -46,12 +46,7 @@ use tower_service::Service;
 use crate::TracedMessage;
 use crate::attributes::{self, PROCESS};
 
-/// The span event recorded on the attempt that dead-letters a message.
-pub const DEAD_LETTER_EVENT: &str = "messaging.dead_letter";
-/// Span attribute (and event attribute) with the reason a message was dead-lettered.
-pub const DEAD_LETTER_REASON: &str = "messaging.dead_letter.reason";
-/// Span attribute: the delivery count of a dead-lettered message (this delivery included).
-pub const DELIVERY_COUNT: &str = "messaging.message.delivery_count";
+pub use gorax_trace::semconv::{DEAD_LETTER_EVENT, DEAD_LETTER_REASON, DELIVERY_COUNT};
 /// The default [`ConsumerSettings::max_lease`].
 pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(15 * 60);
 /// The dead-letter reason of a message delivered more than the maximum number of times.

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
+use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use tower_layer::Layer;
 
 use crate::ConsumerTraceService;
@@ -95,11 +95,7 @@ impl ConsumerTraceLayer {
     /// Records with this tracer (e.g. of a test provider) and default settings: a shortcut for
     /// [`with_telemetry`](Self::with_telemetry).
     pub fn with_tracer(self, tracer: SdkTracer) -> Self {
-        self.with_telemetry(TelemetryHandle::new(
-            tracer,
-            Settings::default(),
-            Default::default(),
-        ))
+        self.with_telemetry(tracer)
     }
 
     /// Chooses the parent of the consumer span (default: [`ParentMode::Parent`]).

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
+use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 
@@ -62,11 +62,7 @@ impl ProducerTracer {
     /// Records with this tracer (e.g. of a test provider) and default settings: a shortcut for
     /// [`with_telemetry`](Self::with_telemetry).
     pub fn with_tracer(self, tracer: SdkTracer) -> Self {
-        self.with_telemetry(TelemetryHandle::new(
-            tracer,
-            Settings::default(),
-            Default::default(),
-        ))
+        self.with_telemetry(tracer)
     }
 
     /// Sets `messaging.system` (e.g. `redis`, `aws_sqs`, `rabbitmq`).

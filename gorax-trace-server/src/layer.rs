@@ -7,7 +7,7 @@ use gorax_trace::httpconv::{
 };
 use gorax_trace::propagation::BaggagePolicy;
 use gorax_trace::trust::TrustedPeers;
-use gorax_trace::{Binding, SdkTracer, Settings, TelemetryHandle};
+use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
 use tower_layer::Layer;
 
@@ -212,11 +212,7 @@ impl ServerTraceLayer {
     /// Records with this tracer (e.g. of a test provider) and default settings: a shortcut for
     /// [`with_telemetry`](Self::with_telemetry).
     pub fn with_tracer(self, tracer: SdkTracer) -> Self {
-        self.with_telemetry(TelemetryHandle::new(
-            tracer,
-            Settings::default(),
-            Default::default(),
-        ))
+        self.with_telemetry(tracer)
     }
 
     /// Chooses the HTTP attribute names (stable only, or stable plus legacy with

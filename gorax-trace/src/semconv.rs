@@ -99,6 +99,16 @@ pub const QUEUE_MESSAGE_ID: &str = "queue.message_id";
 /// broker's delivery count (SQS `ApproximateReceiveCount - 1`, Redis `XPENDING` count - 1).
 pub const RETRY_COUNT: &str = "retry_count";
 
+/// `messaging.dead_letter`: the span event recorded on the delivery attempt that dead-letters a
+/// message (gorax; the messaging conventions have no dead-letter event).
+pub const DEAD_LETTER_EVENT: &str = "messaging.dead_letter";
+/// `messaging.dead_letter.reason`: span and event attribute with the reason a message was
+/// dead-lettered (gorax).
+pub const DEAD_LETTER_REASON: &str = "messaging.dead_letter.reason";
+/// `messaging.message.delivery_count`: the delivery count of a dead-lettered message, this
+/// delivery included (gorax).
+pub const DELIVERY_COUNT: &str = "messaging.message.delivery_count";
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -572,7 +572,9 @@ pub(super) fn dead_letter_attributes(
         record["attributes"] = folded.into();
         attrs.retain(|_, v| v.string_value().is_none());
         while attrs.len() >= MAX_MESSAGE_ATTRIBUTES {
-            let key = attrs.keys().next().cloned().expect("not empty");
+            let Some(key) = attrs.keys().next().cloned() else {
+                break;
+            };
             attrs.remove(&key);
         }
     }
