@@ -248,19 +248,18 @@ fn retry_after_past_the_timeout_gives_up_counted_and_logged_once() {
         receiver.requests().len()
     );
     assert!(took < NO_HANG, "{took:?}");
+    // Batches hold at most two spans; the export thread may wake between span ends, so the
+    // four spans go out in two to four batches. Each batch is sent once: no retry.
+    let batches = s.export_failures;
+    assert!((2..=4).contains(&batches), "{s:?}");
     assert_eq!(
-        receiver.requests().len(),
-        2,
+        receiver.requests().len() as u64,
+        batches,
         "one request per batch, no retry"
     );
     assert_eq!(
-        (
-            s.spans_exported,
-            s.spans_failed,
-            s.export_failures,
-            s.export_retries
-        ),
-        (0, 4, 2, 0)
+        (s.spans_exported, s.spans_failed, s.export_retries),
+        (0, 4, 0)
     );
     assert_eq!(receiver.spans_named(&prefix), 0);
 
