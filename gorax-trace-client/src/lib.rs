@@ -57,6 +57,7 @@
 mod attributes;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+mod metrics;
 mod middleware;
 
 pub use gorax_trace::propagation::BaggagePolicy;

@@ -13,6 +13,7 @@ use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::attributes;
+use crate::metrics::RequestMetrics;
 
 /// The URL template of a request (`/users/{id}`), put in the request's [`Extensions`] to name
 /// the client span `{method} {template}` and to record `url.template`.
@@ -426,10 +427,14 @@ impl Middleware for ClientTraceMiddleware {
                 .unwrap_or(usize::MAX);
             attributes::on_request(&mut span, &req, template, resend_count, config, dup, limit);
         }
+        let measured = telemetry.metrics().map(|m| RequestMetrics::start(m, &req));
         let Some(parent) = hook_parent else {
             // No hooks: the SDK span stays in our hands (no context, no span mutex).
             let result = next.run(req, extensions).await;
             count_failure(extensions, &result);
+            if let Some(m) = measured {
+                m.finish(&result, config, span.span_context());
+            }
             if span.is_recording() {
                 let (attrs, status) = attributes::outcome(&result, config, dup);
                 span.set_attributes(attrs);
@@ -451,6 +456,9 @@ impl Middleware for ClientTraceMiddleware {
             hook.on_response(res, &cx.span());
         }
         let span = cx.span();
+        if let Some(m) = measured {
+            m.finish(&result, config, span.span_context());
+        }
         if span.is_recording() {
             let (attrs, status) = attributes::outcome(&result, config, dup);
             span.set_attributes(attrs);

@@ -10,6 +10,7 @@ use opentelemetry::trace::TraceContextExt;
 use pin_project_lite::pin_project;
 
 use crate::attributes;
+use crate::metrics::{MessageMetrics, PANIC};
 
 pin_project! {
     /// The future of [`ConsumerTraceService`](crate::ConsumerTraceService).
@@ -23,6 +24,7 @@ pin_project! {
         inner: F,
         cx: Context,
         done: bool,
+        metrics: Option<MessageMetrics>,
     }
 
     impl<F> PinnedDrop for ConsumerFuture<F> {
@@ -30,8 +32,12 @@ pin_project! {
             let this = this.project();
             if !*this.done {
                 let span = this.cx.span();
-                if std::thread::panicking() {
+                let panicking = std::thread::panicking();
+                if panicking {
                     attributes::record_panic(&span);
+                }
+                if let Some(m) = this.metrics.take() {
+                    m.finish(panicking.then_some(PANIC), span.span_context());
                 }
                 span.end();
             }
@@ -46,11 +52,12 @@ impl<F> std::fmt::Debug for ConsumerFuture<F> {
 }
 
 impl<F> ConsumerFuture<F> {
-    pub(crate) fn new(inner: F, cx: Context) -> Self {
+    pub(crate) fn new(inner: F, cx: Context, metrics: Option<MessageMetrics>) -> Self {
         Self {
             inner,
             cx,
             done: false,
+            metrics,
         }
     }
 }
@@ -76,6 +83,9 @@ where
                 *this.done = true;
                 let span = this.cx.span();
                 attributes::record_panic(&span);
+                if let Some(m) = this.metrics.take() {
+                    m.finish(Some(PANIC), span.span_context());
+                }
                 span.end();
                 std::panic::resume_unwind(panic);
             }
@@ -84,6 +94,9 @@ where
         let span = this.cx.span();
         if let Err(error) = &result {
             attributes::record_error(&span, error);
+        }
+        if let Some(m) = this.metrics.take() {
+            m.finish(result.is_err().then_some("_OTHER"), span.span_context());
         }
         span.end();
         Poll::Ready(result)

@@ -72,6 +72,7 @@ mod future;
 mod headers;
 mod layer;
 mod message;
+mod metrics;
 mod producer;
 mod service;
 

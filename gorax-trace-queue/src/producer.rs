@@ -8,6 +8,8 @@ use opentelemetry::{Context, KeyValue};
 
 use crate::TracedMessage;
 use crate::attributes::{self, SEND};
+use crate::metrics::MessageMetrics;
+use gorax_trace::metrics::RequestDuration;
 
 /// The `messaging.system` written when no adapter or builder sets one.
 pub const DEFAULT_SYSTEM: &str = "gorax";
@@ -111,7 +113,16 @@ impl ProducerTracer {
         if !existing.is_valid() {
             propagators.inject(&cx, msg.headers_mut());
         }
-        SendSpan { cx }
+        let metrics = telemetry.metrics().map(|m| {
+            MessageMetrics::start(
+                m,
+                RequestDuration::MessagingOperation,
+                SEND,
+                &self.system,
+                msg.queue(),
+            )
+        });
+        SendSpan { cx, metrics }
     }
 }
 
@@ -122,6 +133,7 @@ impl ProducerTracer {
 #[must_use = "the span measures the send: end it when the broker has answered"]
 pub struct SendSpan {
     cx: Context,
+    metrics: Option<MessageMetrics>,
 }
 
 impl SendSpan {
@@ -148,15 +160,23 @@ impl SendSpan {
     }
 
     /// Ends the span: the send succeeded.
-    pub fn end(self) {
+    pub fn end(mut self) {
+        self.measure(None);
         self.cx.span().end();
     }
 
     /// Ends the span with status Error, `error.type` and an `exception` event.
-    pub fn end_with_error<E: std::fmt::Display + ?Sized>(self, error: &E) {
+    pub fn end_with_error<E: std::fmt::Display + ?Sized>(mut self, error: &E) {
+        self.measure(Some("_OTHER"));
         let span = self.cx.span();
         attributes::record_error(&span, error);
         span.end();
+    }
+
+    fn measure(&mut self, error_type: Option<&'static str>) {
+        if let Some(m) = self.metrics.take() {
+            m.finish(error_type, self.cx.span().span_context());
+        }
     }
 
     /// Ends the span as `result` says.
@@ -170,6 +190,7 @@ impl SendSpan {
 
 impl Drop for SendSpan {
     fn drop(&mut self) {
+        self.measure(None);
         self.cx.span().end();
     }
 }

@@ -11,6 +11,8 @@ use crate::TracedMessage;
 use crate::attributes::{self, PROCESS};
 use crate::future::ConsumerFuture;
 use crate::layer::{Config, ParentMode};
+use crate::metrics::MessageMetrics;
+use gorax_trace::metrics::RequestDuration;
 
 /// The [`Service`] made by [`ConsumerTraceLayer`](crate::ConsumerTraceLayer).
 #[derive(Clone)]
@@ -84,11 +86,21 @@ where
             span.update_name(attributes::span_name(PROCESS, msg.queue()));
             span.set_attributes(attrs);
         }
+        let measured = telemetry.metrics().map(|m| {
+            let system = msg.system().unwrap_or(&config.system);
+            MessageMetrics::start(
+                m,
+                RequestDuration::MessagingProcess,
+                PROCESS,
+                system,
+                msg.queue(),
+            )
+        });
         let future = {
             let _active = cx.clone().attach();
             call_recording_panic(&mut self.inner, msg, &cx)
         };
-        ConsumerFuture::new(future, cx)
+        ConsumerFuture::new(future, cx, measured)
     }
 }
 
@@ -157,10 +169,20 @@ where
                 span.update_name(attributes::span_name(PROCESS, first.queue()));
             }
         }
+        let measured = match (telemetry.metrics(), batch.first()) {
+            (Some(m), Some(first)) => Some(MessageMetrics::start(
+                m,
+                RequestDuration::MessagingProcess,
+                PROCESS,
+                first.system().unwrap_or(&config.system),
+                first.queue(),
+            )),
+            _ => None,
+        };
         let future = {
             let _active = cx.clone().attach();
             call_recording_panic(&mut self.inner, batch, &cx)
         };
-        ConsumerFuture::new(future, cx)
+        ConsumerFuture::new(future, cx, measured)
     }
 }

@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 
 use crate::attributes;
 use crate::layer::{Config, ResponseHeader};
+use crate::metrics::RequestMetrics;
 
 /// W3C Trace Context Level 2 response header.
 const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
@@ -23,6 +24,8 @@ pub(crate) struct Traced {
     pub(crate) dup: bool,
     /// Attribute value length limit (resolved when the request started).
     pub(crate) limit: usize,
+    /// The request's RED measurement, when the handle has metrics.
+    pub(crate) metrics: Option<RequestMetrics>,
 }
 
 pin_project! {
@@ -122,10 +125,20 @@ where
                         }
                     }
                 }
+                if let Some(m) = traced.metrics {
+                    m.finish(
+                        Some((response.status(), response.headers())),
+                        &traced.config,
+                        span.span_context(),
+                    );
+                }
             }
             Err(error) => {
                 if recording {
                     attributes::on_error(&span, error);
+                }
+                if let Some(m) = traced.metrics {
+                    m.finish(None, &traced.config, span.span_context());
                 }
             }
         }

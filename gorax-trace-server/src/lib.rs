@@ -33,6 +33,7 @@
 mod attributes;
 mod future;
 mod layer;
+mod metrics;
 #[cfg(feature = "request-id")]
 mod request_id;
 mod service;
@@ -40,6 +41,8 @@ mod service;
 pub use future::ResponseFuture;
 pub use gorax_trace::propagation::BaggagePolicy;
 pub use layer::{RequestHead, ResponseHeader, ServerTraceLayer};
+#[cfg(feature = "axum")]
+pub use metrics::prometheus_route;
 #[cfg(feature = "request-id")]
 pub use request_id::TraceIdRequestId;
 pub use service::ServerTraceService;

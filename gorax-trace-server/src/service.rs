@@ -10,6 +10,7 @@ use tower_service::Service;
 use crate::attributes;
 use crate::future::{ResponseFuture, Traced};
 use crate::layer::{Config, RequestHead};
+use crate::metrics::RequestMetrics;
 
 /// The [`Service`] made by [`ServerTraceLayer`](crate::ServerTraceLayer).
 #[derive(Clone)]
@@ -121,6 +122,9 @@ where
         } else {
             None
         };
+        let metrics = telemetry
+            .metrics()
+            .map(|m| RequestMetrics::start(m, &req, route, rpc));
         let mut builder = match rpc {
             Some((service, rpc_method)) => tracer.span_builder(format!("{service}/{rpc_method}")),
             None => tracer.span_builder(method),
@@ -213,6 +217,7 @@ where
             config: self.config.clone(),
             dup,
             limit,
+            metrics,
         };
         ResponseFuture::new(future, cx, bridge, Some(traced))
     }

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use crate::config::{ConfigError, ExporterKind, TraceConfig};
 use crate::export::keep::{KeepProcessor, KeepSampler};
 use crate::export::{AnyExporter, BatchProcessor, ConsoleExporter, ExportHealth};
-use crate::telemetry::{Settings, Telemetry};
+use crate::telemetry::{MetricsPipeline, Settings, Telemetry};
 use crate::{sampling, semconv};
 
 /// Why [`init`] failed.
@@ -97,6 +98,7 @@ impl Telemetry {
         let timeout: Duration = config.batch().export_timeout;
         let resource = resource(config);
         let mut health = ExportHealth::default();
+        let mut runtimes = Vec::new();
         let mut runtime = None;
         let settings = Settings::default()
             .with_propagators(config.propagators())
@@ -180,8 +182,94 @@ impl Telemetry {
                 None => builder.build(),
             }
         };
-        Ok(Telemetry::from_provider(provider, settings, health, timeout).with_runtime(runtime))
+        runtimes.extend(runtime);
+        let metrics = metrics_pipeline(config, self::resource(config), &health, &mut runtimes)?;
+        let settings = settings.with_metrics(metrics.as_ref().map(|(m, _)| m.clone()));
+        let mut telemetry = Telemetry::from_provider(provider, settings, health, timeout);
+        for rt in runtimes {
+            telemetry = telemetry.with_runtime(Some(rt));
+        }
+        Ok(telemetry.with_metrics_pipeline(metrics.map(|(_, p)| p)))
     }
+}
+
+/// The meter provider with its readers (OTLP push, Prometheus scrape) and the instruments, when
+/// metrics are on.
+fn metrics_pipeline(
+    config: &TraceConfig,
+    resource: Resource,
+    health: &ExportHealth,
+    runtimes: &mut Vec<crate::export::ExportRuntime>,
+) -> Result<Option<(crate::metrics::Metrics, MetricsPipeline)>, InitError> {
+    if !config.metrics_enabled() {
+        return Ok(None);
+    }
+    let exporters = config.metrics_exporters();
+    let exemplars = std::sync::Arc::new(crate::metrics::Exemplars::default());
+    let mut builder = SdkMeterProvider::builder().with_resource(resource);
+    #[cfg_attr(
+        not(any(feature = "otlp-http", feature = "otlp-grpc")),
+        allow(unused_mut)
+    )]
+    let mut export = None;
+    match (exporters.otlp, config.metrics_otlp_endpoint()) {
+        (false, _) => {}
+        (true, None) => tracing::warn!(
+            "metrics over OTLP need a collector endpoint (TRACING_ENDPOINT, \
+             OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT); none is set, so none are pushed"
+        ),
+        (true, Some(endpoint)) => {
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            {
+                let (exporter, runtime, counters) =
+                    crate::metrics::otlp::OtlpMetricExporter::build(
+                        &crate::export::otlp::OtlpSettings {
+                            endpoint: &endpoint,
+                            protocol: config.metrics_protocol(),
+                            timeout: config.metric_export_timeout(),
+                            headers: config.headers(),
+                            tls: endpoint.starts_with("https://"),
+                            certificate: config.certificate(),
+                            client_certificate: config.client_certificate(),
+                        },
+                        exemplars.clone(),
+                    )?;
+                runtimes.extend(runtime);
+                export = Some(counters);
+                builder = builder.with_reader(
+                    opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
+                        .with_interval(config.metric_export_interval())
+                        .build(),
+                );
+            }
+            #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+            {
+                let _ = (endpoint, runtimes);
+                return Err(InitError::FeatureMissing {
+                    what: "metrics over OTLP",
+                    feature: "otlp-http",
+                });
+            }
+        }
+    }
+    let prometheus = if exporters.prometheus {
+        let (scrape, reader) = crate::metrics::PrometheusScrape::new();
+        builder = builder.with_reader(reader);
+        Some(scrape)
+    } else {
+        None
+    };
+    let provider = builder.build();
+    let meter = opentelemetry::metrics::MeterProvider::meter(&provider, crate::SCOPE_NAME);
+    let metrics = crate::metrics::Metrics::with_exemplars(&meter, health, exemplars);
+    Ok(Some((
+        metrics,
+        MetricsPipeline {
+            provider,
+            prometheus,
+            export,
+        },
+    )))
 }
 
 fn resource(config: &TraceConfig) -> Resource {

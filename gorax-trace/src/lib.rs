@@ -14,6 +14,7 @@
 //! | [`sampling`] | the [`Sampler`](sampling::Sampler) setting, parent-based ratio sampling, route rules |
 //! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` over any carrier, baggage policy |
 //! | [`httpconv`] | the HTTP vocabulary of server and client: names, redaction, failure rules, hooks |
+//! | [`metrics`] | RED histograms with exemplars, the OTLP push, the Prometheus scrape |
 //! | [`trust`] | which connection peers may continue their trace (`TRACING_TRUSTED_PEERS`) |
 //! | [`semconv`] | every attribute key the family writes |
 //! | [`span`] | starting spans, recording errors and events, trace ids for logs |
@@ -47,6 +48,7 @@ pub mod config;
 pub mod export;
 pub mod httpconv;
 mod init;
+pub mod metrics;
 pub mod propagation;
 pub mod sampling;
 pub mod semconv;

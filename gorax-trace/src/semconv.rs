@@ -54,6 +54,31 @@ pub const HTTP_RESPONSE_HEADER_PREFIX: &str = "http.response.header.";
 /// exception conventions).
 pub const EXCEPTION_EVENT: &str = "exception";
 
+/// Every metric name the family records, with the semantic conventions' names where they have
+/// one (all durations in seconds, histograms with
+/// [`DURATION_BUCKETS`](crate::metrics::DURATION_BUCKETS)).
+pub mod metric {
+    pub use opentelemetry_semantic_conventions::metric::{
+        HTTP_CLIENT_REQUEST_DURATION, HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_DURATION,
+        MESSAGING_CLIENT_OPERATION_DURATION, MESSAGING_PROCESS_DURATION,
+        OTEL_SDK_EXPORTER_SPAN_EXPORTED, OTEL_SDK_PROCESSOR_SPAN_PROCESSED,
+        RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION,
+    };
+    /// `gorax.exporter.retries`: OTLP span export requests repeated after a retryable answer (no
+    /// upstream name).
+    pub const GORAX_EXPORTER_RETRIES: &str = "gorax.exporter.retries";
+    /// `gorax.metrics.exemplars.skipped`: exemplars not kept because their store was busy or
+    /// full (no upstream name).
+    pub const GORAX_EXEMPLARS_SKIPPED: &str = "gorax.metrics.exemplars.skipped";
+}
+
+/// `error.type` of spans dropped because the export queue was full (in spans).
+pub const ERROR_TYPE_QUEUE_FULL: &str = "queue_full";
+/// `error.type` of spans dropped because the export queue's byte budget was reached.
+pub const ERROR_TYPE_QUEUE_BYTES_FULL: &str = "queue_bytes_full";
+/// `error.type` of spans lost in a failed export call.
+pub const ERROR_TYPE_EXPORT_FAILED: &str = "export_failed";
+
 /// Legacy HTTP keys (HTTP conventions before v1.21), emitted only in `http/dup` mode.
 pub mod legacy {
     /// `http.method`: replaced by [`HTTP_REQUEST_METHOD`](super::HTTP_REQUEST_METHOD).

@@ -41,6 +41,7 @@ struct Shared {
     attribute_value_length_limit: Option<usize>,
     trusted_peers: TrustedPeers,
     health: ExportHealth,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// The installed handle: the one mutable static of the crate.
@@ -78,6 +79,8 @@ pub struct Settings {
     /// `None` for none. Default
     /// [`DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT`](crate::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT).
     pub attribute_value_length_limit: Option<usize>,
+    /// The RED instruments adapters record with; `None` (the default): no metrics.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Default for Settings {
@@ -90,6 +93,7 @@ impl Default for Settings {
                 crate::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
             ),
             trusted_peers: TrustedPeers::default(),
+            metrics: None,
         }
     }
 }
@@ -110,6 +114,12 @@ impl Settings {
     /// With these trusted peers (see [`TrustedPeers`]).
     pub fn with_trusted_peers(mut self, peers: TrustedPeers) -> Self {
         self.trusted_peers = peers;
+        self
+    }
+
+    /// With these RED instruments (`None`: no metrics).
+    pub fn with_metrics(mut self, metrics: Option<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -137,6 +147,7 @@ impl TelemetryHandle {
             attribute_value_length_limit: settings.attribute_value_length_limit,
             trusted_peers: settings.trusted_peers,
             health,
+            metrics: settings.metrics,
         }))
     }
 
@@ -210,6 +221,11 @@ impl TelemetryHandle {
     /// The export counters of the provider behind this handle.
     pub fn health(&self) -> ExportHealth {
         self.0.health.clone()
+    }
+
+    /// The RED instruments, when metrics are on.
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.0.metrics.as_ref()
     }
 
     /// The caller's context from `carrier` under this handle's propagators
@@ -303,7 +319,16 @@ pub struct Telemetry {
     timeout: Duration,
     shut_down: bool,
     #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
-    runtime: Mutex<Option<crate::export::ExportRuntime>>,
+    runtime: Mutex<Vec<crate::export::ExportRuntime>>,
+    metrics: Option<MetricsPipeline>,
+}
+
+/// The metrics side of a [`Telemetry`]: the meter provider and its scrape and export counters.
+#[derive(Debug)]
+pub(crate) struct MetricsPipeline {
+    pub(crate) provider: opentelemetry_sdk::metrics::SdkMeterProvider,
+    pub(crate) prometheus: Option<crate::metrics::PrometheusScrape>,
+    pub(crate) export: Option<crate::metrics::MetricsExportHealth>,
 }
 
 impl Telemetry {
@@ -335,13 +360,38 @@ impl Telemetry {
             handle,
             timeout,
             shut_down: false,
-            runtime: Mutex::new(None),
+            runtime: Mutex::new(Vec::new()),
+            metrics: None,
         }
     }
 
     pub(crate) fn with_runtime(self, runtime: Option<crate::export::ExportRuntime>) -> Self {
-        *self.runtime.lock().unwrap_or_else(PoisonError::into_inner) = runtime;
+        self.runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(runtime);
         self
+    }
+
+    pub(crate) fn with_metrics_pipeline(mut self, pipeline: Option<MetricsPipeline>) -> Self {
+        self.metrics = pipeline;
+        self
+    }
+
+    /// The meter provider, when metrics are on (installed as the OpenTelemetry global by
+    /// [`install`](Self::install), so third-party instruments export with the family's).
+    pub fn meter_provider(&self) -> Option<&opentelemetry_sdk::metrics::SdkMeterProvider> {
+        self.metrics.as_ref().map(|m| &m.provider)
+    }
+
+    /// The Prometheus scrape, when metrics are on with the `prometheus` exporter.
+    pub fn prometheus(&self) -> Option<crate::metrics::PrometheusScrape> {
+        self.metrics.as_ref().and_then(|m| m.prometheus.clone())
+    }
+
+    /// The counters of the OTLP metric push, when metrics go over OTLP.
+    pub fn metrics_export_health(&self) -> Option<crate::metrics::MetricsExportHealth> {
+        self.metrics.as_ref().and_then(|m| m.export.clone())
     }
 
     /// Makes this the installed handle, and its provider and W3C propagator the OpenTelemetry
@@ -352,6 +402,9 @@ impl Telemetry {
         opentelemetry::global::set_text_map_propagator(W3cPropagator::new(
             self.handle.propagators(),
         ));
+        if let Some(m) = &self.metrics {
+            opentelemetry::global::set_meter_provider(m.provider.clone());
+        }
     }
 
     /// Whether this is the installed handle.
@@ -379,26 +432,40 @@ impl Telemetry {
         self.handle.health()
     }
 
-    /// Exports everything finished so far, waiting at most the export timeout.
+    /// Exports everything finished so far (and, with metrics over OTLP, pushes the metrics),
+    /// waiting at most the export timeout.
     pub fn force_flush(&self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
-        self.provider.force_flush()
+        let spans = self.provider.force_flush();
+        if let Some(m) = &self.metrics {
+            m.provider.force_flush()?;
+        }
+        spans
     }
 
     /// Flushes and shuts down now, reporting the outcome (dropping does the same silently).
     pub fn shutdown(mut self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
         self.shut_down = true;
         let result = self.provider.shutdown_with_timeout(self.timeout);
+        let metrics = self.shutdown_metrics();
         self.stop_runtime();
-        result
+        result.and(metrics)
+    }
+
+    /// Pushes the metrics a last time and stops the meter provider.
+    fn shutdown_metrics(&mut self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+        match self.metrics.take() {
+            Some(m) => m.provider.shutdown_with_timeout(self.timeout),
+            None => Ok(()),
+        }
     }
 
     fn stop_runtime(&mut self) {
-        let runtime = self
-            .runtime
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(rt) = runtime {
+        let runtimes = std::mem::take(
+            self.runtime
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for rt in runtimes {
             rt.stop();
         }
     }
@@ -408,6 +475,7 @@ impl Drop for Telemetry {
     fn drop(&mut self) {
         if !self.shut_down {
             let _ = self.provider.shutdown_with_timeout(self.timeout);
+            let _ = self.shutdown_metrics();
         }
         self.stop_runtime();
         // A handle that is gone stops being the installed one: default adapters fall back to

@@ -10,6 +10,7 @@ mod export_tls;
 mod grpc;
 mod handle;
 mod journey;
+mod metrics;
 mod promises;
 mod reliability;
 mod spawn;

@@ -4,6 +4,8 @@ use super::Protocol;
 
 /// The OTLP/HTTP path of the traces signal.
 pub(super) const TRACES_PATH: &str = "/v1/traces";
+/// The OTLP/HTTP path of the metrics signal.
+pub(super) const METRICS_PATH: &str = "/v1/metrics";
 
 /// Which variable an endpoint came from, which decides how HTTP gets its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +17,8 @@ pub(super) enum Source {
     OtlpBase,
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: used verbatim.
     OtlpTraces,
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: used verbatim.
+    OtlpMetrics,
 }
 
 #[derive(Clone, Debug)]
@@ -53,12 +57,28 @@ impl Endpoint {
             && match self.source {
                 Source::Tracing => self.path.trim_matches('/').is_empty(),
                 Source::OtlpBase => true,
-                Source::OtlpTraces => false,
+                Source::OtlpTraces | Source::OtlpMetrics => false,
             };
         if append {
             format!("{}{TRACES_PATH}", self.raw.trim_end_matches('/'))
         } else {
             self.raw.clone()
+        }
+    }
+}
+
+impl Endpoint {
+    /// The URL of the metrics signal on the same collector: like [`url`](Self::url), with
+    /// `/v1/metrics` for HTTP (replacing a `/v1/traces` path, appended to another one).
+    pub(super) fn metrics_url(&self, protocol: Protocol, insecure: bool) -> String {
+        let traces = self.url(protocol, insecure);
+        if protocol != Protocol::HttpProtobuf {
+            return traces;
+        }
+        match traces.strip_suffix(TRACES_PATH) {
+            Some(base) => format!("{base}{METRICS_PATH}"),
+            None if self.source == Source::OtlpMetrics => traces,
+            None => format!("{}{METRICS_PATH}", traces.trim_end_matches('/')),
         }
     }
 }

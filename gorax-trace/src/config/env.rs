@@ -134,10 +134,13 @@ impl TraceConfig {
     ) -> Result<Self, ConfigError> {
         let mut lookup = Vars::default();
         for (name, value) in vars {
-            let Some(name) = name
-                .to_str()
-                .and_then(|n| KNOWN_VARS.iter().chain(&KEEP_VARS).find(|k| **k == n))
-            else {
+            let Some(name) = name.to_str().and_then(|n| {
+                KNOWN_VARS
+                    .iter()
+                    .chain(&KEEP_VARS)
+                    .chain(&METRICS_VARS)
+                    .find(|k| **k == n)
+            }) else {
                 continue;
             };
             match value.into_string() {
@@ -288,6 +291,7 @@ impl TraceConfig {
         }
         let trusted_peers = v.parse(TRACING_TRUSTED_PEERS, crate::trust::TrustedPeers::parse);
         let keep = v.keep();
+        let metrics = v.metrics();
         if !v.errors.is_empty() {
             return Err(ConfigError { errors: v.errors });
         }
@@ -319,6 +323,7 @@ impl TraceConfig {
             client_identity: client_certificate.zip(client_key),
             attribute_value_length_limit: value_limit
                 .map_or(defaults.attribute_value_length_limit, |s| Some(s.value)),
+            metrics,
         };
         Ok(config)
     }
@@ -881,4 +886,74 @@ impl LogFormat {
         }
         Ok(format.map_or(LogFormat::default(), |s| s.value))
     }
+}
+
+// Metrics (issue 13). Self-contained: its own variable list and reader.
+const TRACING_METRICS_ENABLED: &str = "TRACING_METRICS_ENABLED";
+const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
+const OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+const OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
+const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+const OTEL_METRIC_EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
+const METRICS_VARS: [&str; 6] = [
+    TRACING_METRICS_ENABLED,
+    OTEL_METRICS_EXPORTER,
+    OTLP_METRICS_ENDPOINT,
+    OTLP_METRICS_PROTOCOL,
+    OTEL_METRIC_EXPORT_INTERVAL,
+    OTEL_METRIC_EXPORT_TIMEOUT,
+];
+
+impl Vars {
+    fn metrics(&mut self) -> super::MetricsConfig {
+        let enabled = self.parse(TRACING_METRICS_ENABLED, parse_bool);
+        let exporters = self.parse(OTEL_METRICS_EXPORTER, parse_metrics_exporters);
+        let endpoint = self.parse(OTLP_METRICS_ENDPOINT, |s| {
+            endpoint::parse(s, Source::OtlpMetrics)
+        });
+        // Already validated (and reported) with the traces' endpoint.
+        let base = self
+            .raw(OTLP_ENDPOINT)
+            .and_then(|s| endpoint::parse(s, Source::OtlpBase).ok());
+        let protocol = self.parse(OTLP_METRICS_PROTOCOL, parse_protocol);
+        let interval = self.parse(OTEL_METRIC_EXPORT_INTERVAL, parse_timeout);
+        let timeout = self.parse(OTEL_METRIC_EXPORT_TIMEOUT, parse_timeout);
+        super::MetricsConfig {
+            enabled: enabled.map(|s| s.value),
+            exporters: exporters.map(|s| s.value),
+            endpoint: endpoint.map(|s| s.value),
+            base,
+            protocol: protocol.map(|s| s.value),
+            interval: interval.map(|s| s.value),
+            timeout: timeout.map(|s| s.value),
+        }
+    }
+}
+
+/// `OTEL_METRICS_EXPORTER`: a comma-separated list of `otlp`, `prometheus` and `none` (`none`
+/// alone: no exporter).
+fn parse_metrics_exporters(s: &str) -> Result<crate::metrics::MetricsExporters, String> {
+    let mut exporters = crate::metrics::MetricsExporters {
+        otlp: false,
+        prometheus: false,
+    };
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name.to_ascii_lowercase().as_str() {
+            "otlp" => exporters.otlp = true,
+            "prometheus" => exporters.prometheus = true,
+            "none" => {}
+            "console" => {
+                return Err(
+                    "console is not supported for metrics; expected otlp, prometheus or none"
+                        .to_owned(),
+                );
+            }
+            other => {
+                return Err(format!(
+                    "unknown exporter {other:?}; expected a comma-separated list of otlp, prometheus, none"
+                ));
+            }
+        }
+    }
+    Ok(exporters)
 }

@@ -205,6 +205,7 @@ pub struct TraceConfig {
     certificate: Option<PathBuf>,
     client_identity: Option<(PathBuf, PathBuf)>,
     attribute_value_length_limit: Option<usize>,
+    metrics: MetricsConfig,
 }
 
 impl Default for TraceConfig {
@@ -232,6 +233,7 @@ impl Default for TraceConfig {
             certificate: None,
             client_identity: None,
             attribute_value_length_limit: Some(DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -265,6 +267,9 @@ impl fmt::Debug for TraceConfig {
                 &self.attribute_value_length_limit,
             )
             .field("keep", &self.keep)
+            .field("metrics_enabled", &self.metrics_enabled())
+            .field("metrics_exporters", &self.metrics_exporters())
+            .field("metrics_otlp_endpoint", &self.metrics_otlp_endpoint())
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -669,5 +674,100 @@ impl TraceConfig {
     /// When requests the head sampler dropped are kept after all.
     pub fn keep(&self) -> &crate::export::keep::KeepSettings {
         &self.keep
+    }
+}
+
+// Metrics (issue 13): `TRACING_METRICS_ENABLED`, `OTEL_METRICS_EXPORTER`,
+// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` / `_PROTOCOL`, `OTEL_METRIC_EXPORT_INTERVAL` / `_TIMEOUT`.
+
+/// The metrics settings as given (resolved by the getters).
+#[derive(Clone, Debug, Default)]
+struct MetricsConfig {
+    enabled: Option<bool>,
+    exporters: Option<crate::metrics::MetricsExporters>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, used as written.
+    endpoint: Option<Endpoint>,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, for when the traces endpoint is a signal-specific one.
+    base: Option<Endpoint>,
+    protocol: Option<Protocol>,
+    interval: Option<std::time::Duration>,
+    timeout: Option<std::time::Duration>,
+}
+
+/// The specification's default of `OTEL_METRIC_EXPORT_INTERVAL`.
+pub const DEFAULT_METRIC_EXPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// The specification's default of `OTEL_METRIC_EXPORT_TIMEOUT`.
+pub const DEFAULT_METRIC_EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl TraceConfig {
+    /// Turns the RED metrics on or off (`TRACING_METRICS_ENABLED`; see
+    /// [`metrics`](crate::metrics)).
+    pub fn with_metrics(mut self, on: bool) -> Self {
+        self.metrics.enabled = Some(on);
+        self
+    }
+
+    /// Where metrics go (`OTEL_METRICS_EXPORTER`).
+    pub fn with_metrics_exporters(mut self, exporters: crate::metrics::MetricsExporters) -> Self {
+        self.metrics.exporters = Some(exporters);
+        self
+    }
+
+    /// How often metrics are pushed over OTLP (`OTEL_METRIC_EXPORT_INTERVAL`; a zero interval
+    /// keeps the default).
+    pub fn with_metric_export_interval(mut self, interval: std::time::Duration) -> Self {
+        self.metrics.interval = (!interval.is_zero()).then_some(interval);
+        self
+    }
+
+    /// Whether metrics are recorded: as set (`TRACING_METRICS_ENABLED`, [`with_metrics`](Self::with_metrics)),
+    /// else when `OTEL_METRICS_EXPORTER` names an exporter. Off by default.
+    pub fn metrics_enabled(&self) -> bool {
+        self.metrics.enabled.unwrap_or_else(|| {
+            self.metrics
+                .exporters
+                .is_some_and(|e| e.otlp || e.prometheus)
+        })
+    }
+
+    /// Where metrics go: as set, else OTLP only.
+    pub fn metrics_exporters(&self) -> crate::metrics::MetricsExporters {
+        self.metrics.exporters.unwrap_or_default()
+    }
+
+    /// The OTLP protocol of metrics: `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, else the traces'.
+    pub fn metrics_protocol(&self) -> Protocol {
+        self.metrics.protocol.unwrap_or_else(|| self.protocol())
+    }
+
+    /// The URL metrics are pushed to: `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as written, else the
+    /// traces' collector with `/v1/metrics` for HTTP (in place of a `/v1/traces` path), else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` with `/v1/metrics` when the traces have a signal-specific
+    /// endpoint; `None` when there is no collector. TLS, headers and certificates are the traces'.
+    pub fn metrics_otlp_endpoint(&self) -> Option<String> {
+        let protocol = self.metrics_protocol();
+        if let Some(e) = &self.metrics.endpoint {
+            return Some(e.raw.clone());
+        }
+        let e = match &self.endpoint {
+            Some(e) if e.source == Source::OtlpTraces => self.metrics.base.as_ref()?,
+            Some(e) => e,
+            None => return None,
+        };
+        Some(e.metrics_url(protocol, self.insecure))
+    }
+
+    /// How often metrics are pushed; default 60 s.
+    pub fn metric_export_interval(&self) -> std::time::Duration {
+        self.metrics
+            .interval
+            .unwrap_or(DEFAULT_METRIC_EXPORT_INTERVAL)
+    }
+
+    /// How long one metrics push may take (`OTEL_METRIC_EXPORT_TIMEOUT`); default 30 s.
+    pub fn metric_export_timeout(&self) -> std::time::Duration {
+        self.metrics
+            .timeout
+            .unwrap_or(DEFAULT_METRIC_EXPORT_TIMEOUT)
     }
 }

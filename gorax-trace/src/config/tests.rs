@@ -1394,3 +1394,131 @@ fn other_propagators_parse_or_name_their_feature() {
     let e = TraceConfig::from_vars([("OTEL_PROPAGATORS", "none,jaeger")]).unwrap_err();
     assert!(e.to_string().contains("none cannot be combined"), "{e}");
 }
+
+/// Metrics (issue 13): on/off, exporters, the endpoint beside the traces', interval, errors.
+#[test]
+fn metrics_settings() {
+    use crate::metrics::MetricsExporters;
+    let off = config(&[]);
+    assert!(!off.metrics_enabled());
+    assert_eq!(off.metric_export_interval(), DEFAULT_METRIC_EXPORT_INTERVAL);
+    assert_eq!(off.metric_export_timeout(), DEFAULT_METRIC_EXPORT_TIMEOUT);
+
+    // Naming an exporter turns metrics on; TRACING_METRICS_ENABLED=false wins.
+    let c = config(&["OTEL_METRICS_EXPORTER=otlp,prometheus"]);
+    assert!(c.metrics_enabled());
+    assert_eq!(
+        c.metrics_exporters(),
+        MetricsExporters {
+            otlp: true,
+            prometheus: true
+        }
+    );
+    assert!(
+        !config(&[
+            "OTEL_METRICS_EXPORTER=otlp",
+            "TRACING_METRICS_ENABLED=false"
+        ])
+        .metrics_enabled()
+    );
+    assert!(!config(&["OTEL_METRICS_EXPORTER=none"]).metrics_enabled());
+    let on = config(&["TRACING_METRICS_ENABLED=true"]);
+    assert!(on.metrics_enabled());
+    assert_eq!(on.metrics_exporters(), MetricsExporters::default());
+
+    // The endpoint: beside the traces' one, /v1/metrics for HTTP.
+    let cases: &[(Env, Option<&str>)] = &[
+        (&[], None),
+        (
+            &["TRACING_ENDPOINT=collector:4317"],
+            Some("http://collector:4317"),
+        ),
+        (
+            &["TRACING_ENDPOINT=collector:4318"],
+            Some("http://collector:4318/v1/metrics"),
+        ),
+        (
+            &["TRACING_ENDPOINT=http://c:4318/v1/traces"],
+            Some("http://c:4318/v1/metrics"),
+        ),
+        (
+            &[
+                "TRACING_ENDPOINT=https://c/otlp",
+                "TRACING_PROTOCOL=http/protobuf",
+            ],
+            Some("https://c/otlp/v1/metrics"),
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318"],
+            Some("http://c:4318/v1/metrics"),
+        ),
+        // A signal-specific traces endpoint says nothing about metrics: the base one does.
+        (
+            &["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://t:4318/v1/traces"],
+            None,
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://t:4318/v1/traces",
+                "OTEL_EXPORTER_OTLP_ENDPOINT=http://b:4318",
+            ],
+            Some("http://b:4318/v1/metrics"),
+        ),
+        (
+            &[
+                "TRACING_ENDPOINT=collector:4318",
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=http://m:9000/custom",
+            ],
+            Some("http://m:9000/custom"),
+        ),
+        (
+            &[
+                "TRACING_ENDPOINT=collector:4318",
+                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=grpc",
+            ],
+            Some("http://collector:4318"),
+        ),
+    ];
+    for (env, want) in cases {
+        assert_eq!(
+            config(env).metrics_otlp_endpoint().as_deref(),
+            *want,
+            "{env:?}"
+        );
+    }
+    assert_eq!(
+        config(&[
+            "OTEL_METRIC_EXPORT_INTERVAL=5000",
+            "OTEL_METRIC_EXPORT_TIMEOUT=1000"
+        ])
+        .metric_export_interval(),
+        Duration::from_secs(5)
+    );
+
+    // Bad values, reported by name and value.
+    for (env, var) in [
+        ("OTEL_METRICS_EXPORTER=console", "OTEL_METRICS_EXPORTER"),
+        ("OTEL_METRICS_EXPORTER=statsd", "OTEL_METRICS_EXPORTER"),
+        ("TRACING_METRICS_ENABLED=maybe", "TRACING_METRICS_ENABLED"),
+        (
+            "OTEL_METRIC_EXPORT_INTERVAL=0",
+            "OTEL_METRIC_EXPORT_INTERVAL",
+        ),
+        (
+            "OTEL_METRIC_EXPORT_TIMEOUT=-1",
+            "OTEL_METRIC_EXPORT_TIMEOUT",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=collector:4318",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=udp",
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        ),
+    ] {
+        let e = error(&[env]);
+        assert_eq!(e.errors()[0].variable, var, "{env}");
+        assert!(e.to_string().contains(var), "{e}");
+    }
+}

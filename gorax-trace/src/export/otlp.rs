@@ -89,7 +89,7 @@ impl SpanExporter for OtlpExporter {
 /// after ours, and percent-decodes ours a second time; both are undone here).
 #[cfg(feature = "otlp-http")]
 #[derive(Debug)]
-struct CountingClient {
+pub(crate) struct CountingClient {
     inner: HttpTransport,
     headers: http::HeaderMap,
     requests: Arc<AtomicU64>,
@@ -222,7 +222,7 @@ fn tls_missing(endpoint: &str) -> BuildError {
 
 /// The configured headers as a header map (names and values were validated with the config).
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-fn header_map(config: &OtlpSettings<'_>) -> Result<http::HeaderMap, BuildError> {
+pub(crate) fn header_map(config: &OtlpSettings<'_>) -> Result<http::HeaderMap, BuildError> {
     let mut headers = http::HeaderMap::new();
     for (k, v) in config.headers {
         let name = http::HeaderName::from_bytes(k.as_bytes())
@@ -234,24 +234,118 @@ fn header_map(config: &OtlpSettings<'_>) -> Result<http::HeaderMap, BuildError> 
     Ok(headers)
 }
 
+/// The TLS material of `config`, or the error for TLS in a build without the `tls` feature.
+#[cfg(feature = "tls")]
+fn tls_material(config: &OtlpSettings<'_>) -> Result<Option<super::tls::Material>, BuildError> {
+    config
+        .tls
+        .then(|| super::tls::Material::load(config.certificate, config.client_certificate))
+        .transpose()
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_material(config: &OtlpSettings<'_>) -> Result<Option<std::convert::Infallible>, BuildError> {
+    if config.tls {
+        return Err(tls_missing(config.endpoint));
+    }
+    Ok(None)
+}
+
+/// The OTLP/HTTP client of `config`: plain (blocking reqwest) or TLS (hyper-rustls on a runtime
+/// of its own, returned with it), sending exactly the configured headers and counting requests
+/// in `requests`. Shared by the span and the metric exporter.
+#[cfg(feature = "otlp-http")]
+pub(crate) fn http_client(
+    config: &OtlpSettings<'_>,
+    requests: Arc<AtomicU64>,
+) -> Result<(CountingClient, Option<ExportRuntime>), BuildError> {
+    let timeout = config.timeout;
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    let material = tls_material(config)?;
+    let headers = header_map(config)?;
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+    let mut runtime = None;
+    let inner = if config.tls {
+        #[cfg(feature = "tls")]
+        {
+            let rustls = material.as_ref().map(|m| m.rustls_config()).transpose()?;
+            let rt = export_runtime("gorax-trace-https")?;
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(rustls.unwrap_or_else(|| unreachable!()))
+                .https_only()
+                .enable_http1()
+                .build();
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(connector);
+            let inner = HttpTransport::Tls(Box::new(HttpsClient {
+                client,
+                runtime: rt.handle().clone(),
+                timeout,
+            }));
+            runtime = Some(ExportRuntime { runtime: rt });
+            inner
+        }
+        #[cfg(not(feature = "tls"))]
+        unreachable!("checked by tls_material")
+    } else {
+        // Built on a thread of its own, as opentelemetry-otlp does: the blocking client
+        // must not be built inside an async context.
+        let client = std::thread::spawn(move || {
+            reqwest::blocking::Client::builder()
+                .timeout(timeout)
+                .build()
+        })
+        .join()
+        .map_err(|_| BuildError::Exporter("building the HTTP client panicked".into()))?
+        .map_err(|e| BuildError::Exporter(format!("cannot build the HTTP client: {e}")))?;
+        HttpTransport::Plain(client)
+    };
+    Ok((
+        CountingClient {
+            inner,
+            headers,
+            requests,
+        },
+        runtime,
+    ))
+}
+
+/// The gRPC channel of `config` (TLS from its material) on a one-thread runtime of its own,
+/// returned with it. Shared by the span and the metric exporter.
+#[cfg(feature = "otlp-grpc")]
+pub(crate) fn grpc_channel(
+    config: &OtlpSettings<'_>,
+) -> Result<(tonic::transport::Channel, tokio::runtime::Runtime), BuildError> {
+    let endpoint = config.endpoint;
+    let timeout = config.timeout;
+    #[cfg_attr(not(feature = "tls"), allow(unused_variables))]
+    let material = tls_material(config)?;
+    let runtime = export_runtime("gorax-trace-grpc")?;
+    // The channel is built here, not by opentelemetry-otlp: its builder would rewrite
+    // the scheme from `OTEL_EXPORTER_OTLP_INSECURE` and has no trust roots.
+    let channel = {
+        let _entered = runtime.enter();
+        let ep = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| BuildError::Exporter(format!("invalid endpoint {endpoint:?}: {e}")))?
+            .timeout(timeout)
+            .connect_timeout(timeout);
+        #[cfg(feature = "tls")]
+        let ep = match &material {
+            Some(m) => ep.tls_config(m.tonic_config()).map_err(|e| {
+                BuildError::Exporter(format!("TLS configuration of {endpoint:?}: {e}"))
+            })?,
+            None => ep,
+        };
+        ep.connect_lazy()
+    };
+    Ok((channel, runtime))
+}
+
 pub(crate) fn build(config: &OtlpSettings<'_>) -> Result<Otlp, BuildError> {
     let endpoint = config.endpoint;
     let timeout = config.timeout;
     let requests = Arc::new(AtomicU64::new(0));
-    let tls = config.tls;
-    #[cfg(feature = "tls")]
-    let material = if tls {
-        Some(super::tls::Material::load(
-            config.certificate,
-            config.client_certificate,
-        )?)
-    } else {
-        None
-    };
-    #[cfg(not(feature = "tls"))]
-    if tls {
-        return Err(tls_missing(endpoint));
-    }
     let wrap = |inner| OtlpExporter {
         inner,
         target: Target {
@@ -261,57 +355,14 @@ pub(crate) fn build(config: &OtlpSettings<'_>) -> Result<Otlp, BuildError> {
         requests: requests.clone(),
         health: ExportHealth::default(),
     };
-    let headers = header_map(config)?;
     match config.protocol {
         #[cfg(feature = "otlp-http")]
         Protocol::HttpProtobuf => {
             use opentelemetry_otlp::WithHttpConfig;
-            #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
-            let mut runtime = None;
-            let inner = if tls {
-                #[cfg(feature = "tls")]
-                {
-                    let rustls = material.as_ref().map(|m| m.rustls_config()).transpose()?;
-                    let rt = export_runtime("gorax-trace-https")?;
-                    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                        .with_tls_config(rustls.unwrap_or_else(|| unreachable!()))
-                        .https_only()
-                        .enable_http1()
-                        .build();
-                    let client = hyper_util::client::legacy::Client::builder(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .build(connector);
-                    let inner = HttpTransport::Tls(Box::new(HttpsClient {
-                        client,
-                        runtime: rt.handle().clone(),
-                        timeout,
-                    }));
-                    runtime = Some(ExportRuntime { runtime: rt });
-                    inner
-                }
-                #[cfg(not(feature = "tls"))]
-                unreachable!("checked above")
-            } else {
-                // Built on a thread of its own, as opentelemetry-otlp does: the blocking client
-                // must not be built inside an async context.
-                let client = std::thread::spawn(move || {
-                    reqwest::blocking::Client::builder()
-                        .timeout(timeout)
-                        .build()
-                })
-                .join()
-                .map_err(|_| BuildError::Exporter("building the HTTP client panicked".into()))?
-                .map_err(|e| BuildError::Exporter(format!("cannot build the HTTP client: {e}")))?;
-                HttpTransport::Plain(client)
-            };
+            let (client, runtime) = http_client(config, requests.clone())?;
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
-                .with_http_client(CountingClient {
-                    inner,
-                    headers,
-                    requests: requests.clone(),
-                })
+                .with_http_client(client)
                 .with_endpoint(endpoint)
                 .with_timeout(timeout)
                 .build()
@@ -325,27 +376,8 @@ pub(crate) fn build(config: &OtlpSettings<'_>) -> Result<Otlp, BuildError> {
         Protocol::Grpc => {
             use opentelemetry_otlp::WithTonicConfig;
             use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
-            let metadata = MetadataMap::from_headers(headers);
-            let runtime = export_runtime("gorax-trace-grpc")?;
-            // The channel is built here, not by opentelemetry-otlp: its builder would rewrite
-            // the scheme from `OTEL_EXPORTER_OTLP_INSECURE` and has no trust roots.
-            let channel = {
-                let _entered = runtime.enter();
-                let ep = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-                    .map_err(|e| {
-                        BuildError::Exporter(format!("invalid endpoint {endpoint:?}: {e}"))
-                    })?
-                    .timeout(timeout)
-                    .connect_timeout(timeout);
-                #[cfg(feature = "tls")]
-                let ep = match &material {
-                    Some(m) => ep.tls_config(m.tonic_config()).map_err(|e| {
-                        BuildError::Exporter(format!("TLS configuration of {endpoint:?}: {e}"))
-                    })?,
-                    None => ep,
-                };
-                ep.connect_lazy()
-            };
+            let metadata = MetadataMap::from_headers(header_map(config)?);
+            let (channel, runtime) = grpc_channel(config)?;
             let _entered = runtime.enter();
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()

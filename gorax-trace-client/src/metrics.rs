@@ -1,0 +1,82 @@
+//! The client's RED measurement: `http.client.request.duration` per attempt, recorded when the
+//! handle has metrics ([`TelemetryHandle::metrics`](gorax_trace::TelemetryHandle::metrics)),
+//! sampled or not; the sampled ones may leave an exemplar.
+
+use std::time::Instant;
+
+use gorax_trace::httpconv::{ResponseHead, method as method_name, protocol_version};
+use gorax_trace::metrics::{Metrics, RequestDuration};
+use gorax_trace::semconv;
+use opentelemetry::trace::SpanContext;
+use opentelemetry::{KeyValue, Value};
+use reqwest::{Request, Response};
+
+use crate::attributes::error_type;
+use crate::middleware::Config;
+
+/// One request being measured.
+pub(crate) struct RequestMetrics {
+    metrics: Metrics,
+    start: Instant,
+    attrs: [Option<KeyValue>; 4],
+}
+
+impl RequestMetrics {
+    pub(crate) fn start(metrics: &Metrics, req: &Request) -> Self {
+        let url = req.url();
+        let scheme = match url.scheme() {
+            "https" => "https",
+            _ => "http",
+        };
+        Self {
+            metrics: metrics.clone(),
+            start: Instant::now(),
+            attrs: [
+                Some(KeyValue::new(
+                    semconv::HTTP_REQUEST_METHOD,
+                    method_name(req.method()).0,
+                )),
+                url.host_str()
+                    .map(|h| KeyValue::new(semconv::SERVER_ADDRESS, metrics.intern(h))),
+                url.port_or_known_default()
+                    .map(|p| KeyValue::new(semconv::SERVER_PORT, i64::from(p))),
+                Some(KeyValue::new(semconv::URL_SCHEME, scheme)),
+            ],
+        }
+    }
+
+    pub(crate) fn finish(
+        self,
+        result: &reqwest_middleware::Result<Response>,
+        config: &Config,
+        span: &SpanContext,
+    ) {
+        let seconds = self.start.elapsed().as_secs_f64();
+        let (status, version, error): (Option<i64>, Option<&'static str>, Option<Value>) =
+            match result {
+                Ok(res) => (
+                    Some(i64::from(res.status().as_u16())),
+                    Some(protocol_version(res.version())),
+                    config
+                        .classify
+                        .classify(&ResponseHead::new(res.status(), res.headers())),
+                ),
+                Err(e) => (None, None, Some(error_type(e).into())),
+            };
+        let [method, address, port, scheme] = self.attrs;
+        self.metrics.record_present(
+            RequestDuration::HttpClient,
+            seconds,
+            [
+                method,
+                address,
+                port,
+                scheme,
+                status.map(|s| KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, s)),
+                version.map(|v| KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, v)),
+                error.map(|e| KeyValue::new(semconv::ERROR_TYPE, e)),
+            ],
+            span,
+        );
+    }
+}

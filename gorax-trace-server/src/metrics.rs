@@ -1,0 +1,155 @@
+//! The server's RED measurements: `http.server.request.duration` and
+//! `http.server.active_requests` (`rpc.server.call.duration` in gRPC mode), recorded when the
+//! handle has metrics ([`TelemetryHandle::metrics`](gorax_trace::TelemetryHandle::metrics)).
+//! Every request counts, sampled or not; the sampled ones may leave an exemplar. Requests the
+//! layer's filter skips are not measured.
+
+use std::time::Instant;
+
+use gorax_trace::httpconv::{ResponseHead, grpc_status, method as method_name, protocol_version};
+use gorax_trace::metrics::{Metrics, RequestDuration};
+use gorax_trace::semconv;
+use http::{HeaderMap, Request, StatusCode};
+use opentelemetry::trace::SpanContext;
+use opentelemetry::{KeyValue, StringValue, Value};
+
+use crate::layer::Config;
+
+/// One request being measured. Dropped unfinished (the client went away), it still leaves the
+/// active-requests count.
+pub(crate) struct RequestMetrics {
+    metrics: Metrics,
+    start: Instant,
+    method: &'static str,
+    scheme: &'static str,
+    version: &'static str,
+    route: Option<StringValue>,
+    rpc: Option<(StringValue, StringValue)>,
+}
+
+impl RequestMetrics {
+    pub(crate) fn start<B>(
+        metrics: &Metrics,
+        req: &Request<B>,
+        route: Option<&str>,
+        rpc: Option<(&str, &str)>,
+    ) -> Self {
+        let method = method_name(req.method()).0;
+        let scheme = match req.uri().scheme_str() {
+            Some("https") => "https",
+            _ => "http",
+        };
+        metrics.add_http_server_active(1, &active_attributes(method, scheme));
+        Self {
+            metrics: metrics.clone(),
+            start: Instant::now(),
+            method,
+            scheme,
+            version: protocol_version(req.version()),
+            route: route.map(|r| metrics.intern(r)),
+            rpc: rpc.map(|(s, m)| (metrics.intern(s), metrics.intern(m))),
+        }
+    }
+
+    /// Records the request: `response` is the status and headers, `None` for an error of the
+    /// inner service.
+    pub(crate) fn finish(
+        self,
+        response: Option<(StatusCode, &HeaderMap)>,
+        config: &Config,
+        span: &SpanContext,
+    ) {
+        let seconds = self.start.elapsed().as_secs_f64();
+        let error_type: Option<Value> = match response {
+            Some((status, headers)) => config
+                .classify
+                .classify(&ResponseHead::new(status, headers)),
+            None => Some("_OTHER".into()),
+        };
+        let mut attrs: [Option<KeyValue>; 6] = Default::default();
+        if let Some((service, method)) = &self.rpc {
+            attrs[0] = Some(KeyValue::new(semconv::RPC_SYSTEM, "grpc"));
+            attrs[1] = Some(KeyValue::new(semconv::RPC_SERVICE, service.clone()));
+            attrs[2] = Some(KeyValue::new(semconv::RPC_METHOD, method.clone()));
+            attrs[3] = response
+                .and_then(|(_, headers)| grpc_status(headers))
+                .map(|code| KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, i64::from(code)));
+            attrs[4] = error_type.map(|e| KeyValue::new(semconv::ERROR_TYPE, e));
+            return self
+                .metrics
+                .record_present(RequestDuration::RpcServer, seconds, attrs, span);
+        }
+        attrs[0] = Some(KeyValue::new(semconv::HTTP_REQUEST_METHOD, self.method));
+        attrs[1] = Some(KeyValue::new(semconv::URL_SCHEME, self.scheme));
+        attrs[2] = Some(KeyValue::new(
+            semconv::NETWORK_PROTOCOL_VERSION,
+            self.version,
+        ));
+        attrs[3] = self
+            .route
+            .as_ref()
+            .map(|r| KeyValue::new(semconv::HTTP_ROUTE, r.clone()));
+        attrs[4] = response.map(|(status, _)| {
+            KeyValue::new(
+                semconv::HTTP_RESPONSE_STATUS_CODE,
+                i64::from(status.as_u16()),
+            )
+        });
+        attrs[5] = error_type.map(|e| KeyValue::new(semconv::ERROR_TYPE, e));
+        self.metrics
+            .record_present(RequestDuration::HttpServer, seconds, attrs, span);
+    }
+}
+
+impl Drop for RequestMetrics {
+    fn drop(&mut self) {
+        self.metrics
+            .add_http_server_active(-1, &active_attributes(self.method, self.scheme));
+    }
+}
+
+fn active_attributes(method: &'static str, scheme: &'static str) -> [KeyValue; 2] {
+    [
+        KeyValue::new(semconv::HTTP_REQUEST_METHOD, method),
+        KeyValue::new(semconv::URL_SCHEME, scheme),
+    ]
+}
+
+/// A route that answers Prometheus scrapes with `scrape` (the OpenMetrics text format): mount
+/// it where Prometheus looks, e.g. on an admin listener at `:9090/metrics`.
+///
+/// ```
+/// use gorax_trace::config::{ExporterKind, TraceConfig};
+/// use gorax_trace::metrics::MetricsExporters;
+///
+/// let config = TraceConfig::new()
+///     .with_exporter(ExporterKind::None)
+///     .with_metrics(true)
+///     .with_metrics_exporters(MetricsExporters { otlp: false, prometheus: true });
+/// let telemetry = gorax_trace::init(config).unwrap();
+/// let admin: axum::Router = axum::Router::new().route(
+///     "/metrics",
+///     gorax_trace_server::prometheus_route(telemetry.prometheus().unwrap()),
+/// );
+/// # drop(admin);
+/// ```
+#[cfg(feature = "axum")]
+pub fn prometheus_route<S>(
+    scrape: gorax_trace::metrics::PrometheusScrape,
+) -> axum::routing::MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    axum::routing::get(move || {
+        let scrape = scrape.clone();
+        async move {
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    gorax_trace::metrics::PrometheusScrape::CONTENT_TYPE,
+                )],
+                scrape.render(),
+            )
+        }
+    })
+}

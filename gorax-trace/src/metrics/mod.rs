@@ -1,0 +1,383 @@
+//! RED metrics beside the traces: request rate, errors and duration of the server, the client
+//! and the queue, on the OpenTelemetry metrics API and SDK, with exemplars that point at the
+//! sampled trace of a measurement.
+//!
+//! | instrument | kind | recorded by |
+//! |---|---|---|
+//! | `http.server.request.duration` | histogram, s | the server layer |
+//! | `http.server.active_requests` | up-down counter | the server layer |
+//! | `http.client.request.duration` | histogram, s | the client middleware |
+//! | `rpc.server.call.duration` / `rpc.client.call.duration` | histogram, s | the gRPC modes |
+//! | `messaging.client.operation.duration` | histogram, s | the queue producer (`send`) |
+//! | `messaging.process.duration` | histogram, s | the queue consumer |
+//! | `otel.sdk.exporter.span.exported`, `otel.sdk.processor.span.processed`, `gorax.exporter.retries` | counters | the export pipeline ([`ExportHealth`](crate::export::ExportHealth)) |
+//!
+//! Histograms use the bucket boundaries the semantic conventions advise
+//! ([`DURATION_BUCKETS`]). Metrics are off unless asked for (`TRACING_METRICS_ENABLED=true`, or
+//! `OTEL_METRICS_EXPORTER=otlp|prometheus`; [`TraceConfig::with_metrics`](crate::TraceConfig::with_metrics));
+//! then they go over OTLP to the traces' collector (`/v1/metrics`, or
+//! `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) every `OTEL_METRIC_EXPORT_INTERVAL`, and/or to a
+//! Prometheus scrape route ([`PrometheusScrape`]).
+//!
+//! Adapters take the instruments from their [`TelemetryHandle`](crate::TelemetryHandle)
+//! ([`metrics`](crate::TelemetryHandle::metrics)): `None` when metrics are off, and the
+//! request path then costs one branch. Recording is one SDK histogram update (no allocation once
+//! the attribute set was seen) and, for sampled requests, one exemplar slot (see
+//! [`exemplar`](self::exemplar)).
+
+mod exemplar;
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+pub(crate) mod otlp;
+mod prometheus;
+
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter, ObservableCounter, UpDownCounter};
+use opentelemetry::trace::SpanContext;
+
+use crate::export::ExportHealth;
+use crate::semconv::{self, metric};
+
+pub(crate) use exemplar::Exemplars;
+pub use exemplar::{Exemplar, MAX_SERIES};
+pub use prometheus::{OPENMETRICS_CONTENT_TYPE, PrometheusScrape};
+
+/// The bucket boundaries (seconds) of every duration histogram: the semantic conventions'
+/// advice for `http.server.request.duration` and the other request durations.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The duration histograms, for [`Metrics::record`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestDuration {
+    /// `http.server.request.duration`
+    HttpServer,
+    /// `http.client.request.duration`
+    HttpClient,
+    /// `rpc.server.call.duration`
+    RpcServer,
+    /// `rpc.client.call.duration`
+    RpcClient,
+    /// `messaging.process.duration`
+    MessagingProcess,
+    /// `messaging.client.operation.duration`
+    MessagingOperation,
+}
+
+const ALL: [RequestDuration; 6] = [
+    RequestDuration::HttpServer,
+    RequestDuration::HttpClient,
+    RequestDuration::RpcServer,
+    RequestDuration::RpcClient,
+    RequestDuration::MessagingProcess,
+    RequestDuration::MessagingOperation,
+];
+
+impl RequestDuration {
+    /// The instrument's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HttpServer => metric::HTTP_SERVER_REQUEST_DURATION,
+            Self::HttpClient => metric::HTTP_CLIENT_REQUEST_DURATION,
+            Self::RpcServer => metric::RPC_SERVER_CALL_DURATION,
+            Self::RpcClient => metric::RPC_CLIENT_CALL_DURATION,
+            Self::MessagingProcess => metric::MESSAGING_PROCESS_DURATION,
+            Self::MessagingOperation => metric::MESSAGING_CLIENT_OPERATION_DURATION,
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Self::HttpServer => "Duration of HTTP server requests.",
+            Self::HttpClient => "Duration of HTTP client requests.",
+            Self::RpcServer => "Duration of RPCs measured by the server.",
+            Self::RpcClient => "Duration of RPCs measured by the client.",
+            Self::MessagingProcess => "Duration of processing operation.",
+            Self::MessagingOperation => {
+                "Duration of messaging operation initiated by a producer or consumer client."
+            }
+        }
+    }
+
+    /// The instrument with this name.
+    #[cfg_attr(
+        not(any(feature = "otlp-http", feature = "otlp-grpc")),
+        allow(dead_code)
+    )]
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+/// The instruments adapters record with. Cheap to clone (one reference count).
+#[derive(Clone, Debug)]
+pub struct Metrics(Arc<Instruments>);
+
+#[derive(Debug)]
+struct Instruments {
+    durations: [Histogram<f64>; 6],
+    http_server_active: UpDownCounter<i64>,
+    exemplars: Arc<Exemplars>,
+    values: Interner,
+    // Kept with the instruments: the export-health counters' callbacks.
+    _health: Vec<ObservableCounter<u64>>,
+}
+
+impl Metrics {
+    /// The instruments on `meter` (e.g. of a test `SdkMeterProvider`), with a store of their own
+    /// for exemplars, and observable counters reading `health`.
+    pub fn new(meter: &Meter, health: &ExportHealth) -> Self {
+        Self::with_exemplars(meter, health, Arc::default())
+    }
+
+    pub(crate) fn with_exemplars(
+        meter: &Meter,
+        health: &ExportHealth,
+        exemplars: Arc<Exemplars>,
+    ) -> Self {
+        let durations = ALL.map(|d| {
+            meter
+                .f64_histogram(d.name())
+                .with_unit("s")
+                .with_description(d.description())
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build()
+        });
+        let http_server_active = meter
+            .i64_up_down_counter(metric::HTTP_SERVER_ACTIVE_REQUESTS)
+            .with_unit("{request}")
+            .with_description("Number of active HTTP server requests.")
+            .build();
+        Self(Arc::new(Instruments {
+            durations,
+            http_server_active,
+            exemplars: exemplars.clone(),
+            values: Interner::default(),
+            _health: health_counters(meter, health, exemplars),
+        }))
+    }
+
+    /// Records `seconds` in the `duration` histogram under `attrs`; when `span` is sampled, the
+    /// measurement may become the exemplar of its bucket.
+    pub fn record(
+        &self,
+        duration: RequestDuration,
+        seconds: f64,
+        attrs: &[KeyValue],
+        span: &SpanContext,
+    ) {
+        self.0.durations[duration as usize].record(seconds, attrs);
+        self.0.exemplars.offer(duration as u8, attrs, seconds, span);
+    }
+
+    /// [`record`](Self::record) under the attributes of `attrs` that are `Some`, in order,
+    /// without allocating (for attributes that are set only sometimes, such as `error.type`).
+    pub fn record_present<const N: usize>(
+        &self,
+        duration: RequestDuration,
+        seconds: f64,
+        attrs: [Option<KeyValue>; N],
+        span: &SpanContext,
+    ) {
+        let len = attrs.iter().flatten().count();
+        let mut set = attrs.into_iter().flatten();
+        let Some(first) = set.next() else {
+            return self.record(duration, seconds, &[], span);
+        };
+        // The unused tail repeats the first attribute and is not passed on.
+        let filler = first.clone();
+        let mut first = Some(first);
+        let items: [KeyValue; N] = std::array::from_fn(|_| {
+            first
+                .take()
+                .or_else(|| set.next())
+                .unwrap_or_else(|| filler.clone())
+        });
+        self.record(duration, seconds, &items[..len], span);
+    }
+
+    /// `value` (a route, a host, a queue name) as an attribute value, shared with earlier
+    /// measurements instead of allocated (see [`Interner`]).
+    pub fn intern(&self, value: &str) -> opentelemetry::StringValue {
+        self.0.values.get(value)
+    }
+
+    /// Adds `delta` (1 when a request starts, -1 when it ends) to `http.server.active_requests`
+    /// under `attrs` (`http.request.method`, `url.scheme`).
+    pub fn add_http_server_active(&self, delta: i64, attrs: &[KeyValue]) {
+        self.0.http_server_active.add(delta, attrs);
+    }
+}
+
+/// The export-health counters as observable counters (read when metrics are collected).
+fn health_counters(
+    meter: &Meter,
+    health: &ExportHealth,
+    exemplars: Arc<Exemplars>,
+) -> Vec<ObservableCounter<u64>> {
+    let exported = {
+        let health = health.clone();
+        meter
+            .u64_observable_counter(metric::OTEL_SDK_EXPORTER_SPAN_EXPORTED)
+            .with_unit("{span}")
+            .with_description("Spans the exporter accepted, and (error.type) those it lost.")
+            .with_callback(move |observer| {
+                let s = health.snapshot();
+                observer.observe(s.spans_exported, &[]);
+                observer.observe(
+                    s.spans_failed,
+                    &[KeyValue::new(
+                        semconv::ERROR_TYPE,
+                        semconv::ERROR_TYPE_EXPORT_FAILED,
+                    )],
+                );
+            })
+            .build()
+    };
+    let processed = {
+        let health = health.clone();
+        meter
+            .u64_observable_counter(metric::OTEL_SDK_PROCESSOR_SPAN_PROCESSED)
+            .with_unit("{span}")
+            .with_description(
+                "Spans the batch processor handed to the exporter, and (error.type) those it dropped.",
+            )
+            .with_callback(move |observer| {
+                let s = health.snapshot();
+                observer.observe(s.spans_exported + s.spans_failed, &[]);
+                observer.observe(
+                    s.spans_dropped - s.spans_dropped_bytes,
+                    &[KeyValue::new(
+                        semconv::ERROR_TYPE,
+                        semconv::ERROR_TYPE_QUEUE_FULL,
+                    )],
+                );
+                observer.observe(
+                    s.spans_dropped_bytes,
+                    &[KeyValue::new(
+                        semconv::ERROR_TYPE,
+                        semconv::ERROR_TYPE_QUEUE_BYTES_FULL,
+                    )],
+                );
+            })
+            .build()
+    };
+    let retries = {
+        let health = health.clone();
+        meter
+            .u64_observable_counter(metric::GORAX_EXPORTER_RETRIES)
+            .with_unit("{request}")
+            .with_description("OTLP span export requests repeated after a retryable answer.")
+            .with_callback(move |observer| observer.observe(health.snapshot().export_retries, &[]))
+            .build()
+    };
+    let skipped = meter
+        .u64_observable_counter(metric::GORAX_EXEMPLARS_SKIPPED)
+        .with_unit("{exemplar}")
+        .with_description("Exemplars not kept because their store was busy or full.")
+        .with_callback(move |observer| observer.observe(exemplars.skipped(), &[]))
+        .build();
+    vec![exported, processed, retries, skipped]
+}
+
+/// Counters of the OTLP metric export: pushes the collector accepted and pushes that failed.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsExportHealth {
+    inner: Arc<[std::sync::atomic::AtomicU64; 2]>,
+}
+
+impl MetricsExportHealth {
+    /// Pushes the collector accepted.
+    pub fn exports(&self) -> u64 {
+        self.inner[0].load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Pushes that failed (collector down, rejected, timed out); nothing is lost with them, the
+    /// next push carries the cumulative totals.
+    pub fn failures(&self) -> u64 {
+        self.inner[1].load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[cfg_attr(
+        not(any(feature = "otlp-http", feature = "otlp-grpc")),
+        allow(dead_code)
+    )]
+    pub(crate) fn add(&self, ok: bool) {
+        self.inner[usize::from(!ok)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Two handles to the same instruments are equal.
+impl PartialEq for Metrics {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Metrics {}
+
+/// Where metrics go (`OTEL_METRICS_EXPORTER`: a comma-separated list of `otlp`, `prometheus`,
+/// `none`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricsExporters {
+    /// Push over OTLP every export interval.
+    pub otlp: bool,
+    /// Keep them for a Prometheus scrape route ([`PrometheusScrape`]).
+    pub prometheus: bool,
+}
+
+impl Default for MetricsExporters {
+    /// OTLP only (the specification's default).
+    fn default() -> Self {
+        Self {
+            otlp: true,
+            prometheus: false,
+        }
+    }
+}
+
+impl std::fmt::Display for MetricsExporters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.otlp, self.prometheus) {
+            (true, true) => f.write_str("otlp,prometheus"),
+            (true, false) => f.write_str("otlp"),
+            (false, true) => f.write_str("prometheus"),
+            (false, false) => f.write_str("none"),
+        }
+    }
+}
+
+/// Attribute values of bounded variety (routes, host names) shared instead of allocated on every
+/// measurement: the first measurement of a value stores it, later ones clone a reference. At most
+/// [`Interner::CAPACITY`] values are stored; past that, values are allocated per measurement.
+/// Lookups take no lock (an `arc-swap` load).
+#[derive(Debug, Default)]
+pub struct Interner {
+    values: arc_swap::ArcSwap<std::collections::HashMap<Box<str>, opentelemetry::StringValue>>,
+}
+
+impl Interner {
+    /// Values stored at most.
+    pub const CAPACITY: usize = 1024;
+
+    /// `value` as an attribute value.
+    pub fn get(&self, value: &str) -> opentelemetry::StringValue {
+        if let Some(v) = self.values.load().get(value) {
+            return v.clone();
+        }
+        let shared: opentelemetry::StringValue = std::sync::Arc::<str>::from(value).into();
+        if self.values.load().len() < Self::CAPACITY {
+            self.values.rcu(|map| {
+                let mut map = std::collections::HashMap::clone(map);
+                if map.len() < Self::CAPACITY {
+                    map.entry(value.into()).or_insert_with(|| shared.clone());
+                }
+                map
+            });
+        }
+        shared
+    }
+}

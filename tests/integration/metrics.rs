@@ -1,0 +1,353 @@
+//! RED metrics through real servers on 127.0.0.1: an axum service with the server layer, called
+//! by a reqwest client with the client middleware, a queue producer and consumer (memory
+//! adapter), exporting spans and metrics over OTLP/HTTP to a receiver written here (axum) that
+//! decodes the protobuf bodies; and the Prometheus scrape route read over HTTP.
+//!
+//! Asserted: the counts of every histogram (one measurement per request, message and send, sampled
+//! or not), their attributes and bucket boundaries, exemplars pointing at exported sampled spans,
+//! `http.server.active_requests` back to 0; a collector answering 503 for the first pushes loses
+//! nothing (cumulative totals arrive with the next push, failures counted); a collector that is
+//! down never blocks the service nor the shutdown.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use gorax_tests::{global_lock, serve, wait_until};
+use gorax_trace::config::{Protocol, TraceConfig};
+use gorax_trace::metrics::{DURATION_BUCKETS, MetricsExporters};
+use gorax_trace_client::ClientTraceMiddleware;
+use gorax_trace_server::ServerTraceLayer;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, Metric, metric};
+use prost::Message;
+
+/// `(trace id, span id)` of the exported spans.
+type SpanIds = Arc<Mutex<HashSet<(Vec<u8>, Vec<u8>)>>>;
+
+#[derive(Clone, Default)]
+struct Collector {
+    /// Answer 503 to this many metric pushes first.
+    fail_metrics: Arc<Mutex<usize>>,
+    metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+    span_ids: SpanIds,
+}
+
+async fn metrics_in(State(c): State<Collector>, body: axum::body::Bytes) -> StatusCode {
+    {
+        let mut fail = c.fail_metrics.lock().unwrap();
+        if *fail > 0 {
+            *fail -= 1;
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+    }
+    let request = ExportMetricsServiceRequest::decode(body).expect("protobuf metrics");
+    c.metrics.lock().unwrap().push(request);
+    StatusCode::OK
+}
+
+async fn traces_in(State(c): State<Collector>, body: axum::body::Bytes) -> StatusCode {
+    let request = ExportTraceServiceRequest::decode(body).expect("protobuf traces");
+    let mut ids = c.span_ids.lock().unwrap();
+    for rs in request.resource_spans {
+        for ss in rs.scope_spans {
+            for s in ss.spans {
+                ids.insert((s.trace_id, s.span_id));
+            }
+        }
+    }
+    StatusCode::OK
+}
+
+impl Collector {
+    /// The metric named `name` in the last push.
+    fn last(&self, name: &str) -> Option<Metric> {
+        let pushes = self.metrics.lock().unwrap();
+        pushes.last().and_then(|p| {
+            p.resource_metrics
+                .iter()
+                .flat_map(|rm| &rm.scope_metrics)
+                .flat_map(|sm| &sm.metrics)
+                .find(|m| m.name == name)
+                .cloned()
+        })
+    }
+}
+
+fn histogram(m: &Metric) -> Vec<HistogramDataPoint> {
+    match &m.data {
+        Some(metric::Data::Histogram(h)) => h.data_points.clone(),
+        other => panic!("{} is not a histogram: {other:?}", m.name),
+    }
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+fn str_attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match attr(attrs, key) {
+        Some(any_value::Value::StringValue(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
+    match attr(attrs, key) {
+        Some(any_value::Value::IntValue(i)) => Some(*i),
+        _ => None,
+    }
+}
+
+async fn start_collector(collector: Collector) -> std::net::SocketAddr {
+    serve(
+        axum::Router::new()
+            .route("/v1/metrics", post(metrics_in))
+            .route("/v1/traces", post(traces_in))
+            .with_state(collector),
+    )
+    .await
+}
+
+fn config(collector: std::net::SocketAddr, exporters: MetricsExporters) -> TraceConfig {
+    TraceConfig::new()
+        .with_service_name("metrics-test")
+        .with_endpoint(format!("http://{collector}"))
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_sample_rate(0.5)
+        .with_metrics(true)
+        .with_metrics_exporters(exporters)
+        .with_metric_export_interval(Duration::from_millis(200))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn red_metrics_with_exemplars_over_otlp_http() {
+    let _lock = global_lock();
+    runtime().block_on(red_metrics());
+}
+
+async fn red_metrics() {
+    let collector = Collector::default();
+    // The first two pushes fail: nothing may be missing from the totals.
+    *collector.fail_metrics.lock().unwrap() = 2;
+    let addr = start_collector(collector.clone()).await;
+    let telemetry = gorax_trace::init(config(
+        addr,
+        MetricsExporters {
+            otlp: true,
+            prometheus: true,
+        },
+    ))
+    .unwrap();
+
+    let app = axum::Router::new()
+        .route("/api/v1/workflows/{id}/execute", post(|| async { "ok" }))
+        .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .layer(ServerTraceLayer::new())
+        .merge(axum::Router::new().route(
+            "/metrics",
+            gorax_trace_server::prometheus_route(telemetry.prometheus().unwrap()),
+        ));
+    let server = serve(app).await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ClientTraceMiddleware::new())
+        .build();
+    for i in 0..40 {
+        let res = client
+            .post(format!("http://{server}/api/v1/workflows/w{i}/execute"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    for _ in 0..6 {
+        let res = client
+            .get(format!("http://{server}/fail"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 500);
+    }
+
+    // Queue: 7 sends and 7 handler calls through the memory adapter and the consumer layer.
+    {
+        use gorax_trace_queue::{ConsumerTraceLayer, ProducerTracer, TracedMessage};
+        use tower::{Service, ServiceExt};
+        let producer = ProducerTracer::new().with_system("memory");
+        let mut consumer = tower::ServiceBuilder::new()
+            .layer(ConsumerTraceLayer::new())
+            .service(tower::service_fn(|_m: TracedMessage<u32>| async {
+                Ok::<_, std::convert::Infallible>(())
+            }));
+        for i in 0..7u32 {
+            let mut msg = TracedMessage::new("gorax-executions", i);
+            producer.start_send(&mut msg).end();
+            consumer.ready().await.unwrap().call(msg).await.unwrap();
+        }
+    }
+
+    // Scrape over HTTP while the pushes fail.
+    let scraped = reqwest::get(format!("http://{server}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(
+        scraped.headers()["content-type"],
+        gorax_trace::metrics::OPENMETRICS_CONTENT_TYPE
+    );
+    let text = scraped.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let count_line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_server_request_duration_seconds_count")
+                && l.contains(r#"http_route="/api/v1/workflows/{id}/execute""#)
+        })
+        .unwrap_or_else(|| panic!("no server count in {text}"));
+    assert!(count_line.ends_with(" 40"), "{count_line}");
+    assert!(
+        text.contains(r#"le="0.005""#) && text.contains(r#"le="+Inf""#),
+        "{text}"
+    );
+    assert!(
+        text.contains("otel_sdk_exporter_span_exported_total"),
+        "{text}"
+    );
+
+    // The pushes run every 200 ms: wait for the two refused ones and one accepted after them.
+    let health = telemetry.metrics_export_health().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || health.exports() >= 1));
+    assert!(health.failures() >= 2, "failed pushes counted");
+    // Shutdown pushes the final totals.
+    telemetry.shutdown().unwrap();
+
+    // Server histogram: 40 + 6 measurements, one data point per attribute set.
+    let server = histogram(
+        &collector
+            .last("http.server.request.duration")
+            .expect("server histogram pushed"),
+    );
+    let ok = server
+        .iter()
+        .find(|p| str_attr(&p.attributes, "http.route") == Some("/api/v1/workflows/{id}/execute"))
+        .unwrap();
+    assert_eq!(ok.count, 40);
+    assert_eq!(ok.explicit_bounds, DURATION_BUCKETS.to_vec());
+    assert_eq!(
+        str_attr(&ok.attributes, "http.request.method"),
+        Some("POST")
+    );
+    assert_eq!(str_attr(&ok.attributes, "url.scheme"), Some("http"));
+    assert_eq!(
+        int_attr(&ok.attributes, "http.response.status_code"),
+        Some(200)
+    );
+    assert_eq!(str_attr(&ok.attributes, "error.type"), None);
+    let failed = server
+        .iter()
+        .find(|p| str_attr(&p.attributes, "http.route") == Some("/fail"))
+        .unwrap();
+    assert_eq!(failed.count, 6);
+    assert_eq!(str_attr(&failed.attributes, "error.type"), Some("500"));
+
+    // Exemplars: only of sampled requests, each naming a span that was exported.
+    let exported = collector.span_ids.lock().unwrap().clone();
+    let exemplars: Vec<_> = server.iter().flat_map(|p| p.exemplars.clone()).collect();
+    assert!(!exemplars.is_empty(), "sampled requests leave exemplars");
+    for e in &exemplars {
+        assert!(
+            exported.contains(&(e.trace_id.clone(), e.span_id.clone())),
+            "exemplar points at an exported span"
+        );
+    }
+
+    // Client histogram: the same 46 requests, to 127.0.0.1.
+    let client_points = histogram(&collector.last("http.client.request.duration").unwrap());
+    let total: u64 = client_points.iter().map(|p| p.count).sum();
+    assert_eq!(total, 46);
+    assert!(
+        client_points
+            .iter()
+            .all(|p| str_attr(&p.attributes, "server.address") == Some("127.0.0.1"))
+    );
+
+    // Queue histograms.
+    let process = histogram(&collector.last("messaging.process.duration").unwrap());
+    assert_eq!(process.iter().map(|p| p.count).sum::<u64>(), 7);
+    assert_eq!(
+        str_attr(&process[0].attributes, "messaging.destination.name"),
+        Some("gorax-executions")
+    );
+    let sends = histogram(
+        &collector
+            .last("messaging.client.operation.duration")
+            .unwrap(),
+    );
+    assert_eq!(sends.iter().map(|p| p.count).sum::<u64>(), 7);
+    assert_eq!(
+        str_attr(&sends[0].attributes, "messaging.operation.name"),
+        Some("send")
+    );
+
+    // Active requests back to zero.
+    let active = collector.last("http.server.active_requests").unwrap();
+    match active.data {
+        Some(metric::Data::Sum(s)) => {
+            assert!(s.data_points.iter().all(|p| matches!(
+                p.value,
+                Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(0))
+            )))
+        }
+        other => panic!("active requests: {other:?}"),
+    }
+}
+
+/// With the collector down (nothing listens), requests are served, the failed pushes are
+/// counted, and shutdown returns.
+#[test]
+fn a_dead_collector_blocks_nothing() {
+    let _lock = global_lock();
+    runtime().block_on(dead_collector());
+}
+
+async fn dead_collector() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let telemetry = gorax_trace::init(config(dead, MetricsExporters::default()).with_batch(
+        gorax_trace::export::BatchSettings {
+            export_timeout: Duration::from_millis(500),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let app = axum::Router::new()
+        .route("/a", get(|| async { "ok" }))
+        .layer(ServerTraceLayer::new());
+    let server = serve(app).await;
+    for _ in 0..50 {
+        let res = reqwest::get(format!("http://{server}/a")).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let health = telemetry.metrics_export_health().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || health.failures() >= 1));
+    assert_eq!(health.exports(), 0);
+    let _ = telemetry.shutdown();
+}
