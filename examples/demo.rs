@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run -p gorax-examples --bin demo
-//! TRACING_ENDPOINT=http://localhost:4318/v1/traces cargo run -p gorax-examples --bin demo
+//! TRACING_ENDPOINT=http://localhost:4318/v1/traces cargo run -p gorax-examples --bin demo   # + /v1/metrics
 //! cargo run -p gorax-examples --bin demo -- --redis redis://127.0.0.1:6379/   # Redis Streams
 //! ```
 
@@ -18,6 +18,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     gorax_trace::subscriber::install()?;
     let config = TraceConfig::from_env()?.with_service_name("gorax-demo");
     let exporting = config.exporter() == ExporterKind::Otlp;
+    // With a collector, the demo also pushes metrics to it (`/v1/metrics` for OTLP/HTTP) unless
+    // TRACING_METRICS_ENABLED or OTEL_METRICS_EXPORTER say otherwise.
+    let config = if exporting
+        && std::env::var_os("TRACING_METRICS_ENABLED").is_none()
+        && std::env::var_os("OTEL_METRICS_EXPORTER").is_none()
+    {
+        config.with_metrics(true)
+    } else {
+        config
+    };
     let telemetry = gorax_trace::init(config)?;
 
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         [flag, url] if flag == "--redis" => journey::Broker::Redis(url.clone()),
         _ => return Err(format!("usage: demo [--redis URL] (got {args:?})").into()),
     };
-    let mut services = journey::start_with(telemetry.tracer().clone(), &broker).await?;
+    let mut services = journey::start_with(&telemetry, &broker).await?;
     let body = journey::execute_workflow(services.api, "wf-42").await?;
     tracing::info!(%body, "API answered");
     let processed = tokio::time::timeout(Duration::from_secs(10), services.processed.recv())

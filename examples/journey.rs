@@ -22,8 +22,8 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
-use gorax_trace::SdkTracer;
 use gorax_trace::span;
+use gorax_trace::{SdkTracer, TelemetryHandle};
 use gorax_trace_client::ClientTraceMiddleware;
 use gorax_trace_queue::memory::{self, MemoryConsumer, MemoryProducer};
 use gorax_trace_queue::redis::{RedisConsumer, RedisProducer};
@@ -114,13 +114,16 @@ struct Api {
     producer: Producer,
 }
 
-async fn broker(broker: &Broker, tracer: &SdkTracer) -> std::io::Result<(Producer, Consumer)> {
+async fn broker(
+    broker: &Broker,
+    telemetry: &TelemetryHandle,
+) -> std::io::Result<(Producer, Consumer)> {
     let io = |e: ::redis::RedisError| std::io::Error::other(e.to_string());
     Ok(match broker {
         Broker::Memory => {
             let (producer, consumer) = memory::channel::<Execution>(QUEUE, 1024);
             (
-                Producer::Memory(producer.with_tracer(tracer.clone())),
+                Producer::Memory(producer.with_telemetry(telemetry)),
                 Consumer::Memory(consumer),
             )
         }
@@ -141,32 +144,37 @@ async fn broker(broker: &Broker, tracer: &SdkTracer) -> std::io::Result<(Produce
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))?
                 .with_block(std::time::Duration::from_millis(200));
-            let producer = RedisProducer::new(conn).with_tracer(tracer.clone());
+            let producer = RedisProducer::new(conn).with_telemetry(telemetry);
             (Producer::Redis(producer), Consumer::Redis(consumer))
         }
     })
 }
 
 /// Starts the downstream service, the API and the worker on 127.0.0.1 with the in-process
-/// queue, all recording with `tracer` (pass `telemetry.tracer().clone()` after `init`, or a test
-/// provider's tracer).
-pub async fn start(tracer: SdkTracer) -> std::io::Result<Journey> {
-    start_with(tracer, &Broker::Memory).await
+/// queue, all recording with `telemetry` (`&telemetry` after `init`, so metrics are recorded
+/// too, or a test provider's tracer).
+pub async fn start(telemetry: impl Into<TelemetryHandle>) -> std::io::Result<Journey> {
+    start_with(telemetry, &Broker::Memory).await
 }
 
 /// [`start`] with a chosen broker.
-pub async fn start_with(tracer: SdkTracer, broker_kind: &Broker) -> std::io::Result<Journey> {
+pub async fn start_with(
+    telemetry: impl Into<TelemetryHandle>,
+    broker_kind: &Broker,
+) -> std::io::Result<Journey> {
+    let telemetry: TelemetryHandle = telemetry.into();
+    let tracer = telemetry.tracer().clone();
     let downstream = Router::new()
         .route(STEP_ROUTE, post(step))
-        .layer(ServerTraceLayer::new().with_tracer(tracer.clone()));
+        .layer(ServerTraceLayer::new().with_telemetry(&telemetry));
     let (downstream_addr, downstream_task) = serve(downstream).await?;
 
-    let (notifier_addr, notifier_task) = crate::notifier::serve(tracer.clone()).await?;
-    let notifier = crate::notifier::NotifierClient::new(notifier_addr, tracer.clone());
+    let (notifier_addr, notifier_task) = crate::notifier::serve(telemetry.clone()).await?;
+    let notifier = crate::notifier::NotifierClient::new(notifier_addr, telemetry.clone());
 
-    let (producer, mut consumer) = broker(broker_kind, &tracer).await?;
+    let (producer, mut consumer) = broker(broker_kind, &telemetry).await?;
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(ClientTraceMiddleware::new().with_tracer(tracer.clone()))
+        .with(ClientTraceMiddleware::new().with_telemetry(&telemetry))
         .build();
     let api = Api {
         tracer: tracer.clone(),
@@ -177,7 +185,7 @@ pub async fn start_with(tracer: SdkTracer, broker_kind: &Broker) -> std::io::Res
     let app = Router::new()
         .route(EXECUTE_ROUTE, post(execute))
         .with_state(Arc::new(api))
-        .layer(ServerTraceLayer::new().with_tracer(tracer.clone()));
+        .layer(ServerTraceLayer::new().with_telemetry(&telemetry));
     let (api_addr, api_task) = serve(app).await?;
 
     // The handler hands the execution over; the loop reports it once `process` has returned,
@@ -186,7 +194,7 @@ pub async fn start_with(tracer: SdkTracer, broker_kind: &Broker) -> std::io::Res
     let (handled_tx, mut handled) = mpsc::unbounded_channel();
     let worker_tracer = tracer.clone();
     let mut worker = ServiceBuilder::new()
-        .layer(ConsumerTraceLayer::new().with_tracer(tracer))
+        .layer(ConsumerTraceLayer::new().with_telemetry(&telemetry))
         .service_fn(move |msg: TracedMessage<Execution>| {
             let (tracer, handled) = (worker_tracer.clone(), handled_tx.clone());
             let mut notifier = notifier.clone();

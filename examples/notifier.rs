@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use gorax_trace::SdkTracer;
+use gorax_trace::TelemetryHandle;
 use gorax_trace_client::grpc::{GrpcClientLayer, GrpcClientService};
 use gorax_trace_server::ServerTraceLayer;
 use tonic::server::NamedService;
@@ -82,12 +82,12 @@ impl tower::Service<http::Request<tonic::body::Body>> for Notifier {
 
 /// Serves the notifier on 127.0.0.1 behind the gRPC server layer; returns its address.
 pub(crate) async fn serve(
-    tracer: SdkTracer,
+    telemetry: TelemetryHandle,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tonic::transport::Server::builder()
-        .layer(ServerTraceLayer::grpc().with_tracer(tracer))
+        .layer(ServerTraceLayer::grpc().with_telemetry(telemetry))
         .add_service(Notifier)
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
     let task = tokio::spawn(async move {
@@ -101,14 +101,14 @@ pub(crate) async fn serve(
 pub(crate) struct NotifierClient(tonic::client::Grpc<GrpcClientService<tonic::transport::Channel>>);
 
 impl NotifierClient {
-    pub(crate) fn new(addr: SocketAddr, tracer: SdkTracer) -> Self {
+    pub(crate) fn new(addr: SocketAddr, telemetry: TelemetryHandle) -> Self {
         let origin: http::Uri = format!("http://{addr}").parse().expect("a valid URI");
         let channel = tonic::transport::Endpoint::from(origin.clone())
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(5))
             .connect_lazy();
         let channel = tower::ServiceBuilder::new()
-            .layer(GrpcClientLayer::new().with_tracer(tracer))
+            .layer(GrpcClientLayer::new().with_telemetry(telemetry))
             .service(channel);
         // With the origin the request URI has the authority, so the client span records
         // `server.address` and `server.port` (the channel adds it only below the layer).

@@ -35,8 +35,12 @@ use gorax_trace::httpconv::{ClassifyFailure, GrpcErrors, ResponseHead, grpc_path
 use gorax_trace::propagation;
 use gorax_trace::semconv;
 use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
+
+use crate::metrics::RpcMetrics;
 use http::{Request, Response};
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanKind, Status, TraceContextExt, Tracer as _,
+};
 use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -159,6 +163,7 @@ where
             }
             span.set_attributes(attrs);
         }
+        let metrics = telemetry.metrics().map(|m| RpcMetrics::start(m, rpc));
         let propagators = telemetry.propagators();
         let sc = span.span_context().clone();
         if sc.is_valid() {
@@ -177,6 +182,7 @@ where
         GrpcResponseFuture {
             inner: future,
             cx: Some(cx),
+            metrics,
         }
     }
 }
@@ -187,6 +193,7 @@ pin_project! {
         #[pin]
         inner: F,
         cx: Option<Context>,
+        metrics: Option<RpcMetrics>,
     }
 }
 
@@ -234,10 +241,22 @@ where
             None => ready!(this.inner.poll(task)),
         };
         let cx = this.cx.take();
-        let Some(cx) = cx.filter(|cx| cx.span().is_recording()) else {
-            return Poll::Ready(result.map(|r| r.map(|inner| GrpcBody { inner, cx: None })));
+        let metrics = this.metrics.take();
+        let cx = cx.filter(|cx| cx.span().is_recording());
+        if cx.is_none() && metrics.is_none() {
+            return Poll::Ready(result.map(|r| {
+                r.map(|inner| GrpcBody {
+                    inner,
+                    cx: None,
+                    metrics: None,
+                })
+            }));
+        }
+        let span_context = |cx: &Option<Context>| {
+            cx.as_ref().map_or_else(SpanContext::empty_context, |cx| {
+                cx.span().span_context().clone()
+            })
         };
-        let span = cx.span();
         match result {
             Ok(response) => {
                 let status = response.status();
@@ -245,19 +264,32 @@ where
                 let over =
                     status != http::StatusCode::OK || grpc_status(response.headers()).is_some();
                 if over {
-                    record_status(&span, status, response.headers());
-                    span.end();
-                    Poll::Ready(Ok(response.map(|inner| GrpcBody { inner, cx: None })))
-                } else {
+                    if let Some(cx) = &cx {
+                        let span = cx.span();
+                        record_status(&span, status, response.headers());
+                        span.end();
+                    }
+                    if let Some(m) = metrics {
+                        m.finish(Some((status, response.headers())), &span_context(&cx));
+                    }
                     Poll::Ready(Ok(response.map(|inner| GrpcBody {
                         inner,
-                        cx: Some(cx),
+                        cx: None,
+                        metrics: None,
                     })))
+                } else {
+                    Poll::Ready(Ok(response.map(|inner| GrpcBody { inner, cx, metrics })))
                 }
             }
             Err(error) => {
-                gorax_trace::span::record_error_on(&span, &error);
-                span.end();
+                if let Some(cx) = &cx {
+                    let span = cx.span();
+                    gorax_trace::span::record_error_on(&span, &error);
+                    span.end();
+                }
+                if let Some(m) = metrics {
+                    m.finish(None, &span_context(&cx));
+                }
                 Poll::Ready(Err(error))
             }
         }
@@ -272,6 +304,8 @@ pin_project! {
         inner: B,
         // The call's context while its span waits for the trailers.
         cx: Option<Context>,
+        // The call's measurement while it waits for the trailers.
+        metrics: Option<RpcMetrics>,
     }
 }
 
@@ -306,11 +340,19 @@ where
             Some(Ok(frame)) => frame.trailers_ref().is_some(),
             Some(Err(_)) | None => true,
         };
-        if finished && let Some(cx) = this.cx.take() {
+        if !finished {
+            return Poll::Ready(frame);
+        }
+        let trailers = match &frame {
+            Some(Ok(frame)) => frame.trailers_ref(),
+            _ => None,
+        };
+        let cx = this.cx.take();
+        if let Some(cx) = &cx {
             let span = cx.span();
             match &frame {
-                Some(Ok(frame)) => {
-                    if let Some(trailers) = frame.trailers_ref() {
+                Some(Ok(_)) => {
+                    if let Some(trailers) = trailers {
                         record_status(&span, http::StatusCode::OK, trailers);
                     }
                 }
@@ -318,6 +360,19 @@ where
                 None => {}
             }
             span.end();
+        }
+        if let Some(m) = this.metrics.take() {
+            let sc = cx.as_ref().map_or_else(SpanContext::empty_context, |cx| {
+                cx.span().span_context().clone()
+            });
+            // A body that ended without trailers has no grpc-status: judged as an HTTP 200.
+            let none = http::HeaderMap::new();
+            let outcome = match (&frame, trailers) {
+                (_, Some(t)) => Some((http::StatusCode::OK, t)),
+                (None, None) => Some((http::StatusCode::OK, &none)),
+                _ => None,
+            };
+            m.finish(outcome, &sc);
         }
         Poll::Ready(frame)
     }

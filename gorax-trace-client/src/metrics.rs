@@ -80,3 +80,56 @@ impl RequestMetrics {
         );
     }
 }
+
+/// One gRPC call being measured (`rpc.client.call.duration`), until its `grpc-status` arrives
+/// (response headers of a trailers-only answer, or the trailers).
+pub(crate) struct RpcMetrics {
+    metrics: Metrics,
+    start: Instant,
+    attrs: [Option<KeyValue>; 3],
+}
+
+impl RpcMetrics {
+    pub(crate) fn start(metrics: &Metrics, rpc: Option<(&str, &str)>) -> Self {
+        Self {
+            metrics: metrics.clone(),
+            start: Instant::now(),
+            attrs: [
+                Some(KeyValue::new(semconv::RPC_SYSTEM, "grpc")),
+                rpc.map(|(s, _)| KeyValue::new(semconv::RPC_SERVICE, metrics.intern(s))),
+                rpc.map(|(_, m)| KeyValue::new(semconv::RPC_METHOD, metrics.intern(m))),
+            ],
+        }
+    }
+
+    /// Records the call: `outcome` is the HTTP status and the headers or trailers holding
+    /// `grpc-status`, `None` when the call failed without one.
+    pub(crate) fn finish(
+        self,
+        outcome: Option<(http::StatusCode, &http::HeaderMap)>,
+        span: &SpanContext,
+    ) {
+        use gorax_trace::httpconv::{ClassifyFailure, GrpcErrors, grpc_status};
+        let seconds = self.start.elapsed().as_secs_f64();
+        let (code, error): (Option<i64>, Option<Value>) = match outcome {
+            Some((status, headers)) => (
+                grpc_status(headers).map(i64::from),
+                GrpcErrors::client().classify(&ResponseHead::new(status, headers)),
+            ),
+            None => (None, Some("_OTHER".into())),
+        };
+        let [system, service, method] = self.attrs;
+        self.metrics.record_present(
+            RequestDuration::RpcClient,
+            seconds,
+            [
+                system,
+                service,
+                method,
+                code.map(|c| KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, c)),
+                error.map(|e| KeyValue::new(semconv::ERROR_TYPE, e)),
+            ],
+            span,
+        );
+    }
+}

@@ -190,6 +190,12 @@ impl<T> Drop for MemoryProducer<T> {
 }
 
 impl<T> MemoryProducer<T> {
+    /// Records with this handle (its tracer, propagators and metrics).
+    pub fn with_telemetry(mut self, telemetry: impl Into<gorax_trace::TelemetryHandle>) -> Self {
+        self.tracer = self.tracer.clone().with_telemetry(telemetry);
+        self
+    }
+
     /// Records spans with this tracer (e.g. from a test provider).
     pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
         self.tracer = self.tracer.clone().with_tracer(tracer);
@@ -287,6 +293,12 @@ impl<T> MemoryConsumer<T> {
     /// Messages per [`process`](Self::process) call (default 1; at least 1).
     pub fn with_batch_size(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
+        self
+    }
+
+    /// Records the dead-letter spans with this handle.
+    pub fn with_telemetry(mut self, telemetry: impl Into<gorax_trace::TelemetryHandle>) -> Self {
+        self.settings.telemetry = gorax_trace::Binding::fixed(telemetry);
         self
     }
 

@@ -176,6 +176,12 @@ impl RedisConsumer {
         self
     }
 
+    /// Records the dead-letter spans with this handle.
+    pub fn with_telemetry(mut self, telemetry: impl Into<gorax_trace::TelemetryHandle>) -> Self {
+        self.settings.telemetry = gorax_trace::Binding::fixed(telemetry);
+        self
+    }
+
     /// Records the dead-letter spans with this tracer (e.g. from a test provider).
     pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
         self.settings.telemetry = gorax_trace::Binding::fixed(tracer);

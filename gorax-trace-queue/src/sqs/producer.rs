@@ -49,6 +49,12 @@ impl SqsProducer {
         self
     }
 
+    /// Records with this handle (its tracer, propagators and metrics).
+    pub fn with_telemetry(mut self, telemetry: impl Into<gorax_trace::TelemetryHandle>) -> Self {
+        self.tracer = self.tracer.with_telemetry(telemetry);
+        self
+    }
+
     /// Records spans with this tracer (e.g. from a test provider).
     pub fn with_tracer(mut self, tracer: SdkTracer) -> Self {
         self.tracer = self.tracer.with_tracer(tracer);
