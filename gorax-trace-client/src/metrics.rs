@@ -4,15 +4,14 @@
 
 use std::time::Instant;
 
-use gorax_trace::httpconv::{ResponseHead, method as method_name, protocol_version};
+use gorax_trace::httpconv::{
+    ClassifyFailure, ResponseHead, method as method_name, protocol_version,
+};
 use gorax_trace::metrics::{Metrics, RequestDuration};
 use gorax_trace::semconv;
 use opentelemetry::trace::SpanContext;
 use opentelemetry::{KeyValue, Value};
 use reqwest::{Request, Response};
-
-use crate::attributes::error_type;
-use crate::middleware::Config;
 
 /// One request being measured.
 pub(crate) struct RequestMetrics {
@@ -45,10 +44,11 @@ impl RequestMetrics {
         }
     }
 
+    /// Records the attempt: the response, or the failed request's `error.type`.
     pub(crate) fn finish(
         self,
-        result: &reqwest_middleware::Result<Response>,
-        config: &Config,
+        result: Result<&Response, &'static str>,
+        classify: &dyn ClassifyFailure,
         span: &SpanContext,
     ) {
         let seconds = self.start.elapsed().as_secs_f64();
@@ -57,11 +57,9 @@ impl RequestMetrics {
                 Ok(res) => (
                     Some(i64::from(res.status().as_u16())),
                     Some(protocol_version(res.version())),
-                    config
-                        .classify
-                        .classify(&ResponseHead::new(res.status(), res.headers())),
+                    classify.classify(&ResponseHead::new(res.status(), res.headers())),
                 ),
-                Err(e) => (None, None, Some(error_type(e).into())),
+                Err(error_type) => (None, None, Some(error_type.into())),
             };
         let [method, address, port, scheme] = self.attrs;
         self.metrics.record_present(
@@ -109,7 +107,7 @@ impl RpcMetrics {
         outcome: Option<(http::StatusCode, &http::HeaderMap)>,
         span: &SpanContext,
     ) {
-        use gorax_trace::httpconv::{ClassifyFailure, GrpcErrors, grpc_status};
+        use gorax_trace::httpconv::{GrpcErrors, grpc_status};
         let seconds = self.start.elapsed().as_secs_f64();
         let (code, error): (Option<i64>, Option<Value>) = match outcome {
             Some((status, headers)) => (

@@ -433,7 +433,11 @@ impl Middleware for ClientTraceMiddleware {
             let result = next.run(req, extensions).await;
             count_failure(extensions, &result);
             if let Some(m) = measured {
-                m.finish(&result, config, span.span_context());
+                m.finish(
+                    result.as_ref().map_err(attributes::error_type),
+                    &*config.classify,
+                    span.span_context(),
+                );
             }
             if span.is_recording() {
                 let (attrs, status) = attributes::outcome(&result, config, dup);
@@ -457,7 +461,11 @@ impl Middleware for ClientTraceMiddleware {
         }
         let span = cx.span();
         if let Some(m) = measured {
-            m.finish(&result, config, span.span_context());
+            m.finish(
+                result.as_ref().map_err(attributes::error_type),
+                &*config.classify,
+                span.span_context(),
+            );
         }
         if span.is_recording() {
             let (attrs, status) = attributes::outcome(&result, config, dup);
