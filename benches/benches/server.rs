@@ -49,6 +49,51 @@ fn keep_provider() -> SdkTracerProvider {
         .build()
 }
 
+/// Metrics on: the RED instruments on a meter provider whose reader pushes to a discarding
+/// exporter once an hour (recording cost only, as between two pushes in production).
+fn metrics_handle(tracer: opentelemetry_sdk::trace::SdkTracer) -> gorax_trace::TelemetryHandle {
+    use opentelemetry::metrics::MeterProvider as _;
+    #[derive(Debug)]
+    struct Discard;
+    impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for Discard {
+        async fn export(
+            &self,
+            m: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            black_box(m);
+            Ok(())
+        }
+        fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(
+            &self,
+            _: std::time::Duration,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+            opentelemetry_sdk::metrics::Temporality::Cumulative
+        }
+    }
+    let meters = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(
+            opentelemetry_sdk::metrics::PeriodicReader::builder(Discard)
+                .with_interval(std::time::Duration::from_secs(3600))
+                .build(),
+        )
+        .build();
+    let health = gorax_trace::export::ExportHealth::default();
+    let metrics = gorax_trace::metrics::Metrics::new(&meters.meter("bench"), &health);
+    // The provider lives as long as the bench process.
+    std::mem::forget(meters);
+    gorax_trace::TelemetryHandle::new(
+        tracer,
+        gorax_trace::Settings::default().with_metrics(Some(metrics)),
+        health,
+    )
+}
+
 fn routes() -> Router {
     Router::new().route("/api/v1/workflows/{id}/execute", post(|| async { "ok" }))
 }
@@ -84,6 +129,9 @@ fn bench(c: &mut Criterion) {
 
     let mut bare = ready(routes());
     let mut gorax = ready(routes().layer(ServerTraceLayer::new().with_tracer(tracer.clone())));
+    let gorax_metrics = ready(
+        routes().layer(ServerTraceLayer::new().with_telemetry(metrics_handle(tracer.clone()))),
+    );
     let keep_provider = keep_provider();
     let mut gorax_keep =
         ready(routes().layer(ServerTraceLayer::new().with_tracer(keep_provider.tracer("bench"))));
@@ -115,6 +163,9 @@ fn bench(c: &mut Criterion) {
             tower_http.clone(),
             UNSAMPLED,
         ),
+        // Metrics on (RED histograms, active requests, exemplars of sampled requests).
+        ("gorax+metrics/sampled", gorax_metrics.clone(), SAMPLED),
+        ("gorax+metrics/unsampled", gorax_metrics.clone(), UNSAMPLED),
     ];
     // For callgrind: `GORAX_SERVER_BENCH_ONLY=gorax/sampled:3000` runs that variant so many
     // times and exits (instructions per request = difference of two runs / difference of counts).

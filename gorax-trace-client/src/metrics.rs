@@ -79,6 +79,7 @@ impl RequestMetrics {
     }
 }
 
+#[cfg(feature = "grpc")]
 /// One gRPC call being measured (`rpc.client.call.duration`), until its `grpc-status` arrives
 /// (response headers of a trailers-only answer, or the trailers).
 pub(crate) struct RpcMetrics {
@@ -87,6 +88,7 @@ pub(crate) struct RpcMetrics {
     attrs: [Option<KeyValue>; 3],
 }
 
+#[cfg(feature = "grpc")]
 impl RpcMetrics {
     pub(crate) fn start(metrics: &Metrics, rpc: Option<(&str, &str)>) -> Self {
         Self {

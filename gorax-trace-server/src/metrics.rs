@@ -39,7 +39,7 @@ impl RequestMetrics {
             Some("https") => "https",
             _ => "http",
         };
-        metrics.add_http_server_active(1, &active_attributes(method, scheme));
+        metrics.add_http_server_active(1, method, scheme == "https");
         Self {
             metrics: metrics.clone(),
             start: Instant::now(),
@@ -104,15 +104,8 @@ impl RequestMetrics {
 impl Drop for RequestMetrics {
     fn drop(&mut self) {
         self.metrics
-            .add_http_server_active(-1, &active_attributes(self.method, self.scheme));
+            .add_http_server_active(-1, self.method, self.scheme == "https");
     }
-}
-
-fn active_attributes(method: &'static str, scheme: &'static str) -> [KeyValue; 2] {
-    [
-        KeyValue::new(semconv::HTTP_REQUEST_METHOD, method),
-        KeyValue::new(semconv::URL_SCHEME, scheme),
-    ]
 }
 
 /// A route that answers Prometheus scrapes with `scrape` (the OpenMetrics text format): mount

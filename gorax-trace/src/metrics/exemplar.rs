@@ -55,10 +55,22 @@ pub(crate) struct Exemplars {
 impl Exemplars {
     /// Keeps `value` as the exemplar of its bucket when `span` is sampled.
     pub(crate) fn offer(&self, instrument: u8, attrs: &[KeyValue], value: f64, span: &SpanContext) {
+        if span.is_sampled() {
+            self.offer_hashed(
+                instrument,
+                sdk_attribute_set_hash(attrs.iter()),
+                value,
+                span,
+            );
+        }
+    }
+
+    /// [`offer`](Self::offer) for an attribute set whose [`sdk_attribute_set_hash`] is known.
+    pub(crate) fn offer_hashed(&self, instrument: u8, hash: u64, value: f64, span: &SpanContext) {
         if !span.is_sampled() {
             return;
         }
-        let key = (instrument, attribute_set_hash(attrs.iter().map(pair)));
+        let key = (instrument, hash);
         let Ok(mut series) = self.series.try_lock() else {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -156,7 +168,6 @@ pub(crate) fn attribute_set_hash<'a>(pairs: impl Iterator<Item = (&'a str, Scala
 }
 
 /// The hash of an SDK data point's attributes.
-#[cfg(test)]
 pub(crate) fn sdk_attribute_set_hash<'a>(attrs: impl Iterator<Item = &'a KeyValue>) -> u64 {
     attribute_set_hash(attrs.map(pair))
 }

@@ -33,13 +33,16 @@ mod prometheus;
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Histogram, Meter, ObservableCounter, UpDownCounter};
+use opentelemetry::metrics::{
+    BoundHistogram, BoundUpDownCounter, Histogram, Meter, ObservableCounter,
+};
 use opentelemetry::trace::SpanContext;
 
 use crate::export::ExportHealth;
 use crate::semconv::{self, metric};
 
 pub(crate) use exemplar::Exemplars;
+use exemplar::sdk_attribute_set_hash;
 pub use exemplar::{Exemplar, MAX_SERIES};
 pub use prometheus::{OPENMETRICS_CONTENT_TYPE, PrometheusScrape};
 
@@ -47,6 +50,12 @@ pub use prometheus::{OPENMETRICS_CONTENT_TYPE, PrometheusScrape};
 /// advice for `http.server.request.duration` and the other request durations.
 pub const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The `http.request.method` values of `http.server.active_requests` (the last for every other
+/// method).
+const ACTIVE_METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
 ];
 
 /// The duration histograms, for [`Metrics::record`].
@@ -116,10 +125,35 @@ impl RequestDuration {
 #[derive(Clone, Debug)]
 pub struct Metrics(Arc<Instruments>);
 
+/// One series of a duration histogram: bound to its attribute set, with that set's exemplar key.
+struct Series {
+    bound: BoundHistogram<f64>,
+    hash: u64,
+}
+
+impl std::fmt::Debug for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Series")
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+type SeriesMap = std::collections::HashMap<Box<[KeyValue]>, Series, foldhash::fast::RandomState>;
+
+/// Series of one duration histogram kept bound (more are recorded through the SDK's own
+/// attribute lookup).
+pub const MAX_BOUND_SERIES: usize = 2_000;
+
 #[derive(Debug)]
 struct Instruments {
     durations: [Histogram<f64>; 6],
-    http_server_active: UpDownCounter<i64>,
+    /// Per histogram, the series seen so far, bound: a measurement of a known attribute set costs
+    /// a fast hash and a read lock instead of the SDK's SipHash lookup, and its exemplar key is
+    /// already computed.
+    series: [std::sync::RwLock<SeriesMap>; 6],
+    /// `http.server.active_requests` bound per (method, scheme): [`ACTIVE_METHODS`] × http/https.
+    http_server_active: Vec<[BoundUpDownCounter<i64>; 2]>,
     exemplars: Arc<Exemplars>,
     values: Interner,
     // Kept with the instruments: the export-health counters' callbacks.
@@ -146,13 +180,25 @@ impl Metrics {
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build()
         });
-        let http_server_active = meter
+        let active = meter
             .i64_up_down_counter(metric::HTTP_SERVER_ACTIVE_REQUESTS)
             .with_unit("{request}")
             .with_description("Number of active HTTP server requests.")
             .build();
+        let http_server_active = ACTIVE_METHODS
+            .iter()
+            .map(|method| {
+                ["http", "https"].map(|scheme| {
+                    active.bind(&[
+                        KeyValue::new(semconv::HTTP_REQUEST_METHOD, *method),
+                        KeyValue::new(semconv::URL_SCHEME, scheme),
+                    ])
+                })
+            })
+            .collect();
         Self(Arc::new(Instruments {
             durations,
+            series: Default::default(),
             http_server_active,
             exemplars: exemplars.clone(),
             values: Interner::default(),
@@ -169,8 +215,37 @@ impl Metrics {
         attrs: &[KeyValue],
         span: &SpanContext,
     ) {
-        self.0.durations[duration as usize].record(seconds, attrs);
-        self.0.exemplars.offer(duration as u8, attrs, seconds, span);
+        let i = duration as usize;
+        let known = self.0.series[i]
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(series) = known.get(attrs) {
+            series.bound.record(seconds);
+            return self
+                .0
+                .exemplars
+                .offer_hashed(duration as u8, series.hash, seconds, span);
+        }
+        let full = known.len() >= MAX_BOUND_SERIES;
+        drop(known);
+        if full {
+            self.0.durations[i].record(seconds, attrs);
+            return self.0.exemplars.offer(duration as u8, attrs, seconds, span);
+        }
+        let hash = {
+            let mut known = self.0.series[i]
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let series = known.entry(attrs.into()).or_insert_with(|| Series {
+                bound: self.0.durations[i].bind(attrs),
+                hash: sdk_attribute_set_hash(attrs.iter()),
+            });
+            series.bound.record(seconds);
+            series.hash
+        };
+        self.0
+            .exemplars
+            .offer_hashed(duration as u8, hash, seconds, span);
     }
 
     /// [`record`](Self::record) under the attributes of `attrs` that are `Some`, in order,
@@ -206,9 +281,13 @@ impl Metrics {
     }
 
     /// Adds `delta` (1 when a request starts, -1 when it ends) to `http.server.active_requests`
-    /// under `attrs` (`http.request.method`, `url.scheme`).
-    pub fn add_http_server_active(&self, delta: i64, attrs: &[KeyValue]) {
-        self.0.http_server_active.add(delta, attrs);
+    /// of `method` (as [`httpconv::method`](crate::httpconv::method) names it) and scheme.
+    pub fn add_http_server_active(&self, delta: i64, method: &str, https: bool) {
+        let row = ACTIVE_METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(ACTIVE_METHODS.len() - 1);
+        self.0.http_server_active[row][usize::from(https)].add(delta);
     }
 }
 
@@ -356,7 +435,13 @@ impl std::fmt::Display for MetricsExporters {
 /// Lookups take no lock (an `arc-swap` load).
 #[derive(Debug, Default)]
 pub struct Interner {
-    values: arc_swap::ArcSwap<std::collections::HashMap<Box<str>, opentelemetry::StringValue>>,
+    values: arc_swap::ArcSwap<
+        std::collections::HashMap<
+            Box<str>,
+            opentelemetry::StringValue,
+            foldhash::fast::RandomState,
+        >,
+    >,
 }
 
 impl Interner {
@@ -371,7 +456,7 @@ impl Interner {
         let shared: opentelemetry::StringValue = std::sync::Arc::<str>::from(value).into();
         if self.values.load().len() < Self::CAPACITY {
             self.values.rcu(|map| {
-                let mut map = std::collections::HashMap::clone(map);
+                let mut map = map.as_ref().clone();
                 if map.len() < Self::CAPACITY {
                     map.entry(value.into()).or_insert_with(|| shared.clone());
                 }
