@@ -466,3 +466,63 @@ impl Interner {
         shared
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+
+    /// Past the bound series, measurements still count (through the SDK's lookup), each in its
+    /// own data point; the exemplar store stays bounded.
+    #[test]
+    fn more_series_than_are_bound_all_count() {
+        let (scrape, reader) = PrometheusScrape::new();
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_reader(reader)
+            .build();
+        let metrics = Metrics::new(&provider.meter("t"), &ExportHealth::default());
+        let span = SpanContext::new(
+            TraceId::from_bytes([1; 16]),
+            SpanId::from_bytes([1; 8]),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        let n = MAX_BOUND_SERIES as i64 + 300;
+        for round in 0..2 {
+            for i in 0..n {
+                let attrs = [KeyValue::new("i", i)];
+                metrics.record(
+                    RequestDuration::HttpServer,
+                    0.01 * f64::from(round + 1),
+                    &attrs,
+                    &span,
+                );
+            }
+        }
+        let mut rm = ResourceMetrics::default();
+        scrape.collect(&mut rm).unwrap();
+        let points: Vec<(u64, f64)> = rm
+            .scope_metrics()
+            .flat_map(|s| s.metrics())
+            .filter(|m| m.name() == RequestDuration::HttpServer.name())
+            .flat_map(|m| match m.data() {
+                AggregatedMetrics::F64(MetricData::Histogram(h)) => h
+                    .data_points()
+                    .map(|p| (p.count(), p.sum()))
+                    .collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect();
+        // The SDK's own cardinality limit (2000 per instrument) folds the rest into one
+        // overflow point; nothing is lost in the totals.
+        let total: u64 = points.iter().map(|p| p.0).sum();
+        assert_eq!(total, 2 * n as u64);
+        let sum: f64 = points.iter().map(|p| p.1).sum();
+        assert!((sum - 0.03 * n as f64).abs() < 1e-6, "{sum}");
+        assert!(metrics.0.exemplars.series() <= exemplar::MAX_SERIES);
+        assert_eq!(metrics.0.series[0].read().unwrap().len(), MAX_BOUND_SERIES);
+    }
+}

@@ -65,6 +65,12 @@ impl PrometheusScrape {
         )
     }
 
+    /// Collects into `rm` (for tests of the aggregates).
+    #[cfg(test)]
+    pub(crate) fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.reader.collect(rm)
+    }
+
     /// The `Content-Type` to answer with.
     pub const CONTENT_TYPE: &'static str = OPENMETRICS_CONTENT_TYPE;
 
