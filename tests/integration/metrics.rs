@@ -351,3 +351,95 @@ async fn dead_collector() {
     assert_eq!(health.exports(), 0);
     let _ = telemetry.shutdown();
 }
+
+/// Over OTLP/gRPC: the push reaches a tonic `MetricsService` on 127.0.0.1 with the counts and
+/// the exemplars.
+#[test]
+fn red_metrics_over_otlp_grpc() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+
+    #[derive(Clone, Default)]
+    struct GrpcMetrics(Arc<Mutex<Vec<ExportMetricsServiceRequest>>>);
+
+    #[tonic::async_trait]
+    impl MetricsService for GrpcMetrics {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            self.0.lock().unwrap().push(request.into_inner());
+            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+
+    let _lock = global_lock();
+    let rt = runtime();
+    let received = GrpcMetrics::default();
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = MetricsServiceServer::new(received.clone());
+        rt.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                .await
+                .unwrap();
+        });
+        addr
+    };
+    // Spans go nowhere (exporter none); metrics over gRPC to the collector.
+    let telemetry = gorax_trace::init(
+        TraceConfig::new()
+            .with_endpoint(format!("http://{addr}"))
+            .with_protocol(Protocol::Grpc)
+            .with_exporter(gorax_trace::config::ExporterKind::None)
+            .with_metrics(true)
+            .with_metric_export_interval(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    rt.block_on(async {
+        let app = axum::Router::new()
+            .route("/a/{id}", get(|| async { "ok" }))
+            .layer(ServerTraceLayer::new());
+        let server = serve(app).await;
+        for i in 0..9 {
+            let res = reqwest::Client::new()
+                .get(format!("http://{server}/a/{i}"))
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    });
+    // The interval is an hour: shutdown's final push is the one that arrives.
+    telemetry.shutdown().unwrap();
+    let pushes = received.0.lock().unwrap();
+    let point = pushes
+        .iter()
+        .flat_map(|p| &p.resource_metrics)
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .filter(|m| m.name == "http.server.request.duration")
+        .flat_map(histogram)
+        .last()
+        .expect("server histogram over gRPC");
+    assert_eq!(point.count, 9);
+    assert_eq!(str_attr(&point.attributes, "http.route"), Some("/a/{id}"));
+    // Every request continued the caller's sampled trace: exemplars carry its trace id.
+    assert!(!point.exemplars.is_empty());
+    assert!(point.exemplars.iter().all(|e| e.trace_id
+        == [
+            0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+            0x47, 0x36
+        ]));
+}
