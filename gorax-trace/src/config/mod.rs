@@ -36,8 +36,8 @@
 //! - What the collector receives is this configuration: the resource is built from it alone
 //!   (no SDK environment detector besides `telemetry.sdk.*`), and the exporters send exactly
 //!   these headers (opentelemetry-otlp's own reading of `OTEL_EXPORTER_OTLP_*HEADERS` and
-//!   `_INSECURE` is undone or bypassed), compressed as configured here (opentelemetry-otlp's
-//!   own reading of `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION` is overridden).
+//!   `_INSECURE` is undone or bypassed), compressed as configured here (the exporters are the
+//!   crate's own; none reads `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION` behind it).
 //! - A value that is set but does not parse is an error naming the variable and the value; every
 //!   bad variable is reported in one [`ConfigError`], never just the first. Header values are
 //!   never echoed (shown as `***`).

@@ -4,14 +4,18 @@
 
 mod batch;
 mod console;
-#[cfg(feature = "otlp-http")]
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 mod encode;
 mod health;
 pub mod keep;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod otlp;
+#[cfg(feature = "otlp-grpc")]
+mod otlp_grpc;
 #[cfg(feature = "otlp-http")]
 mod otlp_http;
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+mod retry;
 #[cfg(all(feature = "tls", any(feature = "otlp-http", feature = "otlp-grpc")))]
 mod tls;
 

@@ -3,15 +3,13 @@
 //! proto structs), sent by the counting HTTP client of [`otlp`](super::otlp) (TLS, headers,
 //! compression, request count), with opentelemetry-otlp 0.33's retry rules.
 //!
-//! Retries, as opentelemetry-otlp does them (`retry.rs`, `retry_classification.rs`): HTTP 429
-//! and 503 wait for `Retry-After` (seconds or an HTTP date, at most 600 s; the wait at most
-//! 30 s) when given, else back off like 502, 504 and network errors: 100 ms doubling to 1.6 s,
-//! plus up to 100 ms of jitter, 3 retries at most. A wait that does not fit in what is left of
-//! the export timeout gives up at once; other statuses are not retried. The encoded body is
-//! shared by the attempts (no copy per attempt).
+//! Retries ([`retry`](super::retry)), as opentelemetry-otlp classifies them: HTTP 429 and 503
+//! wait for `Retry-After` (seconds or an HTTP date, at most 600 s) when given, else back off
+//! like 502, 504 and network errors; other statuses are not retried. The encoded body is shared
+//! by the attempts (no copy per attempt).
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use opentelemetry_http::{Bytes, HttpClient};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -19,13 +17,8 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::encode::{self, EncodedResource};
 use super::otlp::CountingClient;
+use super::retry::{Failure, Retry, with_retries};
 
-const MAX_RETRIES: u32 = 3;
-const INITIAL_DELAY: Duration = Duration::from_millis(100);
-const MAX_DELAY: Duration = Duration::from_millis(1600);
-const MAX_JITTER_MS: u64 = 100;
-/// The longest wait a `Retry-After` can ask for.
-const MAX_THROTTLE: Duration = Duration::from_secs(30);
 /// opentelemetry-otlp's limit of a request body.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -37,18 +30,6 @@ pub(crate) struct HttpSpanExporter {
     endpoint: http::Uri,
     timeout: Duration,
     resource: EncodedResource,
-}
-
-/// How a failed attempt may be retried.
-enum Retry {
-    Never,
-    Backoff,
-    After(Duration),
-}
-
-struct Failure {
-    retry: Retry,
-    message: String,
 }
 
 impl HttpSpanExporter {
@@ -134,19 +115,6 @@ fn retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(seconds.min(600)))
 }
 
-/// Up to 100 ms, from the clock's nanoseconds (as opentelemetry-otlp does: no RNG needed).
-fn jitter() -> Duration {
-    use std::hash::{DefaultHasher, Hasher};
-    let mut hasher = DefaultHasher::default();
-    hasher.write_u32(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos(),
-    );
-    Duration::from_millis(hasher.finish() % (MAX_JITTER_MS + 1))
-}
-
 impl SpanExporter for HttpSpanExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let body = encode::request(&batch, &self.resource);
@@ -159,37 +127,9 @@ impl SpanExporter for HttpSpanExporter {
             )));
         }
         let body = Bytes::from(body);
-        let start = Instant::now();
-        let (mut attempt, mut delay, mut cap) = (0, INITIAL_DELAY, MAX_DELAY);
-        loop {
-            let failure = match self.send_once(&body).await {
-                Ok(()) => return Ok(()),
-                Err(failure) => failure,
-            };
-            let give_up = Err(OTelSdkError::InternalFailure(failure.message));
-            if start.elapsed() >= self.timeout || attempt >= MAX_RETRIES {
-                return give_up;
-            }
-            match failure.retry {
-                Retry::Never => return give_up,
-                Retry::Backoff => {}
-                Retry::After(server) => {
-                    let server = server.min(MAX_THROTTLE);
-                    if server > cap {
-                        cap = MAX_THROTTLE;
-                    }
-                    delay = delay.max(server);
-                }
-            }
-            attempt += 1;
-            let wait = delay.saturating_add(jitter()).min(cap);
-            if wait >= self.timeout.saturating_sub(start.elapsed()) {
-                return give_up;
-            }
-            // Exports run on the batch processor's helper threads (no async runtime).
-            std::thread::sleep(wait);
-            delay = delay.saturating_mul(2).min(cap);
-        }
+        with_retries(self.timeout, || self.send_once(&body))
+            .await
+            .map_err(OTelSdkError::InternalFailure)
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
@@ -229,13 +169,6 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(retry_after("soon"), None);
-    }
-
-    #[test]
-    fn jitter_is_bounded() {
-        for _ in 0..100 {
-            assert!(jitter() <= Duration::from_millis(MAX_JITTER_MS));
-        }
     }
 
     /// Prints the body size and gzip time per span at the fastest and the default level for
@@ -297,7 +230,7 @@ mod tests {
             ("default", flate2::Compression::default()),
         ] {
             let rounds = 200;
-            let start = Instant::now();
+            let start = std::time::Instant::now();
             let mut size = 0;
             for _ in 0..rounds {
                 let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
@@ -310,7 +243,7 @@ mod tests {
                 size as f64 / 512.0
             );
         }
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         for _ in 0..200 {
             std::hint::black_box(encode::request(&spans, &EncodedResource::default()));
         }
@@ -324,12 +257,12 @@ mod tests {
         use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
         use prost::Message;
         let resource = ResourceAttributesWithSchema::default();
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         for _ in 0..200 {
             std::hint::black_box(spans.clone());
         }
         let clone = start.elapsed();
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         for _ in 0..200 {
             let request =
                 opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
