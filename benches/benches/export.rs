@@ -17,6 +17,9 @@
 //!
 //! For callgrind: `GORAX_EXPORT_BENCH_ONLY=gorax:20000` runs that single-thread variant so many
 //! times and exits (instructions per span = difference of two runs / difference of counts).
+//!
+//! Last, the OTLP throughput against a real receiver on 127.0.0.1 (README, Performance, "Export
+//! throughput"); `GORAX_EXPORT_BENCH_ONLY=otlp` runs only that (see [`otlp_throughput`]).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -268,6 +271,10 @@ fn burst(v: &Variant, n: u64) -> String {
 }
 
 fn bench(c: &mut Criterion) {
+    if std::env::var("GORAX_EXPORT_BENCH_ONLY").as_deref() == Ok("otlp") {
+        otlp_throughput();
+        std::process::exit(0);
+    }
     let variants = variants(&BatchSettings::default());
     if let Ok(only) = std::env::var("GORAX_EXPORT_BENCH_ONLY") {
         let (name, n) = only.rsplit_once(':').expect("variant:count");
@@ -358,6 +365,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+    otlp_throughput();
     for v in variants.iter().chain(&roomy) {
         let _ = v.provider.shutdown();
     }
@@ -365,3 +373,246 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+// ---------------------------------------------------------------------------------------------
+// Throughput against a real OTLP receiver on 127.0.0.1 (issue 14).
+//
+// `GORAX_EXPORT_BENCH_ONLY=otlp` runs this part alone. A sink in this process (OTLP/HTTP: axum,
+// reads and discards the body; OTLP/gRPC: the generated `TraceService`, which decodes it) on a
+// one-thread runtime named `otlp-sink`; spans through `gorax_trace` as configured from variables
+// (`TRACING_COMPRESSION`, `TRACING_EXPORT_CONCURRENCY`, default batch settings). One producer
+// thread ends spans flat out for 1 s (the ceiling) and then paced at each rate of
+// `GORAX_EXPORT_BENCH_RATES` (spans/s, default 200000,300000,400000,500000) for 2 s each; after a
+// flush it prints spans/s offered and exported, the drop % (produced − exported, as counted by
+// `ExportHealth`), the export CPU per exported span (every thread of the process but the producer,
+// the sink and the main thread: export thread, its helpers, the HTTP client's or gRPC runtime)
+// and, over HTTP, the bytes per span on the wire (request bodies as received, compressed or not).
+// `GORAX_EXPORT_BENCH_OTLP` picks variants (default `http,http+gzip,grpc,grpc+gzip`), each run
+// at each concurrency of `GORAX_EXPORT_BENCH_CONCURRENCY` (default `1,2`).
+
+/// Bytes of request bodies the sink received, and requests.
+#[derive(Clone, Default)]
+struct SinkCounts {
+    bytes: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+}
+
+async fn discard(
+    axum::extract::State(counts): axum::extract::State<SinkCounts>,
+    body: axum::body::Bytes,
+) -> &'static str {
+    counts.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+    counts.requests.fetch_add(1, Ordering::Relaxed);
+    ""
+}
+
+struct GrpcSink(SinkCounts);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for GrpcSink
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        use prost::Message as _;
+        // Decoded size (uncompressed): tonic does not expose the wire size.
+        let n = request.get_ref().encoded_len() as u64;
+        self.0.bytes.fetch_add(n, Ordering::Relaxed);
+        self.0.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// The sinks' runtime, and the HTTP and gRPC endpoints.
+fn sinks(counts: &SinkCounts) -> (tokio::runtime::Runtime, String, String) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("otlp-sink")
+        .enable_all()
+        .build()
+        .expect("sink runtime");
+    let (http, grpc) = rt.block_on(async {
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(discard))
+            .with_state(counts.clone());
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(http, app).await.unwrap() });
+        let grpc = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        grpc.set_nonblocking(true).unwrap();
+        let grpc_addr = grpc.local_addr().unwrap();
+        let grpc = tokio::net::TcpListener::from_std(grpc).unwrap();
+        let service = opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(GrpcSink(counts.clone()))
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc)),
+        );
+        (
+            format!("http://{http_addr}/v1/traces"),
+            format!("http://{grpc_addr}"),
+        )
+    });
+    (rt, http, grpc)
+}
+
+/// CPU nanoseconds of every live thread of this process, by thread id, with its name.
+fn threads_cpu() -> std::collections::HashMap<String, (String, u64)> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let cpu = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        out.insert(
+            task.file_name().to_string_lossy().into_owned(),
+            (name.trim().to_owned(), cpu),
+        );
+    }
+    out
+}
+
+/// CPU of the threads that export (all but the producer, the sink and this thread) between two
+/// readings.
+fn export_cpu(
+    before: &std::collections::HashMap<String, (String, u64)>,
+    after: &std::collections::HashMap<String, (String, u64)>,
+    exclude: &[String],
+) -> u64 {
+    after
+        .iter()
+        .filter(|(tid, (name, _))| !exclude.contains(tid) && !name.starts_with("otlp-sink"))
+        .map(|(tid, (_, cpu))| cpu - before.get(tid).map_or(0, |b| b.1).min(*cpu))
+        .sum()
+}
+
+fn this_tid() -> String {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default()
+}
+
+/// Ends spans for `duration`, at `rate` spans/s (flat out for `None`); returns how many.
+fn produce(tracer: &SdkTracer, rate: Option<u64>, duration: Duration, tid: &mut String) -> u64 {
+    *tid = this_tid();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < duration {
+        for _ in 0..200 {
+            one(tracer);
+        }
+        n += 200;
+        if let Some(rate) = rate {
+            let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    n
+}
+
+/// The OTLP throughput measurement described above: every variant, concurrency and rate.
+fn otlp_throughput() {
+    let counts = SinkCounts::default();
+    let (_rt, http, grpc) = sinks(&counts);
+    let list = |var: &str, default: &str| -> Vec<String> {
+        std::env::var(var)
+            .unwrap_or_else(|_| default.to_owned())
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let rates: Vec<u64> = list("GORAX_EXPORT_BENCH_RATES", "200000,300000,400000,500000")
+        .iter()
+        .map(|r| r.parse().expect("rate"))
+        .collect();
+    let main_tid = this_tid();
+    for variant in list("GORAX_EXPORT_BENCH_OTLP", "http,http+gzip,grpc,grpc+gzip") {
+        for concurrency in list("GORAX_EXPORT_BENCH_CONCURRENCY", "1,2") {
+            let (endpoint, protocol) = if variant.starts_with("grpc") {
+                (grpc.as_str(), "grpc")
+            } else {
+                (http.as_str(), "http/protobuf")
+            };
+            let compression = if variant.ends_with("+gzip") {
+                "gzip"
+            } else {
+                "none"
+            };
+            let config = gorax_trace::config::TraceConfig::from_vars([
+                ("TRACING_ENDPOINT", endpoint),
+                ("TRACING_PROTOCOL", protocol),
+                ("TRACING_COMPRESSION", compression),
+                ("TRACING_EXPORT_CONCURRENCY", concurrency.as_str()),
+            ])
+            .expect("config");
+            let telemetry = gorax_trace::Telemetry::new(&config).expect("telemetry");
+            let tracer = telemetry.tracer().clone();
+            let health = telemetry.health();
+            for _ in 0..5_000 {
+                one(&tracer);
+            }
+            let _ = telemetry.force_flush();
+            let steps = std::iter::once(None).chain(rates.iter().copied().map(Some));
+            for rate in steps {
+                let duration = Duration::from_secs(if rate.is_none() { 1 } else { 2 });
+                let (h0, b0) = (health.snapshot(), counts.bytes.load(Ordering::Relaxed));
+                let cpu0 = threads_cpu();
+                let mut producer = String::new();
+                let started = Instant::now();
+                let produced = std::thread::scope(|s| {
+                    s.spawn(|| produce(&tracer, rate, duration, &mut producer))
+                        .join()
+                        .unwrap()
+                });
+                let offered = produced as f64 / started.elapsed().as_secs_f64();
+                let _ = telemetry.force_flush();
+                let elapsed = started.elapsed().as_secs_f64();
+                let cpu1 = threads_cpu();
+                let h1 = health.snapshot();
+                let exported = h1.spans_exported - h0.spans_exported;
+                let lost = produced.saturating_sub(exported);
+                let cpu = export_cpu(&cpu0, &cpu1, &[main_tid.clone(), producer]);
+                let bytes = counts.bytes.load(Ordering::Relaxed) - b0;
+                println!(
+                    "otlp {variant:<10} concurrency {concurrency}  {:<9} offered {:>7.0} k/s  \
+                     exported {:>7.0} k/s  dropped {:>6.2} % (queue {} bytes {} failed {})  \
+                     export CPU {:>5.2} µs/span  {} {:>5.0} bytes/span",
+                    rate.map_or("flat out".to_owned(), |r| format!("{} k/s", r / 1000)),
+                    offered / 1e3,
+                    exported as f64 / elapsed / 1e3,
+                    100.0 * lost as f64 / produced.max(1) as f64,
+                    h1.spans_dropped - h0.spans_dropped,
+                    h1.spans_dropped_bytes - h0.spans_dropped_bytes,
+                    h1.spans_failed - h0.spans_failed,
+                    cpu as f64 / exported.max(1) as f64 / 1e3,
+                    if variant.starts_with("grpc") {
+                        "decoded"
+                    } else {
+                        "wire"
+                    },
+                    bytes as f64 / exported.max(1) as f64,
+                );
+            }
+            let _ = telemetry.shutdown();
+        }
+    }
+}

@@ -125,6 +125,7 @@ impl Telemetry {
                                 protocol: config.protocol(),
                                 timeout: config.batch().export_timeout,
                                 headers: config.headers(),
+                                compression: config.compression(),
                                 tls: config.uses_tls(),
                                 certificate: config.certificate(),
                                 client_certificate: config.client_certificate(),
@@ -170,7 +171,11 @@ impl Telemetry {
             };
             match exporter {
                 Some(exporter) => {
-                    let processor = BatchProcessor::new(exporter, config.batch());
+                    let processor = BatchProcessor::with_concurrent_exports(
+                        exporter,
+                        config.batch(),
+                        config.export_concurrency(),
+                    );
                     health = processor.health();
                     if keep {
                         let keep = KeepProcessor::new(processor, config.keep().clone());
@@ -228,6 +233,7 @@ fn metrics_pipeline(
                             protocol: config.metrics_protocol(),
                             timeout: config.metric_export_timeout(),
                             headers: config.headers(),
+                            compression: config.compression(),
                             tls: endpoint.starts_with("https://"),
                             certificate: config.certificate(),
                             client_certificate: config.client_certificate(),

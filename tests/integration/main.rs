@@ -6,6 +6,7 @@ mod export;
 mod export_memory;
 mod export_retry;
 mod export_shutdown;
+mod export_throughput;
 mod export_tls;
 mod grpc;
 mod handle;

@@ -44,6 +44,10 @@ const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 const TRACING_EXPORT_TIMEOUT_MS: &str = "TRACING_EXPORT_TIMEOUT_MS";
 const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
 const TRACING_BATCH_MAX_BYTES: &str = "TRACING_BATCH_MAX_BYTES";
+const TRACING_EXPORT_CONCURRENCY: &str = "TRACING_EXPORT_CONCURRENCY";
+const TRACING_COMPRESSION: &str = "TRACING_COMPRESSION";
+const OTLP_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
+const OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
 const TRACING_CERTIFICATE: &str = "TRACING_CERTIFICATE";
 const OTLP_TRACES_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE";
 const OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
@@ -99,6 +103,10 @@ const KNOWN_VARS: &[&str] = &[
     TRACING_EXPORT_TIMEOUT_MS,
     OTEL_BSP_EXPORT_TIMEOUT,
     TRACING_BATCH_MAX_BYTES,
+    TRACING_EXPORT_CONCURRENCY,
+    TRACING_COMPRESSION,
+    OTLP_TRACES_COMPRESSION,
+    OTLP_COMPRESSION,
     TRACING_CERTIFICATE,
     OTLP_TRACES_CERTIFICATE,
     OTLP_CERTIFICATE,
@@ -261,6 +269,15 @@ impl TraceConfig {
         );
         let http_semconv = v.parse(OTEL_SEMCONV_STABILITY_OPT_IN, |s| Ok(parse_semconv(s)));
         let batch = v.batch();
+        let export_concurrency = v.parse(TRACING_EXPORT_CONCURRENCY, |s| {
+            parse_bounded(s, MAX_EXPORT_CONCURRENCY)
+        });
+        let compression = v.setting(
+            TRACING_COMPRESSION,
+            parse_compression,
+            &[OTLP_TRACES_COMPRESSION, OTLP_COMPRESSION],
+            parse_compression,
+        );
         let defaults = Self::default();
         let client_certificate = client_certificate.map(|s| s.value);
         let client_key = client_key.map(|s| s.value);
@@ -315,6 +332,8 @@ impl TraceConfig {
             propagators: propagators.map_or(defaults.propagators, |s| s.value),
             http_semconv: http_semconv.map_or(defaults.http_semconv, |s| s.value),
             batch,
+            export_concurrency: export_concurrency.map_or(defaults.export_concurrency, |s| s.value),
+            compression: compression.map_or(defaults.compression, |s| s.value),
             trusted_peers: trusted_peers.map_or(defaults.trusted_peers, |s| s.value),
             keep,
             warnings: v.warnings,
@@ -588,6 +607,8 @@ pub const MAX_QUEUE_SIZE: usize = 65_536;
 pub const MAX_EXPORT_BATCH_SIZE: usize = 8_192;
 /// Upper bound of the byte budget of the queue (`TRACING_BATCH_MAX_BYTES`): 1 GiB.
 pub const MAX_QUEUE_BYTES: usize = 1 << 30;
+/// Upper bound of the exports in flight at once (`TRACING_EXPORT_CONCURRENCY`).
+pub const MAX_EXPORT_CONCURRENCY: usize = 16;
 
 pub(super) const RATIO_EXPECTED: &str = "expected a number between 0.0 and 1.0";
 
@@ -656,6 +677,15 @@ fn parse_exporter(s: &str) -> Result<ExporterKind, String> {
             Err("only one exporter is supported: otlp, console or none".to_owned())
         }
         _ => Err("unsupported exporter; expected otlp, console or none".to_owned()),
+    }
+}
+
+/// `gzip` or `none`, any case (the values of the OpenTelemetry specification).
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "gzip" => Ok(Compression::Gzip),
+        "none" => Ok(Compression::None),
+        _ => Err("unsupported compression; expected gzip or none".to_owned()),
     }
 }
 

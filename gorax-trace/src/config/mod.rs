@@ -26,6 +26,8 @@
 //! | batch delay | `with_batch` | `TRACING_BATCH_DELAY_MS` | `OTEL_BSP_SCHEDULE_DELAY` (ms) | 5000 ms |
 //! | export batch size | `with_batch` | `TRACING_BATCH_SIZE` (1 to 8192, at most the queue size) | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 |
 //! | export timeout | `with_batch` | `TRACING_EXPORT_TIMEOUT_MS` (at least 1) | `OTEL_BSP_EXPORT_TIMEOUT` (ms) | 10000 ms |
+//! | exports in flight at once | `with_export_concurrency` | `TRACING_EXPORT_CONCURRENCY` (1 to 16) | – | 2 |
+//! | compression | `with_compression` | `TRACING_COMPRESSION` (`gzip`, `none`) | `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, then `OTEL_EXPORTER_OTLP_COMPRESSION` (same values) | `none` |
 //! | attribute value length limit (client-controlled input) | `with_attribute_value_length_limit` | `TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, then `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | 4096 bytes |
 //!
 //! Rules:
@@ -34,8 +36,8 @@
 //! - What the collector receives is this configuration: the resource is built from it alone
 //!   (no SDK environment detector besides `telemetry.sdk.*`), and the exporters send exactly
 //!   these headers (opentelemetry-otlp's own reading of `OTEL_EXPORTER_OTLP_*HEADERS` and
-//!   `_INSECURE` is undone or bypassed). `OTEL_EXPORTER_OTLP_COMPRESSION` is still read by
-//!   opentelemetry-otlp.
+//!   `_INSECURE` is undone or bypassed), compressed as configured here (the exporters are the
+//!   crate's own; none reads `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION` behind it).
 //! - A value that is set but does not parse is an error naming the variable and the value; every
 //!   bad variable is reported in one [`ConfigError`], never just the first. Header values are
 //!   never echoed (shown as `***`).
@@ -79,7 +81,11 @@ mod env;
 mod tests;
 
 use endpoint::{Endpoint, Source};
-pub use env::{MAX_EXPORT_BATCH_SIZE, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE};
+pub use env::{MAX_EXPORT_BATCH_SIZE, MAX_EXPORT_CONCURRENCY, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE};
+
+/// Exports in flight at once by default ([`TraceConfig::export_concurrency`]): two, so that
+/// encoding one batch overlaps with sending another.
+pub const DEFAULT_EXPORT_CONCURRENCY: usize = 2;
 
 pub use crate::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT;
 
@@ -105,7 +111,7 @@ impl fmt::Display for ExporterKind {
     }
 }
 
-pub use crate::export::Protocol;
+pub use crate::export::{Compression, Protocol};
 
 /// The format of log lines written by [`subscriber::install`](crate::subscriber::install)
 /// (`TRACING_LOG_FORMAT`: `text` or `json`; default `text`).
@@ -197,6 +203,8 @@ pub struct TraceConfig {
     propagators: Propagators,
     http_semconv: HttpSemconv,
     batch: BatchSettings,
+    export_concurrency: usize,
+    compression: Compression,
     trusted_peers: crate::trust::TrustedPeers,
     keep: crate::export::keep::KeepSettings,
     warnings: Vec<String>,
@@ -226,6 +234,8 @@ impl Default for TraceConfig {
             propagators: Propagators::default(),
             http_semconv: HttpSemconv::default(),
             batch: BatchSettings::default(),
+            export_concurrency: DEFAULT_EXPORT_CONCURRENCY,
+            compression: Compression::None,
             trusted_peers: crate::trust::TrustedPeers::All,
             keep: Default::default(),
             warnings: Vec::new(),
@@ -260,6 +270,8 @@ impl fmt::Debug for TraceConfig {
             .field("propagators", &self.propagators)
             .field("http_semconv", &self.http_semconv)
             .field("batch", &self.batch)
+            .field("export_concurrency", &self.export_concurrency)
+            .field("compression", &self.compression)
             .field("certificate", &self.certificate)
             .field("client_identity", &self.client_identity)
             .field(
@@ -462,6 +474,33 @@ impl TraceConfig {
         self
     }
 
+    /// Lets up to `concurrency` export requests be in flight at once (1 to
+    /// [`MAX_EXPORT_CONCURRENCY`], like `TRACING_EXPORT_CONCURRENCY`; default
+    /// [`DEFAULT_EXPORT_CONCURRENCY`]). Memory stays bounded by the batch settings: the queue
+    /// plus one batch per request in flight, and the byte budget for all of it. Another value is
+    /// reported by [`validate`](Self::validate).
+    pub fn with_export_concurrency(mut self, concurrency: usize) -> Self {
+        self.export_concurrency = concurrency;
+        self
+    }
+
+    /// Compresses OTLP request bodies (like `TRACING_COMPRESSION`; default
+    /// [`Compression::None`]).
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Export requests in flight at once.
+    pub fn export_concurrency(&self) -> usize {
+        self.export_concurrency
+    }
+
+    /// The compression of OTLP request bodies.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
     /// Whether spans are recorded and exported.
     pub fn enabled(&self) -> bool {
         self.enabled
@@ -625,6 +664,13 @@ impl TraceConfig {
         }
         if b.export_timeout.is_zero() {
             batch_error("a zero export timeout would fail every export".into());
+        }
+        if !(1..=MAX_EXPORT_CONCURRENCY).contains(&self.export_concurrency) {
+            errors.push(InvalidVar {
+                variable: "with_export_concurrency".to_owned(),
+                value: self.export_concurrency.to_string(),
+                reason: format!("expected 1 to {MAX_EXPORT_CONCURRENCY} exports in flight"),
+            });
         }
         if self.insecure && self.endpoint.as_ref().is_some_and(|e| e.https) {
             errors.push(InvalidVar {

@@ -1522,3 +1522,100 @@ fn metrics_settings() {
         assert!(e.to_string().contains(var), "{e}");
     }
 }
+
+/// `TRACING_COMPRESSION` > `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` > `OTEL_EXPORTER_OTLP_COMPRESSION`
+/// > `none`; code over all; the specification's values only, any case.
+#[test]
+fn compression() {
+    assert_eq!(TraceConfig::new().compression(), Compression::None);
+    assert_eq!(config(&[]).compression(), Compression::None);
+    for (env, want) in [
+        (&["TRACING_COMPRESSION=gzip"][..], Compression::Gzip),
+        (&["TRACING_COMPRESSION=GZIP"][..], Compression::Gzip),
+        (
+            &["OTEL_EXPORTER_OTLP_COMPRESSION=gzip"][..],
+            Compression::Gzip,
+        ),
+        (
+            &["OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=gzip"][..],
+            Compression::Gzip,
+        ),
+        (
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=none",
+                "OTEL_EXPORTER_OTLP_COMPRESSION=gzip",
+            ][..],
+            Compression::None,
+        ),
+        (
+            &[
+                "TRACING_COMPRESSION=none",
+                "OTEL_EXPORTER_OTLP_COMPRESSION=gzip",
+            ][..],
+            Compression::None,
+        ),
+        (&["TRACING_COMPRESSION="][..], Compression::None),
+    ] {
+        assert_eq!(config(env).compression(), want, "{env:?}");
+    }
+    let c = config(&[
+        "TRACING_COMPRESSION=none",
+        "OTEL_EXPORTER_OTLP_COMPRESSION=gzip",
+    ]);
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+    assert!(c.warnings()[0].contains("TRACING_COMPRESSION"));
+    let c = config(&["OTEL_EXPORTER_OTLP_COMPRESSION=gzip"]).with_compression(Compression::None);
+    assert_eq!(c.compression(), Compression::None);
+    assert_eq!(Compression::Gzip.to_string(), "gzip");
+
+    for var in [
+        "TRACING_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+    ] {
+        for value in ["zstd", "deflate", "gzip,none"] {
+            let err = TraceConfig::from_vars([(var, value)]).unwrap_err();
+            let e = &err.errors()[0];
+            assert_eq!((e.variable.as_str(), e.value.as_str()), (var, value));
+            assert!(e.reason.contains("gzip or none"), "{}", e.reason);
+        }
+    }
+}
+
+#[test]
+fn export_concurrency() {
+    assert_eq!(
+        TraceConfig::new().export_concurrency(),
+        DEFAULT_EXPORT_CONCURRENCY
+    );
+    assert_eq!(
+        config(&["TRACING_EXPORT_CONCURRENCY=4"]).export_concurrency(),
+        4
+    );
+    assert_eq!(
+        config(&["TRACING_EXPORT_CONCURRENCY=16"]).export_concurrency(),
+        MAX_EXPORT_CONCURRENCY
+    );
+    for value in ["0", "17", "-1", "two"] {
+        let err = TraceConfig::from_vars([("TRACING_EXPORT_CONCURRENCY", value)]).unwrap_err();
+        let e = &err.errors()[0];
+        assert_eq!(
+            (e.variable.as_str(), e.value.as_str()),
+            ("TRACING_EXPORT_CONCURRENCY", value)
+        );
+    }
+    assert!(
+        TraceConfig::new()
+            .with_export_concurrency(8)
+            .validate()
+            .is_ok()
+    );
+    for bad in [0, 17] {
+        let err = TraceConfig::new()
+            .with_export_concurrency(bad)
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.errors()[0].variable, "with_export_concurrency");
+        assert_eq!(err.errors()[0].value, bad.to_string());
+    }
+}

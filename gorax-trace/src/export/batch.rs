@@ -8,7 +8,7 @@
 //! thread otherwise wakes every `scheduled_delay`. A dead collector therefore costs the request
 //! path nothing.
 //!
-//! Memory is bounded twice: by `max_queue_size` spans queued plus one batch being exported, and
+//! Memory is bounded twice: by `max_queue_size` spans queued plus one batch per export in flight, and
 //! by `max_queue_bytes` of estimated span data (`span_size`) queued or being exported, in all.
 //! A span that would pass either bound is dropped and counted (`spans_dropped`, and
 //! `spans_dropped_bytes` for bytes). The export thread takes the whole queue at once (the
@@ -21,14 +21,23 @@
 //! 64 MiB the production issue asks for.
 //!
 //! No export holds the export thread past `export_timeout`: the exporter's future runs on a
-//! helper thread and the export thread waits for it until the deadline. An export that missed
-//! it is counted as failed; until it returns, later batches fail at once instead of queueing
-//! behind it (a collector that never answers turns into counted failures, not a wedged thread
-//! or a growing queue), and a flush or shutdown still returns within its timeout.
+//! helper thread and the export thread hands the batch over and goes on. Up to `concurrency`
+//! exports are in flight at once ([`BatchProcessor::with_concurrent_exports`], OTLP's
+//! "concurrent requests"), one per helper thread, so that encoding one batch and waiting for the
+//! collector's answer to another overlap (with one, the export thread waited for every answer:
+//! ~200 k spans/s over OTLP/HTTP on two cores). Spans in flight count against the bounds: the
+//! queue plus one batch per export in flight, and the byte budget for all of it. The helpers
+//! count what returns in time; an export that missed its deadline is counted as failed by the
+//! export thread (whoever comes first counts, once); while every helper is held by such an
+//! export, later batches fail at once instead of queueing behind them (a collector that never
+//! answers turns into counted failures, not a wedged thread or a growing queue), and a flush or
+//! shutdown still returns within its timeout (a flush waits for the exports in flight).
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -58,7 +67,7 @@ struct Queue {
     /// Estimated bytes of the queued spans alone.
     queued_bytes: usize,
     /// Spans taken for export whose export has not returned yet (with the queued ones, at most
-    /// `max_queue_size` plus one batch).
+    /// `max_queue_size` plus one batch per export in flight).
     in_flight: usize,
 }
 
@@ -78,6 +87,8 @@ struct Shared {
     wake: Condvar,
     max_queue: usize,
     max_batch: usize,
+    /// Spans queued plus in flight: `max_queue` plus one batch per export in flight.
+    max_spans: usize,
     max_bytes: usize,
 }
 
@@ -192,17 +203,33 @@ impl std::fmt::Debug for BatchProcessor {
 
 impl BatchProcessor {
     /// Starts the export thread for `exporter` with the queue, byte and batch bounds and the
-    /// export timeout of `settings`.
+    /// export timeout of `settings`, one export in flight at a time.
     pub fn new<E: SpanExporter + 'static>(exporter: E, settings: &BatchSettings) -> Self {
+        Self::with_concurrent_exports(exporter, settings, 1)
+    }
+
+    /// Like [`new`](Self::new), with up to `concurrency` exports in flight at once (at least 1;
+    /// [`TraceConfig::with_export_concurrency`](crate::TraceConfig::with_export_concurrency)):
+    /// each on a helper thread of its own, so that encoding and waiting for the collector run in
+    /// parallel. Memory stays bounded: at most `max_queue_size` spans queued plus one batch per
+    /// export in flight, and `max_queue_bytes` queued and in flight in all.
+    pub fn with_concurrent_exports<E: SpanExporter + 'static>(
+        exporter: E,
+        settings: &BatchSettings,
+        concurrency: usize,
+    ) -> Self {
+        let concurrency = concurrency.max(1);
         let max_batch = settings.max_export_batch_size.max(1);
+        let max_queue = settings.max_queue_size.max(1);
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 spans: VecDeque::with_capacity(max_batch),
                 ..Queue::default()
             }),
             wake: Condvar::new(),
-            max_queue: settings.max_queue_size.max(1),
+            max_queue,
             max_batch,
+            max_spans: max_queue.saturating_add(max_batch.saturating_mul(concurrency)),
             max_bytes: settings.max_queue_bytes,
         });
         // The crate's own exporters bring their counters (OTLP retries) and their endpoint.
@@ -212,17 +239,20 @@ impl BatchProcessor {
             endpoint: std::any::type_name::<E>().to_owned(),
             protocol: "custom".to_owned(),
         });
+        let outcomes = Arc::new(Outcomes {
+            health: health.clone(),
+            target,
+            failing: AtomicBool::new(false),
+        });
         // A zero timeout would fail every export: one millisecond at least.
         let timeout = settings.export_timeout.max(Duration::from_millis(1));
         let worker = Worker {
-            lane: Lane::new(exporter, shared.clone()),
+            lanes: Lanes::new(exporter, shared.clone(), outcomes.clone(), concurrency),
             shared: shared.clone(),
-            health: health.clone(),
+            outcomes,
             // A zero delay would make the thread spin: one millisecond at least.
             delay: settings.scheduled_delay.max(Duration::from_millis(1)),
             timeout,
-            target,
-            failing: false,
         };
         let handle = std::thread::Builder::new()
             .name("gorax-trace-export".into())
@@ -275,11 +305,10 @@ impl SpanProcessor for BatchProcessor {
         let batch_ready = {
             let mut queue = self.shared.lock();
             // As before the whole queue was taken at once: `max_queue_size` queued, plus up to
-            // one batch being exported.
+            // one batch per export in flight.
             if queue.closed
                 || queue.spans.len() >= self.shared.max_queue
-                || queue.spans.len() + queue.in_flight
-                    >= self.shared.max_queue + self.shared.max_batch
+                || queue.spans.len() + queue.in_flight >= self.shared.max_spans
             {
                 drop(queue);
                 self.health.add_dropped(1);
@@ -334,48 +363,121 @@ impl Drop for BatchProcessor {
     }
 }
 
-/// One batch for the helper thread.
+/// One batch for a helper thread.
 struct Job<E> {
     exporter: Arc<E>,
     spans: Vec<SpanData>,
     count: usize,
     bytes: usize,
-    reply: SyncSender<OTelSdkResult>,
+    /// Set by whoever counts the outcome first: the helper when the export returns, or the
+    /// export thread when the export passed its deadline.
+    settled: Arc<AtomicBool>,
 }
 
-/// Runs exports on a helper thread so that the export thread can stop waiting at the deadline.
-struct Lane<E> {
+/// An export handed to a helper thread that has not returned yet.
+struct InFlight {
+    deadline: Instant,
+    waited: Duration,
+    count: usize,
+    settled: Arc<AtomicBool>,
+    /// Passed its deadline (counted as failed); its helper is still in it.
+    late: bool,
+}
+
+/// Counts the outcome of every export and logs an outage once (shared by the export thread and
+/// the helpers, which count what returns in time themselves).
+struct Outcomes {
+    health: ExportHealth,
+    target: Target,
+    failing: AtomicBool,
+}
+
+impl Outcomes {
+    fn record(&self, n: usize, result: OTelSdkResult) {
+        match result {
+            Ok(()) => {
+                self.health.add_exported(n);
+                if self.failing.swap(false, AtomicOrdering::Relaxed) {
+                    tracing::info!(
+                        endpoint = %self.target.endpoint,
+                        protocol = %self.target.protocol,
+                        "span export recovered"
+                    );
+                }
+            }
+            Err(error) => {
+                self.health.add_failed(n);
+                if !self.failing.swap(true, AtomicOrdering::Relaxed) {
+                    tracing::warn!(
+                        endpoint = %self.target.endpoint,
+                        protocol = %self.target.protocol,
+                        %error,
+                        spans = n,
+                        "span export failed; spans are dropped until the exporter recovers \
+                         (logged once per outage, counted in ExportHealth)"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Runs exports on `concurrency` helper threads: the export thread hands a batch over and goes
+/// on (up to `concurrency` requests in flight, OTLP's "concurrent requests"), and stops waiting
+/// for one at its deadline.
+struct Lanes<E> {
     exporter: Arc<E>,
     shared: Arc<Shared>,
-    jobs: Option<SyncSender<Job<E>>>,
-    /// The answer of an export that passed its deadline and has not returned yet.
-    late: Option<Receiver<OTelSdkResult>>,
-    /// A resource that could not be applied while a late export still held the exporter.
+    outcomes: Arc<Outcomes>,
+    /// One job channel per helper (`None`: its thread could not be started).
+    helpers: Vec<Option<SyncSender<Job<E>>>>,
+    /// What each helper is exporting.
+    slots: Vec<Option<InFlight>>,
+    /// Helpers that finished a job, by index.
+    done: Receiver<usize>,
+    /// A resource that could not be applied while an export still held the exporter.
     resource: Option<Resource>,
 }
 
-impl<E: SpanExporter + 'static> Lane<E> {
-    fn new(exporter: E, shared: Arc<Shared>) -> Self {
-        let (tx, rx) = mpsc::sync_channel::<Job<E>>(1);
-        let helper = shared.clone();
-        let jobs = std::thread::Builder::new()
-            .name("gorax-trace-export-call".into())
-            .spawn(move || {
-                let _suppressed = Context::enter_telemetry_suppressed_scope();
-                for job in rx {
-                    let result = futures_executor::block_on(job.exporter.export(job.spans));
-                    drop(job.exporter);
-                    helper.release(job.count, job.bytes);
-                    let _ = job.reply.send(result);
-                }
+impl<E: SpanExporter + 'static> Lanes<E> {
+    fn new(exporter: E, shared: Arc<Shared>, outcomes: Arc<Outcomes>, concurrency: usize) -> Self {
+        let (done_tx, done) = mpsc::channel();
+        let helpers = (0..concurrency)
+            .map(|index| {
+                let (tx, rx) = mpsc::sync_channel::<Job<E>>(1);
+                let (shared, outcomes, done) = (shared.clone(), outcomes.clone(), done_tx.clone());
+                std::thread::Builder::new()
+                    .name("gorax-trace-export-call".into())
+                    .spawn(move || {
+                        let _suppressed = Context::enter_telemetry_suppressed_scope();
+                        for job in rx {
+                            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                futures_executor::block_on(job.exporter.export(job.spans))
+                            }))
+                            .unwrap_or_else(|_| {
+                                Err(OTelSdkError::InternalFailure(
+                                    "the exporter panicked".into(),
+                                ))
+                            });
+                            drop(job.exporter);
+                            shared.release(job.count, job.bytes);
+                            if !job.settled.swap(true, AtomicOrdering::AcqRel) {
+                                outcomes.record(job.count, result);
+                            }
+                            let _ = done.send(index);
+                        }
+                    })
+                    .ok()
+                    .map(|_| tx)
             })
-            .ok()
-            .map(|_| tx);
+            .collect();
         Self {
             exporter: Arc::new(exporter),
             shared,
-            jobs,
-            late: None,
+            outcomes,
+            helpers,
+            slots: (0..concurrency).map(|_| None).collect(),
+            done,
             resource: None,
         }
     }
@@ -387,65 +489,140 @@ impl<E: SpanExporter + 'static> Lane<E> {
         }
     }
 
-    /// Exports one batch of `bytes` (estimated), waiting for the answer until `deadline`.
-    fn export(&mut self, spans: Vec<SpanData>, bytes: usize, deadline: Instant) -> OTelSdkResult {
-        if let Some(late) = &self.late {
-            match late.try_recv() {
-                Ok(_) | Err(TryRecvError::Disconnected) => self.late = None,
-                Err(TryRecvError::Empty) => {
-                    let count = spans.len();
-                    drop(spans);
-                    self.shared.release(count, bytes);
-                    return Err(OTelSdkError::InternalFailure(
-                        "an earlier export passed the export timeout and has not returned".into(),
-                    ));
+    /// Frees the slots of helpers that finished.
+    fn reap(&mut self) {
+        while let Ok(index) = self.done.try_recv() {
+            self.slots[index] = None;
+        }
+    }
+
+    /// Counts exports past their deadline (or past `by`, a shutdown's) as failed; their helpers
+    /// stay busy until they return.
+    fn expire(&mut self, now: Instant, by: Option<Instant>) {
+        for f in self.slots.iter_mut().flatten() {
+            if !f.late && (f.deadline <= now || by.is_some_and(|by| by <= now)) {
+                f.late = true;
+                if !f.settled.swap(true, AtomicOrdering::AcqRel) {
+                    self.outcomes
+                        .record(f.count, Err(OTelSdkError::Timeout(f.waited)));
                 }
             }
         }
-        if let Some(resource) = self.resource.take() {
-            self.set_resource(resource);
+    }
+
+    /// The earliest deadline of the exports in flight that have not passed it (`by` at the
+    /// latest).
+    fn next_deadline(&self, by: Option<Instant>) -> Option<Instant> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|f| !f.late)
+            .map(|f| by.map_or(f.deadline, |by| f.deadline.min(by)))
+            .min()
+    }
+
+    /// Waits for a helper to finish until `until`.
+    fn wait(&mut self, until: Instant) {
+        let wait = until.saturating_duration_since(Instant::now());
+        if let Ok(index) = self.done.recv_timeout(wait) {
+            self.slots[index] = None;
         }
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job = Job {
-            exporter: self.exporter.clone(),
-            count: spans.len(),
-            spans,
-            bytes,
-            reply,
-        };
-        let sent = match &self.jobs {
-            Some(jobs) => jobs.try_send(job),
-            None => Err(mpsc::TrySendError::Disconnected(job)),
-        };
-        if let Err(mpsc::TrySendError::Full(job) | mpsc::TrySendError::Disconnected(job)) = sent {
-            drop(job.spans);
-            self.shared.release(job.count, bytes);
-            return Err(OTelSdkError::InternalFailure(
-                "the export helper thread is gone".into(),
-            ));
-        }
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match answer.recv_timeout(wait) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => {
-                self.late = Some(answer);
-                Err(OTelSdkError::Timeout(wait))
+    }
+
+    /// Hands one batch of `bytes` (estimated) to a free helper, to return by `deadline`; waits
+    /// for one while all are busy (until `by` at the latest). Once every helper is held by an
+    /// export that passed its deadline, the batch fails at once instead of queueing behind them.
+    fn submit(
+        &mut self,
+        spans: Vec<SpanData>,
+        bytes: usize,
+        deadline: Instant,
+        by: Option<Instant>,
+    ) {
+        let count = spans.len();
+        loop {
+            self.reap();
+            let free = (0..self.slots.len())
+                .find(|&i| self.slots[i].is_none() && self.helpers[i].is_some());
+            if let Some(index) = free {
+                if let Some(resource) = self.resource.take() {
+                    self.set_resource(resource);
+                }
+                let settled = Arc::new(AtomicBool::new(false));
+                let job = Job {
+                    exporter: self.exporter.clone(),
+                    spans,
+                    count,
+                    bytes,
+                    settled: settled.clone(),
+                };
+                let sent = match &self.helpers[index] {
+                    Some(helper) => helper.try_send(job),
+                    None => Err(mpsc::TrySendError::Disconnected(job)),
+                };
+                match sent {
+                    Ok(()) => {
+                        self.slots[index] = Some(InFlight {
+                            deadline,
+                            waited: deadline.saturating_duration_since(Instant::now()),
+                            count,
+                            settled,
+                            late: false,
+                        });
+                    }
+                    Err(mpsc::TrySendError::Full(job) | mpsc::TrySendError::Disconnected(job)) => {
+                        self.helpers[index] = None;
+                        drop(job.spans);
+                        self.fail(count, bytes, "the export helper thread is gone");
+                    }
+                }
+                return;
             }
-            Err(RecvTimeoutError::Disconnected) => Err(OTelSdkError::InternalFailure(
-                "the exporter panicked".into(),
-            )),
+            self.expire(Instant::now(), by);
+            match self.next_deadline(by) {
+                Some(next) => self.wait(next),
+                None if self.helpers.iter().all(Option::is_none) => {
+                    drop(spans);
+                    return self.fail(count, bytes, "the export helper thread is gone");
+                }
+                None => {
+                    drop(spans);
+                    return self.fail(
+                        count,
+                        bytes,
+                        "an earlier export passed the export timeout and has not returned",
+                    );
+                }
+            }
+        }
+    }
+
+    /// A batch that was not exported: its bounds are free, its spans counted as failed.
+    fn fail(&self, count: usize, bytes: usize, why: &str) {
+        self.shared.release(count, bytes);
+        self.outcomes
+            .record(count, Err(OTelSdkError::InternalFailure(why.into())));
+    }
+
+    /// Waits until every export in flight returned or passed its deadline (or `by`).
+    fn drain(&mut self, by: Option<Instant>) {
+        loop {
+            self.reap();
+            self.expire(Instant::now(), by);
+            match self.next_deadline(by) {
+                Some(next) => self.wait(next),
+                None => return,
+            }
         }
     }
 }
 
 struct Worker<E> {
-    lane: Lane<E>,
+    lanes: Lanes<E>,
     shared: Arc<Shared>,
-    health: ExportHealth,
+    outcomes: Arc<Outcomes>,
     delay: Duration,
     timeout: Duration,
-    target: Target,
-    failing: bool,
 }
 
 impl<E: SpanExporter + 'static> Worker<E> {
@@ -462,6 +639,11 @@ impl<E: SpanExporter + 'static> Worker<E> {
             if spare.is_none() {
                 spare = Some(VecDeque::with_capacity(room));
             }
+            // An export in flight that passes its deadline is counted then, not at the next round.
+            let until = self
+                .lanes
+                .next_deadline(None)
+                .map_or(deadline, |d| d.min(deadline));
             let (spans, controls, closed) = {
                 let mut queue = self.shared.lock();
                 while queue.spans.len() < self.shared.max_batch
@@ -469,25 +651,28 @@ impl<E: SpanExporter + 'static> Worker<E> {
                     && !queue.closed
                 {
                     let now = Instant::now();
-                    if now >= deadline {
+                    if now >= until {
                         break;
                     }
                     queue = self
                         .shared
                         .wake
-                        .wait_timeout(queue, deadline - now)
+                        .wait_timeout(queue, until - now)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
                 }
                 // Everything queued at once (exported batch by batch): memory stays bounded, as
                 // spans and bytes in flight count against the bounds until their export returns
-                // (spans: the queue plus one batch in all, bytes: the budget in all).
+                // (spans: the queue plus one batch per export in flight, bytes: the budget in
+                // all).
                 room = room.max(queue.spans.len()).min(self.shared.max_queue);
                 let spans = queue.take(&mut spare);
                 let controls = std::mem::take(&mut queue.control);
                 (spans, controls, queue.closed)
             };
             let now = Instant::now();
+            self.lanes.reap();
+            self.lanes.expire(now, None);
             if now >= deadline {
                 deadline = now + self.delay;
             }
@@ -496,35 +681,40 @@ impl<E: SpanExporter + 'static> Worker<E> {
                 _ => None,
             });
             // The resource first: spans taken in the same round as the provider's
-            // `set_resource` (a span ended right after `init`) must not go out without it.
+            // `set_resource` (a span ended right after `init`) must not go out without it (no
+            // export may hold the exporter then).
             let (resources, controls): (Vec<_>, Vec<_>) = controls
                 .into_iter()
                 .partition(|c| matches!(c, Control::Resource(_)));
+            if !resources.is_empty() {
+                self.lanes.drain(shutdown_by);
+            }
             for control in resources {
                 if let Control::Resource(resource) = control {
-                    self.lane.set_resource(resource);
+                    self.lanes.set_resource(resource);
                 }
             }
             self.export(spans, shutdown_by);
             for control in controls {
                 match control {
-                    Control::Resource(resource) => self.lane.set_resource(resource),
+                    Control::Resource(resource) => self.lanes.set_resource(resource),
                     // Everything queued before the flush was taken above and is exported.
                     Control::Flush(reply) => {
-                        let _ = reply.send(self.lane.exporter.force_flush());
+                        self.lanes.drain(None);
+                        let _ = reply.send(self.lanes.exporter.force_flush());
                     }
                     Control::Shutdown(timeout, reply) => {
                         let by = now + timeout;
                         self.close(Some(by));
                         let left = by.saturating_duration_since(Instant::now());
-                        let _ = reply.send(self.lane.exporter.shutdown_with_timeout(left));
+                        let _ = reply.send(self.lanes.exporter.shutdown_with_timeout(left));
                         return;
                     }
                 }
             }
             if closed {
                 self.close(None);
-                let _ = self.lane.exporter.shutdown();
+                let _ = self.lanes.exporter.shutdown();
                 return;
             }
         }
@@ -540,6 +730,7 @@ impl<E: SpanExporter + 'static> Worker<E> {
             (rest, std::mem::take(&mut queue.control))
         };
         self.export(rest, by);
+        self.lanes.drain(by);
         for control in late {
             match control {
                 Control::Flush(reply) | Control::Shutdown(_, reply) => {
@@ -548,11 +739,12 @@ impl<E: SpanExporter + 'static> Worker<E> {
                 Control::Resource(_) => {}
             }
         }
-        let s = self.health.snapshot();
+        let s = self.outcomes.health.snapshot();
         if s.spans_dropped + s.spans_failed > 0 {
+            let target = &self.outcomes.target;
             tracing::warn!(
-                endpoint = %self.target.endpoint,
-                protocol = %self.target.protocol,
+                endpoint = %target.endpoint,
+                protocol = %target.protocol,
                 spans_exported = s.spans_exported,
                 spans_dropped = s.spans_dropped,
                 spans_dropped_bytes = s.spans_dropped_bytes,
@@ -563,9 +755,9 @@ impl<E: SpanExporter + 'static> Worker<E> {
         }
     }
 
-    /// Exports `spans` batch by batch, each within the export timeout (and before `by`, the
-    /// shutdown deadline, if given). `bytes` (estimated, of all `spans`) are shared out over the
-    /// batches in proportion.
+    /// Hands `spans` to the helpers batch by batch, each to return within the export timeout
+    /// (and before `by`, the shutdown deadline, if given). `bytes` (estimated, of all `spans`)
+    /// are shared out over the batches in proportion.
     fn export(&mut self, (spans, mut bytes): (Vec<SpanData>, usize), by: Option<Instant>) {
         let max = self.shared.max_batch;
         let mut left = spans.len();
@@ -596,33 +788,7 @@ impl<E: SpanExporter + 'static> Worker<E> {
             if let Some(by) = by {
                 deadline = deadline.min(by);
             }
-            match self.lane.export(spans, share, deadline) {
-                Ok(()) => {
-                    self.health.add_exported(n);
-                    if self.failing {
-                        self.failing = false;
-                        tracing::info!(
-                            endpoint = %self.target.endpoint,
-                            protocol = %self.target.protocol,
-                            "span export recovered"
-                        );
-                    }
-                }
-                Err(error) => {
-                    self.health.add_failed(n);
-                    if !self.failing {
-                        self.failing = true;
-                        tracing::warn!(
-                            endpoint = %self.target.endpoint,
-                            protocol = %self.target.protocol,
-                            %error,
-                            spans = n,
-                            "span export failed; spans are dropped until the exporter recovers \
-                             (logged once per outage, counted in ExportHealth)"
-                        );
-                    }
-                }
-            }
+            self.lanes.submit(spans, share, deadline, by);
         }
         if bytes > 0 {
             self.shared.release(0, bytes);
@@ -949,5 +1115,112 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(exporter.get_finished_spans().unwrap().len(), 1);
+    }
+
+    /// An exporter whose exports return only once `n` of them are in flight at the same time.
+    #[derive(Debug, Clone)]
+    struct Together(Arc<Barrier>, InMemorySpanExporter);
+    impl SpanExporter for Together {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.wait();
+            self.1.export(batch).await
+        }
+    }
+
+    #[test]
+    fn exports_run_concurrently_up_to_the_limit() {
+        let together = Together(Arc::new(Barrier::new(3)), InMemorySpanExporter::default());
+        let processor =
+            BatchProcessor::with_concurrent_exports(together.clone(), &settings(64, 4), 3);
+        let health = processor.health();
+        for _ in 0..12 {
+            processor.on_end(finished_span());
+        }
+        // Three batches of four: they return only if all three are in flight at once.
+        processor.force_flush().unwrap();
+        let s = health.snapshot();
+        assert_eq!(
+            (s.spans_exported, s.spans_failed, s.spans_dropped),
+            (12, 0, 0)
+        );
+        assert_eq!(together.1.get_finished_spans().unwrap().len(), 12);
+        assert_eq!(processor.shared.lock().bytes, 0);
+        assert_eq!(processor.shared.lock().in_flight, 0);
+    }
+
+    #[test]
+    fn hung_exports_hold_at_most_their_slots_and_the_bounds() {
+        let (hung, calls) = Hung::new(true);
+        let mut s = settings(8, 4);
+        s.export_timeout = Duration::from_millis(200);
+        let processor = BatchProcessor::with_concurrent_exports(hung, &s, 2);
+        let health = processor.health();
+        let shared = processor.shared.clone();
+        let bound = Duration::from_secs(5);
+
+        // Two batches: both in flight at once, both abandoned at the timeout.
+        for _ in 0..8 {
+            processor.on_end(finished_span());
+        }
+        let started = Instant::now();
+        let _ = processor.force_flush();
+        assert!(
+            started.elapsed() < bound,
+            "flush took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let s = health.snapshot();
+        assert_eq!((s.spans_failed, s.export_failures), (8, 2), "{s:?}");
+        // The hung exports still hold their spans: they count against the bounds (the queue of
+        // 8 plus one batch of 4 per export in flight, 16 in all).
+        assert_eq!(shared.lock().in_flight, 8);
+
+        // Every helper is held: later batches fail at once, nothing more reaches the exporter,
+        // and what does not fit is dropped and counted.
+        for _ in 0..40 {
+            processor.on_end(finished_span());
+        }
+        let queued = shared.lock().spans.len();
+        assert!(queued + shared.lock().in_flight <= 16, "{queued}");
+        let started = Instant::now();
+        let _ = processor.force_flush();
+        assert!(
+            started.elapsed() < bound,
+            "flush took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let s = health.snapshot();
+        assert_eq!(s.spans_exported, 0);
+        assert_eq!(s.spans_failed + s.spans_dropped, 48, "{s:?}");
+
+        let started = Instant::now();
+        let _ = processor.shutdown_with_timeout(Duration::from_millis(300));
+        assert!(
+            started.elapsed() < bound,
+            "shutdown took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_panicking_export_is_a_counted_failure() {
+        #[derive(Debug)]
+        struct Panics;
+        impl SpanExporter for Panics {
+            async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+                panic!("exporter bug")
+            }
+        }
+        let processor = BatchProcessor::with_concurrent_exports(Panics, &settings(16, 2), 2);
+        let health = processor.health();
+        for _ in 0..6 {
+            processor.on_end(finished_span());
+        }
+        processor.force_flush().unwrap();
+        let s = health.snapshot();
+        assert_eq!((s.spans_failed, s.export_failures), (6, 3), "{s:?}");
+        assert_eq!(processor.shared.lock().in_flight, 0);
     }
 }

@@ -4,10 +4,18 @@
 
 mod batch;
 mod console;
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+mod encode;
 mod health;
 pub mod keep;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod otlp;
+#[cfg(feature = "otlp-grpc")]
+mod otlp_grpc;
+#[cfg(feature = "otlp-http")]
+mod otlp_http;
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+mod retry;
 #[cfg(all(feature = "tls", any(feature = "otlp-http", feature = "otlp-grpc")))]
 mod tls;
 
@@ -64,6 +72,27 @@ impl std::fmt::Display for Protocol {
         f.write_str(match self {
             Self::Grpc => "grpc",
             Self::HttpProtobuf => "http/protobuf",
+        })
+    }
+}
+
+/// Compression of OTLP request bodies (`TRACING_COMPRESSION`, `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`,
+/// `OTEL_EXPORTER_OTLP_COMPRESSION`: `gzip` or `none`, the values every OTLP receiver supports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Bodies as encoded (the specification's default).
+    #[default]
+    None,
+    /// gzip: `Content-Encoding: gzip` over HTTP, `grpc-encoding: gzip` over gRPC.
+    Gzip,
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Gzip => "gzip",
         })
     }
 }

@@ -38,6 +38,7 @@ enum Transport {
         channel: tonic::transport::Channel,
         metadata: tonic::metadata::MetadataMap,
         runtime: tokio::runtime::Handle,
+        gzip: bool,
     },
 }
 
@@ -68,7 +69,8 @@ impl OtlpMetricExporter {
                 let endpoint: http::Uri = config.endpoint.parse().map_err(|e| {
                     BuildError::Exporter(format!("invalid endpoint {:?}: {e}", config.endpoint))
                 })?;
-                let (client, runtime) = crate::export::otlp::http_client(config, Arc::default())?;
+                let material = crate::export::otlp::tls_material(config)?;
+                let (client, runtime) = crate::export::otlp::http_transport(config, &material)?;
                 (Transport::Http { client, endpoint }, runtime)
             }
             #[cfg(feature = "otlp-grpc")]
@@ -76,12 +78,15 @@ impl OtlpMetricExporter {
                 let metadata = tonic::metadata::MetadataMap::from_headers(
                     crate::export::otlp::header_map(config)?,
                 );
-                let (channel, runtime) = crate::export::otlp::grpc_channel(config)?;
+                let material = crate::export::otlp::tls_material(config)?;
+                let runtime = crate::export::otlp::export_runtime("gorax-trace-grpc-metrics")?;
+                let channel = crate::export::otlp::grpc_channel(config, &material, &runtime)?;
                 (
                     Transport::Grpc {
                         channel,
                         metadata,
                         runtime: runtime.handle().clone(),
+                        gzip: config.compression == crate::export::Compression::Gzip,
                     },
                     Some(ExportRuntime { runtime }),
                 )
@@ -138,9 +143,13 @@ impl OtlpMetricExporter {
                 channel,
                 metadata,
                 runtime,
+                gzip,
             } => {
                 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
                 let mut client = MetricsServiceClient::new(channel.clone());
+                if *gzip {
+                    client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
                 let mut request = tonic::Request::new(request);
                 *request.metadata_mut() = metadata.clone();
                 let timeout = self.timeout;
