@@ -36,9 +36,17 @@ struct Collector {
     fail_metrics: Arc<Mutex<usize>>,
     metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
     span_ids: SpanIds,
+    /// Per metric push, whether it came gzip-compressed.
+    gzipped: Arc<Mutex<Vec<bool>>>,
 }
 
-async fn metrics_in(State(c): State<Collector>, body: axum::body::Bytes) -> StatusCode {
+async fn metrics_in(
+    State(c): State<Collector>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let (body, gzipped) = decoded(&headers, body);
+    c.gzipped.lock().unwrap().push(gzipped);
     {
         let mut fail = c.fail_metrics.lock().unwrap();
         if *fail > 0 {
@@ -51,7 +59,26 @@ async fn metrics_in(State(c): State<Collector>, body: axum::body::Bytes) -> Stat
     StatusCode::OK
 }
 
-async fn traces_in(State(c): State<Collector>, body: axum::body::Bytes) -> StatusCode {
+/// The body as sent, gunzipped when `Content-Encoding: gzip`; and whether it was.
+fn decoded(headers: &axum::http::HeaderMap, body: axum::body::Bytes) -> (axum::body::Bytes, bool) {
+    let gzipped = headers
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes() == b"gzip");
+    if !gzipped {
+        return (body, false);
+    }
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out)
+        .expect("a gzip body");
+    (out.into(), true)
+}
+
+async fn traces_in(
+    State(c): State<Collector>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let (body, _) = decoded(&headers, body);
     let request = ExportTraceServiceRequest::decode(body).expect("protobuf traces");
     let mut ids = c.span_ids.lock().unwrap();
     for rs in request.resource_spans {
@@ -124,6 +151,7 @@ fn config(collector: std::net::SocketAddr, exporters: MetricsExporters) -> Trace
         .with_endpoint(format!("http://{collector}"))
         .with_protocol(Protocol::HttpProtobuf)
         .with_sample_rate(0.5)
+        .with_compression(gorax_trace::export::Compression::Gzip)
         .with_metrics(true)
         .with_metrics_exporters(exporters)
         .with_metric_export_interval(Duration::from_millis(200))
@@ -236,6 +264,13 @@ async fn red_metrics() {
     assert!(health.failures() >= 2, "failed pushes counted");
     // Shutdown pushes the final totals.
     telemetry.shutdown().unwrap();
+
+    // The configured compression applies to the metrics push too.
+    let gzipped = collector.gzipped.lock().unwrap().clone();
+    assert!(
+        !gzipped.is_empty() && gzipped.iter().all(|g| *g),
+        "{gzipped:?}"
+    );
 
     // Server histogram: 40 + 6 measurements, one data point per attribute set.
     let server = histogram(
