@@ -168,12 +168,13 @@ fn hex16(v: u64) -> [u8; 16] {
     }
     let x = u128::from(v);
     let x = (x & 0xffff_ffff_0000_0000) << 32 | (x & 0xffff_ffff);
-    let x = (x & lanes(0xffff_0000, 64)) << 16 | (x & lanes(0xffff, 64));
-    let x = (x & lanes(0xff00, 32)) << 8 | (x & lanes(0xff, 32));
-    let x = (x & lanes(0xf0, 16)) << 4 | (x & lanes(0x0f, 16));
+    let x = (x & const { lanes(0xffff_0000, 64) }) << 16 | (x & const { lanes(0xffff, 64) });
+    let x = (x & const { lanes(0xff00, 32) }) << 8 | (x & const { lanes(0xff, 32) });
+    let x = (x & const { lanes(0xf0, 16) }) << 4 | (x & const { lanes(0x0f, 16) });
     // Every byte is a nibble now; `+ 0x76` sets its high bit exactly when it is 10 or more.
-    let letters = ((x + lanes(0x76, 8)) >> 7) & lanes(0x01, 8);
-    (x + lanes(b'0'.into(), 8) + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
+    let letters = ((x + const { lanes(0x76, 8) }) >> 7) & const { lanes(0x01, 8) };
+    let digits = x + const { lanes(b'0' as u128, 8) };
+    (digits + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
 }
 
 #[cfg(test)]
