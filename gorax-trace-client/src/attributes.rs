@@ -105,7 +105,9 @@ pub(crate) fn on_request(
     } else {
         limited(&full, limit).into()
     };
-    span.set_attribute(KeyValue::new(semconv::URL_FULL, full.clone()));
+    // The legacy `http.url` shares the value; only `http/dup` mode pays for the copy.
+    let legacy_url = dup.then(|| full.clone());
+    span.set_attribute(KeyValue::new(semconv::URL_FULL, full));
     if let Some(template) = template {
         span.set_attribute(KeyValue::new(semconv::URL_TEMPLATE, template.0.clone()));
     }
@@ -120,7 +122,9 @@ pub(crate) fn on_request(
             legacy::HTTP_METHOD,
             req.method().as_str().to_owned(),
         ));
-        span.set_attribute(KeyValue::new(legacy::HTTP_URL, full));
+        if let Some(url) = legacy_url {
+            span.set_attribute(KeyValue::new(legacy::HTTP_URL, url));
+        }
     }
     if let Some(template) = template {
         span.update_name(span_name(req.method(), Some(template.as_str())));

@@ -397,6 +397,13 @@ pub trait CarrierMut {
     fn set(&mut self, field: Field, value: &str);
     /// Removes `field` (a no-op for carriers that cannot remove).
     fn remove(&mut self, field: Field);
+
+    /// The carrier as an [`HeaderMap`], when it is one: `traceparent` is then written as a
+    /// header value straight from its bytes, and a `tracestate` is looked for only in a map that
+    /// has headers.
+    fn as_header_map_mut(&mut self) -> Option<&mut HeaderMap> {
+        None
+    }
 }
 
 impl CarrierMut for HeaderMap {
@@ -413,6 +420,10 @@ impl CarrierMut for HeaderMap {
         if self.contains_key(field.header_name()) {
             HeaderMap::remove(self, field.header_name());
         }
+    }
+
+    fn as_header_map_mut(&mut self) -> Option<&mut HeaderMap> {
+        Some(self)
     }
 }
 
@@ -569,7 +580,16 @@ impl Propagators {
         carrier: &mut C,
     ) {
         if self.trace_context && span_context.is_valid() {
-            carrier.set(Field::Traceparent, Traceparent::new(span_context).as_str());
+            let traceparent = Traceparent::new(span_context);
+            // An empty map has no `tracestate` to remove.
+            let mut had_headers = true;
+            match carrier.as_header_map_mut() {
+                Some(headers) => {
+                    had_headers = !headers.is_empty();
+                    headers.insert(TRACEPARENT, traceparent.to_header_value());
+                }
+                None => carrier.set(Field::Traceparent, traceparent.as_str()),
+            }
             let state = span_context.trace_state();
             let value = (*state != TraceState::NONE)
                 .then(|| tracestate::header_value(state, tracestate::DEFAULT_MAX_LEN))
@@ -577,7 +597,8 @@ impl Propagators {
             match value.filter(|v| !v.is_empty()) {
                 // An empty value is never written: some carriers (SQS attributes) reject it.
                 Some(v) => carrier.set(Field::Tracestate, &v),
-                None => carrier.remove(Field::Tracestate),
+                None if had_headers => carrier.remove(Field::Tracestate),
+                None => {}
             }
         }
         if !self.other.is_empty() && span_context.is_valid() {

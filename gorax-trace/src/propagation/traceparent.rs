@@ -5,6 +5,8 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState}
 
 /// Flags the W3C specification defines: `sampled` (0x01) and, in Level 2, `random` (0x02).
 pub(crate) const KNOWN_FLAGS: u8 = 0x03;
+// `Traceparent::new` writes the masked flags as one decimal digit.
+const _: () = assert!(KNOWN_FLAGS < 10);
 /// Length of a version-00 `traceparent`.
 pub(crate) const TRACEPARENT_LEN: usize = 55;
 
@@ -65,8 +67,9 @@ impl Traceparent {
         buf[36..52].copy_from_slice(&hex16(u64::from_be_bytes(
             span_context.span_id().to_bytes(),
         )));
-        let flags = hex16(u64::from(span_context.trace_flags().to_u8() & KNOWN_FLAGS));
-        buf[53..55].copy_from_slice(&flags[14..]);
+        // Flags are 0 to 3 after masking: one digit after a `0`.
+        buf[53] = b'0';
+        buf[54] = b'0' + (span_context.trace_flags().to_u8() & KNOWN_FLAGS);
         Traceparent(buf)
     }
 
