@@ -35,9 +35,10 @@ pub(crate) fn url_full(url: &Url, sensitive: &[String]) -> String {
     url.into()
 }
 
-/// The capacity of a span's attribute list: enough for every attribute the request and the
-/// response add (ten in `http/dup` mode with a template and a resend count).
-pub(crate) const CAPACITY: usize = 12;
+/// The capacity of a span's attribute list: every attribute the request and the response may
+/// add (method and its original, server address and port, `url.full`, template, resend count,
+/// the two legacy request names; status code, protocol version, legacy status code, error type).
+pub(crate) const CAPACITY: usize = 13;
 
 /// Where the outcome goes: the span itself (the usual case, no list in between), or a list
 /// for a span held in a context.

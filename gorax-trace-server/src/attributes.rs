@@ -83,11 +83,15 @@ impl<'a> Found<'a> {
 }
 
 /// How many attributes a span of this layer may get, request and response together (its list
-/// is allocated once with this capacity).
+/// is allocated once with this capacity; only attributes added by hooks can grow it).
 pub(crate) fn capacity(config: &Config, dup: bool) -> usize {
+    // Request: method and its original, path, query, scheme, route, server address and port,
+    // client address, peer address and port, protocol version, user agent, body size (14);
+    // response: status code, body size, error type (3).
+    let stable = 17;
     let legacy = if dup { 5 } else { 0 };
     let rpc = if config.grpc { 4 } else { 0 };
-    16 + legacy + rpc + config.request_headers.len() + config.response_headers.len()
+    stable + legacy + rpc + config.request_headers.len() + config.response_headers.len()
 }
 
 /// Sets the request attributes and the final span name. `initial_given`: the method and route

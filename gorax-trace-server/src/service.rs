@@ -171,7 +171,7 @@ where
             let caller = span.span_context();
             !caller.is_valid() || caller.is_sampled()
         };
-        let mut attributes = None;
+        let mut list = None;
         if likely || rules {
             let mut initial = Vec::with_capacity(attributes::capacity(config, dup));
             if rules {
@@ -186,13 +186,13 @@ where
                     ));
                 }
             }
-            attributes = Some(initial);
+            list = Some(initial);
         }
         // One builder, moved once.
         let builder = SpanBuilder {
             name,
             span_kind: Some(SpanKind::Server),
-            attributes,
+            attributes: list,
             links,
             ..SpanBuilder::default()
         };
