@@ -132,6 +132,13 @@ fn bench(c: &mut Criterion) {
     let gorax_metrics = ready(
         routes().layer(ServerTraceLayer::new().with_telemetry(metrics_handle(tracer.clone()))),
     );
+    let gorax_traceresponse = ready(
+        routes().layer(
+            ServerTraceLayer::new()
+                .with_tracer(tracer.clone())
+                .with_response_header(gorax_trace_server::ResponseHeader::TraceResponse),
+        ),
+    );
     let keep_provider = keep_provider();
     let mut gorax_keep =
         ready(routes().layer(ServerTraceLayer::new().with_tracer(keep_provider.tracer("bench"))));
@@ -149,6 +156,12 @@ fn bench(c: &mut Criterion) {
         ("any-layer (map_request identity)", noop.clone(), SAMPLED),
         ("gorax/sampled", gorax.clone(), SAMPLED),
         ("gorax/unsampled", gorax.clone(), UNSAMPLED),
+        // `traceresponse` written to every response.
+        (
+            "gorax+traceresponse/sampled",
+            gorax_traceresponse.clone(),
+            SAMPLED,
+        ),
         ("gorax/unsampled+keep-errors", gorax_keep.clone(), UNSAMPLED),
         // With a `tracing` subscriber (the bridge span is created and entered per request).
         ("gorax+subscriber/sampled", gorax.clone(), SAMPLED),

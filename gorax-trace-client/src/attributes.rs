@@ -35,6 +35,45 @@ pub(crate) fn url_full(url: &Url, sensitive: &[String]) -> String {
     url.into()
 }
 
+/// The capacity of a span's attribute list: every attribute the request and the response may
+/// add (method and its original, server address and port, `url.full`, template, resend count,
+/// the two legacy request names; status code, protocol version, legacy status code, error type).
+pub(crate) const CAPACITY: usize = 13;
+
+/// Where the outcome goes: the span itself (the usual case, no list in between), or a list
+/// for a span held in a context.
+pub(crate) trait Sink {
+    fn attribute(&mut self, attribute: KeyValue);
+    fn status(&mut self, status: Status);
+}
+
+impl<S: Span> Sink for S {
+    fn attribute(&mut self, attribute: KeyValue) {
+        self.set_attribute(attribute);
+    }
+
+    fn status(&mut self, status: Status) {
+        self.set_status(status);
+    }
+}
+
+/// The outcome of a request whose span sits in a context (with hooks).
+#[derive(Default)]
+pub(crate) struct AttributeList {
+    pub(crate) attributes: Vec<KeyValue>,
+    pub(crate) status: Option<Status>,
+}
+
+impl Sink for AttributeList {
+    fn attribute(&mut self, attribute: KeyValue) {
+        self.attributes.push(attribute);
+    }
+
+    fn status(&mut self, status: Status) {
+        self.status = Some(status);
+    }
+}
+
 /// Sets the request attributes and, with a template, the final span name.
 pub(crate) fn on_request(
     span: &mut impl Span,
@@ -47,90 +86,89 @@ pub(crate) fn on_request(
 ) {
     let (method, known) = method_name(req.method());
     let url = req.url();
-    let mut attrs = Vec::with_capacity(10);
-    attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
+    span.set_attribute(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
     if !known {
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(
             semconv::HTTP_REQUEST_METHOD_ORIGINAL,
             limited(req.method().as_str(), limit),
         ));
     }
     if let Some(host) = url.host_str() {
-        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, limited(host, limit)));
+        span.set_attribute(KeyValue::new(semconv::SERVER_ADDRESS, limited(host, limit)));
     }
     if let Some(port) = url.port_or_known_default() {
-        attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+        span.set_attribute(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
     }
-    let full: Value = limited(&url_full(url, &config.redact), limit).into();
-    attrs.push(KeyValue::new(semconv::URL_FULL, full.clone()));
+    let full = url_full(url, &config.redact);
+    // Within the limit (bytes, so characters too) the string is used as it is.
+    let full: Value = if full.len() <= limit {
+        full.into()
+    } else {
+        limited(&full, limit).into()
+    };
+    // The legacy `http.url` shares the value; only `http/dup` mode pays for the copy.
+    let legacy_url = dup.then(|| full.clone());
+    span.set_attribute(KeyValue::new(semconv::URL_FULL, full));
     if let Some(template) = template {
-        attrs.push(KeyValue::new(semconv::URL_TEMPLATE, template.0.clone()));
+        span.set_attribute(KeyValue::new(semconv::URL_TEMPLATE, template.0.clone()));
     }
     if resend_count > 0 {
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(
             semconv::HTTP_REQUEST_RESEND_COUNT,
             i64::from(resend_count),
         ));
     }
     if dup {
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(
             legacy::HTTP_METHOD,
             req.method().as_str().to_owned(),
         ));
-        attrs.push(KeyValue::new(legacy::HTTP_URL, full));
+        if let Some(url) = legacy_url {
+            span.set_attribute(KeyValue::new(legacy::HTTP_URL, url));
+        }
     }
-    span.set_attributes(attrs);
     if let Some(template) = template {
         span.update_name(span_name(req.method(), Some(template.as_str())));
     }
 }
 
-/// Sets the response attributes and the status (4xx and 5xx are errors on a client span).
-/// The response attributes and, for a failure, the Error status.
-pub(crate) fn on_response(
-    res: &Response,
-    config: &Config,
-    dup: bool,
-) -> (Vec<KeyValue>, Option<Status>) {
+/// The response attributes and, for a failure (4xx and 5xx on a client span), the Error status.
+pub(crate) fn on_response(sink: &mut impl Sink, res: &Response, config: &Config, dup: bool) {
     let status = res.status();
     let code = i64::from(status.as_u16());
-    let mut attrs = Vec::with_capacity(4);
-    attrs.push(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, code));
-    attrs.push(KeyValue::new(
+    sink.attribute(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, code));
+    sink.attribute(KeyValue::new(
         semconv::NETWORK_PROTOCOL_VERSION,
         protocol_version(res.version()),
     ));
     if dup {
-        attrs.push(KeyValue::new(legacy::HTTP_STATUS_CODE, code));
+        sink.attribute(KeyValue::new(legacy::HTTP_STATUS_CODE, code));
     }
-    let mut failed = None;
     if let Some(error_type) = config
         .classify
         .classify(&ResponseHead::new(status, res.headers()))
     {
-        attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type));
-        failed = Some(Status::error(""));
+        sink.attribute(KeyValue::new(semconv::ERROR_TYPE, error_type));
+        sink.status(Status::error(""));
     }
-    (attrs, failed)
 }
 
 /// A request that got no response: `error.type` is a low-cardinality class of the error.
-pub(crate) fn on_error(error: &reqwest_middleware::Error) -> (Vec<KeyValue>, Option<Status>) {
-    (
-        vec![KeyValue::new(semconv::ERROR_TYPE, error_type(error))],
-        Some(Status::error(error.to_string())),
-    )
+pub(crate) fn on_error(sink: &mut impl Sink, error: &reqwest_middleware::Error) {
+    sink.attribute(KeyValue::new(semconv::ERROR_TYPE, error_type(error)));
+    sink.status(Status::error(error.to_string()));
 }
 
-/// The outcome attributes of `result`.
+/// The outcome attributes and status of `result`.
 pub(crate) fn outcome(
+    sink: &mut impl Sink,
     result: &reqwest_middleware::Result<Response>,
     config: &Config,
     dup: bool,
-) -> (Vec<KeyValue>, Option<Status>) {
+) {
     match result {
-        Ok(res) => on_response(res, config, dup),
-        Err(err) => on_error(err),
+        Ok(res) => on_response(sink, res, config, dup),
+        Err(err) => on_error(sink, err),
     }
 }
 

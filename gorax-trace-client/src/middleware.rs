@@ -8,11 +8,11 @@ use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use http::Extensions;
 use opentelemetry::Context;
-use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::attributes;
+use crate::attributes::{self, AttributeList};
 use crate::metrics::RequestMetrics;
 
 /// The URL template of a request (`/users/{id}`), put in the request's [`Extensions`] to name
@@ -404,10 +404,20 @@ impl Middleware for ClientTraceMiddleware {
         let (method, known) = gorax_trace::httpconv::method(req.method());
         let hooked = config.on_request.is_some() || config.on_response.is_some();
         let (mut span, hook_parent) = Context::map_current(|parent| {
-            let span = tracer
-                .span_builder(if known { method } else { "HTTP" })
-                .with_kind(SpanKind::Client)
-                .start_with_context(tracer, parent);
+            // When the span will likely record (the parent sampled, or a new trace), its
+            // attribute list is allocated once, large enough for every attribute it gets.
+            let likely = {
+                let span = parent.span();
+                let sc = span.span_context();
+                !sc.is_valid() || sc.is_sampled()
+            };
+            let span = SpanBuilder {
+                name: (if known { method } else { "HTTP" }).into(),
+                span_kind: Some(SpanKind::Client),
+                attributes: likely.then(|| Vec::with_capacity(attributes::CAPACITY)),
+                ..SpanBuilder::default()
+            }
+            .start_with_context(tracer, parent);
             if propagate {
                 inject(
                     config,
@@ -440,11 +450,7 @@ impl Middleware for ClientTraceMiddleware {
                 );
             }
             if span.is_recording() {
-                let (attrs, status) = attributes::outcome(&result, config, dup);
-                span.set_attributes(attrs);
-                if let Some(status) = status {
-                    span.set_status(status);
-                }
+                attributes::outcome(&mut span, &result, config, dup);
                 span.end();
             }
             return result;
@@ -468,9 +474,10 @@ impl Middleware for ClientTraceMiddleware {
             );
         }
         if span.is_recording() {
-            let (attrs, status) = attributes::outcome(&result, config, dup);
-            span.set_attributes(attrs);
-            if let Some(status) = status {
+            let mut attrs = AttributeList::default();
+            attributes::outcome(&mut attrs, &result, config, dup);
+            span.set_attributes(attrs.attributes);
+            if let Some(status) = attrs.status {
                 span.set_status(status);
             }
             span.end();

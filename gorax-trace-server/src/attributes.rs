@@ -8,7 +8,7 @@ use gorax_trace::httpconv::{
     method as method_name, protocol_version, redact_query, span_name, truncate_value,
 };
 use gorax_trace::semconv::{self, legacy};
-use http::{HeaderMap, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Request, Response, header};
 use std::sync::Arc;
 
 use opentelemetry::trace::{Span, SpanRef};
@@ -44,6 +44,56 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
 const X_FORWARDED_FOR: header::HeaderName = header::HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: header::HeaderName = header::HeaderName::from_static("x-forwarded-proto");
 
+/// The first value of each request header the attributes read, found in one pass over the
+/// headers (three lookups for a map with many names).
+struct Found<'a> {
+    host: Option<&'a HeaderValue>,
+    user_agent: Option<&'a HeaderValue>,
+    content_length: Option<&'a HeaderValue>,
+}
+
+impl<'a> Found<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        if headers.keys_len() > 24 {
+            return Self {
+                host: headers.get(header::HOST),
+                user_agent: headers.get(header::USER_AGENT),
+                content_length: headers.get(header::CONTENT_LENGTH),
+            };
+        }
+        let mut found = Self {
+            host: None,
+            user_agent: None,
+            content_length: None,
+        };
+        for (name, value) in headers {
+            let slot = if name == header::HOST {
+                &mut found.host
+            } else if name == header::USER_AGENT {
+                &mut found.user_agent
+            } else if name == header::CONTENT_LENGTH {
+                &mut found.content_length
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        found
+    }
+}
+
+/// How many attributes a span of this layer may get, request and response together (its list
+/// is allocated once with this capacity; only attributes added by hooks can grow it).
+pub(crate) fn capacity(config: &Config, dup: bool) -> usize {
+    // Request: method and its original, path, query, scheme, route, server address and port,
+    // client address, peer address and port, protocol version, user agent, body size (14);
+    // response: status code, body size, error type (3).
+    let stable = 17;
+    let legacy = if dup { 5 } else { 0 };
+    let rpc = if config.grpc { 4 } else { 0 };
+    stable + legacy + rpc + config.request_headers.len() + config.response_headers.len()
+}
+
 /// Sets the request attributes and the final span name. `initial_given`: the method and route
 /// were already set when the span started (for the sampler). `rpc`: the gRPC service and method
 /// (gRPC mode), whose name the span already has.
@@ -59,18 +109,17 @@ pub(crate) fn on_request<B>(
     rpc: Option<(&str, &str)>,
 ) {
     let (method, known) = method_name(req.method());
-    let mut attrs = Vec::with_capacity(16);
     if !initial_given {
-        attrs.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
+        span.set_attribute(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
     }
     if !known {
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(
             semconv::HTTP_REQUEST_METHOD_ORIGINAL,
             limited(req.method().as_str(), limit),
         ));
     }
     let uri = req.uri();
-    attrs.push(KeyValue::new(semconv::URL_PATH, limited(uri.path(), limit)));
+    span.set_attribute(KeyValue::new(semconv::URL_PATH, limited(uri.path(), limit)));
     let query: Option<StringValue> = uri.query().map(|q| {
         if has_sensitive_key(q, &config.redact) {
             limited(&redact_query(q, &config.redact), limit)
@@ -79,7 +128,7 @@ pub(crate) fn on_request<B>(
         }
     });
     if let Some(q) = &query {
-        attrs.push(KeyValue::new(semconv::URL_QUERY, q.clone()));
+        span.set_attribute(KeyValue::new(semconv::URL_QUERY, q.clone()));
     }
     let peer = peer(req.extensions());
     let trusted = peer.is_some_and(|p| config.trusted_proxies.contains(&p.ip()));
@@ -87,22 +136,22 @@ pub(crate) fn on_request<B>(
         .then(|| req.headers().get(X_FORWARDED_PROTO)?.to_str().ok())
         .flatten();
     let scheme = scheme_value(forwarded_proto.or(uri.scheme_str()).unwrap_or("http"));
-    attrs.push(KeyValue::new(semconv::URL_SCHEME, scheme.clone()));
+    span.set_attribute(KeyValue::new(semconv::URL_SCHEME, scheme.clone()));
     if let Some(route) = route.filter(|_| !initial_given) {
-        attrs.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
+        span.set_attribute(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
     }
+    let headers = Found::of(req.headers());
     let host = match uri.authority() {
         Some(a) => Some((a.host(), a.port_u16())),
-        None => req
-            .headers()
-            .get(header::HOST)
+        None => headers
+            .host
             .and_then(|h| h.to_str().ok())
             .map(split_host_port),
     };
     if let Some((host, port)) = host {
-        attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, limited(host, limit)));
+        span.set_attribute(KeyValue::new(semconv::SERVER_ADDRESS, limited(host, limit)));
         if let Some(port) = port {
-            attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+            span.set_attribute(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
         }
     }
     let client = if trusted {
@@ -113,37 +162,43 @@ pub(crate) fn on_request<B>(
     // The peer's address is formatted once and shared by both attributes.
     let peer_ip: Option<StringValue> = peer.map(|p| Arc::<str>::from(p.ip().to_string()).into());
     match (client, &peer_ip) {
-        (Some(ip), _) => attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, ip.to_string())),
-        (None, Some(ip)) => attrs.push(KeyValue::new(semconv::CLIENT_ADDRESS, ip.clone())),
+        (Some(ip), _) => {
+            span.set_attribute(KeyValue::new(semconv::CLIENT_ADDRESS, ip.to_string()));
+        }
+        (None, Some(ip)) => span.set_attribute(KeyValue::new(semconv::CLIENT_ADDRESS, ip.clone())),
         (None, None) => {}
     }
     if let (Some(p), Some(ip)) = (peer, peer_ip) {
-        attrs.push(KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip));
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip));
+        span.set_attribute(KeyValue::new(
             semconv::NETWORK_PEER_PORT,
             i64::from(p.port()),
         ));
     }
-    attrs.push(KeyValue::new(
+    span.set_attribute(KeyValue::new(
         semconv::NETWORK_PROTOCOL_VERSION,
         protocol_version(req.version()),
     ));
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
+    let user_agent = headers.user_agent.and_then(|v| v.to_str().ok());
     if let Some(ua) = user_agent {
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(
             semconv::USER_AGENT_ORIGINAL,
             limited(ua, limit),
         ));
     }
-    if let Some(len) = content_length(req.headers()) {
-        attrs.push(KeyValue::new(semconv::HTTP_REQUEST_BODY_SIZE, len));
+    if let Some(len) = headers
+        .content_length
+        .and_then(|v| v.to_str().ok()?.parse::<i64>().ok())
+    {
+        span.set_attribute(KeyValue::new(semconv::HTTP_REQUEST_BODY_SIZE, len));
     }
-    capture(&mut attrs, req.headers(), &config.request_headers, limit);
+    if !config.request_headers.is_empty() {
+        let mut captured = Vec::new();
+        capture(&mut captured, req.headers(), &config.request_headers, limit);
+        span.set_attributes(captured);
+    }
     if dup {
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(
             legacy::HTTP_METHOD,
             limited(req.method().as_str(), limit),
         ));
@@ -151,32 +206,31 @@ pub(crate) fn on_request<B>(
             Some(q) => format!("{}?{}", uri.path(), q.as_str()),
             None => uri.path().to_owned(),
         };
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(
             legacy::HTTP_TARGET,
             truncate_value(&target, limit).into_owned(),
         ));
-        attrs.push(KeyValue::new(legacy::HTTP_SCHEME, scheme));
+        span.set_attribute(KeyValue::new(legacy::HTTP_SCHEME, scheme));
         if let Some(ua) = user_agent {
-            attrs.push(KeyValue::new(legacy::HTTP_USER_AGENT, limited(ua, limit)));
+            span.set_attribute(KeyValue::new(legacy::HTTP_USER_AGENT, limited(ua, limit)));
         }
     }
     if let Some((service, rpc_method)) = rpc {
-        attrs.push(KeyValue::new(semconv::RPC_SYSTEM, "grpc"));
-        attrs.push(KeyValue::new(semconv::RPC_SERVICE, limited(service, limit)));
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(semconv::RPC_SYSTEM, "grpc"));
+        span.set_attribute(KeyValue::new(semconv::RPC_SERVICE, limited(service, limit)));
+        span.set_attribute(KeyValue::new(
             semconv::RPC_METHOD,
             limited(rpc_method, limit),
         ));
-        span.set_attributes(attrs);
         return;
     }
-    span.set_attributes(attrs);
     if route.is_some() || !known {
         span.update_name(span_name(req.method(), route));
     }
 }
 
 /// Sets the response attributes and the status (5xx is an error on a server span; 4xx is not).
+/// Each write locks the span once; the usual response has two attributes.
 pub(crate) fn on_response<B: http_body::Body>(
     span: &SpanRef<'_>,
     res: &Response<B>,
@@ -185,13 +239,12 @@ pub(crate) fn on_response<B: http_body::Body>(
     limit: usize,
 ) {
     let status = res.status().as_u16();
-    let mut attrs = Vec::with_capacity(4);
-    attrs.push(KeyValue::new(
+    span.set_attribute(KeyValue::new(
         semconv::HTTP_RESPONSE_STATUS_CODE,
         i64::from(status),
     ));
     if dup {
-        attrs.push(KeyValue::new(legacy::HTTP_STATUS_CODE, i64::from(status)));
+        span.set_attribute(KeyValue::new(legacy::HTTP_STATUS_CODE, i64::from(status)));
     }
     let size = content_length(res.headers()).or_else(|| {
         res.body()
@@ -200,13 +253,22 @@ pub(crate) fn on_response<B: http_body::Body>(
             .and_then(|n| i64::try_from(n).ok())
     });
     if let Some(size) = size {
-        attrs.push(KeyValue::new(semconv::HTTP_RESPONSE_BODY_SIZE, size));
+        span.set_attribute(KeyValue::new(semconv::HTTP_RESPONSE_BODY_SIZE, size));
     }
-    capture(&mut attrs, res.headers(), &config.response_headers, limit);
+    if !config.response_headers.is_empty() {
+        let mut captured = Vec::new();
+        capture(
+            &mut captured,
+            res.headers(),
+            &config.response_headers,
+            limit,
+        );
+        span.set_attributes(captured);
+    }
     if config.grpc
         && let Some(code) = gorax_trace::httpconv::grpc_status(res.headers())
     {
-        attrs.push(KeyValue::new(
+        span.set_attribute(KeyValue::new(
             semconv::RPC_GRPC_STATUS_CODE,
             i64::from(code),
         ));
@@ -215,10 +277,9 @@ pub(crate) fn on_response<B: http_body::Body>(
         .classify
         .classify(&ResponseHead::new(res.status(), res.headers()))
     {
-        attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type));
+        span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type));
         span.set_status(opentelemetry::trace::Status::error(""));
     }
-    span.set_attributes(attrs);
 }
 
 /// An inner service error: status Error, `error.type` the error's type name (low cardinality), an

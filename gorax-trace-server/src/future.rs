@@ -26,6 +26,9 @@ pub(crate) struct Traced {
     pub(crate) limit: usize,
     /// The request's RED measurement, when the handle has metrics.
     pub(crate) metrics: Option<RequestMetrics>,
+    /// Whether the span recorded when it started (saves a lock of its mutex to ask again; a
+    /// span ended early by the handler ignores what is written to it either way).
+    pub(crate) recording: bool,
 }
 
 pin_project! {
@@ -86,7 +89,7 @@ where
             return Poll::Ready(result);
         };
         let span = this.cx.span();
-        let recording = span.is_recording();
+        let recording = traced.recording;
         match &mut result {
             Ok(response) => {
                 if recording {
@@ -142,7 +145,10 @@ where
                 }
             }
         }
-        span.end();
+        // Ending a span that does not record would only read the clock.
+        if recording {
+            span.end();
+        }
         Poll::Ready(result)
     }
 }

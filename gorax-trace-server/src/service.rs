@@ -1,9 +1,10 @@
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use http::{Request, Response};
-use opentelemetry::trace::{Link, Span as _, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, Span as _, SpanBuilder, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
@@ -125,26 +126,12 @@ where
         let metrics = telemetry
             .metrics()
             .map(|m| RequestMetrics::start(m, &req, route, rpc));
-        let mut builder = match rpc {
-            Some((service, rpc_method)) => tracer.span_builder(format!("{service}/{rpc_method}")),
-            None => tracer.span_builder(method),
-        }
-        .with_kind(SpanKind::Server);
+        let name: Cow<'static, str> = match rpc {
+            Some((service, rpc_method)) => format!("{service}/{rpc_method}").into(),
+            None => method.into(),
+        };
+        let mut links = None;
         let rules = telemetry.route_attributes();
-        if rules {
-            // Route rules decide in the sampler, which sees only the initial attributes.
-            let mut initial = vec![KeyValue::new(
-                gorax_trace::semconv::HTTP_REQUEST_METHOD,
-                method,
-            )];
-            if let Some(route) = route {
-                initial.push(KeyValue::new(
-                    gorax_trace::semconv::HTTP_ROUTE,
-                    route.to_owned(),
-                ));
-            }
-            builder = builder.with_attributes(initial);
-        }
         let parent = if untrusted {
             // New root; the caller's context is only a link; its flag is ignored and its
             // baggage dropped but for the keys an `Allow` policy lists.
@@ -156,8 +143,7 @@ where
             .extract(req.headers());
             let caller_span = caller.span();
             if caller_span.span_context().is_valid() {
-                builder = builder
-                    .with_links(vec![Link::with_context(caller_span.span_context().clone())]);
+                links = Some(vec![Link::with_context(caller_span.span_context().clone())]);
             }
             if allow {
                 let baggage_only = Propagators {
@@ -180,21 +166,62 @@ where
             .attr_limit
             .or(telemetry.attribute_value_length_limit())
             .unwrap_or(usize::MAX);
-        let mut span = builder.start_with_context(tracer, &parent);
+        // The span's attribute list, sized for every attribute the request and the response
+        // add, so that it never grows: when the span will likely record (the caller sampled, or
+        // a new trace) or when the sampler needs the route attributes. The sampler sees only
+        // those, as before.
+        let likely = {
+            let span = parent.span();
+            let caller = span.span_context();
+            !caller.is_valid() || caller.is_sampled()
+        };
+        let mut list = None;
+        if likely || rules {
+            let mut initial = Vec::with_capacity(attributes::capacity(config, dup));
+            if rules {
+                initial.push(KeyValue::new(
+                    gorax_trace::semconv::HTTP_REQUEST_METHOD,
+                    method,
+                ));
+                if let Some(route) = route {
+                    initial.push(KeyValue::new(
+                        gorax_trace::semconv::HTTP_ROUTE,
+                        route.to_owned(),
+                    ));
+                }
+            }
+            list = Some(initial);
+        }
+        // One builder, moved once.
+        let builder = SpanBuilder {
+            name,
+            span_kind: Some(SpanKind::Server),
+            attributes: list,
+            links,
+            ..SpanBuilder::default()
+        };
+        let mut span = tracer.build_with_context(builder, &parent);
+        let recording = span.is_recording();
         // Attributes go on the span itself, before it moves into the context (where every call
         // would lock its mutex and go through a boxed trait object).
-        if span.is_recording() {
+        if recording {
             attributes::on_request(&mut span, &req, route, config, dup, limit, rules, rpc);
         }
         // Level 2 `random` flag: the SDK drops it from unsampled children and never sets it
         // on new roots; the marker makes every `traceparent` of this trace carry it.
         let random = propagation::random_flag(&parent, span.span_context());
-        let cx = if random {
-            parent
-                .with_value(propagation::RandomTraceId(span.span_context().trace_id()))
-                .with_span(span)
+        let parent = if random {
+            parent.with_value(propagation::RandomTraceId(span.span_context().trace_id()))
         } else {
+            parent
+        };
+        // A span that does not record holds nothing but its context (every write to it is a
+        // no-op, ending it does nothing): the context carries just that, with no boxed span
+        // and no mutex.
+        let cx = if recording {
             parent.with_span(span)
+        } else {
+            parent.with_remote_span_context(span.span_context().clone())
         };
         if let Some(hook) = &config.on_request {
             let head = RequestHead {
@@ -217,6 +244,7 @@ where
             config: self.config.clone(),
             dup,
             limit,
+            recording,
             metrics,
         };
         ResponseFuture::new(future, cx, bridge, Some(traced))

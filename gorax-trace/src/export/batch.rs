@@ -1220,7 +1220,10 @@ mod tests {
         }
         processor.force_flush().unwrap();
         let s = health.snapshot();
-        assert_eq!((s.spans_failed, s.export_failures), (6, 3), "{s:?}");
+        // Batches of at most 2: at least 3 exports, more when the export thread takes a batch
+        // before the next span arrives. Every span is counted failed once.
+        assert_eq!(s.spans_failed, 6, "{s:?}");
+        assert!((3..=6).contains(&s.export_failures), "{s:?}");
         assert_eq!(processor.shared.lock().in_flight, 0);
     }
 }

@@ -144,6 +144,9 @@ pub(crate) fn properties(metadata: &BaggageMetadata) -> Vec<(String, Option<Stri
 /// key (a [`Baggage`] has no order) and taken whole while the header stays within 64 members
 /// and 8192 bytes; a member whose key is not a `token` cannot be written and is left out.
 pub(crate) fn header_value(baggage: &Baggage) -> Option<String> {
+    if baggage.is_empty() {
+        return None;
+    }
     let mut members: Vec<(&str, String)> = baggage
         .iter()
         .filter_map(|(key, (value, metadata))| {

@@ -61,6 +61,7 @@ mod traceparent;
 mod tracestate;
 
 pub use others::Formats;
+use traceparent::TRACEPARENT_LEN;
 pub use traceparent::{Traceparent, parse_traceparent};
 
 /// The W3C Trace Context Level 2 `random` flag (0x02): the right-most 7 bytes of the trace id
@@ -255,6 +256,12 @@ pub trait Carrier {
             _ => Err(Several),
         }
     }
+
+    /// The carrier as an [`HeaderMap`], when it is one: extraction then finds `traceparent`,
+    /// `tracestate` and `baggage` in one pass over the headers instead of one lookup each.
+    fn as_header_map(&self) -> Option<&HeaderMap> {
+        None
+    }
 }
 
 /// A field with several values (or a value that is not text): see [`Carrier::only`].
@@ -275,6 +282,90 @@ impl Carrier for HeaderMap {
             (None, _) => Ok(None),
             (Some(v), None) => v.to_str().map(Some).map_err(|_| Several),
             _ => Err(Several),
+        }
+    }
+
+    fn as_header_map(&self) -> Option<&HeaderMap> {
+        Some(self)
+    }
+}
+
+/// One W3C field of a [`HeaderMap`] as a single pass found it.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    Absent,
+    One(&'a HeaderValue),
+    Several,
+}
+
+impl<'a> Slot<'a> {
+    fn add(&mut self, value: &'a HeaderValue) {
+        *self = match self {
+            Slot::Absent => Slot::One(value),
+            _ => Slot::Several,
+        };
+    }
+
+    /// What [`Carrier::only`] gives for this field.
+    fn only(self) -> Result<Option<&'a str>, Several> {
+        match self {
+            Slot::Absent => Ok(None),
+            Slot::One(v) => v.to_str().map(Some).map_err(|_| Several),
+            Slot::Several => Err(Several),
+        }
+    }
+}
+
+/// `traceparent`, `tracestate` and `baggage` of a [`HeaderMap`].
+struct W3cSlots<'a> {
+    traceparent: Slot<'a>,
+    tracestate: Slot<'a>,
+    baggage: Slot<'a>,
+}
+
+/// Above this many header names, three hash lookups cost less than one pass.
+const SCAN_MAX_NAMES: usize = 24;
+
+impl<'a> W3cSlots<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        if headers.keys_len() > SCAN_MAX_NAMES {
+            let slot = |name: HeaderName| {
+                let mut slot = Slot::Absent;
+                for v in headers.get_all(name).iter().take(2) {
+                    slot.add(v);
+                }
+                slot
+            };
+            return Self {
+                traceparent: slot(TRACEPARENT),
+                tracestate: slot(TRACESTATE),
+                baggage: slot(BAGGAGE),
+            };
+        }
+        let mut slots = Self {
+            traceparent: Slot::Absent,
+            tracestate: Slot::Absent,
+            baggage: Slot::Absent,
+        };
+        for (name, value) in headers {
+            let name = name.as_str();
+            let slot = match name.len() {
+                11 if name == TRACEPARENT_KEY => &mut slots.traceparent,
+                10 if name == TRACESTATE_KEY => &mut slots.tracestate,
+                7 if name == BAGGAGE_KEY => &mut slots.baggage,
+                _ => continue,
+            };
+            slot.add(value);
+        }
+        slots
+    }
+
+    fn get(&self, field: Field) -> Slot<'a> {
+        match field {
+            Field::Traceparent => self.traceparent,
+            Field::Tracestate => self.tracestate,
+            Field::Baggage => self.baggage,
+            _ => Slot::Absent,
         }
     }
 }
@@ -306,6 +397,13 @@ pub trait CarrierMut {
     fn set(&mut self, field: Field, value: &str);
     /// Removes `field` (a no-op for carriers that cannot remove).
     fn remove(&mut self, field: Field);
+
+    /// The carrier as an [`HeaderMap`], when it is one: `traceparent` is then written as a
+    /// header value straight from its bytes, and a `tracestate` is looked for only in a map that
+    /// has headers.
+    fn as_header_map_mut(&mut self) -> Option<&mut HeaderMap> {
+        None
+    }
 }
 
 impl CarrierMut for HeaderMap {
@@ -322,6 +420,10 @@ impl CarrierMut for HeaderMap {
         if self.contains_key(field.header_name()) {
             HeaderMap::remove(self, field.header_name());
         }
+    }
+
+    fn as_header_map_mut(&mut self) -> Option<&mut HeaderMap> {
+        Some(self)
     }
 }
 
@@ -410,11 +512,27 @@ impl Propagators {
 
     /// Like [`extract`](Self::extract), adding to `cx`.
     pub fn extract_with_context<C: Carrier + ?Sized>(&self, cx: &Context, carrier: &C) -> Context {
+        let slots = carrier.as_header_map().map(W3cSlots::of);
+        let only = |field: Field| match &slots {
+            Some(slots) => slots.get(field).only(),
+            None => carrier.only(field),
+        };
         let mut out = None;
-        if self.trace_context
-            && let Some(sc) = extract_span_context(carrier)
-        {
-            out = Some(cx.with_remote_span_context(sc));
+        if self.trace_context {
+            let traceparent = match slots.as_ref().map(|s| s.traceparent) {
+                // The usual value: its bytes are parsed as they are (only hex digits and `-`
+                // pass, so the text check of `only` is implied).
+                Some(Slot::One(v)) if v.len() == TRACEPARENT_LEN => {
+                    traceparent::parse_bytes(v.as_bytes())
+                }
+                _ => only(Field::Traceparent)
+                    .ok()
+                    .flatten()
+                    .and_then(parse_traceparent),
+            };
+            if let Some(sc) = traceparent.map(|sc| with_tracestate(sc, carrier, only)) {
+                out = Some(cx.with_remote_span_context(sc));
+            }
         }
         if out.is_none()
             && !self.other.is_empty()
@@ -424,7 +542,7 @@ impl Propagators {
         }
         if self.baggage {
             let base = out.as_ref().unwrap_or(cx);
-            let extracted = match carrier.only(Field::Baggage) {
+            let extracted = match only(Field::Baggage) {
                 Ok(None) => None,
                 Ok(Some(v)) => Some(baggage::extract(base, v)),
                 // Several fields are one list (RFC 9110 combination); a non-text one spoils it.
@@ -462,7 +580,16 @@ impl Propagators {
         carrier: &mut C,
     ) {
         if self.trace_context && span_context.is_valid() {
-            carrier.set(Field::Traceparent, Traceparent::new(span_context).as_str());
+            let traceparent = Traceparent::new(span_context);
+            // An empty map has no `tracestate` to remove.
+            let mut had_headers = true;
+            match carrier.as_header_map_mut() {
+                Some(headers) => {
+                    had_headers = !headers.is_empty();
+                    headers.insert(TRACEPARENT, traceparent.to_header_value());
+                }
+                None => carrier.set(Field::Traceparent, traceparent.as_str()),
+            }
             let state = span_context.trace_state();
             let value = (*state != TraceState::NONE)
                 .then(|| tracestate::header_value(state, tracestate::DEFAULT_MAX_LEN))
@@ -470,7 +597,8 @@ impl Propagators {
             match value.filter(|v| !v.is_empty()) {
                 // An empty value is never written: some carriers (SQS attributes) reject it.
                 Some(v) => carrier.set(Field::Tracestate, &v),
-                None => carrier.remove(Field::Tracestate),
+                None if had_headers => carrier.remove(Field::Tracestate),
+                None => {}
             }
         }
         if !self.other.is_empty() && span_context.is_valid() {
@@ -485,24 +613,27 @@ impl Propagators {
     }
 }
 
-/// The caller's span context from `traceparent`/`tracestate`, or `None` when there is none or
-/// it is invalid (exactly one `traceparent` field is required).
-fn extract_span_context<C: Carrier + ?Sized>(carrier: &C) -> Option<SpanContext> {
-    let sc = parse_traceparent(carrier.only(Field::Traceparent).ok()??)?;
-    let state = match carrier.only(Field::Tracestate) {
-        Ok(None) => return Some(sc),
+/// `sc`, parsed from a valid `traceparent`, with the carrier's `tracestate` (an invalid one is
+/// dropped on its own).
+fn with_tracestate<'a, C: Carrier + ?Sized>(
+    sc: SpanContext,
+    carrier: &'a C,
+    only: impl Fn(Field) -> Result<Option<&'a str>, Several>,
+) -> SpanContext {
+    let state = match only(Field::Tracestate) {
+        Ok(None) => return sc,
         Ok(Some(one)) => parse_tracestate([one]),
         Err(Several) => carrier
             .values(Field::Tracestate)
             .collect::<Option<Vec<&str>>>()
             .and_then(parse_tracestate),
     };
-    Some(match state {
+    match state {
         Some(state) if state != TraceState::NONE => {
             SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, state)
         }
         _ => sc,
-    })
+    }
 }
 
 /// What happens to a context's W3C baggage at a boundary (the server's incoming requests, the

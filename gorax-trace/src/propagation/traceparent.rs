@@ -5,8 +5,10 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState}
 
 /// Flags the W3C specification defines: `sampled` (0x01) and, in Level 2, `random` (0x02).
 pub(crate) const KNOWN_FLAGS: u8 = 0x03;
+// `Traceparent::new` writes the masked flags as one decimal digit.
+const _: () = assert!(KNOWN_FLAGS < 10);
 /// Length of a version-00 `traceparent`.
-const TRACEPARENT_LEN: usize = 55;
+pub(crate) const TRACEPARENT_LEN: usize = 55;
 
 /// Parses one `traceparent` value. Returns a remote [`SpanContext`] with an empty trace state,
 /// or `None` when the value is not valid (the caller then starts a new trace).
@@ -18,7 +20,11 @@ const TRACEPARENT_LEN: usize = 55;
 /// assert!(parse_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none());
 /// ```
 pub fn parse_traceparent(value: &str) -> Option<SpanContext> {
-    let b = value.trim_matches([' ', '\t']).as_bytes();
+    parse_bytes(value.trim_matches([' ', '\t']).as_bytes())
+}
+
+/// [`parse_traceparent`] of a value without surrounding whitespace, as bytes.
+pub(crate) fn parse_bytes(b: &[u8]) -> Option<SpanContext> {
     if b.len() < TRACEPARENT_LEN || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
         return None;
     }
@@ -55,12 +61,15 @@ impl Traceparent {
         let mut buf = [b'-'; TRACEPARENT_LEN];
         buf[0] = b'0';
         buf[1] = b'0';
-        write_hex(&mut buf[3..35], &span_context.trace_id().to_bytes());
-        write_hex(&mut buf[36..52], &span_context.span_id().to_bytes());
-        write_hex(
-            &mut buf[53..55],
-            &[span_context.trace_flags().to_u8() & KNOWN_FLAGS],
-        );
+        let trace_id = u128::from_be_bytes(span_context.trace_id().to_bytes());
+        buf[3..19].copy_from_slice(&hex16((trace_id >> 64) as u64));
+        buf[19..35].copy_from_slice(&hex16(trace_id as u64));
+        buf[36..52].copy_from_slice(&hex16(u64::from_be_bytes(
+            span_context.span_id().to_bytes(),
+        )));
+        // Flags are 0 to 3 after masking: one digit after a `0`.
+        buf[53] = b'0';
+        buf[54] = b'0' + (span_context.trace_flags().to_u8() & KNOWN_FLAGS);
         Traceparent(buf)
     }
 
@@ -100,50 +109,122 @@ impl Traceparent {
     }
 }
 
-/// Lowercase hex digit values; 0xff marks every other byte (upper case is invalid in W3C ids).
-const HEX_VALUE: [u8; 256] = {
-    let mut table = [0xff_u8; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
+/// Eight lowercase hex digits (`b[0]` the most significant) as a number, eight at a time in a
+/// `u64` (SWAR): every byte is checked to be `0-9` or `a-f` (upper case is invalid in W3C ids).
+#[inline]
+fn hex8(b: [u8; 8]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = u64::from_be_bytes(b);
+    // For bytes below 0x80 (checked below), `x + (0x80 - c) * ONES` sets a byte's high bit
+    // exactly when that byte is >= c, without carries between bytes.
+    let ge = |c: u64| x.wrapping_add((0x80 - c) * ONES);
+    let digit = ge(0x30) & !ge(0x3a);
+    let letter = ge(0x61) & !ge(0x67);
+    if (digit | letter) & HIGH != HIGH || x & HIGH != 0 {
+        return None;
     }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
+    // A digit's value is its low nibble; a letter's is its low nibble plus 9.
+    let v = (x & 0x0f0f_0f0f_0f0f_0f0f) + ((letter & HIGH) >> 7) * 9;
+    // Pack the eight nibbles: pairs into bytes, bytes into 16 bits, then into 32 bits.
+    let v = (v | v >> 4) & 0x00ff_00ff_00ff_00ff;
+    let v = (v | v >> 8) & 0x0000_ffff_0000_ffff;
+    Some((v | v >> 16) as u32)
+}
 
-/// Up to 16 hex digits, branch-free per digit: invalid digits are collected and checked once.
+/// Sixteen hex digits.
 #[inline]
 fn hex_u64(b: &[u8]) -> Option<u64> {
-    let mut acc = 0_u64;
-    let mut invalid = 0_u8;
-    for &c in b {
-        let v = HEX_VALUE[usize::from(c)];
-        invalid |= v;
-        acc = acc << 4 | u64::from(v & 0x0f);
-    }
-    (invalid & 0xf0 == 0).then_some(acc)
+    let (high, low) = b.split_first_chunk::<8>()?;
+    let low: [u8; 8] = low.try_into().ok()?;
+    Some(u64::from(hex8(*high)?) << 32 | u64::from(hex8(low)?))
 }
 
+/// Two hex digits.
 #[inline]
 fn hex_u8(b: &[u8]) -> Option<u8> {
-    hex_u64(b).map(|v| v as u8)
+    const HEX: [u8; 8] = *b"00000000";
+    let mut eight = HEX;
+    eight[6..].copy_from_slice(b.get(..2)?);
+    hex8(eight).map(|v| v as u8)
 }
 
+/// Thirty-two hex digits.
 #[inline]
 fn hex_u128(b: &[u8]) -> Option<u128> {
     let (high, low) = b.split_at(16);
     Some(u128::from(hex_u64(high)?) << 64 | u128::from(hex_u64(low)?))
 }
 
-fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0x0f)];
+/// The sixteen lowercase hex digits of `v` (most significant first), sixteen at a time in a
+/// `u128` (SWAR): each nibble is spread into a byte of its own, then turned into its digit.
+#[inline]
+fn hex16(v: u64) -> [u8; 16] {
+    const fn lanes(pattern: u128, width: u32) -> u128 {
+        let mut out = 0;
+        let mut shift = 0;
+        while shift < 128 {
+            out |= pattern << shift;
+            shift += width;
+        }
+        out
+    }
+    let x = u128::from(v);
+    let x = (x & 0xffff_ffff_0000_0000) << 32 | (x & 0xffff_ffff);
+    let x = (x & const { lanes(0xffff_0000, 64) }) << 16 | (x & const { lanes(0xffff, 64) });
+    let x = (x & const { lanes(0xff00, 32) }) << 8 | (x & const { lanes(0xff, 32) });
+    let x = (x & const { lanes(0xf0, 16) }) << 4 | (x & const { lanes(0x0f, 16) });
+    // Every byte is a nibble now; `+ 0x76` sets its high bit exactly when it is 10 or more.
+    let letters = ((x + const { lanes(0x76, 8) }) >> 7) & const { lanes(0x01, 8) };
+    let digits = x + const { lanes(b'0' as u128, 8) };
+    (digits + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SWAR decoder agrees with a byte-by-byte one on every byte value in every position.
+    #[test]
+    fn hex8_matches_a_plain_decoder() {
+        fn plain(b: [u8; 8]) -> Option<u32> {
+            b.iter().try_fold(0_u32, |acc, &c| {
+                let v = match c {
+                    b'0'..=b'9' => c - b'0',
+                    b'a'..=b'f' => c - b'a' + 10,
+                    _ => return None,
+                };
+                Some(acc << 4 | u32::from(v))
+            })
+        }
+        let base = *b"0123abcd";
+        for pos in 0..8 {
+            for c in 0..=255_u8 {
+                let mut b = base;
+                b[pos] = c;
+                assert_eq!(hex8(b), plain(b), "{b:?}");
+            }
+        }
+        for b in [*b"ffffffff", *b"00000000", *b"9a9a9a9a", *b"fedcba98"] {
+            assert_eq!(hex8(b), plain(b));
+        }
+        assert_eq!(hex_u8(b"ff"), Some(0xff));
+        assert_eq!(hex_u8(b"0g"), None);
+        assert_eq!(hex_u64(b"00f067aa0ba902b7"), Some(0x00f0_67aa_0ba9_02b7));
+    }
+
+    #[test]
+    fn hex16_matches_format() {
+        let mut v = 0x0123_4567_89ab_cdef_u64;
+        for _ in 0..1000 {
+            assert_eq!(&hex16(v), format!("{v:016x}").as_bytes());
+            v = v
+                .rotate_left(7)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(1);
+        }
+        for v in [0, u64::MAX, 1, 0xa, 0xf0, 0x0a0a_0a0a_0a0a_0a0a] {
+            assert_eq!(&hex16(v), format!("{v:016x}").as_bytes());
+        }
     }
 }
