@@ -232,7 +232,7 @@ fn metrics_pipeline(
                             endpoint: &endpoint,
                             protocol: config.metrics_protocol(),
                             timeout: config.metric_export_timeout(),
-                            headers: config.headers(),
+                            headers: config.metrics_headers(),
                             compression: config.compression(),
                             tls: endpoint.starts_with("https://"),
                             certificate: config.certificate(),

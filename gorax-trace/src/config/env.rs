@@ -122,7 +122,12 @@ const KNOWN_VARS: &[&str] = &[
     TRACING_TRUSTED_PEERS,
 ];
 /// Variables whose values are secrets (API keys): shown as `k=***`.
-const SECRET_VARS: [&str; 3] = [TRACING_HEADERS, OTLP_TRACES_HEADERS, OTLP_HEADERS];
+const SECRET_VARS: [&str; 4] = [
+    TRACING_HEADERS,
+    OTLP_TRACES_HEADERS,
+    OTLP_HEADERS,
+    OTLP_METRICS_HEADERS,
+];
 
 pub(super) const DEFAULT_SERVICE_NAME: &str = "gorax";
 pub(super) const ENVIRONMENT_KEYS: [&str; 2] = [
@@ -925,7 +930,9 @@ const OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 const OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
 const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const OTEL_METRIC_EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
-const METRICS_VARS: [&str; 6] = [
+const OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
+const METRICS_VARS: [&str; 7] = [
+    OTLP_METRICS_HEADERS,
     TRACING_METRICS_ENABLED,
     OTEL_METRICS_EXPORTER,
     OTLP_METRICS_ENDPOINT,
@@ -946,6 +953,7 @@ impl Vars {
             .raw(OTLP_ENDPOINT)
             .and_then(|s| endpoint::parse(s, Source::OtlpBase).ok());
         let protocol = self.parse(OTLP_METRICS_PROTOCOL, parse_protocol);
+        let headers = self.parse(OTLP_METRICS_HEADERS, |s| parse_headers(s, true));
         let interval = self.parse(OTEL_METRIC_EXPORT_INTERVAL, parse_timeout);
         let timeout = self.parse(OTEL_METRIC_EXPORT_TIMEOUT, parse_timeout);
         super::MetricsConfig {
@@ -954,6 +962,7 @@ impl Vars {
             endpoint: endpoint.map(|s| s.value),
             base,
             protocol: protocol.map(|s| s.value),
+            headers: headers.map(|s| s.value),
             interval: interval.map(|s| s.value),
             timeout: timeout.map(|s| s.value),
         }

@@ -736,6 +736,8 @@ struct MetricsConfig {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, for when the traces endpoint is a signal-specific one.
     base: Option<Endpoint>,
     protocol: Option<Protocol>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_HEADERS` (values are secrets).
+    headers: Option<Vec<(String, String)>>,
     interval: Option<std::time::Duration>,
     timeout: Option<std::time::Duration>,
 }
@@ -801,6 +803,12 @@ impl TraceConfig {
             None => return None,
         };
         Some(e.metrics_url(protocol, self.insecure))
+    }
+
+    /// Headers sent with every metrics push: `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, else the
+    /// traces' ([`headers`](Self::headers)). Values are secrets.
+    pub fn metrics_headers(&self) -> &[(String, String)] {
+        self.metrics.headers.as_deref().unwrap_or(&self.headers)
     }
 
     /// How often metrics are pushed; default 60 s.
