@@ -10,7 +10,7 @@
 //! | `rpc.server.call.duration` / `rpc.client.call.duration` | histogram, s | the gRPC modes |
 //! | `messaging.client.operation.duration` | histogram, s | the queue producer (`send`) |
 //! | `messaging.process.duration` | histogram, s | the queue consumer |
-//! | `otel.sdk.exporter.span.exported`, `otel.sdk.processor.span.processed`, `gorax.exporter.retries` | counters | the export pipeline ([`ExportHealth`](crate::export::ExportHealth)) |
+//! | `otel.sdk.exporter.span.exported`, `otel.sdk.processor.span.processed`, `gorax.exporter.retries` | counters | the export pipeline ([`ExportHealth`]) |
 //!
 //! Histograms use the bucket boundaries the semantic conventions advise
 //! ([`DURATION_BUCKETS`]). Metrics are off unless asked for (`TRACING_METRICS_ENABLED=true`, or
@@ -23,7 +23,7 @@
 //! ([`metrics`](crate::TelemetryHandle::metrics)): `None` when metrics are off, and the
 //! request path then costs one branch. Recording is one SDK histogram update (no allocation once
 //! the attribute set was seen) and, for sampled requests, one exemplar slot (see
-//! [`exemplar`](self::exemplar)).
+//! the `exemplar` module).
 
 mod exemplar;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
