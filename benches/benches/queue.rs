@@ -3,6 +3,10 @@
 //! (message id, redelivery copy) without tracing. Prints allocations per message next to criterion's times.
 //!
 //! `cargo bench -p gorax-benches --bench queue`
+//!
+//! For callgrind: `GORAX_QUEUE_BENCH_ONLY=gorax/sampled:3000` (or `bare channel`,
+//! `gorax/unsampled`) runs that variant so many times and exits; instructions per message are
+//! the difference of two runs divided by the difference of their counts.
 
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -96,6 +100,21 @@ fn bench(c: &mut Criterion) {
     let (tx, mut rx) = mpsc::channel(1024);
     let (mut sampled, p1) = traced(Sampler::AlwaysOn);
     let (mut unsampled, p2) = traced(Sampler::AlwaysOff);
+
+    if let Ok(only) = std::env::var("GORAX_QUEUE_BENCH_ONLY") {
+        let (only, n) = only.rsplit_once(':').expect("variant:count");
+        let n = n.parse::<u64>().expect("count");
+        for _ in 0..n {
+            match only {
+                "bare channel" => bare(&rt, &tx, &mut rx),
+                "gorax/sampled" => round_trip(&rt, &mut sampled),
+                "gorax/unsampled" => round_trip(&rt, &mut unsampled),
+                other => panic!("unknown variant {other}"),
+            }
+        }
+        let _ = (p1.shutdown(), p2.shutdown());
+        std::process::exit(0);
+    }
 
     let n = 10_000;
     println!(

@@ -1,5 +1,8 @@
 //! The messaging attributes and the error rules shared by producer and consumer spans.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use gorax_trace::semconv;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanRef, Status};
@@ -11,6 +14,14 @@ pub(crate) const SEND: &str = "send";
 /// `messaging.operation.type` and `messaging.operation.name` of a consumer span.
 pub(crate) const PROCESS: &str = "process";
 
+/// The attribute list a producer span starts with, sized for what it may get: the five
+/// messaging ones, the message id twice, `error.type`, and two the caller adds (e.g.
+/// `messaging.message.body.size`).
+pub(crate) const SEND_CAPACITY: usize = 10;
+/// The attribute list a consumer span starts with: the five messaging ones, the message id
+/// twice, `retry_count`, `error.type`, and three the handler adds.
+pub(crate) const PROCESS_CAPACITY: usize = 12;
+
 /// `{operation} {queue}`: the span name of the messaging conventions.
 pub(crate) fn span_name(operation: &str, queue: &str) -> String {
     let mut name = String::with_capacity(operation.len() + 1 + queue.len());
@@ -21,30 +32,29 @@ pub(crate) fn span_name(operation: &str, queue: &str) -> String {
 }
 
 /// The messaging attributes plus the guide's `queue.*` keys; `retry_count` on consumer spans.
+///
+/// Written straight into the span's list (no list of their own). The queue name and the message
+/// id are each copied once and shared by the two keys that carry them; a `'static` system name
+/// is not copied.
 pub(crate) fn message_attributes<T>(
-    system: &str,
+    system: Cow<'static, str>,
     operation: &'static str,
     msg: &TracedMessage<T>,
-) -> Vec<KeyValue> {
-    let mut attrs = Vec::with_capacity(9);
-    attrs.push(KeyValue::new(semconv::MESSAGING_SYSTEM, system.to_owned()));
-    attrs.push(KeyValue::new(
-        semconv::MESSAGING_DESTINATION_NAME,
-        msg.queue().to_owned(),
-    ));
-    attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation));
-    attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, operation));
-    attrs.push(KeyValue::new(semconv::QUEUE_NAME, msg.queue().to_owned()));
-    if let Some(id) = msg.message_id() {
-        attrs.extend(message_id_attributes(id));
-    }
-    if operation == PROCESS {
-        attrs.push(KeyValue::new(
-            semconv::RETRY_COUNT,
-            i64::from(msg.retry_count()),
-        ));
-    }
-    attrs
+) -> impl Iterator<Item = KeyValue> {
+    let queue: Arc<str> = msg.queue().into();
+    [
+        KeyValue::new(semconv::MESSAGING_SYSTEM, system),
+        KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, queue.clone()),
+        KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation),
+        KeyValue::new(semconv::MESSAGING_OPERATION_NAME, operation),
+        KeyValue::new(semconv::QUEUE_NAME, queue),
+    ]
+    .into_iter()
+    .chain(msg.message_id().into_iter().flat_map(message_id_attributes))
+    .chain(
+        (operation == PROCESS)
+            .then(|| KeyValue::new(semconv::RETRY_COUNT, i64::from(msg.retry_count()))),
+    )
 }
 
 /// The attributes of a batch's consumer span: the messaging ones of the first message without
@@ -81,9 +91,10 @@ pub(crate) fn queue_attributes(system: &str, queue: &str) -> [KeyValue; 5] {
 
 /// `messaging.message.id` and the guide's `queue.message_id`.
 pub(crate) fn message_id_attributes(id: &str) -> [KeyValue; 2] {
+    let id: Arc<str> = id.into();
     [
-        KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id.to_owned()),
-        KeyValue::new(semconv::QUEUE_MESSAGE_ID, id.to_owned()),
+        KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id.clone()),
+        KeyValue::new(semconv::QUEUE_MESSAGE_ID, id),
     ]
 }
 

@@ -30,6 +30,7 @@
 //! connection, between the handler's `Ok` and the acknowledgement makes the message come back:
 //! handlers must be idempotent (or deduplicate on [`TracedMessage::message_id`]).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -336,11 +337,16 @@ where
     stats
         .dead_lettered
         .fetch_add(batch.lost.len() as u64, Ordering::Relaxed);
-    let (receipts, items): (Vec<_>, Vec<_>) = batch
+    // Sized once (`unzip` grows both lists push by push); the receipts reuse the batch's list.
+    let mut items = Vec::with_capacity(batch.received.len());
+    let receipts: Vec<_> = batch
         .received
         .into_iter()
-        .map(|r| (r.receipt, (r.deliveries, r.message)))
-        .unzip();
+        .map(|r| {
+            items.push((r.deliveries, r.message));
+            r.receipt
+        })
+        .collect();
     for (i, (deliveries, message)) in items.into_iter().enumerate() {
         let receipt = &receipts[i];
         let (msg, id, reason) = match message {
@@ -507,7 +513,9 @@ fn dead_letter_span<T>(
         if let Some(msg) = msg {
             span.update_name(attributes::span_name(PROCESS, msg.queue()));
             span.set_attributes(attributes::message_attributes(
-                msg.system().unwrap_or(settings.system),
+                msg.system_name()
+                    .cloned()
+                    .unwrap_or(Cow::Borrowed(settings.system)),
                 PROCESS,
                 msg,
             ));

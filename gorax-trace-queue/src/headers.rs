@@ -116,11 +116,26 @@ impl propagation::Carrier for Headers {
     fn values(&self, field: propagation::Field) -> propagation::Values<'_> {
         propagation::Carrier::values(self as &dyn Extractor, field)
     }
+
+    /// A map holds one value per key: one lookup, no list (the provided method would build one
+    /// through [`Extractor::get_all`] for every field).
+    fn only(&self, field: propagation::Field) -> Result<Option<&str>, propagation::Several> {
+        Ok(Headers::get(self, field.key()))
+    }
 }
 
 impl propagation::CarrierMut for Headers {
     fn set(&mut self, field: propagation::Field, value: &str) {
-        self.insert(field.key(), value);
+        if value.is_empty() {
+            return;
+        }
+        // A field already there (a re-injected message) keeps its key and, if it fits, its buffer.
+        match self.0.get_mut(field.key()) {
+            Some(existing) => value.clone_into(existing),
+            None => {
+                self.0.insert(field.key().to_owned(), value.to_owned());
+            }
+        }
     }
 
     fn remove(&mut self, field: propagation::Field) {

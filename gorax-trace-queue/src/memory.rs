@@ -104,6 +104,10 @@ impl<T> Shared<T> {
             .filter(|(_, (owner, _))| *owner == consumer)
             .map(|(id, _)| id.clone())
             .collect();
+        if mine.is_empty() {
+            // Nothing put back: no one to wake (the usual case, once per `process` call).
+            return;
+        }
         for id in mine.into_iter().rev() {
             if let Some((_, entry)) = state.inflight.remove(&id) {
                 state.ready.push_front(entry);

@@ -111,6 +111,11 @@ impl<T> TracedMessage<T> {
         self.system.as_deref()
     }
 
+    /// The broker's name as set (a `'static` one is shared, not copied, into attributes).
+    pub(crate) fn system_name(&self) -> Option<&Cow<'static, str>> {
+        self.system.as_ref()
+    }
+
     /// The headers.
     pub fn headers(&self) -> &Headers {
         &self.headers

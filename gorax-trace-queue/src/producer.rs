@@ -3,8 +3,11 @@
 use std::borrow::Cow;
 
 use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
-use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{
+    Link, Span as _, SpanBuilder, SpanContext, SpanKind, TraceContextExt, Tracer,
+};
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::Span as SdkSpan;
 
 use crate::TracedMessage;
 use crate::attributes::{self, SEND};
@@ -97,19 +100,41 @@ impl ProducerTracer {
         let telemetry = self.binding.get();
         let tracer = telemetry.tracer();
         let propagators = telemetry.propagators();
-        let existing = propagators.extract(msg.headers());
-        let existing = existing.span().span_context().clone();
-        let mut builder = tracer.span_builder(SEND).with_kind(SpanKind::Producer);
-        if existing.is_valid() {
-            builder = builder.with_links(vec![Link::with_context(existing.clone())]);
-        }
-        let span = builder.start_with_context(tracer, parent);
-        let cx = parent.with_span(span);
-        let span = cx.span();
-        if span.is_recording() {
+        // Headerless (a new message): no creation context to find, and no `Context` to build.
+        let existing = if msg.headers().is_empty() {
+            SpanContext::empty_context()
+        } else {
+            propagators
+                .extract(msg.headers())
+                .span()
+                .span_context()
+                .clone()
+        };
+        // One builder, moved once; the attribute list is sized so that it never grows when the
+        // span will likely record (the sampler still sees no attributes, as before).
+        let builder = SpanBuilder {
+            name: SEND.into(),
+            span_kind: Some(SpanKind::Producer),
+            attributes: likely_recorded(parent)
+                .then(|| Vec::with_capacity(attributes::SEND_CAPACITY)),
+            links: existing
+                .is_valid()
+                .then(|| vec![Link::with_context(existing.clone())]),
+            ..SpanBuilder::default()
+        };
+        let mut span = tracer.build_with_context(builder, parent);
+        let recording = span.is_recording();
+        // Name and attributes go on the span itself, before it moves into the context (where
+        // every call would lock its mutex and go through a boxed trait object).
+        if recording {
             span.update_name(attributes::span_name(SEND, msg.queue()));
-            span.set_attributes(attributes::message_attributes(&self.system, SEND, msg));
+            span.set_attributes(attributes::message_attributes(
+                self.system.clone(),
+                SEND,
+                msg,
+            ));
         }
+        let cx = context_of(parent, span);
         if !existing.is_valid() {
             propagators.inject(&cx, msg.headers_mut());
         }
@@ -123,6 +148,24 @@ impl ProducerTracer {
             )
         });
         SendSpan { cx, metrics }
+    }
+}
+
+/// Whether a span started under `parent` will likely record: a new trace, or a sampled parent.
+pub(crate) fn likely_recorded(parent: &Context) -> bool {
+    let span = parent.span();
+    let sc = span.span_context();
+    !sc.is_valid() || sc.is_sampled()
+}
+
+/// `parent` with `span`. A span that does not record holds nothing but its context (every
+/// write to it is a no-op, ending it does nothing): the context then carries just that, with no
+/// boxed span and no mutex.
+pub(crate) fn context_of(parent: &Context, span: SdkSpan) -> Context {
+    if span.is_recording() {
+        parent.with_span(span)
+    } else {
+        parent.with_remote_span_context(span.span_context().clone())
     }
 }
 

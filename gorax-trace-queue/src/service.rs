@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::Context;
-use opentelemetry::trace::{Link, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, Span as _, SpanBuilder, SpanKind, TraceContextExt, Tracer};
 use tower_service::Service;
 
 use crate::TracedMessage;
@@ -12,6 +12,7 @@ use crate::attributes::{self, PROCESS};
 use crate::future::ConsumerFuture;
 use crate::layer::{Config, ParentMode};
 use crate::metrics::MessageMetrics;
+use crate::producer::{context_of, likely_recorded};
 use gorax_trace::metrics::RequestDuration;
 
 /// The [`Service`] made by [`ConsumerTraceLayer`](crate::ConsumerTraceLayer).
@@ -73,19 +74,28 @@ where
             ParentMode::Parent if creation_sc.is_valid() => creation,
             _ => Context::current(),
         };
-        let mut builder = tracer.span_builder(PROCESS).with_kind(SpanKind::Consumer);
-        if creation_sc.is_valid() {
-            builder = builder.with_links(vec![Link::with_context(creation_sc)]);
-        }
-        let span = builder.start_with_context(tracer, &parent);
-        let cx = parent.with_span(span);
-        let span = cx.span();
+        let system = msg.system_name().unwrap_or(&config.system);
+        let builder = SpanBuilder {
+            name: PROCESS.into(),
+            span_kind: Some(SpanKind::Consumer),
+            attributes: likely_recorded(&parent)
+                .then(|| Vec::with_capacity(attributes::PROCESS_CAPACITY)),
+            links: creation_sc
+                .is_valid()
+                .then(|| vec![Link::with_context(creation_sc)]),
+            ..SpanBuilder::default()
+        };
+        let mut span = tracer.build_with_context(builder, &parent);
+        // Name and attributes on the span itself, before it moves into the context.
         if span.is_recording() {
-            let system = msg.system().unwrap_or(&config.system);
-            let attrs = attributes::message_attributes(system, PROCESS, &msg);
             span.update_name(attributes::span_name(PROCESS, msg.queue()));
-            span.set_attributes(attrs);
+            span.set_attributes(attributes::message_attributes(
+                system.clone(),
+                PROCESS,
+                &msg,
+            ));
         }
+        let cx = context_of(&parent, span);
         let measured = telemetry.metrics().map(|m| {
             let system = msg.system().unwrap_or(&config.system);
             MessageMetrics::start(
