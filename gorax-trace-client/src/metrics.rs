@@ -10,14 +10,19 @@ use gorax_trace::httpconv::{
 use gorax_trace::metrics::{Metrics, RequestDuration};
 use gorax_trace::semconv;
 use opentelemetry::trace::SpanContext;
-use opentelemetry::{KeyValue, Value};
+use opentelemetry::{KeyValue, StringValue, Value};
 use reqwest::{Request, Response};
 
-/// One request being measured.
+/// One request being measured. Its attributes are kept as their values and made into
+/// `KeyValue`s when the attempt ends: the middleware's future holds this across the request, and
+/// four `KeyValue`s would make it too large for the allocator's fast path.
 pub(crate) struct RequestMetrics {
     metrics: Metrics,
     start: Instant,
-    attrs: [Option<KeyValue>; 4],
+    method: &'static str,
+    address: Option<StringValue>,
+    port: Option<u16>,
+    scheme: &'static str,
 }
 
 impl RequestMetrics {
@@ -30,17 +35,10 @@ impl RequestMetrics {
         Self {
             metrics: metrics.clone(),
             start: Instant::now(),
-            attrs: [
-                Some(KeyValue::new(
-                    semconv::HTTP_REQUEST_METHOD,
-                    method_name(req.method()).0,
-                )),
-                url.host_str()
-                    .map(|h| KeyValue::new(semconv::SERVER_ADDRESS, metrics.intern(h))),
-                url.port_or_known_default()
-                    .map(|p| KeyValue::new(semconv::SERVER_PORT, i64::from(p))),
-                Some(KeyValue::new(semconv::URL_SCHEME, scheme)),
-            ],
+            method: method_name(req.method()).0,
+            address: url.host_str().map(|h| metrics.intern(h)),
+            port: url.port_or_known_default(),
+            scheme,
         }
     }
 
@@ -61,15 +59,16 @@ impl RequestMetrics {
                 ),
                 Err(error_type) => (None, None, Some(error_type.into())),
             };
-        let [method, address, port, scheme] = self.attrs;
         self.metrics.record_present(
             RequestDuration::HttpClient,
             seconds,
             [
-                method,
-                address,
-                port,
-                scheme,
+                Some(KeyValue::new(semconv::HTTP_REQUEST_METHOD, self.method)),
+                self.address
+                    .map(|h| KeyValue::new(semconv::SERVER_ADDRESS, h)),
+                self.port
+                    .map(|p| KeyValue::new(semconv::SERVER_PORT, i64::from(p))),
+                Some(KeyValue::new(semconv::URL_SCHEME, self.scheme)),
                 status.map(|s| KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, s)),
                 version.map(|v| KeyValue::new(semconv::NETWORK_PROTOCOL_VERSION, v)),
                 error.map(|e| KeyValue::new(semconv::ERROR_TYPE, e)),

@@ -55,6 +55,7 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 }
 
 impl<F> ResponseFuture<F> {
+    #[inline]
     pub(crate) fn new(
         inner: F,
         cx: Context,
@@ -85,7 +86,8 @@ where
             let _entered = this.bridge.enter();
             ready!(this.inner.poll(task))
         };
-        let Some(traced) = this.traced.take() else {
+        // Read in place (not moved out) and cleared at the end.
+        let Some(traced) = this.traced.as_mut() else {
             return Poll::Ready(result);
         };
         let span = this.cx.span();
@@ -128,7 +130,7 @@ where
                         }
                     }
                 }
-                if let Some(m) = traced.metrics {
+                if let Some(m) = traced.metrics.take() {
                     m.finish(
                         Some((response.status(), response.headers())),
                         &traced.config,
@@ -140,7 +142,7 @@ where
                 if recording {
                     attributes::on_error(&span, error);
                 }
-                if let Some(m) = traced.metrics {
+                if let Some(m) = traced.metrics.take() {
                     m.finish(None, &traced.config, span.span_context());
                 }
             }
@@ -149,6 +151,7 @@ where
         if recording {
             span.end();
         }
+        *this.traced = None;
         Poll::Ready(result)
     }
 }

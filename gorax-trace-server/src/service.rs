@@ -233,20 +233,26 @@ where
             };
             hook.on_request(&head, &cx.span());
         }
-        let (future, bridge) = {
-            let _active = cx.clone().attach();
-            // Created while the server span is current, so it stands for that span.
-            let bridge = gorax_trace::subscriber::bridge_span();
-            let _entered = bridge.enter();
-            (self.inner.call(req), bridge.clone())
-        };
-        let traced = Traced {
-            config: self.config.clone(),
-            dup,
-            limit,
-            recording,
-            metrics,
-        };
-        ResponseFuture::new(future, cx, bridge, Some(traced))
+        let active = cx.clone().attach();
+        // Created while the server span is current, so it stands for that span.
+        let bridge = gorax_trace::subscriber::bridge_span();
+        let entered = bridge.enter();
+        let future = self.inner.call(req);
+        // Left in this order (as nested scopes would), so that the bridge span needs no clone
+        // to outlive its guard.
+        drop(entered);
+        drop(active);
+        ResponseFuture::new(
+            future,
+            cx,
+            bridge,
+            Some(Traced {
+                config: self.config.clone(),
+                dup,
+                limit,
+                recording,
+                metrics,
+            }),
+        )
     }
 }
