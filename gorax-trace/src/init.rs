@@ -136,16 +136,9 @@ impl Telemetry {
                     #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
                     {
                         let _ = (endpoint, &mut runtime);
-                        return Err(match config.protocol() {
-                            crate::config::Protocol::Grpc => InitError::FeatureMissing {
-                                what: "OTLP/gRPC",
-                                feature: "otlp-grpc",
-                            },
-                            _ => InitError::FeatureMissing {
-                                what: "OTLP/HTTP",
-                                feature: "otlp-http",
-                            },
-                        });
+                        return Err(
+                            crate::export::BuildError::protocol_missing(config.protocol()).into(),
+                        );
                     }
                 }
                 _ => Some(AnyExporter::Console(ConsoleExporter::new())),
@@ -251,10 +244,9 @@ fn metrics_pipeline(
             #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
             {
                 let _ = (endpoint, runtimes);
-                return Err(InitError::FeatureMissing {
-                    what: "metrics over OTLP",
-                    feature: "otlp-http",
-                });
+                return Err(
+                    crate::export::BuildError::protocol_missing(config.metrics_protocol()).into(),
+                );
             }
         }
     }

@@ -119,6 +119,26 @@ pub(crate) enum BuildError {
     },
 }
 
+impl BuildError {
+    /// The error for `protocol` in a build without its cargo feature.
+    #[cfg_attr(
+        not(any(feature = "otlp-http", feature = "otlp-grpc")),
+        allow(dead_code)
+    )]
+    pub(crate) fn protocol_missing(protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::Grpc => Self::FeatureMissing {
+                what: "OTLP/gRPC",
+                feature: "otlp-grpc",
+            },
+            _ => Self::FeatureMissing {
+                what: "OTLP/HTTP",
+                feature: "otlp-http",
+            },
+        }
+    }
+}
+
 /// The gRPC (and HTTPS) exporter's own runtime (see [`otlp`]); stopped without blocking, so
 /// that dropping a [`Telemetry`](crate::Telemetry) inside async code never panics.
 #[derive(Debug)]

@@ -519,15 +519,6 @@ pub(crate) fn build(config: &OtlpSettings<'_>) -> Result<Otlp, BuildError> {
             })
         }
         #[allow(unreachable_patterns)]
-        other => Err(BuildError::FeatureMissing {
-            what: match other {
-                Protocol::Grpc => "OTLP/gRPC",
-                _ => "OTLP/HTTP",
-            },
-            feature: match other {
-                Protocol::Grpc => "otlp-grpc",
-                _ => "otlp-http",
-            },
-        }),
+        other => Err(BuildError::protocol_missing(other)),
     }
 }

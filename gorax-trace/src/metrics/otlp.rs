@@ -92,18 +92,7 @@ impl OtlpMetricExporter {
                 )
             }
             #[allow(unreachable_patterns)]
-            other => {
-                return Err(BuildError::FeatureMissing {
-                    what: match other {
-                        Protocol::Grpc => "OTLP/gRPC",
-                        _ => "OTLP/HTTP",
-                    },
-                    feature: match other {
-                        Protocol::Grpc => "otlp-grpc",
-                        _ => "otlp-http",
-                    },
-                });
-            }
+            other => return Err(BuildError::protocol_missing(other)),
         };
         Ok((
             Self {
