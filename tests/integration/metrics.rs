@@ -478,3 +478,56 @@ fn red_metrics_over_otlp_grpc() {
             0x47, 0x36
         ]));
 }
+
+/// A collector that accepts connections and never answers: requests are served, and shutdown
+/// (which pushes the metrics a last time) returns instead of waiting for the 30 s push timeout.
+#[test]
+fn a_silent_collector_does_not_hold_shutdown() {
+    let _lock = global_lock();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = std::thread::spawn(move || {
+        // Keep every connection open, unanswered, until the test ends.
+        let mut open = Vec::new();
+        silent.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            match silent.accept() {
+                Ok((c, _)) => open.push(c),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    let rt = runtime();
+    let telemetry = gorax_trace::init(
+        config(addr, MetricsExporters::default())
+            .with_compression(gorax_trace::export::Compression::None)
+            .with_batch(gorax_trace::export::BatchSettings {
+                export_timeout: Duration::from_millis(500),
+                ..Default::default()
+            })
+            .with_metric_export_interval(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    rt.block_on(async {
+        let app = axum::Router::new()
+            .route("/a", get(|| async { "ok" }))
+            .layer(ServerTraceLayer::new());
+        let server = serve(app).await;
+        for _ in 0..20 {
+            let res = reqwest::get(format!("http://{server}/a")).await.unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = telemetry.shutdown();
+        let _ = done_tx.send(result.is_ok());
+    });
+    // Hang detection, not a timing assertion: the SDK's reader gives up its last push after 5 s.
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(25)).is_ok(),
+        "shutdown hung on a silent collector"
+    );
+    drop(held);
+}
