@@ -99,6 +99,7 @@ impl Telemetry {
         let resource = resource(config);
         let mut health = ExportHealth::default();
         let mut runtimes = Vec::new();
+        let mut keep_stats = None;
         let mut runtime = None;
         let settings = Settings::default()
             .with_propagators(config.propagators())
@@ -172,6 +173,7 @@ impl Telemetry {
                     health = processor.health();
                     if keep {
                         let keep = KeepProcessor::new(processor, config.keep().clone());
+                        keep_stats = Some(keep.stats());
                         builder.with_span_processor(keep).build()
                     } else {
                         builder.with_span_processor(processor).build()
@@ -181,13 +183,21 @@ impl Telemetry {
             }
         };
         runtimes.extend(runtime);
-        let metrics = metrics_pipeline(config, self::resource(config), &health, &mut runtimes)?;
+        let metrics = metrics_pipeline(
+            config,
+            self::resource(config),
+            &health,
+            keep_stats.clone(),
+            &mut runtimes,
+        )?;
         let settings = settings.with_metrics(metrics.as_ref().map(|(m, _)| m.clone()));
         let mut telemetry = Telemetry::from_provider(provider, settings, health, timeout);
         for rt in runtimes {
             telemetry = telemetry.with_runtime(Some(rt));
         }
-        Ok(telemetry.with_metrics_pipeline(metrics.map(|(_, p)| p)))
+        Ok(telemetry
+            .with_metrics_pipeline(metrics.map(|(_, p)| p))
+            .with_keep_stats(keep_stats))
     }
 }
 
@@ -197,6 +207,7 @@ fn metrics_pipeline(
     config: &TraceConfig,
     resource: Resource,
     health: &ExportHealth,
+    keep: Option<std::sync::Arc<crate::export::keep::KeepStats>>,
     runtimes: &mut Vec<crate::export::ExportRuntime>,
 ) -> Result<Option<(crate::metrics::Metrics, MetricsPipeline)>, InitError> {
     if !config.metrics_enabled() {
@@ -259,7 +270,7 @@ fn metrics_pipeline(
     };
     let provider = builder.build();
     let meter = opentelemetry::metrics::MeterProvider::meter(&provider, crate::SCOPE_NAME);
-    let metrics = crate::metrics::Metrics::with_exemplars(&meter, health, exemplars);
+    let metrics = crate::metrics::Metrics::with_exemplars(&meter, health, keep, exemplars);
     Ok(Some((
         metrics,
         MetricsPipeline {

@@ -70,7 +70,15 @@ pub mod metric {
     /// `gorax.metrics.exemplars.skipped`: exemplars not kept because their store was busy or
     /// full (no upstream name).
     pub const GORAX_EXEMPLARS_SKIPPED: &str = "gorax.metrics.exemplars.skipped";
+    /// `gorax.keep.traces`: local trees keep mode exported or discarded (by
+    /// [`GORAX_KEEP_OUTCOME`](super::GORAX_KEEP_OUTCOME)).
+    pub const GORAX_KEEP_TRACES: &str = "gorax.keep.traces";
+    /// `gorax.keep.spans.evicted`: buffered spans keep mode evicted over its bounds.
+    pub const GORAX_KEEP_SPANS_EVICTED: &str = "gorax.keep.spans.evicted";
 }
+
+/// `gorax.keep.outcome` of [`metric::GORAX_KEEP_TRACES`]: `kept` or `discarded`.
+pub const GORAX_KEEP_OUTCOME: &str = "gorax.keep.outcome";
 
 /// `error.type` of spans dropped because the export queue was full (in spans).
 pub const ERROR_TYPE_QUEUE_FULL: &str = "queue_full";

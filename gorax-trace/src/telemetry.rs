@@ -321,6 +321,7 @@ pub struct Telemetry {
     #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
     runtime: Mutex<Vec<crate::export::ExportRuntime>>,
     metrics: Option<MetricsPipeline>,
+    keep: Option<Arc<crate::export::keep::KeepStats>>,
 }
 
 /// The metrics side of a [`Telemetry`]: the meter provider and its scrape and export counters.
@@ -362,6 +363,7 @@ impl Telemetry {
             shut_down: false,
             runtime: Mutex::new(Vec::new()),
             metrics: None,
+            keep: None,
         }
     }
 
@@ -376,6 +378,20 @@ impl Telemetry {
     pub(crate) fn with_metrics_pipeline(mut self, pipeline: Option<MetricsPipeline>) -> Self {
         self.metrics = pipeline;
         self
+    }
+
+    pub(crate) fn with_keep_stats(
+        mut self,
+        stats: Option<Arc<crate::export::keep::KeepStats>>,
+    ) -> Self {
+        self.keep = stats;
+        self
+    }
+
+    /// The counters of keep mode (`TRACING_KEEP_ERRORS`, `TRACING_KEEP_SLOWER_THAN_MS`), when it
+    /// is on: trees kept and discarded, spans kept and evicted.
+    pub fn keep_stats(&self) -> Option<Arc<crate::export::keep::KeepStats>> {
+        self.keep.clone()
     }
 
     /// The meter provider, when metrics are on (installed as the OpenTelemetry global by

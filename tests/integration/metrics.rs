@@ -531,3 +531,59 @@ fn a_silent_collector_does_not_hold_shutdown() {
     );
     drop(held);
 }
+
+/// Keep mode's counters are instruments too: at 0 % sampling with `TRACING_KEEP_ERRORS`, 2 failed
+/// and 3 fine requests are 2 kept and 3 discarded trees, in the scrape and in `keep_stats()`.
+#[test]
+fn keep_mode_counters_in_the_scrape() {
+    let _lock = global_lock();
+    let rt = runtime();
+    let collector = Collector::default();
+    let addr = rt.block_on(start_collector(collector.clone()));
+    let telemetry = gorax_trace::init(
+        config(
+            addr,
+            MetricsExporters {
+                otlp: false,
+                prometheus: true,
+            },
+        )
+        .with_sample_rate(0.0)
+        .with_keep_errors(true),
+    )
+    .unwrap();
+    let scrape = telemetry.prometheus().unwrap();
+    rt.block_on(async {
+        let app = axum::Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+            .layer(ServerTraceLayer::new());
+        let server = serve(app).await;
+        for path in ["ok", "fail", "ok", "fail", "ok"] {
+            reqwest::get(format!("http://{server}/{path}"))
+                .await
+                .unwrap();
+        }
+    });
+    let stats = telemetry.keep_stats().expect("keep mode is on");
+    assert_eq!((stats.traces_kept(), stats.traces_discarded()), (2, 3));
+    let text = scrape.render();
+    assert!(
+        text.contains(r#"gorax_keep_traces_total{gorax_keep_outcome="kept"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gorax_keep_traces_total{gorax_keep_outcome="discarded"} 3"#),
+        "{text}"
+    );
+    // Every request is measured whatever the sampler says.
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("http_server_request_duration_seconds_count")
+                && l.contains(r#"http_route="/fail""#)
+                && l.ends_with(" 2")
+        ),
+        "{text}"
+    );
+    drop(telemetry);
+}

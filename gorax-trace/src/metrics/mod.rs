@@ -164,12 +164,13 @@ impl Metrics {
     /// The instruments on `meter` (e.g. of a test `SdkMeterProvider`), with a store of their own
     /// for exemplars, and observable counters reading `health`.
     pub fn new(meter: &Meter, health: &ExportHealth) -> Self {
-        Self::with_exemplars(meter, health, Arc::default())
+        Self::with_exemplars(meter, health, None, Arc::default())
     }
 
     pub(crate) fn with_exemplars(
         meter: &Meter,
         health: &ExportHealth,
+        keep: Option<Arc<crate::export::keep::KeepStats>>,
         exemplars: Arc<Exemplars>,
     ) -> Self {
         let durations = ALL.map(|d| {
@@ -202,7 +203,7 @@ impl Metrics {
             http_server_active,
             exemplars: exemplars.clone(),
             values: Interner::default(),
-            _health: health_counters(meter, health, exemplars),
+            _health: health_counters(meter, health, keep, exemplars),
         }))
     }
 
@@ -295,6 +296,7 @@ impl Metrics {
 fn health_counters(
     meter: &Meter,
     health: &ExportHealth,
+    keep: Option<Arc<crate::export::keep::KeepStats>>,
     exemplars: Arc<Exemplars>,
 ) -> Vec<ObservableCounter<u64>> {
     let exported = {
@@ -359,7 +361,38 @@ fn health_counters(
         .with_description("Exemplars not kept because their store was busy or full.")
         .with_callback(move |observer| observer.observe(exemplars.skipped(), &[]))
         .build();
-    vec![exported, processed, retries, skipped]
+    let mut counters = vec![exported, processed, retries, skipped];
+    if let Some(keep) = keep {
+        let traces = keep.clone();
+        counters.push(
+            meter
+                .u64_observable_counter(metric::GORAX_KEEP_TRACES)
+                .with_unit("{trace}")
+                .with_description(
+                    "Local trees of unsampled requests that keep mode exported (failed or slow) or discarded.",
+                )
+                .with_callback(move |observer| {
+                    observer.observe(
+                        traces.traces_kept(),
+                        &[KeyValue::new(semconv::GORAX_KEEP_OUTCOME, "kept")],
+                    );
+                    observer.observe(
+                        traces.traces_discarded(),
+                        &[KeyValue::new(semconv::GORAX_KEEP_OUTCOME, "discarded")],
+                    );
+                })
+                .build(),
+        );
+        counters.push(
+            meter
+                .u64_observable_counter(metric::GORAX_KEEP_SPANS_EVICTED)
+                .with_unit("{span}")
+                .with_description("Buffered spans keep mode evicted over its bounds.")
+                .with_callback(move |observer| observer.observe(keep.spans_evicted(), &[]))
+                .build(),
+        );
+    }
+    counters
 }
 
 /// Counters of the OTLP metric export: pushes the collector accepted and pushes that failed.
