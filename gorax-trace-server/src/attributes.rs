@@ -25,6 +25,21 @@ fn scheme_value(scheme: &str) -> StringValue {
     }
 }
 
+/// The scheme the caller used: `X-Forwarded-Proto` when the peer is a trusted proxy, else the
+/// URI's, else `http`. Shared by the span's and the metrics' `url.scheme`.
+pub(crate) fn request_scheme<B>(req: &Request<B>, trusted_proxy: bool) -> &str {
+    let forwarded = trusted_proxy
+        .then(|| req.headers().get(X_FORWARDED_PROTO)?.to_str().ok())
+        .flatten();
+    forwarded.or(req.uri().scheme_str()).unwrap_or("http")
+}
+
+/// Whether the peer of `req` is one of `config`'s trusted proxies (no lookup when there are none).
+pub(crate) fn from_trusted_proxy<B>(req: &Request<B>, config: &Config) -> bool {
+    !config.trusted_proxies.is_empty()
+        && peer(req.extensions()).is_some_and(|p| config.trusted_proxies.contains(&p.ip()))
+}
+
 /// The peer address: from axum's `ConnectInfo` when present.
 pub(crate) fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
     #[cfg(feature = "axum")]
@@ -132,10 +147,7 @@ pub(crate) fn on_request<B>(
     }
     let peer = peer(req.extensions());
     let trusted = peer.is_some_and(|p| config.trusted_proxies.contains(&p.ip()));
-    let forwarded_proto = trusted
-        .then(|| req.headers().get(X_FORWARDED_PROTO)?.to_str().ok())
-        .flatten();
-    let scheme = scheme_value(forwarded_proto.or(uri.scheme_str()).unwrap_or("http"));
+    let scheme = scheme_value(request_scheme(req, trusted));
     span.set_attribute(KeyValue::new(semconv::URL_SCHEME, scheme.clone()));
     if let Some(route) = route.filter(|_| !initial_given) {
         span.set_attribute(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));

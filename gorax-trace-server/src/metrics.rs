@@ -33,10 +33,14 @@ impl RequestMetrics {
         req: &Request<B>,
         route: Option<&str>,
         rpc: Option<(&str, &str)>,
+        config: &Config,
     ) -> Self {
         let method = method_name(req.method()).0;
-        let scheme = match req.uri().scheme_str() {
-            Some("https") => "https",
+        // The span's rule (a trusted proxy's `X-Forwarded-Proto`), narrowed to the two values so
+        // a header cannot grow the series.
+        let trusted = crate::attributes::from_trusted_proxy(req, config);
+        let scheme = match crate::attributes::request_scheme(req, trusted) {
+            "https" => "https",
             _ => "http",
         };
         metrics.add_http_server_active(1, method, scheme == "https");

@@ -125,7 +125,7 @@ where
         };
         let metrics = telemetry
             .metrics()
-            .map(|m| RequestMetrics::start(m, &req, route, rpc));
+            .map(|m| RequestMetrics::start(m, &req, route, rpc, config));
         let name: Cow<'static, str> = match rpc {
             Some((service, rpc_method)) => format!("{service}/{rpc_method}").into(),
             None => method.into(),

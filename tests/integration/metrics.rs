@@ -587,3 +587,66 @@ fn keep_mode_counters_in_the_scrape() {
     );
     drop(telemetry);
 }
+
+/// `url.scheme` of the metrics follows the span's rule (a trusted proxy's `X-Forwarded-Proto`),
+/// and a header value outside `http`/`https` cannot add a series.
+#[test]
+fn metric_scheme_follows_a_trusted_proxy_and_stays_bounded() {
+    let _lock = global_lock();
+    let rt = runtime();
+    let telemetry = gorax_trace::init(
+        TraceConfig::new()
+            .with_exporter(gorax_trace::config::ExporterKind::None)
+            .with_metrics(true)
+            .with_metrics_exporters(MetricsExporters {
+                otlp: false,
+                prometheus: true,
+            }),
+    )
+    .unwrap();
+    let scrape = telemetry.prometheus().unwrap();
+    rt.block_on(async {
+        let app = axum::Router::new()
+            .route("/a", get(|| async { "ok" }))
+            .layer(ServerTraceLayer::new().with_trusted_proxies(["127.0.0.1".parse().unwrap()]));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap()
+        });
+        let client = reqwest::Client::new();
+        for proto in ["https", "https", "javascript", "x".repeat(500).as_str()] {
+            let res = client
+                .get(format!("http://{server}/a"))
+                .header("x-forwarded-proto", proto)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    });
+    let text = scrape.render();
+    let counts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("http_server_request_duration_seconds_count"))
+        .collect();
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(
+        counts
+            .iter()
+            .any(|l| l.contains(r#"url_scheme="https""#) && l.ends_with(" 2")),
+        "{counts:?}"
+    );
+    assert!(
+        counts
+            .iter()
+            .any(|l| l.contains(r#"url_scheme="http""#) && l.ends_with(" 2")),
+        "{counts:?}"
+    );
+    drop(telemetry);
+}
