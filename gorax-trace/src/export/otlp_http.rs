@@ -133,15 +133,7 @@ impl SpanExporter for HttpSpanExporter {
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        match self
-            .client
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            Some(_) => Ok(()),
-            None => Err(OTelSdkError::AlreadyShutdown),
-        }
+        super::retry::shut_down(&self.client)
     }
 
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {

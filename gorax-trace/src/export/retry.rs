@@ -8,6 +8,21 @@
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
+/// Shutdown of an own exporter (HTTP or gRPC): drops its client; a second call is
+/// `AlreadyShutdown`, as the SDK's exporters answer.
+pub(crate) fn shut_down<T>(
+    client: &std::sync::Mutex<Option<T>>,
+) -> opentelemetry_sdk::error::OTelSdkResult {
+    match client
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
+        Some(_) => Ok(()),
+        None => Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown),
+    }
+}
+
 const MAX_RETRIES: u32 = 3;
 const INITIAL_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_millis(1600);
