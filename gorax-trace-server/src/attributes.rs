@@ -4,8 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use gorax_trace::httpconv::{
-    ResponseHead, capture_headers as capture, content_length, has_sensitive_key, limited,
-    method as method_name, protocol_version, redact_query, span_name, truncate_value,
+    capture_headers as capture, content_length, has_sensitive_key, limited, method as method_name,
+    protocol_version, redact_query, span_name, truncate_value,
 };
 use gorax_trace::semconv::{self, legacy};
 use http::{HeaderMap, HeaderValue, Request, Response, header};
@@ -249,6 +249,7 @@ pub(crate) fn on_response<B: http_body::Body>(
     config: &Config,
     dup: bool,
     limit: usize,
+    error_type: Option<opentelemetry::Value>,
 ) {
     let status = res.status().as_u16();
     span.set_attribute(KeyValue::new(
@@ -285,10 +286,7 @@ pub(crate) fn on_response<B: http_body::Body>(
             i64::from(code),
         ));
     }
-    if let Some(error_type) = config
-        .classify
-        .classify(&ResponseHead::new(res.status(), res.headers()))
-    {
+    if let Some(error_type) = error_type {
         span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type));
         span.set_status(opentelemetry::trace::Status::error(""));
     }

@@ -94,6 +94,15 @@ where
         let recording = traced.recording;
         match &mut result {
             Ok(response) => {
+                // Classified once, for the span and the metrics.
+                let error_type = if recording || traced.metrics.is_some() {
+                    traced
+                        .config
+                        .classify
+                        .classify(&ResponseHead::new(response.status(), response.headers()))
+                } else {
+                    None
+                };
                 if recording {
                     attributes::on_response(
                         &span,
@@ -101,6 +110,7 @@ where
                         &traced.config,
                         traced.dup,
                         traced.limit,
+                        error_type.clone(),
                     );
                 }
                 if let Some(hook) = &traced.config.on_response {
@@ -133,7 +143,7 @@ where
                 if let Some(m) = traced.metrics.take() {
                     m.finish(
                         Some((response.status(), response.headers())),
-                        &traced.config,
+                        error_type,
                         span.span_context(),
                     );
                 }
@@ -143,7 +153,7 @@ where
                     attributes::on_error(&span, error);
                 }
                 if let Some(m) = traced.metrics.take() {
-                    m.finish(None, &traced.config, span.span_context());
+                    m.finish(None, Some("_OTHER".into()), span.span_context());
                 }
             }
         }

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use gorax_trace::httpconv::{ResponseHead, grpc_status, method as method_name, protocol_version};
+use gorax_trace::httpconv::{grpc_status, method as method_name, protocol_version};
 use gorax_trace::metrics::{Metrics, RequestDuration};
 use gorax_trace::semconv;
 use http::{HeaderMap, Request, StatusCode};
@@ -56,20 +56,14 @@ impl RequestMetrics {
     }
 
     /// Records the request: `response` is the status and headers, `None` for an error of the
-    /// inner service.
+    /// inner service; `error_type` is the failure classifier's verdict (the span's).
     pub(crate) fn finish(
         self,
         response: Option<(StatusCode, &HeaderMap)>,
-        config: &Config,
+        error_type: Option<Value>,
         span: &SpanContext,
     ) {
         let seconds = self.start.elapsed().as_secs_f64();
-        let error_type: Option<Value> = match response {
-            Some((status, headers)) => config
-                .classify
-                .classify(&ResponseHead::new(status, headers)),
-            None => Some("_OTHER".into()),
-        };
         let mut attrs: [Option<KeyValue>; 6] = Default::default();
         if let Some((service, method)) = &self.rpc {
             attrs[0] = Some(KeyValue::new(semconv::RPC_SYSTEM, "grpc"));
