@@ -151,6 +151,13 @@ fn config(endpoint: &str, timeout: Duration, batch: usize) -> TraceConfig {
         })
 }
 
+/// Waits until the export thread has taken the provider's resource: that wake would otherwise
+/// take whatever spans had ended by then as a batch of its own, and a case that counts requests
+/// would see two batches where it sent one.
+fn settled(guard: &gorax_trace::Telemetry) {
+    guard.force_flush().unwrap();
+}
+
 /// Ends `n` spans named `prefix-i` through the installed tracer.
 fn spans(prefix: &str, n: usize) {
     let tracer = gorax_trace::TelemetryHandle::installed().tracer().clone();
@@ -169,6 +176,7 @@ fn retried(script: Vec<Answer>, timeout: Duration) -> (Receiver, usize, u64, u64
     log();
     let (receiver, endpoint, _rt) = self::receiver(script, false);
     let guard = gorax_trace::init(config(&endpoint, timeout, 512)).unwrap();
+    settled(&guard);
     let prefix = unique("retry");
     spans(&prefix, 3);
     let started = Instant::now();
@@ -355,6 +363,7 @@ fn grpc_case(code: tonic::Code) -> (usize, usize, gorax_trace::export::HealthSna
     let config = config(&format!("http://{addr}"), Duration::from_secs(5), 512)
         .with_protocol(Protocol::Grpc);
     let guard = gorax_trace::init(config).unwrap();
+    settled(&guard);
     let prefix = unique("grpc-retry");
     spans(&prefix, 3);
     let started = Instant::now();
