@@ -70,3 +70,14 @@ pub fn provider(
         ))
         .build()
 }
+
+/// A handle over `tracer` as [`init`](gorax_trace::init()) makes one for a parent-based sampler
+/// (what the benches give [`provider`]): children of unsampled parents get their span context
+/// without an SDK span.
+pub fn handle(tracer: opentelemetry_sdk::trace::SdkTracer) -> gorax_trace::TelemetryHandle {
+    gorax_trace::TelemetryHandle::new(
+        tracer,
+        gorax_trace::Settings::default().with_drops_unsampled_children(true),
+        gorax_trace::export::ExportHealth::default(),
+    )
+}

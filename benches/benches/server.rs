@@ -89,7 +89,9 @@ fn metrics_handle(tracer: opentelemetry_sdk::trace::SdkTracer) -> gorax_trace::T
     std::mem::forget(meters);
     gorax_trace::TelemetryHandle::new(
         tracer,
-        gorax_trace::Settings::default().with_metrics(Some(metrics)),
+        gorax_trace::Settings::default()
+            .with_metrics(Some(metrics))
+            .with_drops_unsampled_children(true),
         health,
     )
 }
@@ -128,14 +130,15 @@ fn bench(c: &mut Criterion) {
     let tracer = provider.tracer("bench");
 
     let mut bare = ready(routes());
-    let mut gorax = ready(routes().layer(ServerTraceLayer::new().with_tracer(tracer.clone())));
+    let handle = gorax_benches::handle(tracer.clone());
+    let mut gorax = ready(routes().layer(ServerTraceLayer::new().with_telemetry(&handle)));
     let gorax_metrics = ready(
         routes().layer(ServerTraceLayer::new().with_telemetry(metrics_handle(tracer.clone()))),
     );
     let gorax_traceresponse = ready(
         routes().layer(
             ServerTraceLayer::new()
-                .with_tracer(tracer.clone())
+                .with_telemetry(&handle)
                 .with_response_header(gorax_trace_server::ResponseHeader::TraceResponse),
         ),
     );

@@ -4,7 +4,9 @@ use std::task::{Context as TaskContext, Poll};
 
 use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use http::{Request, Response};
-use opentelemetry::trace::{Link, Span as _, SpanBuilder, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{
+    Link, Span as _, SpanBuilder, SpanContext, SpanKind, TraceContextExt, Tracer,
+};
 use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
@@ -58,17 +60,30 @@ fn route<B>(req: &Request<B>) -> Option<&str> {
     None
 }
 
+/// The caller's span context and a context with the caller's baggage under the policy.
+fn caller_parts(
+    headers: &http::HeaderMap,
+    propagators: Propagators,
+    policy: &BaggagePolicy,
+) -> (Option<SpanContext>, Context) {
+    let propagators = Propagators {
+        baggage: propagators.baggage && !policy.drops_all(),
+        ..propagators
+    };
+    let (span_context, baggage) = propagators.extract_parts(&Context::new(), headers);
+    (span_context, policy.apply(baggage))
+}
+
 /// The caller's context under the baggage policy.
 fn caller_context(
     headers: &http::HeaderMap,
     propagators: Propagators,
     policy: &BaggagePolicy,
 ) -> Context {
-    let propagators = Propagators {
-        baggage: propagators.baggage && !policy.drops_all(),
-        ..propagators
-    };
-    policy.apply(propagators.extract(headers))
+    match caller_parts(headers, propagators, policy) {
+        (Some(sc), cx) => cx.with_remote_span_context(sc),
+        (None, cx) => cx,
+    }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ServerTraceService<S>
@@ -116,8 +131,6 @@ where
                 .as_ref()
                 .is_some_and(|is_untrusted| is_untrusted(&head));
 
-        let tracer = telemetry.tracer();
-        let (method, _) = gorax_trace::httpconv::method(req.method());
         let rpc = if config.grpc {
             gorax_trace::httpconv::grpc_path(req.uri().path())
         } else {
@@ -126,13 +139,103 @@ where
         let metrics = telemetry
             .metrics()
             .map(|m| RequestMetrics::start(m, &req, route, rpc, config));
+        let dup = config
+            .semconv
+            .unwrap_or(telemetry.http_semconv())
+            .emits_legacy();
+        let limit = config
+            .attr_limit
+            .or(telemetry.attribute_value_length_limit())
+            .unwrap_or(usize::MAX);
+        let caller =
+            (!untrusted).then(|| caller_parts(req.headers(), propagators, &config.baggage));
+        // A caller that did not sample, under a sampler that follows it: the span context the
+        // SDK would make, without the SDK span it would discard.
+        let unsampled = match &caller {
+            Some((Some(caller), _)) => telemetry.unsampled_child(caller).map(|child| {
+                // What `propagation::random_flag` says for a child of this caller.
+                (
+                    child,
+                    caller.trace_flags().to_u8() & propagation::RANDOM_FLAG != 0,
+                )
+            }),
+            _ => None,
+        };
+        let (cx, recording) = match (unsampled, caller) {
+            (Some((child, random)), Some((_, baggage))) => {
+                let baggage = if random {
+                    baggage.with_value(propagation::RandomTraceId(child.trace_id()))
+                } else {
+                    baggage
+                };
+                (baggage.with_remote_span_context(child), false)
+            }
+            (_, caller) => self.start(&req, &telemetry, caller, route, rpc, dup, limit),
+        };
+        if let Some(hook) = &config.on_request {
+            let head = RequestHead {
+                method: req.method(),
+                uri: req.uri(),
+                headers: req.headers(),
+                extensions: req.extensions(),
+                route,
+            };
+            hook.on_request(&head, &cx.span());
+        }
+        let active = cx.clone().attach();
+        // Created while the server span is current, so it stands for that span.
+        let bridge = gorax_trace::subscriber::bridge_span();
+        let entered = bridge.enter();
+        let future = self.inner.call(req);
+        // Left in this order (as nested scopes would), so that the bridge span needs no clone
+        // to outlive its guard.
+        drop(entered);
+        drop(active);
+        ResponseFuture::new(
+            future,
+            cx,
+            bridge,
+            Some(Traced {
+                config: self.config.clone(),
+                dup,
+                limit,
+                recording,
+                metrics,
+            }),
+        )
+    }
+}
+
+impl<S> ServerTraceService<S> {
+    /// Starts the server span through the SDK: its context, and whether it records.
+    /// `caller` is `None` for an untrusted caller, else the caller's span context and baggage.
+    #[allow(clippy::too_many_arguments)]
+    fn start<B>(
+        &self,
+        req: &Request<B>,
+        telemetry: &gorax_trace::TelemetryHandle,
+        caller: Option<(Option<SpanContext>, Context)>,
+        route: Option<&str>,
+        rpc: Option<(&str, &str)>,
+        dup: bool,
+        limit: usize,
+    ) -> (Context, bool) {
+        let config = &*self.config;
+        let propagators = telemetry.propagators();
+        let tracer = telemetry.tracer();
+        let (method, _) = gorax_trace::httpconv::method(req.method());
         let name: Cow<'static, str> = match rpc {
             Some((service, rpc_method)) => format!("{service}/{rpc_method}").into(),
             None => method.into(),
         };
         let mut links = None;
         let rules = telemetry.route_attributes();
-        let parent = if untrusted {
+        let parent = if let Some(caller) = caller {
+            match caller {
+                (Some(sc), cx) => cx.with_remote_span_context(sc),
+                (None, cx) => cx,
+            }
+        } else {
             // New root; the caller's context is only a link; its flag is ignored and its
             // baggage dropped but for the keys an `Allow` policy lists.
             let allow = propagators.baggage && matches!(config.baggage, BaggagePolicy::Allow(_));
@@ -155,17 +258,7 @@ where
             } else {
                 Context::new()
             }
-        } else {
-            caller_context(req.headers(), propagators, &config.baggage)
         };
-        let dup = config
-            .semconv
-            .unwrap_or(telemetry.http_semconv())
-            .emits_legacy();
-        let limit = config
-            .attr_limit
-            .or(telemetry.attribute_value_length_limit())
-            .unwrap_or(usize::MAX);
         // The span's attribute list, sized for every attribute the request and the response
         // add, so that it never grows: when the span will likely record (the caller sampled, or
         // a new trace) or when the sampler needs the route attributes. The sampler sees only
@@ -205,7 +298,7 @@ where
         // Attributes go on the span itself, before it moves into the context (where every call
         // would lock its mutex and go through a boxed trait object).
         if recording {
-            attributes::on_request(&mut span, &req, route, config, dup, limit, rules, rpc);
+            attributes::on_request(&mut span, req, route, config, dup, limit, rules, rpc);
         }
         // Level 2 `random` flag: the SDK drops it from unsampled children and never sets it
         // on new roots; the marker makes every `traceparent` of this trace carry it.
@@ -223,36 +316,6 @@ where
         } else {
             parent.with_remote_span_context(span.span_context().clone())
         };
-        if let Some(hook) = &config.on_request {
-            let head = RequestHead {
-                method: req.method(),
-                uri: req.uri(),
-                headers: req.headers(),
-                extensions: req.extensions(),
-                route,
-            };
-            hook.on_request(&head, &cx.span());
-        }
-        let active = cx.clone().attach();
-        // Created while the server span is current, so it stands for that span.
-        let bridge = gorax_trace::subscriber::bridge_span();
-        let entered = bridge.enter();
-        let future = self.inner.call(req);
-        // Left in this order (as nested scopes would), so that the bridge span needs no clone
-        // to outlive its guard.
-        drop(entered);
-        drop(active);
-        ResponseFuture::new(
-            future,
-            cx,
-            bridge,
-            Some(Traced {
-                config: self.config.clone(),
-                dup,
-                limit,
-                recording,
-                metrics,
-            }),
-        )
+        (cx, recording)
     }
 }

@@ -847,3 +847,76 @@ mod grpc {
         spans.assert_no_attr(span, semconv::RPC_SYSTEM);
     }
 }
+
+/// What the handler's context would send on: `traceparent` (span id masked), `tracestate`,
+/// `baggage`, and whether the span context is remote.
+fn outgoing() -> String {
+    let cx = Context::current();
+    let mut headers = http::HeaderMap::new();
+    gorax_trace::propagation::Propagators::W3C.inject(&cx, &mut headers);
+    let get = |k: &str| {
+        headers
+            .get(k)
+            .map_or("-", |v| v.to_str().unwrap())
+            .to_owned()
+    };
+    let tp = get("traceparent");
+    let masked = format!("{}-{}", &tp[..36], &tp[52..]);
+    let span = cx.span();
+    format!(
+        "{masked} {} {} remote={} span={}",
+        get("tracestate"),
+        get("baggage"),
+        span.span_context().is_remote(),
+        span.span_context().span_id()
+    )
+}
+
+#[tokio::test]
+async fn unsampled_callers_get_the_sdks_span_context_without_the_sdk_span() {
+    // The handle that knows its sampler follows the caller makes the unsampled span's context
+    // itself; the one that does not asks the SDK. Both must send on the same thing.
+    let t = TestTracing::new();
+    let fast = t.handle_with(gorax_trace::Settings::default().with_drops_unsampled_children(true));
+    let sdk = t.handle_with(gorax_trace::Settings::default());
+    let route = || Router::new().route("/out", get(|| async { outgoing() }));
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7";
+    for (flags, state, baggage) in [
+        ("00", None, None),
+        ("02", Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"), None),
+        ("03", None, Some("k=v;p=1,other=%20x")),
+        ("02", Some("a=1"), Some("k=v")),
+    ] {
+        let tp = format!("{caller}-{flags}");
+        let mut headers = vec![("traceparent", tp.as_str())];
+        headers.extend(state.map(|s| ("tracestate", s)));
+        headers.extend(baggage.map(|b| ("baggage", b)));
+        let mut sent = Vec::new();
+        for handle in [&fast, &sdk] {
+            let router = route().layer(ServerTraceLayer::new().with_telemetry(handle));
+            let (_, body) = send(router, request("GET", "/out", &headers)).await;
+            sent.push(body);
+        }
+        let strip = |s: &str| s.rsplit_once(" span=").unwrap().0.to_owned();
+        assert_eq!(
+            strip(&sent[0]),
+            strip(&sent[1]),
+            "{tp} {state:?} {baggage:?}"
+        );
+        // A new span id of our own, never the caller's.
+        for s in &sent {
+            assert!(!s.ends_with("span=00f067aa0ba902b7"), "{s}");
+            assert!(s.contains("remote=false"), "{s}");
+        }
+        if flags == "03" {
+            // Sampled: both went through the SDK and recorded.
+            assert_eq!(t.spans().len(), 2);
+            t.reset();
+        } else {
+            assert!(t.spans().is_empty(), "{tp}: nothing recorded");
+            // The random flag is passed on; sampled stays off.
+            let expected = if flags == "02" { "-02 " } else { "-00 " };
+            assert!(sent[0].contains(expected), "{}", sent[0]);
+        }
+    }
+}

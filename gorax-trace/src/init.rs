@@ -106,7 +106,15 @@ impl Telemetry {
             .with_http_semconv(config.http_semconv())
             .with_route_attributes(config.enabled() && !config.sampling_rules().is_empty())
             .with_attribute_value_length_limit(config.attribute_value_length_limit())
-            .with_trusted_peers(config.trusted_peers().clone());
+            .with_trusted_peers(config.trusted_peers().clone())
+            // Tracing disabled is parent-based too (`sampling::disabled`); rules and keep mode
+            // may record what the parent did not sample.
+            .with_drops_unsampled_children(
+                !config.enabled()
+                    || (config.sampling_rules().is_empty()
+                        && !config.keep().is_enabled()
+                        && config.sampler().drops_children_of_unsampled_parents()),
+            );
 
         let provider = if !config.enabled() {
             SdkTracerProvider::builder()

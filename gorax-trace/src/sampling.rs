@@ -35,6 +35,22 @@ impl Sampler {
         )
     }
 
+    /// Whether this sampler drops every span whose parent is valid and not sampled: the
+    /// parent-based ones (which follow such a parent) and `always_off`. Adapters then give such
+    /// a span its span context themselves ([`TelemetryHandle::unsampled_child`]) instead of
+    /// having the SDK build a span only to discard it.
+    ///
+    /// [`TelemetryHandle::unsampled_child`]: crate::TelemetryHandle::unsampled_child
+    pub fn drops_children_of_unsampled_parents(self) -> bool {
+        matches!(
+            self,
+            Self::AlwaysOff
+                | Self::ParentBasedAlwaysOn
+                | Self::ParentBasedAlwaysOff
+                | Self::ParentBasedTraceIdRatio(_)
+        )
+    }
+
     pub(crate) fn with_ratio(self, ratio: f64) -> Self {
         match self {
             Self::TraceIdRatio(_) => Self::TraceIdRatio(ratio),

@@ -9,12 +9,13 @@
 //!
 //! [`ServerTraceLayer::new().with_telemetry(&telemetry)`]: https://docs.rs/gorax-trace-server
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry::trace::{SpanContext, TraceFlags, TracerProvider as _};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SdkTracer, SdkTracerProvider};
 
 use crate::export::ExportHealth;
 use crate::httpconv::HttpSemconv;
@@ -42,6 +43,10 @@ struct Shared {
     trusted_peers: TrustedPeers,
     health: ExportHealth,
     metrics: Option<crate::metrics::Metrics>,
+    drops_unsampled_children: bool,
+    /// Set when the [`Telemetry`] that owns the provider shuts it down: the SDK then starts
+    /// only invalid spans, and [`TelemetryHandle::unsampled_child`] leaves it to the SDK.
+    closed: AtomicBool,
 }
 
 /// The installed handle: the one mutable static of the crate.
@@ -54,7 +59,7 @@ static DISABLED: LazyLock<TelemetryHandle> = LazyLock::new(|| {
         .build();
     TelemetryHandle::new(
         provider.tracer(SCOPE_NAME),
-        Settings::default(),
+        Settings::default().with_drops_unsampled_children(true),
         ExportHealth::default(),
     )
 });
@@ -81,6 +86,13 @@ pub struct Settings {
     pub attribute_value_length_limit: Option<usize>,
     /// The RED instruments adapters record with; `None` (the default): no metrics.
     pub metrics: Option<crate::metrics::Metrics>,
+    /// Whether the tracer's sampler drops every span whose parent is valid and not sampled
+    /// ([`Sampler::drops_children_of_unsampled_parents`](crate::sampling::Sampler::drops_children_of_unsampled_parents)):
+    /// adapters then make such spans' span contexts themselves, as the SDK would, without the
+    /// SDK span it builds only to discard ([`TelemetryHandle::unsampled_child`]). `false` by
+    /// default, since a custom provider's sampler may record them; [`init`](crate::init()) sets
+    /// it from the configured sampler (not with per-route rules or keep mode).
+    pub drops_unsampled_children: bool,
 }
 
 impl Default for Settings {
@@ -94,6 +106,7 @@ impl Default for Settings {
             ),
             trusted_peers: TrustedPeers::default(),
             metrics: None,
+            drops_unsampled_children: false,
         }
     }
 }
@@ -129,6 +142,13 @@ impl Settings {
         self
     }
 
+    /// Saying whether the tracer's sampler drops every child of an unsampled parent (see
+    /// [`drops_unsampled_children`](Self::drops_unsampled_children)).
+    pub fn with_drops_unsampled_children(mut self, drops: bool) -> Self {
+        self.drops_unsampled_children = drops;
+        self
+    }
+
     /// With this length limit of attribute values from client-controlled input (`None`: none).
     pub fn with_attribute_value_length_limit(mut self, limit: Option<usize>) -> Self {
         self.attribute_value_length_limit = limit;
@@ -148,7 +168,56 @@ impl TelemetryHandle {
             trusted_peers: settings.trusted_peers,
             health,
             metrics: settings.metrics,
+            drops_unsampled_children: settings.drops_unsampled_children,
+            closed: AtomicBool::new(false),
         }))
+    }
+
+    /// The span context of a span started under `parent` when it is certain not to be
+    /// recorded: `parent` is valid and not sampled, and the sampler drops the children of such
+    /// parents ([`Settings::drops_unsampled_children`]). It is what the SDK would give that span
+    /// (a new span id in the parent's trace, flags cleared, the parent's `tracestate`), without
+    /// building the SDK span that would be discarded. `None` when the SDK has to decide.
+    ///
+    /// ```
+    /// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    /// use gorax_trace::{Settings, TelemetryHandle};
+    ///
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let handle = TelemetryHandle::new(
+    ///     opentelemetry::trace::TracerProvider::tracer(&provider, "doc"),
+    ///     Settings::default().with_drops_unsampled_children(true),
+    ///     Default::default(),
+    /// );
+    /// let caller = SpanContext::new(
+    ///     TraceId::from(7),
+    ///     SpanId::from(9),
+    ///     TraceFlags::default(),
+    ///     true,
+    ///     TraceState::NONE,
+    /// );
+    /// let child = handle.unsampled_child(&caller).unwrap();
+    /// assert_eq!(child.trace_id(), caller.trace_id());
+    /// assert_ne!(child.span_id(), caller.span_id());
+    /// assert!(!child.is_sampled() && !child.is_remote());
+    /// ```
+    #[inline]
+    pub fn unsampled_child(&self, parent: &SpanContext) -> Option<SpanContext> {
+        let shared = &*self.0;
+        if !shared.drops_unsampled_children
+            || !parent.is_valid()
+            || parent.is_sampled()
+            || shared.closed.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        Some(SpanContext::new(
+            parent.trace_id(),
+            RandomIdGenerator::default().new_span_id(),
+            TraceFlags::default(),
+            false,
+            parent.trace_state().clone(),
+        ))
     }
 
     /// The installed handle, or before any is installed one that records nothing (context
@@ -461,6 +530,7 @@ impl Telemetry {
     /// Flushes and shuts down now, reporting the outcome (dropping does the same silently).
     pub fn shutdown(mut self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
         self.shut_down = true;
+        self.handle.0.closed.store(true, Ordering::Relaxed);
         let result = self.provider.shutdown_with_timeout(self.timeout);
         let metrics = self.shutdown_metrics();
         self.stop_runtime();
@@ -490,6 +560,7 @@ impl Telemetry {
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if !self.shut_down {
+            self.handle.0.closed.store(true, Ordering::Relaxed);
             let _ = self.provider.shutdown_with_timeout(self.timeout);
             let _ = self.shutdown_metrics();
         }
@@ -501,5 +572,85 @@ impl Drop for Telemetry {
             Some(c) if Arc::as_ptr(c) == mine => None,
             other => other.clone(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    use super::*;
+    use crate::TraceConfig;
+    use crate::sampling::Sampler;
+
+    fn caller(flags: u8) -> SpanContext {
+        let state = TraceState::from_key_value([("k", "v")]).unwrap();
+        SpanContext::new(
+            TraceId::from(7),
+            SpanId::from(9),
+            TraceFlags::new(flags),
+            true,
+            state,
+        )
+    }
+
+    #[test]
+    fn unsampled_child_only_where_the_sdk_would_drop_it() {
+        let handle = |sampler, keep: bool, rules: bool| {
+            let mut config = TraceConfig::new()
+                .with_exporter(crate::config::ExporterKind::None)
+                .with_sampler(sampler);
+            if keep {
+                config =
+                    config.with_keep(crate::export::keep::KeepSettings::off().with_errors(true));
+            }
+            if rules {
+                config = config.with_sampling_rule(crate::sampling::SamplingRule::new(
+                    "/x",
+                    Sampler::AlwaysOn,
+                ));
+            }
+            Telemetry::new(&config).unwrap()
+        };
+        for (sampler, keep, rules, follows) in [
+            (Sampler::ParentBasedAlwaysOn, false, false, true),
+            (Sampler::ParentBasedTraceIdRatio(0.1), false, false, true),
+            (Sampler::ParentBasedAlwaysOff, false, false, true),
+            (Sampler::AlwaysOff, false, false, true),
+            (Sampler::AlwaysOn, false, false, false),
+            (Sampler::TraceIdRatio(0.5), false, false, false),
+            (Sampler::ParentBasedAlwaysOn, true, false, false),
+            (Sampler::ParentBasedAlwaysOn, false, true, false),
+        ] {
+            let telemetry = handle(sampler, keep, rules);
+            let h = telemetry.handle();
+            let child = h.unsampled_child(&caller(0x02));
+            assert_eq!(
+                child.is_some(),
+                follows,
+                "{sampler} keep={keep} rules={rules}"
+            );
+            if let Some(child) = child {
+                assert_eq!(child.trace_id(), TraceId::from(7));
+                assert_ne!(child.span_id(), SpanId::from(9));
+                assert_eq!(child.trace_flags(), TraceFlags::default());
+                assert!(!child.is_remote());
+                assert_eq!(child.trace_state().header(), "k=v");
+            }
+            // A sampled or an invalid parent is the SDK's to decide.
+            assert!(h.unsampled_child(&caller(0x01)).is_none());
+            assert!(h.unsampled_child(&SpanContext::empty_context()).is_none());
+            // Once the provider is shut down the SDK starts only invalid spans: no shortcut.
+            telemetry.shutdown().unwrap();
+            assert!(h.unsampled_child(&caller(0x00)).is_none());
+        }
+        // A handle over a provider of unknown sampler never takes the shortcut.
+        let provider = SdkTracerProvider::builder().build();
+        let bare = TelemetryHandle::from(provider.tracer("t"));
+        assert!(bare.unsampled_child(&caller(0x00)).is_none());
+        // Tracing disabled (parent-based always-off) and the handle before any init follow.
+        let off = Telemetry::new(&TraceConfig::new().with_enabled(false)).unwrap();
+        assert!(off.handle().unsampled_child(&caller(0x00)).is_some());
+        assert!(DISABLED.unsampled_child(&caller(0x00)).is_some());
     }
 }

@@ -86,6 +86,8 @@ pub fn unique_name(prefix: &str) -> String {
 pub struct TestTracing {
     provider: SdkTracerProvider,
     exporter: InMemorySpanExporter,
+    /// Known from a [`Sampler`]: what `init` would set in the handle's settings.
+    drops_unsampled_children: bool,
 }
 
 impl Default for TestTracing {
@@ -102,7 +104,10 @@ impl TestTracing {
 
     /// Records as `sampler` decides.
     pub fn with_sampler(sampler: Sampler) -> Self {
-        Self::with_sdk_sampler(crate::sampling::sdk_sampler(sampler))
+        Self {
+            drops_unsampled_children: sampler.drops_children_of_unsampled_parents(),
+            ..Self::with_sdk_sampler(crate::sampling::sdk_sampler(sampler))
+        }
     }
 
     /// Records as an SDK sampler decides.
@@ -112,7 +117,11 @@ impl TestTracing {
             .with_sampler(sampler)
             .with_simple_exporter(exporter.clone())
             .build();
-        Self { provider, exporter }
+        Self {
+            provider,
+            exporter,
+            drops_unsampled_children: false,
+        }
     }
 
     /// A tracer of this provider.
@@ -121,12 +130,17 @@ impl TestTracing {
     }
 
     /// A handle recording into this provider with default settings, for adapters'
-    /// `with_telemetry`.
+    /// `with_telemetry`; as [`init`](crate::init()) does, it says whether the sampler drops the
+    /// children of unsampled parents when the sampler is a [`Sampler`].
     pub fn handle(&self) -> TelemetryHandle {
-        self.handle_with(Settings::default())
+        self.handle_with(self.default_settings())
     }
 
-    /// A handle recording into this provider with `settings`.
+    fn default_settings(&self) -> Settings {
+        Settings::default().with_drops_unsampled_children(self.drops_unsampled_children)
+    }
+
+    /// A handle recording into this provider with `settings` (as given).
     pub fn handle_with(&self, settings: Settings) -> TelemetryHandle {
         TelemetryHandle::new(self.tracer(), settings, Default::default())
     }
@@ -140,7 +154,7 @@ impl TestTracing {
     /// (or call [`init`](crate::init())) must not run at the same time (hold one mutex).
     #[must_use = "the test provider is uninstalled when the guard drops"]
     pub fn install(&self) -> InstalledTestTracing {
-        self.install_with(Settings::default())
+        self.install_with(self.default_settings())
     }
 
     /// [`install`](Self::install) with these settings (e.g. legacy HTTP names).

@@ -512,12 +512,27 @@ impl Propagators {
 
     /// Like [`extract`](Self::extract), adding to `cx`.
     pub fn extract_with_context<C: Carrier + ?Sized>(&self, cx: &Context, carrier: &C) -> Context {
+        match self.extract_parts(cx, carrier) {
+            (Some(sc), cx) => cx.with_remote_span_context(sc),
+            (None, cx) => cx,
+        }
+    }
+
+    /// What [`extract_with_context`](Self::extract_with_context) puts together, apart: the
+    /// caller's span context (`None` when no valid one was sent) and `cx` with the caller's
+    /// baggage. For an adapter that starts its own span from the caller's span context without
+    /// building the caller's [`Context`] first (one allocation fewer).
+    pub fn extract_parts<C: Carrier + ?Sized>(
+        &self,
+        cx: &Context,
+        carrier: &C,
+    ) -> (Option<SpanContext>, Context) {
         let slots = carrier.as_header_map().map(W3cSlots::of);
         let only = |field: Field| match &slots {
             Some(slots) => slots.get(field).only(),
             None => carrier.only(field),
         };
-        let mut out = None;
+        let mut span_context = None;
         if self.trace_context {
             let traceparent = match slots.as_ref().map(|s| s.traceparent) {
                 // The usual value: its bytes are parsed as they are (only hex digits and `-`
@@ -530,32 +545,24 @@ impl Propagators {
                     .flatten()
                     .and_then(parse_traceparent),
             };
-            if let Some(sc) = traceparent.map(|sc| with_tracestate(sc, carrier, only)) {
-                out = Some(cx.with_remote_span_context(sc));
-            }
+            span_context = traceparent.map(|sc| with_tracestate(sc, carrier, only));
         }
-        if out.is_none()
-            && !self.other.is_empty()
-            && let Some(sc) = others::extract(self.other, carrier)
-        {
-            out = Some(cx.with_remote_span_context(sc));
+        if span_context.is_none() && !self.other.is_empty() {
+            span_context = others::extract(self.other, carrier);
         }
+        let mut out = None;
         if self.baggage {
-            let base = out.as_ref().unwrap_or(cx);
-            let extracted = match only(Field::Baggage) {
+            out = match only(Field::Baggage) {
                 Ok(None) => None,
-                Ok(Some(v)) => Some(baggage::extract(base, v)),
+                Ok(Some(v)) => Some(baggage::extract(cx, v)),
                 // Several fields are one list (RFC 9110 combination); a non-text one spoils it.
                 Err(Several) => {
                     let all: Option<Vec<&str>> = carrier.values(Field::Baggage).collect();
-                    all.map(|all| baggage::extract(base, &all.join(",")))
+                    all.map(|all| baggage::extract(cx, &all.join(",")))
                 }
             };
-            if extracted.is_some() {
-                out = extracted;
-            }
         }
-        out.unwrap_or_else(|| cx.clone())
+        (span_context, out.unwrap_or_else(|| cx.clone()))
     }
 
     /// Writes the span context and baggage of `cx` into `carrier`, replacing any existing
