@@ -232,7 +232,7 @@ fn bench(c: &mut Criterion) {
         .build();
     let untraced = no_export.tracer("bench");
     let traced = |t: &opentelemetry_sdk::trace::SdkTracer| {
-        ClientTraceMiddleware::new().with_tracer(t.clone())
+        ClientTraceMiddleware::new().with_telemetry(gorax_benches::handle(t.clone()))
     };
 
     let network = variants(&traced, &tracer, &untraced, false);

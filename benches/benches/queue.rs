@@ -50,16 +50,22 @@ struct Traced {
 }
 
 fn traced(sampler: Sampler) -> (Traced, opentelemetry_sdk::trace::SdkTracerProvider) {
+    // As `init` says of the sampler: always-off drops the children of unsampled parents.
+    let drops = matches!(sampler, Sampler::AlwaysOff);
     let provider = gorax_benches::provider(sampler);
-    let tracer = provider.tracer("bench");
+    let handle = gorax_trace::TelemetryHandle::new(
+        provider.tracer("bench"),
+        gorax_trace::Settings::default().with_drops_unsampled_children(drops),
+        gorax_trace::export::ExportHealth::default(),
+    );
     let (producer, consumer) = memory::channel::<u64>(QUEUE, 1024);
     let handler: fn(TracedMessage<u64>) -> _ = boxed;
     let worker = ServiceBuilder::new()
-        .layer(ConsumerTraceLayer::new().with_tracer(tracer.clone()))
+        .layer(ConsumerTraceLayer::new().with_telemetry(&handle))
         .service(tower::service_fn(handler));
     (
         Traced {
-            producer: producer.with_tracer(tracer),
+            producer: producer.with_telemetry(&handle),
             consumer,
             worker,
         },

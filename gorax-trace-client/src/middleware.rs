@@ -396,7 +396,7 @@ impl Middleware for ClientTraceMiddleware {
         // happens in this block: a local borrowed before an `.await` stays in the future's state
         // across it, and the request alone is 264 bytes. Kept out, the future (allocated for
         // every request) stays within the allocator's per-thread cache sizes.
-        let (req, mut span, measured, hook_parent, dup) = {
+        let (req, span, measured, hook_parent, dup) = {
             let mut req = req;
             let telemetry = config.binding.get();
             let tracer = telemetry.tracer();
@@ -412,20 +412,31 @@ impl Middleware for ClientTraceMiddleware {
             // A clone of the current context (a reference count or two): the span, several
             // hundred bytes, is built where it stays, not moved out of the thread-local access.
             let parent = Context::current();
-            // When the span will likely record (the parent sampled, or a new trace), its
-            // attribute list is allocated once, large enough for every attribute it gets.
-            let likely = {
+            let (likely, unsampled) = {
                 let span = parent.span();
                 let sc = span.span_context();
-                !sc.is_valid() || sc.is_sampled()
+                // When the span will likely record (the parent sampled, or a new trace), its
+                // attribute list is allocated once, large enough for every attribute it gets.
+                let likely = !sc.is_valid() || sc.is_sampled();
+                // A parent that did not sample, under a sampler that follows it: the span
+                // context the SDK would give the span, without the span it would discard.
+                let unsampled = (!likely)
+                    .then(|| telemetry.unsampled_child_in(&parent))
+                    .flatten();
+                (likely, unsampled)
             };
-            let mut span = SpanBuilder {
-                name: (if known { method } else { "HTTP" }).into(),
-                span_kind: Some(SpanKind::Client),
-                attributes: likely.then(|| Vec::with_capacity(attributes::CAPACITY)),
-                ..SpanBuilder::default()
-            }
-            .start_with_context(tracer, &parent);
+            let mut span = match unsampled {
+                Some(sc) => ClientSpan::Unsampled(sc),
+                None => ClientSpan::Sdk(
+                    SpanBuilder {
+                        name: (if known { method } else { "HTTP" }).into(),
+                        span_kind: Some(SpanKind::Client),
+                        attributes: likely.then(|| Vec::with_capacity(attributes::CAPACITY)),
+                        ..SpanBuilder::default()
+                    }
+                    .start_with_context(tracer, &parent),
+                ),
+            };
             if propagate {
                 inject(
                     config,
@@ -436,13 +447,15 @@ impl Middleware for ClientTraceMiddleware {
                 );
             }
             let hook_parent = hooked.then_some(parent);
-            if span.is_recording() {
+            if let ClientSpan::Sdk(span) = &mut span
+                && span.is_recording()
+            {
                 let template = extensions.get::<UrlTemplate>();
                 let limit = config
                     .attr_limit
                     .or(telemetry.attribute_value_length_limit())
                     .unwrap_or(usize::MAX);
-                attributes::on_request(&mut span, &req, template, resend_count, config, dup, limit);
+                attributes::on_request(span, &req, template, resend_count, config, dup, limit);
             }
             let measured = telemetry.metrics().map(|m| RequestMetrics::start(m, &req));
             (req, span, measured, hook_parent, dup)
@@ -458,14 +471,19 @@ impl Middleware for ClientTraceMiddleware {
                     span.span_context(),
                 );
             }
-            if span.is_recording() {
+            if let ClientSpan::Sdk(mut span) = span
+                && span.is_recording()
+            {
                 attributes::outcome(&mut span, &result, config, dup);
                 span.end();
             }
             return result;
         };
         // Hooks see the span through a context.
-        let cx = parent.with_span(span);
+        let cx = match span {
+            ClientSpan::Sdk(span) => parent.with_span(span),
+            ClientSpan::Unsampled(sc) => parent.with_remote_span_context(sc),
+        };
         let req = {
             let req = req;
             if let Some(hook) = &config.on_request {
@@ -497,6 +515,25 @@ impl Middleware for ClientTraceMiddleware {
         }
         // An unrecorded span is dropped without `end()`, which would read the clock.
         result
+    }
+}
+
+/// The client span: the SDK's, or only the span context of one certain not to record
+/// ([`TelemetryHandle::unsampled_child`]).
+// Not boxed: that would allocate for every recorded request, and the future holds the SDK span
+// in place either way.
+#[allow(clippy::large_enum_variant)]
+enum ClientSpan {
+    Sdk(<SdkTracer as opentelemetry::trace::Tracer>::Span),
+    Unsampled(opentelemetry::trace::SpanContext),
+}
+
+impl ClientSpan {
+    fn span_context(&self) -> &opentelemetry::trace::SpanContext {
+        match self {
+            Self::Sdk(span) => span.span_context(),
+            Self::Unsampled(sc) => sc,
+        }
     }
 }
 

@@ -245,21 +245,47 @@ async fn remote_callers_trace_id_tracestate_and_baggage_are_forwarded() {
 async fn unsampled_requests_still_propagate_a_fresh_span_id() {
     let t = TestTracing::with_sampler(Sampler::ParentBasedAlwaysOn);
     let base = echo_server().await;
-    let client = traced_client(traced(&t));
-    let cx = caller(&[("traceparent", TP_UNSAMPLED), ("tracestate", "rojo=1")]);
+    // Through the SDK (a bare tracer), and through the handle that knows its sampler follows
+    // the parent (the span context made without the SDK span): the same on the wire.
+    for (path, middleware) in [
+        ("sdk", traced(&t)),
+        (
+            "handle",
+            ClientTraceMiddleware::new().with_telemetry(t.handle()),
+        ),
+    ] {
+        let client = traced_client(middleware);
+        let cx = caller(&[("traceparent", TP_UNSAMPLED), ("tracestate", "rojo=1")]);
 
-    let first = send(client.get(format!("{base}/echo")), &cx).await;
-    let second = send(client.get(format!("{base}/echo")), &cx).await;
+        let first = send(client.get(format!("{base}/echo")), &cx).await;
+        let second = send(client.get(format!("{base}/echo")), &cx).await;
 
-    let (tp1, tp2) = (first.traceparent(), second.traceparent());
-    for tp in [&tp1, &tp2] {
-        assert_eq!(tp.trace_id().to_string(), CALLER_TRACE);
-        assert_ne!(tp.span_id().to_string(), CALLER_SPAN);
-        assert!(!tp.is_sampled());
+        let (tp1, tp2) = (first.traceparent(), second.traceparent());
+        for tp in [&tp1, &tp2] {
+            assert_eq!(tp.trace_id().to_string(), CALLER_TRACE, "{path}");
+            assert_ne!(tp.span_id().to_string(), CALLER_SPAN, "{path}");
+            assert!(!tp.is_sampled(), "{path}");
+            assert_eq!(tp.trace_flags().to_u8(), 0, "{path}");
+        }
+        assert_ne!(tp1.span_id(), tp2.span_id());
+        assert_eq!(first.get("tracestate"), Some("rojo=1"), "{path}");
+        // The Level 2 random flag of the caller is passed on, with baggage.
+        let random = caller(&[
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02",
+            ),
+            ("baggage", "k=v"),
+        ]);
+        let third = send(client.get(format!("{base}/echo")), &random).await;
+        assert_eq!(third.traceparent().trace_flags().to_u8(), 2, "{path}");
+        assert_eq!(third.get("baggage"), Some("k=v"), "{path}");
+        assert!(
+            t.spans().is_empty(),
+            "{path}: nothing recorded: {:?}",
+            t.spans()
+        );
     }
-    assert_ne!(tp1.span_id(), tp2.span_id());
-    assert_eq!(first.get("tracestate"), Some("rojo=1"));
-    assert!(t.spans().is_empty(), "nothing recorded: {:?}", t.spans());
 }
 
 #[tokio::test]

@@ -98,7 +98,6 @@ impl ProducerTracer {
         msg: &mut TracedMessage<T>,
     ) -> SendSpan {
         let telemetry = self.binding.get();
-        let tracer = telemetry.tracer();
         let propagators = telemetry.propagators();
         // Headerless (a new message): no creation context to find, and no `Context` to build.
         let existing = if msg.headers().is_empty() {
@@ -110,6 +109,36 @@ impl ProducerTracer {
                 .span_context()
                 .clone()
         };
+        let cx = match telemetry.unsampled_child_in(parent) {
+            // The parent did not sample and the sampler follows it: the span context the SDK
+            // would make, without the SDK span it would discard.
+            Some(sc) => parent.with_remote_span_context(sc),
+            None => self.start(&telemetry, parent, &existing, msg),
+        };
+        if !existing.is_valid() {
+            propagators.inject(&cx, msg.headers_mut());
+        }
+        let metrics = telemetry.metrics().map(|m| {
+            MessageMetrics::start(
+                m,
+                RequestDuration::MessagingOperation,
+                SEND,
+                &self.system,
+                msg.queue(),
+            )
+        });
+        SendSpan { cx, metrics }
+    }
+
+    /// The send span started through the SDK, in `parent`.
+    fn start<T>(
+        &self,
+        telemetry: &gorax_trace::TelemetryHandle,
+        parent: &Context,
+        existing: &SpanContext,
+        msg: &TracedMessage<T>,
+    ) -> Context {
+        let tracer = telemetry.tracer();
         // One builder, moved once; the attribute list is sized so that it never grows when the
         // span will likely record (the sampler still sees no attributes, as before).
         let builder = SpanBuilder {
@@ -134,20 +163,7 @@ impl ProducerTracer {
                 msg,
             ));
         }
-        let cx = context_of(parent, span);
-        if !existing.is_valid() {
-            propagators.inject(&cx, msg.headers_mut());
-        }
-        let metrics = telemetry.metrics().map(|m| {
-            MessageMetrics::start(
-                m,
-                RequestDuration::MessagingOperation,
-                SEND,
-                &self.system,
-                msg.queue(),
-            )
-        });
-        SendSpan { cx, metrics }
+        context_of(parent, span)
     }
 }
 

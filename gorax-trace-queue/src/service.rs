@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use opentelemetry::Context;
-use opentelemetry::trace::{Link, Span as _, SpanBuilder, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{
+    Link, Span as _, SpanBuilder, SpanContext, SpanKind, TraceContextExt, Tracer,
+};
 use tower_service::Service;
 
 use crate::TracedMessage;
@@ -67,35 +69,18 @@ where
     fn call(&mut self, msg: TracedMessage<T>) -> Self::Future {
         let config = &*self.config;
         let telemetry = config.binding.get();
-        let tracer = telemetry.tracer();
         let creation = telemetry.propagators().extract(msg.headers());
         let creation_sc = creation.span().span_context().clone();
         let parent = match config.parent {
             ParentMode::Parent if creation_sc.is_valid() => creation,
             _ => Context::current(),
         };
-        let system = msg.system_name().unwrap_or(&config.system);
-        let builder = SpanBuilder {
-            name: PROCESS.into(),
-            span_kind: Some(SpanKind::Consumer),
-            attributes: likely_recorded(&parent)
-                .then(|| Vec::with_capacity(attributes::PROCESS_CAPACITY)),
-            links: creation_sc
-                .is_valid()
-                .then(|| vec![Link::with_context(creation_sc)]),
-            ..SpanBuilder::default()
+        let cx = match telemetry.unsampled_child_in(&parent) {
+            // The parent did not sample and the sampler follows it: the span context the SDK
+            // would make, without the SDK span it would discard.
+            Some(sc) => parent.with_remote_span_context(sc),
+            None => start(&telemetry, config, &parent, creation_sc, &msg),
         };
-        let mut span = tracer.build_with_context(builder, &parent);
-        // Name and attributes on the span itself, before it moves into the context.
-        if span.is_recording() {
-            span.update_name(attributes::span_name(PROCESS, msg.queue()));
-            span.set_attributes(attributes::message_attributes(
-                system.clone(),
-                PROCESS,
-                &msg,
-            ));
-        }
-        let cx = context_of(&parent, span);
         let measured = telemetry.metrics().map(|m| {
             let system = msg.system().unwrap_or(&config.system);
             MessageMetrics::start(
@@ -112,6 +97,36 @@ where
         };
         ConsumerFuture::new(future, cx, measured)
     }
+}
+
+/// The process span of `msg` started through the SDK, in `parent`, linked to the message's
+/// creation context.
+fn start<T>(
+    telemetry: &gorax_trace::TelemetryHandle,
+    config: &Config,
+    parent: &Context,
+    creation_sc: SpanContext,
+    msg: &TracedMessage<T>,
+) -> Context {
+    let tracer = telemetry.tracer();
+    let system = msg.system_name().unwrap_or(&config.system);
+    let builder = SpanBuilder {
+        name: PROCESS.into(),
+        span_kind: Some(SpanKind::Consumer),
+        attributes: likely_recorded(parent)
+            .then(|| Vec::with_capacity(attributes::PROCESS_CAPACITY)),
+        links: creation_sc
+            .is_valid()
+            .then(|| vec![Link::with_context(creation_sc)]),
+        ..SpanBuilder::default()
+    };
+    let mut span = tracer.build_with_context(builder, parent);
+    // Name and attributes on the span itself, before it moves into the context.
+    if span.is_recording() {
+        span.update_name(attributes::span_name(PROCESS, msg.queue()));
+        span.set_attributes(attributes::message_attributes(system.clone(), PROCESS, msg));
+    }
+    context_of(parent, span)
 }
 
 /// `inner.call(request)`; a panic in the call itself (a `service_fn` closure runs there) ends

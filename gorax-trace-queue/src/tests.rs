@@ -238,8 +238,38 @@ fn unsampled_and_disabled_tracing_still_propagate() {
             .to_owned();
         let sent = parse_traceparent(&tp).unwrap();
         assert!(!sent.is_sampled());
-        let (trace, _) = consume(layer(&t), &t, msg);
+        let (trace, _) = consume(layer(&t), &t, msg.clone());
         assert_eq!(trace, sent.trace_id().to_string(), "{sampler:?}");
+        // Through the handle that knows its sampler drops children of unsampled parents: the
+        // span context is made without the SDK span, and it is the same kind of context.
+        let fast = ConsumerTraceLayer::new().with_telemetry(t.handle());
+        let (trace, span) = consume(fast, &t, msg);
+        assert_eq!(trace, sent.trace_id().to_string(), "{sampler:?}");
+        assert_ne!(
+            span,
+            sent.span_id().to_string(),
+            "{sampler:?}: a span id of its own"
+        );
+        // A producer inside an unsampled request: the message continues that trace.
+        let request = opentelemetry::trace::SpanContext::new(
+            sent.trace_id(),
+            opentelemetry::trace::SpanId::from(0x42),
+            opentelemetry::trace::TraceFlags::default(),
+            true,
+            opentelemetry::trace::TraceState::NONE,
+        );
+        let parent = Context::new().with_remote_span_context(request);
+        for producer in [
+            producer(&t),
+            ProducerTracer::new().with_telemetry(t.handle()),
+        ] {
+            let mut msg = TracedMessage::new(QUEUE, "y".to_owned());
+            producer.start_send_with_parent(&parent, &mut msg).end();
+            let tp = parse_traceparent(msg.headers().get(TRACEPARENT_KEY).unwrap()).unwrap();
+            assert_eq!(tp.trace_id(), sent.trace_id(), "{sampler:?}");
+            assert_ne!(tp.span_id(), opentelemetry::trace::SpanId::from(0x42));
+            assert_eq!(tp.trace_flags().to_u8(), 0, "{sampler:?}");
+        }
         assert!(t.spans().is_empty());
     }
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use opentelemetry::trace::{SpanContext, TraceFlags, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TracerProvider as _};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SdkTracer, SdkTracerProvider};
 
 use crate::export::ExportHealth;
@@ -203,6 +203,21 @@ impl TelemetryHandle {
     /// ```
     #[inline]
     pub fn unsampled_child(&self, parent: &SpanContext) -> Option<SpanContext> {
+        self.unsampled_child_of(parent)
+    }
+
+    /// [`unsampled_child`](Self::unsampled_child) for a span started in the context `parent`
+    /// (`None` too when `parent` suppresses telemetry: the SDK then starts an invalid span).
+    #[inline]
+    pub fn unsampled_child_in(&self, parent: &Context) -> Option<SpanContext> {
+        if parent.is_telemetry_suppressed() {
+            return None;
+        }
+        self.unsampled_child_of(parent.span().span_context())
+    }
+
+    #[inline]
+    fn unsampled_child_of(&self, parent: &SpanContext) -> Option<SpanContext> {
         let shared = &*self.0;
         if !shared.drops_unsampled_children
             || !parent.is_valid()
