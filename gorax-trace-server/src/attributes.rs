@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use gorax_trace::httpconv::{
     capture_headers as capture, content_length, has_sensitive_key, limited, method as method_name,
-    protocol_version, redact_query, span_name, truncate_value,
+    protocol_version, redact_query, route_names, span_name, truncate_value,
 };
 use gorax_trace::semconv::{self, legacy};
 use http::{HeaderMap, HeaderValue, Request, Response, header};
@@ -22,6 +22,14 @@ fn scheme_value(scheme: &str) -> StringValue {
         "http" => "http".into(),
         "https" => "https".into(),
         other => other.to_owned().into(),
+    }
+}
+
+/// `http.route`: the route kept for the process ([`route_names`]), so not allocated per request.
+pub(crate) fn route_value(route: &str) -> StringValue {
+    match route_names(route) {
+        Some(names) => names.route().into(),
+        None => route.to_owned().into(),
     }
 }
 
@@ -149,8 +157,13 @@ pub(crate) fn on_request<B>(
     let trusted = peer.is_some_and(|p| config.trusted_proxies.contains(&p.ip()));
     let scheme = scheme_value(request_scheme(req, trusted));
     span.set_attribute(KeyValue::new(semconv::URL_SCHEME, scheme.clone()));
+    let names = route.and_then(route_names);
     if let Some(route) = route.filter(|_| !initial_given) {
-        span.set_attribute(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
+        let value: StringValue = match names {
+            Some(names) => names.route().into(),
+            None => route.to_owned().into(),
+        };
+        span.set_attribute(KeyValue::new(semconv::HTTP_ROUTE, value));
     }
     let headers = Found::of(req.headers());
     let host = match uri.authority() {
@@ -236,8 +249,10 @@ pub(crate) fn on_request<B>(
         ));
         return;
     }
-    if route.is_some() || !known {
-        span.update_name(span_name(req.method(), route));
+    match names {
+        Some(names) => span.update_name(names.span_name(req.method())),
+        None if route.is_some() || !known => span.update_name(span_name(req.method(), route)),
+        None => {}
     }
 }
 

@@ -279,7 +279,7 @@ impl<S> ServerTraceService<S> {
                 if let Some(route) = route {
                     initial.push(KeyValue::new(
                         gorax_trace::semconv::HTTP_ROUTE,
-                        route.to_owned(),
+                        attributes::route_value(route),
                     ));
                 }
             }

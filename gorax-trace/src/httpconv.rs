@@ -68,6 +68,7 @@ pub fn span_name(method: &Method, target: Option<&str>) -> Cow<'static, str> {
     let (m, known) = self::method(method);
     let m = if known { m } else { "HTTP" };
     match target {
+        Some(target) if let Some(names) = route_names(target) => names.span_name(method).into(),
         Some(target) => {
             let mut name = String::with_capacity(m.len() + 1 + target.len());
             name.push_str(m);
@@ -77,6 +78,89 @@ pub fn span_name(method: &Method, target: Option<&str>) -> Cow<'static, str> {
         }
         None => m.into(),
     }
+}
+
+/// A route or URL template kept for the life of the process, with the span names made from it
+/// ([`route_names`]).
+#[derive(Debug)]
+pub struct RouteNames {
+    route: &'static str,
+    /// One per known method (in [`method`]'s order), then `HTTP` for the others.
+    names: [std::sync::OnceLock<&'static str>; 10],
+}
+
+impl RouteNames {
+    /// The route.
+    pub fn route(&self) -> &'static str {
+        self.route
+    }
+
+    /// `{method} {route}`, as [`span_name`] spells it.
+    pub fn span_name(&self, method: &Method) -> &'static str {
+        let (m, known) = self::method(method);
+        let (index, m) = match KNOWN_METHODS.iter().position(|k| *k == m) {
+            Some(i) if known => (i, m),
+            _ => (KNOWN_METHODS.len(), "HTTP"),
+        };
+        self.names[index].get_or_init(|| Box::leak(format!("{m} {}", self.route).into_boxed_str()))
+    }
+}
+
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// Routes kept at most by [`route_names`].
+pub const MAX_ROUTE_NAMES: usize = 1024;
+
+type RouteTable =
+    std::collections::HashMap<&'static str, &'static RouteNames, foldhash::fast::RandomState>;
+
+static ROUTES: std::sync::LazyLock<arc_swap::ArcSwap<RouteTable>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// `route` (a server's route template, a client's URL template: values of bounded variety) and
+/// its span names as `&'static str`s, so that spans name themselves and carry `http.route`
+/// without allocating per request. The first call for a route stores it for the life of the
+/// process; at most [`MAX_ROUTE_NAMES`] routes are stored (a few hundred kilobytes at most),
+/// and past that this gives `None` (the caller allocates, as before). Lookups take no lock.
+///
+/// ```
+/// use gorax_trace::httpconv::route_names;
+/// let names = route_names("/api/v1/workflows/{id}/execute").unwrap();
+/// assert_eq!(names.route(), "/api/v1/workflows/{id}/execute");
+/// assert_eq!(names.span_name(&http::Method::POST), "POST /api/v1/workflows/{id}/execute");
+/// // The same storage every time.
+/// assert!(std::ptr::eq(names, route_names("/api/v1/workflows/{id}/execute").unwrap()));
+/// ```
+pub fn route_names(route: &str) -> Option<&'static RouteNames> {
+    if let Some(names) = ROUTES.load().get(route) {
+        return Some(names);
+    }
+    if ROUTES.load().len() >= MAX_ROUTE_NAMES {
+        return None;
+    }
+    // Leaked at most once per call (kept across `rcu`'s retries), and only stored routes are:
+    // the table and every span share them.
+    let mut fresh: Option<&'static RouteNames> = None;
+    let mut found = None;
+    ROUTES.rcu(|table| {
+        found = table.get(route).copied();
+        if found.is_some() || table.len() >= MAX_ROUTE_NAMES {
+            return std::sync::Arc::clone(table);
+        }
+        let names = *fresh.get_or_insert_with(|| {
+            Box::leak(Box::new(RouteNames {
+                route: Box::leak(route.into()),
+                names: Default::default(),
+            }))
+        });
+        found = Some(names);
+        let mut table = RouteTable::clone(table);
+        table.insert(names.route, names);
+        std::sync::Arc::new(table)
+    });
+    found
 }
 
 /// `network.protocol.version` of an HTTP version (`1.1`, `2`, ...).
@@ -532,6 +616,32 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_names_are_shared_and_bounded() {
+        let a = route_names("/t/{id}").unwrap();
+        assert_eq!(a.span_name(&Method::GET), "GET /t/{id}");
+        assert_eq!(
+            a.span_name(&Method::from_bytes(b"PURGE").unwrap()),
+            "HTTP /t/{id}"
+        );
+        assert!(std::ptr::eq(
+            a.span_name(&Method::GET),
+            a.span_name(&Method::GET)
+        ));
+        // Past the bound nothing more is stored; names are still right (allocated per call).
+        for i in 0..MAX_ROUTE_NAMES {
+            let _ = route_names(&format!("/fill/{i}"));
+        }
+        assert!(route_names("/after/the/bound").is_none());
+        assert_eq!(ROUTES.load().len(), MAX_ROUTE_NAMES);
+        assert_eq!(
+            span_name(&Method::POST, Some("/after/the/bound")),
+            "POST /after/the/bound"
+        );
+        // Stored routes stay.
+        assert!(std::ptr::eq(a, route_names("/t/{id}").unwrap()));
+    }
 
     #[test]
     fn query_redaction() {
