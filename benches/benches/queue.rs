@@ -110,14 +110,13 @@ fn bench(c: &mut Criterion) {
     if let Ok(only) = std::env::var("GORAX_QUEUE_BENCH_ONLY") {
         let (only, n) = only.rsplit_once(':').expect("variant:count");
         let n = n.parse::<u64>().expect("count");
-        for _ in 0..n {
-            match only {
-                "bare channel" => bare(&rt, &tx, &mut rx),
-                "gorax/sampled" => round_trip(&rt, &mut sampled),
-                "gorax/unsampled" => round_trip(&rt, &mut unsampled),
-                other => panic!("unknown variant {other}"),
-            }
-        }
+        let allocations = allocations_per_call(n, || match only {
+            "bare channel" => bare(&rt, &tx, &mut rx),
+            "gorax/sampled" => round_trip(&rt, &mut sampled),
+            "gorax/unsampled" => round_trip(&rt, &mut unsampled),
+            other => panic!("unknown variant {other}"),
+        });
+        eprintln!("allocations per call: {allocations:.2}");
         let _ = (p1.shutdown(), p2.shutdown());
         std::process::exit(0);
     }

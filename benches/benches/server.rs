@@ -190,9 +190,9 @@ fn bench(c: &mut Criterion) {
         let (_, mut router, tp) = variants.into_iter().find(|v| v.0 == only).expect("variant");
         let _default = (only.starts_with("tower-http") || only.contains("+subscriber"))
             .then(|| tracing::subscriber::set_default(subscriber()));
-        for _ in 0..n.parse::<u64>().expect("count") {
-            call(&rt, &mut router, tp);
-        }
+        let n = n.parse::<u64>().expect("count");
+        let allocations = allocations_per_call(n, || call(&rt, &mut router, tp));
+        eprintln!("allocations per call: {allocations:.2}");
         let _ = provider.shutdown();
         let _ = keep_provider.shutdown();
         std::process::exit(0);

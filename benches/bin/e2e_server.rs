@@ -26,7 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let p = gorax_benches::provider(Sampler::ParentBased(Box::new(
                 Sampler::TraceIdRatioBased(ratio),
             )));
-            let layer = ServerTraceLayer::new().with_tracer(p.tracer("e2e"));
+            let layer =
+                ServerTraceLayer::new().with_telemetry(gorax_benches::handle(p.tracer("e2e")));
             provider = Some(p);
             routes.layer(layer)
         }
