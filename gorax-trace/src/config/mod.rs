@@ -34,10 +34,9 @@
 //! - An empty (or all-blank) value counts as unset, as the OpenTelemetry specification says
 //!   (`TRACING_SAMPLE_RATE=` is the default sampler, not an error).
 //! - What the collector receives is this configuration: the resource is built from it alone
-//!   (no SDK environment detector besides `telemetry.sdk.*`), and the exporters send exactly
-//!   these headers (opentelemetry-otlp's own reading of `OTEL_EXPORTER_OTLP_*HEADERS` and
-//!   `_INSECURE` is undone or bypassed), compressed as configured here (the exporters are the
-//!   crate's own; none reads `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION` behind it).
+//!   (no SDK environment detector besides `telemetry.sdk.*`), and the exporters (the crate's
+//!   own; none reads an `OTEL_*` variable behind this configuration) send exactly these headers,
+//!   compressed as configured here.
 //! - A value that is set but does not parse is an error naming the variable and the value; every
 //!   bad variable is reported in one [`ConfigError`], never just the first. Header values are
 //!   never echoed (shown as `***`).

@@ -20,9 +20,8 @@
 //!
 //! Compression (`TRACING_COMPRESSION`, [`Compression`]) is the configured one: over HTTP the
 //! counting client compresses (gzip at its fastest level: ~5× less CPU than the default level
-//! for ~13 % more bytes on OTLP bodies) or undoes a gzip the configuration did not ask for (as
-//! opentelemetry-otlp's exporters apply from `OTEL_EXPORTER_OTLP_*COMPRESSION` by themselves,
-//! should another signal use this client with one of them); over gRPC tonic compresses.
+//! for ~13 % more bytes on OTLP bodies); over gRPC tonic compresses. Every exporter using these
+//! transports is our own and hands over the plain protobuf.
 //!
 //! The transports are built by functions of their own ([`tls_material`], [`http_transport`],
 //! [`grpc_channel`], [`grpc_metadata`]) so that an OTLP exporter of another signal can use the
@@ -163,10 +162,9 @@ impl SpanExporter for OtlpExporter {
     }
 }
 
-/// The HTTP client of the OTLP/HTTP exporter: counts requests, sends exactly the configured
-/// headers (opentelemetry-otlp adds `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS` from the environment
-/// after ours, and percent-decodes ours a second time; both are undone here) and compresses as
-/// configured (see the module docs).
+/// The HTTP client of the OTLP/HTTP exporters (traces and metrics): counts requests, sends the
+/// exporter's own headers plus exactly the configured ones, and compresses as configured (see
+/// the module docs).
 #[cfg(feature = "otlp-http")]
 #[derive(Debug)]
 pub(crate) struct CountingClient {
@@ -214,26 +212,14 @@ impl opentelemetry_http::HttpClient for CountingClient {
         for (k, v) in &self.headers {
             headers.insert(k.clone(), v.clone());
         }
-        let gzipped = headers
-            .get(http::header::CONTENT_ENCODING)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-        match (self.compression, gzipped) {
-            (Compression::Gzip, false) => {
-                let body = gzip(request.body())?;
-                *request.body_mut() = body.into();
-                headers.insert(
-                    http::header::CONTENT_ENCODING,
-                    http::HeaderValue::from_static("gzip"),
-                );
-            }
-            // opentelemetry-otlp compressed because of `OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION`,
-            // which the configuration overrides.
-            (Compression::None, true) => {
-                let body = gunzip(request.body())?;
-                *request.body_mut() = body.into();
-                headers.remove(http::header::CONTENT_ENCODING);
-            }
-            _ => {}
+        // The exporters hand over the plain protobuf; compressing is this client's job.
+        if self.compression == Compression::Gzip {
+            let body = gzip(request.body())?;
+            *request.body_mut() = body.into();
+            headers.insert(
+                http::header::CONTENT_ENCODING,
+                http::HeaderValue::from_static("gzip"),
+            );
         }
         *request.headers_mut() = headers;
         match &self.inner {
@@ -257,13 +243,6 @@ fn gzip(body: &[u8]) -> Result<Vec<u8>, opentelemetry_http::HttpError> {
     Ok(encoder.finish()?)
 }
 
-#[cfg(feature = "otlp-http")]
-fn gunzip(body: &[u8]) -> Result<Vec<u8>, opentelemetry_http::HttpError> {
-    use std::io::Read;
-    let mut out = Vec::with_capacity(body.len() * 4);
-    flate2::read::GzDecoder::new(body).read_to_end(&mut out)?;
-    Ok(out)
-}
 
 #[cfg(all(feature = "otlp-http", feature = "tls"))]
 type HyperClient = hyper_util::client::legacy::Client<
@@ -458,8 +437,7 @@ pub(crate) fn grpc_channel(
 }
 
 /// The interceptor of an OTLP/gRPC exporter of any signal: counts requests ([`Counted`]) and
-/// sends exactly the configured metadata (opentelemetry-otlp appends
-/// `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS` before it runs).
+/// sends exactly the configured metadata.
 #[cfg(feature = "otlp-grpc")]
 pub(crate) fn grpc_metadata(
     config: &OtlpSettings<'_>,
