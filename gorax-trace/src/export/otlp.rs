@@ -243,7 +243,6 @@ fn gzip(body: &[u8]) -> Result<Vec<u8>, opentelemetry_http::HttpError> {
     Ok(encoder.finish()?)
 }
 
-
 #[cfg(all(feature = "otlp-http", feature = "tls"))]
 type HyperClient = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
