@@ -69,17 +69,28 @@ where
     fn call(&mut self, msg: TracedMessage<T>) -> Self::Future {
         let config = &*self.config;
         let telemetry = config.binding.get();
-        let creation = telemetry.propagators().extract(msg.headers());
-        let creation_sc = creation.span().span_context().clone();
-        let parent = match config.parent {
-            ParentMode::Parent if creation_sc.is_valid() => creation,
-            _ => Context::current(),
-        };
-        let cx = match telemetry.unsampled_child_in(&parent) {
-            // The parent did not sample and the sampler follows it: the span context the SDK
-            // would make, without the SDK span it would discard.
-            Some(sc) => parent.with_remote_span_context(sc),
-            None => start(&telemetry, config, &parent, creation_sc, &msg),
+        // The creation context's span context and baggage apart: its `Context` is built only
+        // when the SDK starts the span in it.
+        let (creation_sc, creation) = telemetry
+            .propagators()
+            .extract_parts(&Context::new(), msg.headers());
+        let creation_sc = creation_sc.unwrap_or_else(SpanContext::empty_context);
+        let cx = if matches!(config.parent, ParentMode::Parent) && creation_sc.is_valid() {
+            match telemetry.unsampled_child(&creation_sc) {
+                // The producer did not sample and the sampler follows it: the span context the
+                // SDK would make, without the SDK span it would discard.
+                Some(child) => creation.with_remote_span_context(child),
+                None => {
+                    let parent = creation.with_remote_span_context(creation_sc.clone());
+                    start(&telemetry, config, &parent, creation_sc, &msg)
+                }
+            }
+        } else {
+            let parent = Context::current();
+            match telemetry.unsampled_child_in(&parent) {
+                Some(child) => parent.with_remote_span_context(child),
+                None => start(&telemetry, config, &parent, creation_sc, &msg),
+            }
         };
         let measured = telemetry.metrics().map(|m| {
             let system = msg.system().unwrap_or(&config.system);
