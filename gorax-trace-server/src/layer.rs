@@ -29,6 +29,19 @@ pub struct RequestHead<'a> {
     pub route: Option<&'a str>,
 }
 
+impl<'a> RequestHead<'a> {
+    /// The head of `req`, matched to `route`.
+    pub(crate) fn of<B>(req: &'a http::Request<B>, route: Option<&'a str>) -> Self {
+        Self {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+            route,
+        }
+    }
+}
+
 pub(crate) type Predicate = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
 
 /// The trace context written to the response, if any.

@@ -105,13 +105,7 @@ where
         let telemetry = config.binding.get();
         let propagators = telemetry.propagators();
         let route = route(&req);
-        let head = RequestHead {
-            method: req.method(),
-            uri: req.uri(),
-            headers: req.headers(),
-            extensions: req.extensions(),
-            route,
-        };
+        let head = RequestHead::of(&req, route);
         if config.filter.as_ref().is_some_and(|keep| !keep(&head)) {
             let cx = caller_context(req.headers(), propagators, &config.baggage);
             let future = {
@@ -173,13 +167,7 @@ where
             (_, caller) => self.start(&req, &telemetry, caller, route, rpc, dup, limit),
         };
         if let Some(hook) = &config.on_request {
-            let head = RequestHead {
-                method: req.method(),
-                uri: req.uri(),
-                headers: req.headers(),
-                extensions: req.extensions(),
-                route,
-            };
+            let head = RequestHead::of(&req, route);
             hook.on_request(&head, &cx.span());
         }
         let active = cx.clone().attach();
