@@ -1,4 +1,5 @@
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, ready};
@@ -11,7 +12,8 @@ use opentelemetry::trace::TraceContextExt;
 use pin_project_lite::pin_project;
 
 use crate::attributes;
-use crate::layer::{Config, ResponseHeader};
+use crate::body::Pending;
+use crate::layer::{Config, Http, Mode, ResponseHeader};
 use crate::metrics::RequestMetrics;
 
 /// W3C Trace Context Level 2 response header.
@@ -37,9 +39,10 @@ pin_project! {
     /// The request's context is current while the inner future is polled. The server span ends
     /// when the inner service returns the response head (or an error): it measures the handler,
     /// not the streaming of the body that follows.
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, M = Http> {
         #[pin]
         inner: F,
+        mode: PhantomData<fn() -> M>,
         cx: Context,
         // Entered while polling (after `cx` is attached): `tracing` code in the handler sees the
         // server span as `Span::current()`. `Span::none()` without an interested subscriber.
@@ -48,13 +51,13 @@ pin_project! {
     }
 }
 
-impl<F> std::fmt::Debug for ResponseFuture<F> {
+impl<F, M> std::fmt::Debug for ResponseFuture<F, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, M> ResponseFuture<F, M> {
     #[inline]
     pub(crate) fn new(
         inner: F,
@@ -64,6 +67,7 @@ impl<F> ResponseFuture<F> {
     ) -> Self {
         Self {
             inner,
+            mode: PhantomData,
             cx,
             bridge,
             traced,
@@ -71,13 +75,14 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, M, B, E> Future for ResponseFuture<F, M>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: http_body::Body,
     E: std::fmt::Display,
+    M: Mode,
 {
-    type Output = F::Output;
+    type Output = Result<Response<M::Body<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -88,14 +93,20 @@ where
         };
         // Read in place (not moved out) and cleared at the end.
         let Some(traced) = this.traced.as_mut() else {
-            return Poll::Ready(result);
+            return Poll::Ready(result.map(|r| r.map(|b| M::body(b, None))));
         };
+        let mut pending = None;
         let span = this.cx.span();
         let recording = traced.recording;
         match &mut result {
             Ok(response) => {
+                // gRPC with a body: the status comes in the trailers, and the call ends there.
+                let in_trailers = M::TRAILERS
+                    && traced.config.grpc
+                    && response.status() == http::StatusCode::OK
+                    && gorax_trace::httpconv::grpc_status(response.headers()).is_none();
                 // Classified once, for the span and the metrics.
-                let error_type = if recording || traced.metrics.is_some() {
+                let error_type = if !in_trailers && (recording || traced.metrics.is_some()) {
                     traced
                         .config
                         .classify
@@ -140,7 +151,17 @@ where
                         }
                     }
                 }
-                if let Some(m) = traced.metrics.take() {
+                if in_trailers {
+                    if recording || traced.metrics.is_some() {
+                        pending = Some(Box::new(Pending {
+                            cx: this.cx.clone(),
+                            recording,
+                            metrics: traced.metrics.take(),
+                            config: traced.config.clone(),
+                            status: response.status(),
+                        }));
+                    }
+                } else if let Some(m) = traced.metrics.take() {
                     m.finish(
                         Some((response.status(), response.headers())),
                         error_type,
@@ -158,10 +179,10 @@ where
             }
         }
         // Ending a span that does not record would only read the clock.
-        if recording {
+        if recording && pending.is_none() {
             span.end();
         }
         *this.traced = None;
-        Poll::Ready(result)
+        Poll::Ready(result.map(|r| r.map(|b| M::body(b, pending))))
     }
 }

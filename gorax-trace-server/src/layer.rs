@@ -1,3 +1,4 @@
+use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -111,14 +112,81 @@ pub(crate) struct Config {
 ///     .route("/api/v1/workflows/{id}/execute", post(|| async { "ok" }))
 ///     .layer(ServerTraceLayer::new());
 /// ```
-#[derive(Clone)]
-pub struct ServerTraceLayer {
+///
+/// `M` is the protocol mode: [`Http`] (the default), or [`Grpc`] from
+/// [`grpc`](Self::grpc) / [`with_grpc`](Self::with_grpc), whose responses carry a
+/// [`ResponseBody`](crate::ResponseBody) that ends the span at the trailers.
+pub struct ServerTraceLayer<M = Http> {
     // Shared: axum may apply the layer per request (a `Router<()>` called without `with_state`),
     // so `layer` must cost one reference count, not a copy of the configuration.
     config: Arc<Config>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl std::fmt::Debug for ServerTraceLayer {
+impl<M> Clone for ServerTraceLayer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            mode: PhantomData,
+        }
+    }
+}
+
+/// HTTP mode of [`ServerTraceLayer`]: the response body passes through as it is; the span ends
+/// at the response head.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Http;
+
+/// gRPC mode of [`ServerTraceLayer`] ([`ServerTraceLayer::grpc`]): the response body is a
+/// [`ResponseBody`](crate::ResponseBody), which ends the span when the trailers arrive.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Grpc;
+
+/// The protocol modes of [`ServerTraceLayer`]: [`Http`] and [`Grpc`] (sealed).
+pub trait Mode: sealed::Sealed + Send + Sync + 'static {
+    /// The response body type the layer's service gives for an inner body `B`.
+    type Body<B>;
+}
+
+pub(crate) mod sealed {
+    use crate::body::Pending;
+
+    /// What the layer does differently per mode (not for implementing elsewhere).
+    pub trait Sealed {
+        /// Whether a call may end at its trailers.
+        const TRAILERS: bool;
+        /// The response body for `body`, with what ends the call at its trailers, if anything.
+        fn body<B>(body: B, pending: Option<Box<Pending>>) -> <Self as super::Mode>::Body<B>
+        where
+            Self: super::Mode;
+    }
+
+    impl Sealed for super::Http {
+        const TRAILERS: bool = false;
+        #[inline]
+        fn body<B>(body: B, _: Option<Box<Pending>>) -> B {
+            body
+        }
+    }
+
+    impl Sealed for super::Grpc {
+        const TRAILERS: bool = true;
+        #[inline]
+        fn body<B>(body: B, pending: Option<Box<Pending>>) -> crate::ResponseBody<B> {
+            crate::ResponseBody::new(body, pending)
+        }
+    }
+}
+
+impl Mode for Http {
+    type Body<B> = B;
+}
+
+impl Mode for Grpc {
+    type Body<B> = crate::ResponseBody<B>;
+}
+
+impl<M> std::fmt::Debug for ServerTraceLayer<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let c = &self.config;
         f.debug_struct("ServerTraceLayer")
@@ -150,6 +218,7 @@ impl ServerTraceLayer {
     /// A layer with the defaults listed above.
     pub fn new() -> Self {
         Self {
+            mode: PhantomData,
             config: Arc::new(Config {
                 binding: Binding::installed(),
                 semconv: None,
@@ -184,33 +253,46 @@ impl ServerTraceLayer {
     ///
     /// let layer = ServerTraceLayer::grpc();
     /// ```
-    pub fn grpc() -> Self {
+    pub fn grpc() -> ServerTraceLayer<Grpc> {
         Self::new().with_grpc()
+    }
+
+    /// A layer for a public endpoint (webhooks, public triggers): [`new`](Self::new) with no
+    /// trusted peer, so no caller chooses the trace id or the sampling decision (see
+    /// [`with_trusted_peers`](Self::with_trusted_peers)).
+    pub fn public() -> Self {
+        Self::new().with_trusted_peers(TrustedPeers::None)
     }
 
     /// gRPC mode, for requests whose path is `/{package.Service}/{Method}`:
     /// - span name `{package.Service}/{Method}` (other paths keep the HTTP name);
     /// - `rpc.system=grpc`, `rpc.service`, `rpc.method` besides the HTTP attributes;
-    /// - `rpc.grpc.status_code` from the response headers' `grpc-status`;
+    /// - `rpc.grpc.status_code` from the `grpc-status` of the response headers or trailers;
     /// - failures by [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server): the codes
     ///   the RPC conventions call server errors (`UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`,
     ///   `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`), `error.type` the numeric code (a later
     ///   [`with_failure_classifier`](Self::with_failure_classifier) replaces it).
     ///
-    /// The span ends at the response head, as in HTTP mode. A status the server returns before
-    /// the first message (a *trailers-only* response: with tonic, every `Err(Status)` of a unary
-    /// handler and of a streaming handler before its stream) is in the headers and recorded. A
-    /// response that starts a body carries its status in the trailers, after the span ended: such
-    /// a span has no `rpc.grpc.status_code` and status Unset. For a unary RPC that means `OK`
-    /// (tonic sends an error after a message only when encoding the message fails); for a
-    /// streaming RPC, an error in the middle of the stream is not recorded on the span.
-    pub fn with_grpc(mut self) -> Self {
+    /// A status the server returns before the first message (a *trailers-only* response: with
+    /// tonic, every `Err(Status)` of a unary handler and of a streaming handler before its
+    /// stream) is in the headers: the span ends at the response head, as in HTTP mode. A response
+    /// that starts a body carries its status in the trailers: the span (and
+    /// `rpc.server.call.duration`) then ends when the response body ([`ResponseBody`]) yields the
+    /// trailers, ends, fails or is dropped (without trailers there is no status code to record).
+    ///
+    /// [`ResponseBody`]: crate::ResponseBody
+    pub fn with_grpc(mut self) -> ServerTraceLayer<Grpc> {
         let config = self.config();
         config.grpc = true;
         config.classify = Arc::new(gorax_trace::httpconv::GrpcErrors::server());
-        self
+        ServerTraceLayer {
+            config: self.config,
+            mode: PhantomData,
+        }
     }
+}
 
+impl<M> ServerTraceLayer<M> {
     fn config(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
     }
@@ -284,13 +366,6 @@ impl ServerTraceLayer {
     pub fn with_trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
         self.config().trusted_proxies.extend(proxies);
         self
-    }
-
-    /// A layer for a public endpoint (webhooks, public triggers): [`new`](Self::new) with no
-    /// trusted peer, so no caller chooses the trace id or the sampling decision (see
-    /// [`with_trusted_peers`](Self::with_trusted_peers)).
-    pub fn public() -> Self {
-        Self::new().with_trusted_peers(TrustedPeers::None)
     }
 
     /// Edge policy by connection peer, instead of the handle's `TRACING_TRUSTED_PEERS`: a request
@@ -402,8 +477,8 @@ impl ServerTraceLayer {
     }
 }
 
-impl<S> Layer<S> for ServerTraceLayer {
-    type Service = ServerTraceService<S>;
+impl<S, M: Mode> Layer<S> for ServerTraceLayer<M> {
+    type Service = ServerTraceService<S, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         ServerTraceService::new(inner, self.config.clone())

@@ -31,6 +31,7 @@
 //! ```
 
 mod attributes;
+mod body;
 mod future;
 mod layer;
 mod metrics;
@@ -38,9 +39,10 @@ mod metrics;
 mod request_id;
 mod service;
 
+pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use gorax_trace::propagation::BaggagePolicy;
-pub use layer::{RequestHead, ResponseHeader, ServerTraceLayer};
+pub use layer::{Grpc, Http, Mode, RequestHead, ResponseHeader, ServerTraceLayer};
 #[cfg(feature = "axum")]
 pub use metrics::prometheus_route;
 #[cfg(feature = "request-id")]

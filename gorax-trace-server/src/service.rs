@@ -1,4 +1,5 @@
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
@@ -12,17 +13,28 @@ use tower_service::Service;
 
 use crate::attributes;
 use crate::future::{ResponseFuture, Traced};
-use crate::layer::{Config, RequestHead};
+use crate::layer::{Config, Http, Mode, RequestHead};
 use crate::metrics::RequestMetrics;
 
-/// The [`Service`] made by [`ServerTraceLayer`](crate::ServerTraceLayer).
-#[derive(Clone)]
-pub struct ServerTraceService<S> {
+/// The [`Service`] made by [`ServerTraceLayer`](crate::ServerTraceLayer), in the layer's
+/// protocol mode `M`.
+pub struct ServerTraceService<S, M = Http> {
     inner: S,
     config: Arc<Config>,
+    mode: PhantomData<fn() -> M>,
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for ServerTraceService<S> {
+impl<S: Clone, M> Clone for ServerTraceService<S, M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, M> std::fmt::Debug for ServerTraceService<S, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerTraceService")
             .field("inner", &self.inner)
@@ -30,9 +42,13 @@ impl<S: std::fmt::Debug> std::fmt::Debug for ServerTraceService<S> {
     }
 }
 
-impl<S> ServerTraceService<S> {
+impl<S, M> ServerTraceService<S, M> {
     pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            mode: PhantomData,
+        }
     }
 
     /// The inner service.
@@ -86,15 +102,16 @@ fn caller_context(
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ServerTraceService<S>
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for ServerTraceService<S, M>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Error: std::fmt::Display,
     ResBody: http_body::Body,
+    M: Mode,
 {
-    type Response = S::Response;
+    type Response = Response<M::Body<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, M>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -194,7 +211,7 @@ where
     }
 }
 
-impl<S> ServerTraceService<S> {
+impl<S, M> ServerTraceService<S, M> {
     /// Starts the server span through the SDK: its context, and whether it records.
     /// `caller` is `None` for an untrusted caller, else the caller's span context and baggage.
     #[allow(clippy::too_many_arguments)]

@@ -754,19 +754,49 @@ async fn hooks_add_attributes_and_rename_and_grpc_status_classifies() {
 mod grpc {
     use super::*;
 
+    /// A body of these frames, the last one first.
+    struct Frames(Vec<http_body::Frame<axum::body::Bytes>>);
+
+    impl http_body::Body for Frames {
+        type Data = axum::body::Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Infallible>>> {
+            std::task::Poll::Ready(self.0.pop().map(Ok))
+        }
+    }
+
     /// A gRPC-shaped service: a trailers-only UNIMPLEMENTED for `/pkg.Echo/Nope`, an HTTP 503
     /// without `grpc-status` for `/pkg.Echo/Down`, 200 otherwise.
     fn grpc_service(
         t: &TestTracing,
     ) -> impl tower::Service<
         Request<Body>,
-        Response = Response<Body>,
+        Response = Response<crate::ResponseBody<Body>>,
         Error = Infallible,
         Future: Send,
     > + Clone {
         let inner = tower::service_fn(|req: Request<Body>| async move {
             let mut res = Response::new(Body::empty());
             match req.uri().path() {
+                // A message, then the status in the trailers (as tonic answers every call that
+                // gets as far as a message).
+                "/pkg.Echo/Say" | "/pkg.Echo/Fail" => {
+                    let code = if req.uri().path() == "/pkg.Echo/Say" {
+                        "0"
+                    } else {
+                        "13"
+                    };
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static(code));
+                    *res.body_mut() = Body::new(Frames(vec![
+                        http_body::Frame::trailers(trailers),
+                        http_body::Frame::data(axum::body::Bytes::from_static(b"\0\0\0\0\x01x")),
+                    ]));
+                }
                 "/pkg.Echo/Nope" => {
                     res.headers_mut()
                         .insert("grpc-status", http::HeaderValue::from_static("12"));
@@ -779,18 +809,64 @@ mod grpc {
         tower::Layer::layer(&ServerTraceLayer::grpc().with_tracer(t.tracer()), inner)
     }
 
-    async fn call(
-        svc: impl tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    /// Calls `path` and reads the whole response body (its trailers included).
+    async fn call<RB: http_body::Body<Error: std::fmt::Debug>>(
+        svc: impl tower::Service<Request<Body>, Response = Response<RB>, Error = Infallible>,
         method: http::Method,
         path: &str,
     ) {
+        let res = respond(svc, method, path).await;
+        res.into_body().collect().await.unwrap();
+    }
+
+    async fn respond<RB>(
+        svc: impl tower::Service<Request<Body>, Response = Response<RB>, Error = Infallible>,
+        method: http::Method,
+        path: &str,
+    ) -> Response<RB> {
         let req = Request::builder()
             .method(method)
             .uri(path)
             .header("traceparent", TP)
             .body(Body::empty())
             .unwrap();
-        svc.oneshot(req).await.unwrap();
+        svc.oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_status_in_the_trailers_is_recorded_when_the_body_ends() {
+        let t = TestTracing::new();
+        let svc = grpc_service(&t);
+        // The span waits for the trailers: nothing is exported at the response head.
+        let res = respond(svc.clone(), http::Method::POST, "/pkg.Echo/Say").await;
+        assert!(t.spans().is_empty(), "ended before the trailers");
+        let body = res.into_body().collect().await.unwrap();
+        assert_eq!(
+            body.trailers().and_then(|t| t.get("grpc-status")).unwrap(),
+            "0",
+            "the trailers pass through"
+        );
+        let spans = t.spans();
+        let span = spans.find("pkg.Echo/Say");
+        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+        spans.assert_no_attr(span, semconv::ERROR_TYPE);
+        assert_eq!(span.status, Status::Unset);
+
+        call(svc.clone(), http::Method::POST, "/pkg.Echo/Fail").await;
+        let spans = t.spans();
+        let span = spans.find("pkg.Echo/Fail");
+        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 13_i64);
+        spans.assert_attr(span, semconv::ERROR_TYPE, 13_i64);
+        assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
+
+        // A body dropped before its trailers (the client went away) still ends the span, with
+        // no status code to record.
+        t.reset();
+        drop(respond(svc, http::Method::POST, "/pkg.Echo/Say").await);
+        let spans = t.spans();
+        let span = spans.find("pkg.Echo/Say");
+        spans.assert_no_attr(span, semconv::RPC_GRPC_STATUS_CODE);
+        assert_eq!(span.status, Status::Unset);
     }
 
     #[tokio::test]
