@@ -245,7 +245,7 @@ fn metrics_pipeline(
                             protocol: config.metrics_protocol(),
                             timeout: config.metric_export_timeout(),
                             headers: config.metrics_headers(),
-                            compression: config.compression(),
+                            compression: config.metrics_compression(),
                             tls: endpoint.starts_with("https://"),
                             certificate: config.certificate(),
                             client_certificate: config.client_certificate(),

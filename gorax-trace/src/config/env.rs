@@ -931,8 +931,10 @@ const OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
 const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const OTEL_METRIC_EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
 const OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
-const METRICS_VARS: [&str; 7] = [
+const OTLP_METRICS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION";
+const METRICS_VARS: [&str; 8] = [
     OTLP_METRICS_HEADERS,
+    OTLP_METRICS_COMPRESSION,
     TRACING_METRICS_ENABLED,
     OTEL_METRICS_EXPORTER,
     OTLP_METRICS_ENDPOINT,
@@ -954,6 +956,7 @@ impl Vars {
             .and_then(|s| endpoint::parse(s, Source::OtlpBase).ok());
         let protocol = self.parse(OTLP_METRICS_PROTOCOL, parse_protocol);
         let headers = self.parse(OTLP_METRICS_HEADERS, |s| parse_headers(s, true));
+        let compression = self.parse(OTLP_METRICS_COMPRESSION, parse_compression);
         let interval = self.parse(OTEL_METRIC_EXPORT_INTERVAL, parse_timeout);
         let timeout = self.parse(OTEL_METRIC_EXPORT_TIMEOUT, parse_timeout);
         super::MetricsConfig {
@@ -963,6 +966,7 @@ impl Vars {
             base,
             protocol: protocol.map(|s| s.value),
             headers: headers.map(|s| s.value),
+            compression: compression.map(|s| s.value),
             interval: interval.map(|s| s.value),
             timeout: timeout.map(|s| s.value),
         }

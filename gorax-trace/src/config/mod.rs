@@ -723,7 +723,8 @@ impl TraceConfig {
 }
 
 // Metrics (issue 13): `TRACING_METRICS_ENABLED`, `OTEL_METRICS_EXPORTER`,
-// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` / `_PROTOCOL`, `OTEL_METRIC_EXPORT_INTERVAL` / `_TIMEOUT`.
+// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` / `_PROTOCOL` / `_HEADERS` / `_COMPRESSION`,
+// `OTEL_METRIC_EXPORT_INTERVAL` / `_TIMEOUT`.
 
 /// The metrics settings as given (resolved by the getters).
 #[derive(Clone, Debug, Default)]
@@ -737,6 +738,8 @@ struct MetricsConfig {
     protocol: Option<Protocol>,
     /// `OTEL_EXPORTER_OTLP_METRICS_HEADERS` (values are secrets).
     headers: Option<Vec<(String, String)>>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION`.
+    compression: Option<Compression>,
     interval: Option<std::time::Duration>,
     timeout: Option<std::time::Duration>,
 }
@@ -808,6 +811,12 @@ impl TraceConfig {
     /// traces' ([`headers`](Self::headers)). Values are secrets.
     pub fn metrics_headers(&self) -> &[(String, String)] {
         self.metrics.headers.as_deref().unwrap_or(&self.headers)
+    }
+
+    /// The compression of OTLP metrics requests: `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION`, else
+    /// the traces' ([`compression`](Self::compression)).
+    pub fn metrics_compression(&self) -> Compression {
+        self.metrics.compression.unwrap_or(self.compression)
     }
 
     /// How often metrics are pushed; default 60 s.

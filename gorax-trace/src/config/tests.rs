@@ -1495,8 +1495,31 @@ fn metrics_settings() {
         Duration::from_secs(5)
     );
 
+    // Compression: the metrics' own variable, else the traces'.
+    let c = config(&["OTEL_EXPORTER_OTLP_METRICS_COMPRESSION=gzip"]);
+    assert_eq!(
+        (c.compression(), c.metrics_compression()),
+        (Compression::None, Compression::Gzip)
+    );
+    let c = config(&[
+        "TRACING_COMPRESSION=gzip",
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION=none",
+    ]);
+    assert_eq!(
+        (c.compression(), c.metrics_compression()),
+        (Compression::Gzip, Compression::None)
+    );
+    assert_eq!(
+        config(&["TRACING_COMPRESSION=gzip"]).metrics_compression(),
+        Compression::Gzip
+    );
+
     // Bad values, reported by name and value.
     for (env, var) in [
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION=zstd",
+            "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+        ),
         ("OTEL_METRICS_EXPORTER=console", "OTEL_METRICS_EXPORTER"),
         ("OTEL_METRICS_EXPORTER=statsd", "OTEL_METRICS_EXPORTER"),
         ("TRACING_METRICS_ENABLED=maybe", "TRACING_METRICS_ENABLED"),
