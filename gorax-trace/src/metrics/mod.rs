@@ -139,7 +139,108 @@ impl std::fmt::Debug for Series {
     }
 }
 
-type SeriesMap = std::collections::HashMap<Box<[KeyValue]>, Series, foldhash::fast::RandomState>;
+/// The bound series by attribute set. hashbrown for its `Equivalent` lookups: a measurement's
+/// attributes are looked up as they are, with the cheaper hash and comparison of [`SeriesKey`].
+type SeriesMap = hashbrown::HashMap<SeriesKey, Series, foldhash::fast::RandomState>;
+
+/// An attribute set as a series key. Hashed by the keys' lengths (the keys of one instrument's
+/// sets differ in which are present, not in spelling; equality still compares them) and the
+/// values' contents; compared string by string, by address first (static and interned strings
+/// are the same string every time). About half the instructions of `KeyValue`'s own `Hash` and
+/// `Eq`, which hash every key's text.
+#[derive(Debug)]
+struct SeriesKey(Box<[KeyValue]>);
+
+/// A measurement's attributes, looked up without building a [`SeriesKey`].
+struct SeriesQuery<'a>(&'a [KeyValue]);
+
+/// The same for the attributes that are `Some` (what [`Metrics::record_present`] is given).
+struct PresentQuery<'a>(&'a [Option<KeyValue>]);
+
+fn hash_attributes<'a, H: std::hash::Hasher>(
+    attrs: impl Iterator<Item = &'a KeyValue> + Clone,
+    state: &mut H,
+) {
+    state.write_usize(attrs.clone().count());
+    for kv in attrs {
+        state.write_usize(kv.key.as_str().len());
+        match &kv.value {
+            opentelemetry::Value::String(s) => state.write(s.as_str().as_bytes()),
+            opentelemetry::Value::I64(i) => state.write_i64(*i),
+            opentelemetry::Value::Bool(b) => state.write_u8(u8::from(*b)),
+            opentelemetry::Value::F64(f) => state.write_u64(f.to_bits()),
+            // Arrays (no instrument here records them): by their text.
+            other => state.write(other.as_str().as_bytes()),
+        }
+    }
+}
+
+fn same_str(a: &str, b: &str) -> bool {
+    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b
+}
+
+fn same_attribute(x: &KeyValue, y: &KeyValue) -> bool {
+    same_str(x.key.as_str(), y.key.as_str())
+        && match (&x.value, &y.value) {
+            (opentelemetry::Value::String(s), opentelemetry::Value::String(t)) => {
+                same_str(s.as_str(), t.as_str())
+            }
+            // By bits, as hashed.
+            (opentelemetry::Value::F64(f), opentelemetry::Value::F64(g)) => {
+                f.to_bits() == g.to_bits()
+            }
+            (v, w) => v == w,
+        }
+}
+
+fn same_attributes<'a>(a: impl Iterator<Item = &'a KeyValue>, b: &[KeyValue]) -> bool {
+    let mut n = 0;
+    for x in a {
+        match b.get(n) {
+            Some(y) if same_attribute(x, y) => n += 1,
+            _ => return false,
+        }
+    }
+    n == b.len()
+}
+
+impl std::hash::Hash for SeriesKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        hash_attributes(self.0.iter(), state);
+    }
+}
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &Self) -> bool {
+        same_attributes(self.0.iter(), &other.0)
+    }
+}
+
+impl Eq for SeriesKey {}
+
+impl std::hash::Hash for SeriesQuery<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        hash_attributes(self.0.iter(), state);
+    }
+}
+
+impl hashbrown::Equivalent<SeriesKey> for SeriesQuery<'_> {
+    fn equivalent(&self, key: &SeriesKey) -> bool {
+        same_attributes(self.0.iter(), &key.0)
+    }
+}
+
+impl std::hash::Hash for PresentQuery<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        hash_attributes(self.0.iter().flatten(), state);
+    }
+}
+
+impl hashbrown::Equivalent<SeriesKey> for PresentQuery<'_> {
+    fn equivalent(&self, key: &SeriesKey) -> bool {
+        same_attributes(self.0.iter().flatten(), &key.0)
+    }
+}
 
 /// Series of one duration histogram kept bound (more are recorded through the SDK's own
 /// attribute lookup).
@@ -220,7 +321,7 @@ impl Metrics {
         let known = self.0.series[i]
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(series) = known.get(attrs) {
+        if let Some(series) = known.get(&SeriesQuery(attrs)) {
             series.bound.record(seconds);
             return self
                 .0
@@ -237,10 +338,12 @@ impl Metrics {
             let mut known = self.0.series[i]
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let series = known.entry(attrs.into()).or_insert_with(|| Series {
-                bound: self.0.durations[i].bind(attrs),
-                hash: sdk_attribute_set_hash(attrs.iter()),
-            });
+            let series = known
+                .entry(SeriesKey(attrs.into()))
+                .or_insert_with(|| Series {
+                    bound: self.0.durations[i].bind(attrs),
+                    hash: sdk_attribute_set_hash(attrs.iter()),
+                });
             series.bound.record(seconds);
             series.hash
         };
@@ -258,6 +361,19 @@ impl Metrics {
         attrs: [Option<KeyValue>; N],
         span: &SpanContext,
     ) {
+        // A known series is found from the attributes as they are.
+        {
+            let known = self.0.series[duration as usize]
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(series) = known.get(&PresentQuery(&attrs)) {
+                series.bound.record(seconds);
+                return self
+                    .0
+                    .exemplars
+                    .offer_hashed(duration as u8, series.hash, seconds, span);
+            }
+        }
         let len = attrs.iter().flatten().count();
         let mut set = attrs.into_iter().flatten();
         let Some(first) = set.next() else {
@@ -506,6 +622,58 @@ mod tests {
     use opentelemetry::metrics::MeterProvider as _;
     use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
     use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+
+    /// `record_present` with gaps, `record` with the same attributes compacted, and the same set
+    /// built from owned strings all land in one bound series; a different value or a missing
+    /// attribute is another.
+    #[test]
+    fn present_and_compacted_attributes_are_one_series() {
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+        let metrics = Metrics::new(&provider.meter("t"), &ExportHealth::default());
+        let span = SpanContext::empty_context();
+        let d = RequestDuration::HttpServer;
+        let route = metrics.intern("/a/{id}");
+        metrics.record_present(
+            d,
+            0.1,
+            [
+                Some(KeyValue::new("m", "GET")),
+                None,
+                Some(KeyValue::new("route", route.clone())),
+                Some(KeyValue::new("status", 200_i64)),
+            ],
+            &span,
+        );
+        metrics.record(
+            d,
+            0.1,
+            &[
+                KeyValue::new("m", "GET"),
+                KeyValue::new("route", route),
+                KeyValue::new("status", 200_i64),
+            ],
+            &span,
+        );
+        metrics.record(
+            d,
+            0.1,
+            &[
+                KeyValue::new("m".to_owned(), "GET".to_owned()),
+                KeyValue::new("route", "/a/{id}".to_owned()),
+                KeyValue::new("status", 200_i64),
+            ],
+            &span,
+        );
+        assert_eq!(metrics.0.series[d as usize].read().unwrap().len(), 1);
+        metrics.record_present(
+            d,
+            0.1,
+            [Some(KeyValue::new("m", "GET")), None, None, None],
+            &span,
+        );
+        metrics.record(d, 0.1, &[KeyValue::new("m", "PUT")], &span);
+        assert_eq!(metrics.0.series[d as usize].read().unwrap().len(), 3);
+    }
 
     /// Past the bound series, measurements still count (through the SDK's lookup), each in its
     /// own data point; the exemplar store stays bounded.
