@@ -395,12 +395,21 @@ impl Middleware for ClientTraceMiddleware {
         // Everything that borrows the request, the telemetry handle or the parent context
         // happens in this block: a local borrowed before an `.await` stays in the future's state
         // across it, and the request alone is 264 bytes. Kept out, the future (allocated for
-        // every request) stays within the allocator's per-thread cache sizes.
-        let (req, span, measured, hook_parent, dup) = {
+        // every request) stays within the allocator's per-thread cache sizes. What outlives the
+        // block is assigned to these locals in place (a tuple handed out of the block was built
+        // and taken apart again: two copies of the request and of the span per request), and
+        // the request goes from the block straight into the next middleware's future.
+        let dup;
+        // `None` once moved into the hooks' context.
+        let mut span;
+        let measured;
+        // Hooks see the span through a context.
+        let hook_cx;
+        let pending = {
             let mut req = req;
             let telemetry = config.binding.get();
             let tracer = telemetry.tracer();
-            let dup = config
+            dup = config
                 .semconv
                 .unwrap_or(telemetry.http_semconv())
                 .emits_legacy();
@@ -425,7 +434,7 @@ impl Middleware for ClientTraceMiddleware {
                     .flatten();
                 (likely, unsampled)
             };
-            let mut span = match unsampled {
+            span = Some(match unsampled {
                 Some(sc) => ClientSpan::Unsampled(sc),
                 None => ClientSpan::Sdk(
                     SpanBuilder {
@@ -436,34 +445,51 @@ impl Middleware for ClientTraceMiddleware {
                     }
                     .start_with_context(tracer, &parent),
                 ),
+            });
+            if let Some(span) = &mut span {
+                if propagate {
+                    inject(
+                        config,
+                        telemetry.propagators(),
+                        &parent,
+                        span.span_context(),
+                        &mut req,
+                    );
+                }
+                if let ClientSpan::Sdk(span) = span
+                    && span.is_recording()
+                {
+                    let template = extensions.get::<UrlTemplate>();
+                    let limit = config
+                        .attr_limit
+                        .or(telemetry.attribute_value_length_limit())
+                        .unwrap_or(usize::MAX);
+                    attributes::on_request(span, &req, template, resend_count, config, dup, limit);
+                }
+            }
+            measured = telemetry.metrics().map(|m| RequestMetrics::start(m, &req));
+            hook_cx = match span.take_if(|_| hooked) {
+                None => None,
+                Some(span) => {
+                    let cx = match span {
+                        ClientSpan::Sdk(span) => parent.with_span(span),
+                        ClientSpan::Unsampled(sc) => parent.with_remote_span_context(sc),
+                    };
+                    if let Some(hook) = &config.on_request {
+                        hook.on_request(&req, &cx.span());
+                    }
+                    Some(cx)
+                }
             };
-            if propagate {
-                inject(
-                    config,
-                    telemetry.propagators(),
-                    &parent,
-                    span.span_context(),
-                    &mut req,
-                );
-            }
-            let hook_parent = hooked.then_some(parent);
-            if let ClientSpan::Sdk(span) = &mut span
-                && span.is_recording()
-            {
-                let template = extensions.get::<UrlTemplate>();
-                let limit = config
-                    .attr_limit
-                    .or(telemetry.attribute_value_length_limit())
-                    .unwrap_or(usize::MAX);
-                attributes::on_request(span, &req, template, resend_count, config, dup, limit);
-            }
-            let measured = telemetry.metrics().map(|m| RequestMetrics::start(m, &req));
-            (req, span, measured, hook_parent, dup)
+            next.run(req, extensions)
         };
-        let Some(parent) = hook_parent else {
+        let result = pending.await;
+        count_failure(extensions, &result);
+        let Some(cx) = hook_cx else {
             // No hooks: the SDK span stays in our hands (no context, no span mutex).
-            let result = next.run(req, extensions).await;
-            count_failure(extensions, &result);
+            let Some(span) = &mut span else {
+                return result;
+            };
             if let Some(m) = measured {
                 m.finish(
                     result.as_ref().map_err(attributes::error_type),
@@ -471,28 +497,14 @@ impl Middleware for ClientTraceMiddleware {
                     span.span_context(),
                 );
             }
-            if let ClientSpan::Sdk(mut span) = span
+            if let ClientSpan::Sdk(span) = span
                 && span.is_recording()
             {
-                attributes::outcome(&mut span, &result, config, dup);
+                attributes::outcome(span, &result, config, dup);
                 span.end();
             }
             return result;
         };
-        // Hooks see the span through a context.
-        let cx = match span {
-            ClientSpan::Sdk(span) => parent.with_span(span),
-            ClientSpan::Unsampled(sc) => parent.with_remote_span_context(sc),
-        };
-        let req = {
-            let req = req;
-            if let Some(hook) = &config.on_request {
-                hook.on_request(&req, &cx.span());
-            }
-            req
-        };
-        let result = next.run(req, extensions).await;
-        count_failure(extensions, &result);
         if let (Some(hook), Ok(res)) = (&config.on_response, &result) {
             hook.on_response(res, &cx.span());
         }
