@@ -8,7 +8,7 @@ use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use http::Extensions;
 use opentelemetry::Context;
-use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt};
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanContext, SpanKind, TraceContextExt};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
 
@@ -400,8 +400,12 @@ impl Middleware for ClientTraceMiddleware {
         // and taken apart again: two copies of the request and of the span per request), and
         // the request goes from the block straight into the next middleware's future.
         let dup;
+        // The client span: the SDK's, or only the span context of one certain not to record
+        // ([`TelemetryHandle::unsampled_child`]). Two locals, not an enum: the enum (the size of
+        // the SDK span) was built and then copied whole even for the span context alone. Both
         // `None` once moved into the hooks' context.
-        let mut span;
+        let mut sdk_span: Option<SdkSpan>;
+        let mut unsampled_sc: Option<SpanContext>;
         let measured;
         // Hooks see the span through a context.
         let hook_cx;
@@ -434,46 +438,52 @@ impl Middleware for ClientTraceMiddleware {
                     .flatten();
                 (likely, unsampled)
             };
-            span = Some(match unsampled {
-                Some(sc) => ClientSpan::Unsampled(sc),
-                None => ClientSpan::Sdk(
-                    SpanBuilder {
-                        name: (if known { method } else { "HTTP" }).into(),
-                        span_kind: Some(SpanKind::Client),
-                        attributes: likely.then(|| Vec::with_capacity(attributes::CAPACITY)),
-                        ..SpanBuilder::default()
-                    }
-                    .start_with_context(tracer, &parent),
-                ),
-            });
-            if let Some(span) = &mut span {
-                if propagate {
-                    inject(
-                        config,
-                        telemetry.propagators(),
-                        &parent,
-                        span.span_context(),
-                        &mut req,
-                    );
+            match unsampled {
+                Some(sc) => {
+                    sdk_span = None;
+                    unsampled_sc = Some(sc);
                 }
-                if let ClientSpan::Sdk(span) = span
-                    && span.is_recording()
-                {
-                    let template = extensions.get::<UrlTemplate>();
-                    let limit = config
-                        .attr_limit
-                        .or(telemetry.attribute_value_length_limit())
-                        .unwrap_or(usize::MAX);
-                    attributes::on_request(span, &req, template, resend_count, config, dup, limit);
+                None => {
+                    sdk_span = Some(
+                        SpanBuilder {
+                            name: (if known { method } else { "HTTP" }).into(),
+                            span_kind: Some(SpanKind::Client),
+                            attributes: likely.then(|| Vec::with_capacity(attributes::CAPACITY)),
+                            ..SpanBuilder::default()
+                        }
+                        .start_with_context(tracer, &parent),
+                    );
+                    unsampled_sc = None;
                 }
             }
+            if propagate {
+                inject(
+                    config,
+                    telemetry.propagators(),
+                    &parent,
+                    span_context(&sdk_span, &unsampled_sc),
+                    &mut req,
+                );
+            }
+            if let Some(span) = &mut sdk_span
+                && span.is_recording()
+            {
+                let template = extensions.get::<UrlTemplate>();
+                let limit = config
+                    .attr_limit
+                    .or(telemetry.attribute_value_length_limit())
+                    .unwrap_or(usize::MAX);
+                attributes::on_request(span, &req, template, resend_count, config, dup, limit);
+            }
             measured = telemetry.metrics().map(|m| RequestMetrics::start(m, &req));
-            hook_cx = match span.take_if(|_| hooked) {
-                None => None,
-                Some(span) => {
-                    let cx = match span {
-                        ClientSpan::Sdk(span) => parent.with_span(span),
-                        ClientSpan::Unsampled(sc) => parent.with_remote_span_context(sc),
+            hook_cx = match hooked {
+                false => None,
+                true => {
+                    let cx = match (sdk_span.take(), unsampled_sc.take()) {
+                        (Some(span), _) => parent.with_span(span),
+                        (None, sc) => parent.with_remote_span_context(
+                            sc.unwrap_or_else(SpanContext::empty_context),
+                        ),
                     };
                     if let Some(hook) = &config.on_request {
                         hook.on_request(&req, &cx.span());
@@ -487,17 +497,14 @@ impl Middleware for ClientTraceMiddleware {
         count_failure(extensions, &result);
         let Some(cx) = hook_cx else {
             // No hooks: the SDK span stays in our hands (no context, no span mutex).
-            let Some(span) = &mut span else {
-                return result;
-            };
             if let Some(m) = measured {
                 m.finish(
                     result.as_ref().map_err(attributes::error_type),
                     &*config.classify,
-                    span.span_context(),
+                    span_context(&sdk_span, &unsampled_sc),
                 );
             }
-            if let ClientSpan::Sdk(span) = span
+            if let Some(span) = &mut sdk_span
                 && span.is_recording()
             {
                 attributes::outcome(span, &result, config, dup);
@@ -530,22 +537,17 @@ impl Middleware for ClientTraceMiddleware {
     }
 }
 
-/// The client span: the SDK's, or only the span context of one certain not to record
-/// ([`TelemetryHandle::unsampled_child`]).
-// Not boxed: that would allocate for every recorded request, and the future holds the SDK span
-// in place either way.
-#[allow(clippy::large_enum_variant)]
-enum ClientSpan {
-    Sdk(<SdkTracer as opentelemetry::trace::Tracer>::Span),
-    Unsampled(opentelemetry::trace::SpanContext),
-}
+type SdkSpan = <SdkTracer as opentelemetry::trace::Tracer>::Span;
 
-impl ClientSpan {
-    fn span_context(&self) -> &opentelemetry::trace::SpanContext {
-        match self {
-            Self::Sdk(span) => span.span_context(),
-            Self::Unsampled(sc) => sc,
-        }
+/// The span context of the client span: the SDK span's, else the unsampled one.
+fn span_context<'a>(
+    sdk: &'a Option<SdkSpan>,
+    unsampled: &'a Option<SpanContext>,
+) -> &'a SpanContext {
+    match (sdk, unsampled) {
+        (Some(span), _) => span.span_context(),
+        (None, Some(sc)) => sc,
+        (None, None) => const { &SpanContext::NONE },
     }
 }
 
@@ -554,7 +556,7 @@ fn inject(
     config: &Config,
     propagators: Propagators,
     parent: &Context,
-    sc: &opentelemetry::trace::SpanContext,
+    sc: &SpanContext,
     req: &mut Request,
 ) {
     let send_baggage = propagators.baggage
