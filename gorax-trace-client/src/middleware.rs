@@ -8,7 +8,7 @@ use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use http::Extensions;
 use opentelemetry::Context;
-use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt};
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanContext, SpanKind, TraceContextExt};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
 
@@ -395,12 +395,25 @@ impl Middleware for ClientTraceMiddleware {
         // Everything that borrows the request, the telemetry handle or the parent context
         // happens in this block: a local borrowed before an `.await` stays in the future's state
         // across it, and the request alone is 264 bytes. Kept out, the future (allocated for
-        // every request) stays within the allocator's per-thread cache sizes.
-        let (req, span, measured, hook_parent, dup) = {
+        // every request) stays within the allocator's per-thread cache sizes. What outlives the
+        // block is assigned to these locals in place (a tuple handed out of the block was built
+        // and taken apart again: two copies of the request and of the span per request), and
+        // the request goes from the block straight into the next middleware's future.
+        let dup;
+        // The client span: the SDK's, or only the span context of one certain not to record
+        // ([`TelemetryHandle::unsampled_child`]). Two locals, not an enum: the enum (the size of
+        // the SDK span) was built and then copied whole even for the span context alone. Both
+        // `None` once moved into the hooks' context.
+        let mut sdk_span: Option<SdkSpan>;
+        let mut unsampled_sc: Option<SpanContext>;
+        let measured;
+        // Hooks see the span through a context.
+        let hook_cx;
+        let pending = {
             let mut req = req;
             let telemetry = config.binding.get();
             let tracer = telemetry.tracer();
-            let dup = config
+            dup = config
                 .semconv
                 .unwrap_or(telemetry.http_semconv())
                 .emits_legacy();
@@ -425,29 +438,34 @@ impl Middleware for ClientTraceMiddleware {
                     .flatten();
                 (likely, unsampled)
             };
-            let mut span = match unsampled {
-                Some(sc) => ClientSpan::Unsampled(sc),
-                None => ClientSpan::Sdk(
-                    SpanBuilder {
-                        name: (if known { method } else { "HTTP" }).into(),
-                        span_kind: Some(SpanKind::Client),
-                        attributes: likely.then(|| Vec::with_capacity(attributes::CAPACITY)),
-                        ..SpanBuilder::default()
-                    }
-                    .start_with_context(tracer, &parent),
-                ),
-            };
+            match unsampled {
+                Some(sc) => {
+                    sdk_span = None;
+                    unsampled_sc = Some(sc);
+                }
+                None => {
+                    sdk_span = Some(
+                        SpanBuilder {
+                            name: (if known { method } else { "HTTP" }).into(),
+                            span_kind: Some(SpanKind::Client),
+                            attributes: likely.then(|| Vec::with_capacity(attributes::CAPACITY)),
+                            ..SpanBuilder::default()
+                        }
+                        .start_with_context(tracer, &parent),
+                    );
+                    unsampled_sc = None;
+                }
+            }
             if propagate {
                 inject(
                     config,
                     telemetry.propagators(),
                     &parent,
-                    span.span_context(),
+                    span_context(&sdk_span, &unsampled_sc),
                     &mut req,
                 );
             }
-            let hook_parent = hooked.then_some(parent);
-            if let ClientSpan::Sdk(span) = &mut span
+            if let Some(span) = &mut sdk_span
                 && span.is_recording()
             {
                 let template = extensions.get::<UrlTemplate>();
@@ -457,42 +475,43 @@ impl Middleware for ClientTraceMiddleware {
                     .unwrap_or(usize::MAX);
                 attributes::on_request(span, &req, template, resend_count, config, dup, limit);
             }
-            let measured = telemetry.metrics().map(|m| RequestMetrics::start(m, &req));
-            (req, span, measured, hook_parent, dup)
+            measured = telemetry.metrics().map(|m| RequestMetrics::start(m, &req));
+            hook_cx = match hooked {
+                false => None,
+                true => {
+                    let cx = match (sdk_span.take(), unsampled_sc.take()) {
+                        (Some(span), _) => parent.with_span(span),
+                        (None, sc) => parent.with_remote_span_context(
+                            sc.unwrap_or_else(SpanContext::empty_context),
+                        ),
+                    };
+                    if let Some(hook) = &config.on_request {
+                        hook.on_request(&req, &cx.span());
+                    }
+                    Some(cx)
+                }
+            };
+            next.run(req, extensions)
         };
-        let Some(parent) = hook_parent else {
+        let result = pending.await;
+        count_failure(extensions, &result);
+        let Some(cx) = hook_cx else {
             // No hooks: the SDK span stays in our hands (no context, no span mutex).
-            let result = next.run(req, extensions).await;
-            count_failure(extensions, &result);
             if let Some(m) = measured {
                 m.finish(
                     result.as_ref().map_err(attributes::error_type),
                     &*config.classify,
-                    span.span_context(),
+                    span_context(&sdk_span, &unsampled_sc),
                 );
             }
-            if let ClientSpan::Sdk(mut span) = span
+            if let Some(span) = &mut sdk_span
                 && span.is_recording()
             {
-                attributes::outcome(&mut span, &result, config, dup);
+                attributes::outcome(span, &result, config, dup);
                 span.end();
             }
             return result;
         };
-        // Hooks see the span through a context.
-        let cx = match span {
-            ClientSpan::Sdk(span) => parent.with_span(span),
-            ClientSpan::Unsampled(sc) => parent.with_remote_span_context(sc),
-        };
-        let req = {
-            let req = req;
-            if let Some(hook) = &config.on_request {
-                hook.on_request(&req, &cx.span());
-            }
-            req
-        };
-        let result = next.run(req, extensions).await;
-        count_failure(extensions, &result);
         if let (Some(hook), Ok(res)) = (&config.on_response, &result) {
             hook.on_response(res, &cx.span());
         }
@@ -518,22 +537,17 @@ impl Middleware for ClientTraceMiddleware {
     }
 }
 
-/// The client span: the SDK's, or only the span context of one certain not to record
-/// ([`TelemetryHandle::unsampled_child`]).
-// Not boxed: that would allocate for every recorded request, and the future holds the SDK span
-// in place either way.
-#[allow(clippy::large_enum_variant)]
-enum ClientSpan {
-    Sdk(<SdkTracer as opentelemetry::trace::Tracer>::Span),
-    Unsampled(opentelemetry::trace::SpanContext),
-}
+type SdkSpan = <SdkTracer as opentelemetry::trace::Tracer>::Span;
 
-impl ClientSpan {
-    fn span_context(&self) -> &opentelemetry::trace::SpanContext {
-        match self {
-            Self::Sdk(span) => span.span_context(),
-            Self::Unsampled(sc) => sc,
-        }
+/// The span context of the client span: the SDK span's, else the unsampled one.
+fn span_context<'a>(
+    sdk: &'a Option<SdkSpan>,
+    unsampled: &'a Option<SpanContext>,
+) -> &'a SpanContext {
+    match (sdk, unsampled) {
+        (Some(span), _) => span.span_context(),
+        (None, Some(sc)) => sc,
+        (None, None) => const { &SpanContext::NONE },
     }
 }
 
@@ -542,7 +556,7 @@ fn inject(
     config: &Config,
     propagators: Propagators,
     parent: &Context,
-    sc: &opentelemetry::trace::SpanContext,
+    sc: &SpanContext,
     req: &mut Request,
 ) {
     let send_baggage = propagators.baggage
