@@ -243,9 +243,9 @@ fn bench(c: &mut Criterion) {
     if let Ok(only) = std::env::var("GORAX_CLIENT_BENCH_ONLY") {
         let (name, n) = only.rsplit_once(':').expect("variant:count");
         let v = in_process.iter().find(|v| v.name == name).expect("variant");
-        for _ in 0..n.parse::<u64>().expect("count") {
-            send(&rt, v, &url);
-        }
+        let n = n.parse::<u64>().expect("count");
+        let allocations = allocations_per_call(n, || send(&rt, v, &url));
+        eprintln!("allocations per call: {allocations:.2}");
         std::process::exit(0);
     }
     table("client (127.0.0.1)", &rt, &network, &url, 2_000, 15);
