@@ -754,6 +754,29 @@ async fn hooks_add_attributes_and_rename_and_grpc_status_classifies() {
 mod grpc {
     use super::*;
 
+    /// A body that yields one message, then fails.
+    struct Broken(bool);
+
+    impl http_body::Body for Broken {
+        type Data = axum::body::Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            let sent = std::mem::replace(&mut self.0, true);
+            std::task::Poll::Ready(Some(if sent {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "stream reset",
+                ))
+            } else {
+                Ok(http_body::Frame::data(axum::body::Bytes::from_static(b"x")))
+            }))
+        }
+    }
+
     /// A body of these frames, the last one first.
     struct Frames(Vec<http_body::Frame<axum::body::Bytes>>);
 
@@ -784,6 +807,8 @@ mod grpc {
             match req.uri().path() {
                 // A message, then the status in the trailers (as tonic answers every call that
                 // gets as far as a message).
+                // The connection breaks after the first message: the body fails.
+                "/pkg.Echo/Broken" => *res.body_mut() = Body::new(Broken(false)),
                 "/pkg.Echo/Say" | "/pkg.Echo/Fail" => {
                     let code = if req.uri().path() == "/pkg.Echo/Say" {
                         "0"
@@ -857,6 +882,14 @@ mod grpc {
         let span = spans.find("pkg.Echo/Fail");
         spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 13_i64);
         spans.assert_attr(span, semconv::ERROR_TYPE, 13_i64);
+        assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
+
+        // A body that fails mid-stream ends the span as an error, without a status code.
+        let res = respond(svc.clone(), http::Method::POST, "/pkg.Echo/Broken").await;
+        assert!(res.into_body().collect().await.is_err());
+        let spans = t.spans();
+        let span = spans.find("pkg.Echo/Broken");
+        spans.assert_no_attr(span, semconv::RPC_GRPC_STATUS_CODE);
         assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
 
         // A body dropped before its trailers (the client went away) still ends the span, with
