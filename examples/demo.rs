@@ -6,6 +6,7 @@
 //! cargo run -p gorax-examples --bin demo
 //! TRACING_ENDPOINT=http://localhost:4318/v1/traces cargo run -p gorax-examples --bin demo   # + /v1/metrics
 //! cargo run -p gorax-examples --bin demo -- --redis redis://127.0.0.1:6379/   # Redis Streams
+//! cargo run -p gorax-examples --bin demo -- --serve   # then stays up until SIGTERM or Ctrl-C
 //! ```
 
 use std::time::Duration;
@@ -19,7 +20,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = TraceConfig::from_env()?.with_service_name("gorax-demo");
     let exporting = config.exporter() == ExporterKind::Otlp;
     // With a collector, the demo also pushes metrics to it (`/v1/metrics` for OTLP/HTTP) unless
-    // TRACING_METRICS_ENABLED or OTEL_METRICS_EXPORTER say otherwise.
+    // TRACING_METRICS_ENABLED or OTEL_METRICS_EXPORTER say otherwise. A collector that takes
+    // only traces (Jaeger) refuses them: one warning, and the traces are unaffected.
     let config = if exporting
         && std::env::var_os("TRACING_METRICS_ENABLED").is_none()
         && std::env::var_os("OTEL_METRICS_EXPORTER").is_none()
@@ -30,12 +32,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let telemetry = gorax_trace::init(config)?;
 
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let broker = match args.as_slice() {
-        [] => journey::Broker::Memory,
-        [flag, url] if flag == "--redis" => journey::Broker::Redis(url.clone()),
-        _ => return Err(format!("usage: demo [--redis URL] (got {args:?})").into()),
-    };
+    let mut broker = journey::Broker::Memory;
+    let mut serve = false;
+    let mut args = std::env::args().skip(1).peekable();
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next_if(|a| !a.starts_with("--"))) {
+            ("--redis", Some(url)) => broker = journey::Broker::Redis(url),
+            ("--serve", None) => serve = true,
+            _ => return Err(format!("usage: demo [--redis URL] [--serve] (got {arg:?})").into()),
+        }
+    }
     let mut services = journey::start_with(&telemetry, &broker).await?;
     let body = journey::execute_workflow(services.api, "wf-42").await?;
     tracing::info!(%body, "API answered");
@@ -43,13 +49,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .ok_or("the worker stopped")?;
     tracing::info!(execution = %processed.execution_id, "worker processed the execution");
+
+    if serve {
+        // The services stay up for requests of the user's own until SIGTERM or Ctrl-C, as a
+        // service in Kubernetes stops.
+        eprintln!(
+            "serving until SIGTERM or Ctrl-C:\n  curl -X POST http://{}/api/v1/workflows/wf-1/execute\n  \
+             downstream http://{}/api/v1/steps/{{node}}, gRPC notifier http://{}",
+            services.api, services.downstream, services.notifier
+        );
+        let stop = gorax_examples::stop_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                done = services.processed.recv() => match done {
+                    Some(execution) => tracing::info!(execution = %execution.execution_id, "worker processed the execution"),
+                    None => break,
+                },
+            }
+        }
+        tracing::info!("stopping: shutting the services and telemetry down");
+    }
     drop(services);
 
     // Shutting down flushes: the console exporter prints the trace tree (or the OTLP exporter
-    // sends it to the collector). Inside async main, as users write it.
-    telemetry.shutdown()?;
-    if exporting {
-        eprintln!("trace exported over OTLP; open your collector's UI (e.g. Jaeger on :16686)");
+    // sends it to the collector), every signal within one budget. Losing telemetry does not fail
+    // the program: what was lost is logged, and the demo exits 0.
+    match telemetry.shutdown() {
+        Ok(()) if exporting => {
+            eprintln!("trace exported over OTLP; open your collector's UI (e.g. Jaeger on :16686)")
+        }
+        Ok(()) => {}
+        Err(lost) => tracing::warn!(%lost, "telemetry was not fully delivered"),
     }
     Ok(())
 }

@@ -32,7 +32,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "trace-context participant listening on {}",
         listener.local_addr()?
     );
-    axum::serve(listener, app).await?;
-    telemetry.shutdown()?; // flushes, bounded by the export timeout, inside async main
+    // Stops on SIGTERM or Ctrl-C after the requests in progress, then flushes within the
+    // shutdown budget; losing telemetry is logged, not an exit status.
+    axum::serve(listener, app)
+        .with_graceful_shutdown(gorax_examples::stop_signal())
+        .await?;
+    if let Err(lost) = telemetry.shutdown() {
+        eprintln!("telemetry was not fully delivered: {lost}");
+    }
     Ok(())
 }

@@ -95,7 +95,7 @@ impl Telemetry {
     /// [`install`](Self::install).
     pub fn new(config: &TraceConfig) -> Result<Self, InitError> {
         config.validate()?;
-        let timeout: Duration = config.batch().export_timeout;
+        let timeout: Duration = config.shutdown_timeout();
         let resource = resource(config);
         let mut health = ExportHealth::default();
         let mut runtimes = Vec::new();
@@ -224,11 +224,8 @@ fn metrics_pipeline(
     let exporters = config.metrics_exporters();
     let exemplars = std::sync::Arc::new(crate::metrics::Exemplars::default());
     let mut builder = SdkMeterProvider::builder().with_resource(resource);
-    #[cfg_attr(
-        not(any(feature = "otlp-http", feature = "otlp-grpc")),
-        allow(unused_mut)
-    )]
-    let mut export = None;
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+    let mut push = None;
     match (exporters.otlp, config.metrics_otlp_endpoint()) {
         (false, _) => {}
         (true, None) => tracing::warn!(
@@ -238,27 +235,27 @@ fn metrics_pipeline(
         (true, Some(endpoint)) => {
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             {
-                let (exporter, runtime, counters) =
-                    crate::metrics::otlp::OtlpMetricExporter::build(
-                        &crate::export::otlp::OtlpSettings {
-                            endpoint: &endpoint,
-                            protocol: config.metrics_protocol(),
-                            timeout: config.metric_export_timeout(),
-                            headers: config.metrics_headers(),
-                            compression: config.metrics_compression(),
-                            tls: endpoint.starts_with("https://"),
-                            certificate: config.certificate(),
-                            client_certificate: config.client_certificate(),
-                        },
-                        exemplars.clone(),
-                    )?;
+                let (exporter, runtime) = crate::metrics::otlp::OtlpMetricExporter::build(
+                    &crate::export::otlp::OtlpSettings {
+                        endpoint: &endpoint,
+                        protocol: config.metrics_protocol(),
+                        timeout: config.metric_export_timeout(),
+                        headers: config.metrics_headers(),
+                        compression: config.metrics_compression(),
+                        tls: endpoint.starts_with("https://"),
+                        certificate: config.certificate(),
+                        client_certificate: config.client_certificate(),
+                    },
+                    exemplars.clone(),
+                )?;
                 runtimes.extend(runtime);
-                export = Some(counters);
-                builder = builder.with_reader(
-                    opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
-                        .with_interval(config.metric_export_interval())
-                        .build(),
+                let (pusher, reader) = crate::metrics::MetricsPush::start(
+                    exporter,
+                    config.metric_export_interval(),
+                    config.metric_export_timeout(),
                 );
+                push = Some(pusher);
+                builder = builder.with_reader(reader);
             }
             #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
             {
@@ -278,13 +275,18 @@ fn metrics_pipeline(
     };
     let provider = builder.build();
     let meter = opentelemetry::metrics::MeterProvider::meter(&provider, crate::SCOPE_NAME);
-    let metrics = crate::metrics::Metrics::with_exemplars(&meter, health, keep, exemplars);
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+    let pushes = push.as_ref().map(crate::metrics::MetricsPush::health);
+    #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+    let pushes = None;
+    let metrics = crate::metrics::Metrics::with_exemplars(&meter, health, keep, exemplars, pushes);
     Ok(Some((
         metrics,
         MetricsPipeline {
             provider,
             prometheus,
-            export,
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            push,
         },
     )))
 }

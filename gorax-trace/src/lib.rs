@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`config`] | [`TraceConfig::from_env`](config::TraceConfig::from_env), the variable table, `with_*` overrides |
 //! | [`init()`], [`Telemetry`] | the running provider, the handle adapters record with, flush on drop |
+//! | [`shutdown`] | what a shutdown reports lost, per signal ([`ShutdownError`]) |
 //! | [`export`] | the bounded batch processor, health counters, console tree and OTLP exporters |
 //! | [`sampling`] | the [`Sampler`](sampling::Sampler) setting, parent-based ratio sampling, route rules |
 //! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` over any carrier, baggage policy |
@@ -39,7 +40,10 @@
 //!     step.span().end();
 //! }
 //! cx.span().end();
-//! telemetry.shutdown()?; // flushes (dropping does the same)
+//! //! // Flushes (dropping does the same); losing telemetry must not fail the program: log it.
+//! if let Err(lost) = telemetry.shutdown() {
+//!     tracing::warn!(%lost, "telemetry lost at shutdown");
+//! }
 //! # Ok(()) }
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -52,6 +56,7 @@ pub mod metrics;
 pub mod propagation;
 pub mod sampling;
 pub mod semconv;
+pub mod shutdown;
 pub mod span;
 pub mod subscriber;
 mod telemetry;
@@ -62,4 +67,5 @@ pub mod trust;
 pub use config::TraceConfig;
 pub use init::{InitError, init};
 pub use opentelemetry_sdk::trace::SdkTracer;
+pub use shutdown::ShutdownError;
 pub use telemetry::{Binding, SCOPE_NAME, Settings, Telemetry, TelemetryHandle};

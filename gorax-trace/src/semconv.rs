@@ -67,6 +67,8 @@ pub mod metric {
     /// `gorax.exporter.retries`: OTLP span export requests repeated after a retryable answer (no
     /// upstream name).
     pub const GORAX_EXPORTER_RETRIES: &str = "gorax.exporter.retries";
+    /// OTLP metric pushes, by outcome (`error.type` for the lost and skipped ones).
+    pub const GORAX_EXPORTER_METRIC_PUSHES: &str = "gorax.exporter.metric_pushes";
     /// `gorax.metrics.exemplars.skipped`: exemplars not kept because their store was busy or
     /// full (no upstream name).
     pub const GORAX_EXEMPLARS_SKIPPED: &str = "gorax.metrics.exemplars.skipped";

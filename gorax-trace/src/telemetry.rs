@@ -391,7 +391,8 @@ impl Binding {
 
 /// Running tracing: owns the tracer provider (and the gRPC exporter's runtime), hands out
 /// [`TelemetryHandle`]s to adapters, and flushes and shuts down when dropped (or on
-/// [`shutdown`](Self::shutdown)), waiting at most the export timeout.
+/// [`shutdown`](Self::shutdown)), every signal together within one budget
+/// ([`TraceConfig::with_shutdown_timeout`](crate::TraceConfig::with_shutdown_timeout)).
 ///
 /// Dropping never hangs: the export thread (and for gRPC its own runtime) is independent of the
 /// application's runtime.
@@ -413,12 +414,13 @@ pub struct Telemetry {
 pub(crate) struct MetricsPipeline {
     pub(crate) provider: opentelemetry_sdk::metrics::SdkMeterProvider,
     pub(crate) prometheus: Option<crate::metrics::PrometheusScrape>,
-    pub(crate) export: Option<crate::metrics::MetricsExportHealth>,
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+    pub(crate) push: Option<crate::metrics::MetricsPush>,
 }
 
 impl Telemetry {
     /// Wraps a provider built elsewhere (a test provider, an application's own pipeline) with
-    /// these settings; not installed. `timeout` bounds flush and shutdown.
+    /// these settings; not installed. `timeout` bounds flush and shutdown (the shutdown budget).
     ///
     /// ```
     /// use gorax_trace::{Settings, Telemetry};
@@ -491,7 +493,21 @@ impl Telemetry {
 
     /// The counters of the OTLP metric push, when metrics go over OTLP.
     pub fn metrics_export_health(&self) -> Option<crate::metrics::MetricsExportHealth> {
-        self.metrics.as_ref().and_then(|m| m.export.clone())
+        #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+        {
+            self.metrics
+                .as_ref()
+                .and_then(|m| m.push.as_ref())
+                .map(crate::metrics::MetricsPush::health)
+        }
+        #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+        None
+    }
+
+    /// The shutdown budget: how long [`shutdown`](Self::shutdown) (or drop) may take for every
+    /// signal together.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Makes this the installed handle, and its provider and W3C propagator the OpenTelemetry
@@ -536,27 +552,94 @@ impl Telemetry {
     /// waiting at most the export timeout.
     pub fn force_flush(&self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
         let spans = self.provider.force_flush();
-        if let Some(m) = &self.metrics {
-            m.provider.force_flush()?;
+        #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+        if let Some(push) = self.metrics.as_ref().and_then(|m| m.push.as_ref()) {
+            push.flush()
+                .map_err(|(_, e)| opentelemetry_sdk::error::OTelSdkError::InternalFailure(e))?;
         }
         spans
     }
 
-    /// Flushes and shuts down now, reporting the outcome (dropping does the same silently).
-    pub fn shutdown(mut self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+    /// Flushes and shuts every signal down within the shutdown budget
+    /// ([`shutdown_timeout`](Self::shutdown_timeout); the spans' last export and the metrics'
+    /// last push run side by side), and reports what was lost over the handle's lifetime.
+    ///
+    /// `Ok` only when every span given to the exporter was acknowledged by the collector (HTTP
+    /// 2xx or gRPC OK, minus what its `partial_success` rejects) and the final metrics push was
+    /// delivered; otherwise a [`ShutdownError`](crate::ShutdownError) that says, per signal, how
+    /// many were lost and why. The counters of [`health`](Self::health) and
+    /// [`metrics_export_health`](Self::metrics_export_health) are final when this returns and
+    /// agree with the error. Losing telemetry should not fail a service: log the error.
+    ///
+    /// ```
+    /// use gorax_trace::config::{ExporterKind, TraceConfig};
+    ///
+    /// let telemetry = gorax_trace::init(TraceConfig::new().with_exporter(ExporterKind::None)).unwrap();
+    /// if let Err(lost) = telemetry.shutdown() {
+    ///     tracing::warn!(%lost, "telemetry lost at shutdown");
+    /// }
+    /// ```
+    pub fn shutdown(mut self) -> Result<(), crate::ShutdownError> {
         self.shut_down = true;
-        self.handle.0.closed.store(true, Ordering::Relaxed);
-        let result = self.provider.shutdown_with_timeout(self.timeout);
-        let metrics = self.shutdown_metrics();
-        self.stop_runtime();
-        result.and(metrics)
+        self.close()
     }
 
-    /// Pushes the metrics a last time and stops the meter provider.
-    fn shutdown_metrics(&mut self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
-        match self.metrics.take() {
-            Some(m) => m.provider.shutdown_with_timeout(self.timeout),
-            None => Ok(()),
+    /// Shuts every signal down within the budget and reports (see [`shutdown`](Self::shutdown)).
+    fn close(&mut self) -> Result<(), crate::ShutdownError> {
+        let started = std::time::Instant::now();
+        let by = started + self.timeout;
+        self.handle.0.closed.store(true, Ordering::Relaxed);
+        #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+        let final_push = self
+            .metrics
+            .as_ref()
+            .and_then(|m| m.push.as_ref())
+            .map(crate::metrics::MetricsPush::begin_shutdown);
+        let spans = self.provider.shutdown_with_timeout(self.timeout);
+        #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+        let metrics = final_push.and_then(|push| match push.wait(by) {
+            (Ok(()), _) => None,
+            (Err((kind, error)), pushes) => Some(Box::new(crate::shutdown::MetricsLost {
+                reason: kind.as_str(),
+                error,
+                pushes,
+            })),
+        });
+        #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+        let metrics = {
+            let _ = by;
+            None
+        };
+        if let Some(m) = self.metrics.take() {
+            // The readers left are manual (the push's, the scrape's): nothing to wait for.
+            let _ = m
+                .provider
+                .shutdown_with_timeout(by.saturating_duration_since(std::time::Instant::now()));
+        }
+        self.stop_runtime();
+        let h = self.handle.health().snapshot();
+        let spans_given = h.spans_exported + h.spans_failed + h.spans_dropped;
+        let traces = match spans {
+            _ if h.spans_failed + h.spans_dropped > 0 => {
+                Some(Box::new(crate::shutdown::TracesLost {
+                    spans: spans_given,
+                    delivered: h.spans_exported,
+                    health: h,
+                    last_error: self.handle.health().last_error(),
+                }))
+            }
+            Ok(()) => None,
+            // A provider of the application's own whose processor failed to shut down.
+            Err(e) => Some(Box::new(crate::shutdown::TracesLost {
+                spans: spans_given,
+                delivered: h.spans_exported,
+                health: h,
+                last_error: Some(e.to_string()),
+            })),
+        };
+        match (traces, metrics) {
+            (None, None) => Ok(()),
+            (traces, metrics) => Err(crate::ShutdownError { traces, metrics }),
         }
     }
 
@@ -574,10 +657,10 @@ impl Telemetry {
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        if !self.shut_down {
-            self.handle.0.closed.store(true, Ordering::Relaxed);
-            let _ = self.provider.shutdown_with_timeout(self.timeout);
-            let _ = self.shutdown_metrics();
+        if !self.shut_down
+            && let Err(lost) = self.close()
+        {
+            tracing::warn!(%lost, "telemetry dropped; not everything was delivered");
         }
         self.stop_runtime();
         // A handle that is gone stops being the installed one: default adapters fall back to

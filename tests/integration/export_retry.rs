@@ -370,7 +370,9 @@ fn grpc_case(code: tonic::Code) -> (usize, usize, gorax_trace::export::HealthSna
     let _ = guard.force_flush();
     assert!(started.elapsed() < NO_HANG);
     let health = guard.health().snapshot();
-    guard.shutdown().unwrap();
+    // The spans were lost: the shutdown says so, with the same count.
+    let lost = guard.shutdown().expect_err("3 spans lost");
+    assert_eq!(lost.traces.as_ref().map(|t| t.lost()), Some(3), "{lost}");
     let calls = *collector.calls.lock().unwrap();
     let received = collector
         .spans

@@ -251,7 +251,14 @@ fn with_exports_in_flight_at_once_every_span_is_counted_once() {
     });
     telemetry.force_flush().unwrap();
     let h = telemetry.health().snapshot();
-    telemetry.shutdown().unwrap();
+    // Dropped spans (queue full) make the shutdown an error that counts them.
+    let lost = telemetry.shutdown().err();
+    assert_eq!(
+        lost.as_ref()
+            .and_then(|e| e.traces.as_ref())
+            .map_or(0, |t| t.health.spans_dropped),
+        h.spans_dropped
+    );
     let produced = (threads * per_thread) as u64;
     assert_eq!(
         h.spans_exported + h.spans_dropped + h.spans_failed,

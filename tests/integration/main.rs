@@ -11,6 +11,7 @@ mod export_tls;
 mod grpc;
 mod handle;
 mod journey;
+mod lifecycle;
 mod metrics;
 mod promises;
 mod reliability;

@@ -43,6 +43,9 @@ const TRACING_BATCH_SIZE: &str = "TRACING_BATCH_SIZE";
 const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
 const TRACING_EXPORT_TIMEOUT_MS: &str = "TRACING_EXPORT_TIMEOUT_MS";
 const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
+const TRACING_SHUTDOWN_TIMEOUT_MS: &str = "TRACING_SHUTDOWN_TIMEOUT_MS";
+const OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+const OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 const TRACING_BATCH_MAX_BYTES: &str = "TRACING_BATCH_MAX_BYTES";
 const TRACING_EXPORT_CONCURRENCY: &str = "TRACING_EXPORT_CONCURRENCY";
 const TRACING_COMPRESSION: &str = "TRACING_COMPRESSION";
@@ -102,6 +105,9 @@ const KNOWN_VARS: &[&str] = &[
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
     TRACING_EXPORT_TIMEOUT_MS,
     OTEL_BSP_EXPORT_TIMEOUT,
+    TRACING_SHUTDOWN_TIMEOUT_MS,
+    OTLP_TRACES_TIMEOUT,
+    OTLP_TIMEOUT,
     TRACING_BATCH_MAX_BYTES,
     TRACING_EXPORT_CONCURRENCY,
     TRACING_COMPRESSION,
@@ -312,6 +318,7 @@ impl TraceConfig {
             });
         }
         let trusted_peers = v.parse(TRACING_TRUSTED_PEERS, crate::trust::TrustedPeers::parse);
+        let shutdown_timeout = v.parse(TRACING_SHUTDOWN_TIMEOUT_MS, parse_timeout);
         let keep = v.keep();
         let metrics = v.metrics();
         if !v.errors.is_empty() {
@@ -348,6 +355,7 @@ impl TraceConfig {
             attribute_value_length_limit: value_limit
                 .map_or(defaults.attribute_value_length_limit, |s| Some(s.value)),
             metrics,
+            shutdown_timeout: shutdown_timeout.map(|s| s.value),
         };
         Ok(config)
     }
@@ -523,9 +531,9 @@ impl Vars {
         );
         let delay = self.setting(
             TRACING_BATCH_DELAY_MS,
-            parse_millis,
+            parse_delay,
             &[OTEL_BSP_SCHEDULE_DELAY],
-            parse_millis,
+            parse_delay,
         );
         let size = self.setting(
             TRACING_BATCH_SIZE,
@@ -533,10 +541,11 @@ impl Vars {
             &[OTEL_BSP_MAX_EXPORT_BATCH_SIZE],
             parse_batch,
         );
+        // The exporter's timeout (OTLP) before the processor's (BSP): one setting here.
         let timeout = self.setting(
             TRACING_EXPORT_TIMEOUT_MS,
             parse_timeout,
-            &[OTEL_BSP_EXPORT_TIMEOUT],
+            &[OTLP_TRACES_TIMEOUT, OTLP_TIMEOUT, OTEL_BSP_EXPORT_TIMEOUT],
             parse_timeout,
         );
         let bytes = self.parse(TRACING_BATCH_MAX_BYTES, |s| {
@@ -614,6 +623,16 @@ pub const MAX_EXPORT_BATCH_SIZE: usize = 8_192;
 pub const MAX_QUEUE_BYTES: usize = 1 << 30;
 /// Upper bound of the exports in flight at once (`TRACING_EXPORT_CONCURRENCY`).
 pub const MAX_EXPORT_CONCURRENCY: usize = 16;
+/// Upper bound of every timeout: the export timeouts of each signal and the shutdown budget
+/// (`TRACING_EXPORT_TIMEOUT_MS`, `OTEL_EXPORTER_OTLP_*TIMEOUT`, `OTEL_BSP_EXPORT_TIMEOUT`,
+/// `OTEL_METRIC_EXPORT_TIMEOUT`, `TRACING_SHUTDOWN_TIMEOUT_MS`): 2 minutes, longer than any
+/// orchestrator's grace period (Kubernetes: 30 s by default).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+/// Upper bound of the batch delay (`TRACING_BATCH_DELAY_MS`, `OTEL_BSP_SCHEDULE_DELAY`): 10
+/// minutes.
+pub const MAX_BATCH_DELAY: Duration = Duration::from_secs(600);
+/// Upper bound of the metrics push interval (`OTEL_METRIC_EXPORT_INTERVAL`): 1 hour.
+pub const MAX_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub(super) const RATIO_EXPECTED: &str = "expected a number between 0.0 and 1.0";
 
@@ -658,10 +677,29 @@ fn parse_bounded(s: &str, max: usize) -> Result<usize, String> {
     Ok(n)
 }
 
-/// Milliseconds, at least 1: a zero timeout would fail every export.
+/// Milliseconds, 1 to [`MAX_TIMEOUT`]: a zero timeout would fail every export.
 fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_positive_millis(s, MAX_TIMEOUT)
+}
+
+/// Milliseconds, 1 to `max`.
+fn parse_positive_millis(s: &str, max: Duration) -> Result<Duration, String> {
     match parse_millis(s)? {
-        d if d.is_zero() => Err("expected a positive number of milliseconds".to_owned()),
+        d if d.is_zero() || d > max => Err(format!(
+            "expected a positive number of milliseconds up to {}",
+            max.as_millis()
+        )),
+        d => Ok(d),
+    }
+}
+
+/// Milliseconds, 0 to [`MAX_BATCH_DELAY`].
+fn parse_delay(s: &str) -> Result<Duration, String> {
+    match parse_millis(s)? {
+        d if d > MAX_BATCH_DELAY => Err(format!(
+            "expected a whole number of milliseconds up to {}",
+            MAX_BATCH_DELAY.as_millis()
+        )),
         d => Ok(d),
     }
 }
@@ -932,7 +970,9 @@ const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 const OTEL_METRIC_EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
 const OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
 const OTLP_METRICS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION";
-const METRICS_VARS: [&str; 8] = [
+const OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
+const METRICS_VARS: [&str; 9] = [
+    OTLP_METRICS_TIMEOUT,
     OTLP_METRICS_HEADERS,
     OTLP_METRICS_COMPRESSION,
     TRACING_METRICS_ENABLED,
@@ -957,8 +997,15 @@ impl Vars {
         let protocol = self.parse(OTLP_METRICS_PROTOCOL, parse_protocol);
         let headers = self.parse(OTLP_METRICS_HEADERS, |s| parse_headers(s, true));
         let compression = self.parse(OTLP_METRICS_COMPRESSION, parse_compression);
-        let interval = self.parse(OTEL_METRIC_EXPORT_INTERVAL, parse_timeout);
+        let interval = self.parse(OTEL_METRIC_EXPORT_INTERVAL, |s| {
+            parse_positive_millis(s, MAX_METRIC_EXPORT_INTERVAL)
+        });
         let timeout = self.parse(OTEL_METRIC_EXPORT_TIMEOUT, parse_timeout);
+        // The exporter's own timeout; `OTEL_EXPORTER_OTLP_TIMEOUT` was read with the traces'.
+        let exporter_timeout = self
+            .parse(OTLP_METRICS_TIMEOUT, parse_timeout)
+            .map(|s| s.value)
+            .or_else(|| self.raw(OTLP_TIMEOUT).and_then(|s| parse_timeout(s).ok()));
         super::MetricsConfig {
             enabled: enabled.map(|s| s.value),
             exporters: exporters.map(|s| s.value),
@@ -969,6 +1016,7 @@ impl Vars {
             compression: compression.map(|s| s.value),
             interval: interval.map(|s| s.value),
             timeout: timeout.map(|s| s.value),
+            exporter_timeout,
         }
     }
 }

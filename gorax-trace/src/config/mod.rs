@@ -23,9 +23,10 @@
 //! | HTTP semantic conventions | `with_http_semconv` | – | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`) | stable |
 //! | batch queue size | `with_batch` | `TRACING_BATCH_QUEUE_SIZE` (1 to 65536) | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 |
 //! | batch byte budget | `with_batch` (`max_queue_bytes`) | `TRACING_BATCH_MAX_BYTES` (1 to 1073741824) | – | 16777216 (16 MiB) |
-//! | batch delay | `with_batch` | `TRACING_BATCH_DELAY_MS` | `OTEL_BSP_SCHEDULE_DELAY` (ms) | 5000 ms |
+//! | batch delay | `with_batch` | `TRACING_BATCH_DELAY_MS` (0 to 600000) | `OTEL_BSP_SCHEDULE_DELAY` (ms) | 5000 ms |
 //! | export batch size | `with_batch` | `TRACING_BATCH_SIZE` (1 to 8192, at most the queue size) | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 512 |
-//! | export timeout | `with_batch` | `TRACING_EXPORT_TIMEOUT_MS` (at least 1) | `OTEL_BSP_EXPORT_TIMEOUT` (ms) | 10000 ms |
+//! | export timeout | `with_batch` | `TRACING_EXPORT_TIMEOUT_MS` (1 to 120000) | `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, then `OTEL_EXPORTER_OTLP_TIMEOUT`, then `OTEL_BSP_EXPORT_TIMEOUT` (ms) | 10000 ms |
+//! | shutdown budget (all signals together) | `with_shutdown_timeout` | `TRACING_SHUTDOWN_TIMEOUT_MS` (1 to 120000) | – | the export timeout |
 //! | exports in flight at once | `with_export_concurrency` | `TRACING_EXPORT_CONCURRENCY` (1 to 16) | – | 2 |
 //! | compression | `with_compression` | `TRACING_COMPRESSION` (`gzip`, `none`) | `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, then `OTEL_EXPORTER_OTLP_COMPRESSION` (same values) | `none` |
 //! | attribute value length limit (client-controlled input) | `with_attribute_value_length_limit` | `TRACING_ATTRIBUTE_VALUE_LENGTH_LIMIT` | `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, then `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` | 4096 bytes |
@@ -80,7 +81,10 @@ mod env;
 mod tests;
 
 use endpoint::{Endpoint, Source};
-pub use env::{MAX_EXPORT_BATCH_SIZE, MAX_EXPORT_CONCURRENCY, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE};
+pub use env::{
+    MAX_BATCH_DELAY, MAX_EXPORT_BATCH_SIZE, MAX_EXPORT_CONCURRENCY, MAX_METRIC_EXPORT_INTERVAL,
+    MAX_QUEUE_BYTES, MAX_QUEUE_SIZE, MAX_TIMEOUT,
+};
 
 /// Exports in flight at once by default ([`TraceConfig::export_concurrency`]): two, so that
 /// encoding one batch overlaps with sending another.
@@ -213,6 +217,7 @@ pub struct TraceConfig {
     client_identity: Option<(PathBuf, PathBuf)>,
     attribute_value_length_limit: Option<usize>,
     metrics: MetricsConfig,
+    shutdown_timeout: Option<std::time::Duration>,
 }
 
 impl Default for TraceConfig {
@@ -243,6 +248,7 @@ impl Default for TraceConfig {
             client_identity: None,
             attribute_value_length_limit: Some(DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT),
             metrics: MetricsConfig::default(),
+            shutdown_timeout: None,
         }
     }
 }
@@ -664,6 +670,30 @@ impl TraceConfig {
         if b.export_timeout.is_zero() {
             batch_error("a zero export timeout would fail every export".into());
         }
+        if b.export_timeout > MAX_TIMEOUT || b.scheduled_delay > MAX_BATCH_DELAY {
+            batch_error(format!(
+                "the export timeout may be at most {} ms and the batch delay at most {} ms",
+                MAX_TIMEOUT.as_millis(),
+                MAX_BATCH_DELAY.as_millis()
+            ));
+        }
+        let bounded = [
+            ("with_shutdown_timeout", self.shutdown_timeout, MAX_TIMEOUT),
+            (
+                "with_metric_export_interval",
+                self.metrics.interval,
+                MAX_METRIC_EXPORT_INTERVAL,
+            ),
+        ];
+        for (method, value, max) in bounded {
+            if let Some(v) = value.filter(|v| v.is_zero() || *v > max) {
+                errors.push(InvalidVar {
+                    variable: method.to_owned(),
+                    value: format!("{v:?}"),
+                    reason: format!("expected a positive duration up to {} ms", max.as_millis()),
+                });
+            }
+        }
         if !(1..=MAX_EXPORT_CONCURRENCY).contains(&self.export_concurrency) {
             errors.push(InvalidVar {
                 variable: "with_export_concurrency".to_owned(),
@@ -741,8 +771,14 @@ struct MetricsConfig {
     /// `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION`.
     compression: Option<Compression>,
     interval: Option<std::time::Duration>,
+    /// `OTEL_METRIC_EXPORT_TIMEOUT` (the reader's bound of one push).
     timeout: Option<std::time::Duration>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, then `OTEL_EXPORTER_OTLP_TIMEOUT` (the exporter's).
+    exporter_timeout: Option<std::time::Duration>,
 }
+
+/// The specification's default of `OTEL_EXPORTER_OTLP_TIMEOUT`.
+pub const DEFAULT_OTLP_EXPORTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The specification's default of `OTEL_METRIC_EXPORT_INTERVAL`.
 pub const DEFAULT_METRIC_EXPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -826,10 +862,35 @@ impl TraceConfig {
             .unwrap_or(DEFAULT_METRIC_EXPORT_INTERVAL)
     }
 
-    /// How long one metrics push may take (`OTEL_METRIC_EXPORT_TIMEOUT`); default 30 s.
+    /// How long one metrics push may take: the shorter of the reader's bound
+    /// (`OTEL_METRIC_EXPORT_TIMEOUT`, default 30 s) and the OTLP exporter's
+    /// (`OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, then `OTEL_EXPORTER_OTLP_TIMEOUT`, default 10 s), as
+    /// both apply to one push. At shutdown it is also capped by what is left of the budget.
     pub fn metric_export_timeout(&self) -> std::time::Duration {
         self.metrics
             .timeout
             .unwrap_or(DEFAULT_METRIC_EXPORT_TIMEOUT)
+            .min(
+                self.metrics
+                    .exporter_timeout
+                    .unwrap_or(DEFAULT_OTLP_EXPORTER_TIMEOUT),
+            )
+    }
+
+    /// Bounds [`shutdown`](crate::Telemetry::shutdown) (and drop) of every signal together: the
+    /// spans' last export and the metrics' last push run side by side within it, and the call
+    /// returns by then (plus a few milliseconds). `TRACING_SHUTDOWN_TIMEOUT_MS`; default the
+    /// span export timeout. At most [`MAX_TIMEOUT`]; another value is reported by
+    /// [`validate`](Self::validate).
+    pub fn with_shutdown_timeout(mut self, budget: std::time::Duration) -> Self {
+        self.shutdown_timeout = Some(budget);
+        self
+    }
+
+    /// The shutdown budget ([`with_shutdown_timeout`](Self::with_shutdown_timeout)).
+    pub fn shutdown_timeout(&self) -> std::time::Duration {
+        self.shutdown_timeout
+            .unwrap_or(self.batch.export_timeout)
+            .min(MAX_TIMEOUT)
     }
 }

@@ -1402,7 +1402,9 @@ fn metrics_settings() {
     let off = config(&[]);
     assert!(!off.metrics_enabled());
     assert_eq!(off.metric_export_interval(), DEFAULT_METRIC_EXPORT_INTERVAL);
-    assert_eq!(off.metric_export_timeout(), DEFAULT_METRIC_EXPORT_TIMEOUT);
+    // The reader's 30 s and the OTLP exporter's 10 s both apply: the shorter one.
+    assert_eq!(off.metric_export_timeout(), DEFAULT_OTLP_EXPORTER_TIMEOUT);
+    assert!(DEFAULT_OTLP_EXPORTER_TIMEOUT < DEFAULT_METRIC_EXPORT_TIMEOUT);
 
     // Naming an exporter turns metrics on; TRACING_METRICS_ENABLED=false wins.
     let c = config(&["OTEL_METRICS_EXPORTER=otlp,prometheus"]);
@@ -1641,4 +1643,60 @@ fn export_concurrency() {
         assert_eq!(err.errors()[0].variable, "with_export_concurrency");
         assert_eq!(err.errors()[0].value, bad.to_string());
     }
+}
+
+/// Issue 19: one shutdown budget (default: the span export timeout), the OTLP timeouts of the
+/// SDK specification, and an upper bound on every timeout, delay and interval, reported by name.
+#[test]
+fn timeouts_are_bounded_and_the_shutdown_budget_defaults_to_the_export_timeout() {
+    let ms = Duration::from_millis;
+    assert_eq!(config(&[]).shutdown_timeout(), ms(10_000));
+    let c = config(&["TRACING_EXPORT_TIMEOUT_MS=1500"]);
+    assert_eq!(c.shutdown_timeout(), ms(1500));
+    let c = config(&[
+        "TRACING_SHUTDOWN_TIMEOUT_MS=800",
+        "TRACING_EXPORT_TIMEOUT_MS=1500",
+    ]);
+    assert_eq!(c.shutdown_timeout(), ms(800));
+    // OTEL_EXPORTER_OTLP_TIMEOUT applies to both signals; the signal's own variable wins.
+    let c = config(&["OTEL_EXPORTER_OTLP_TIMEOUT=2000"]);
+    assert_eq!(c.batch().export_timeout, ms(2000));
+    assert_eq!(c.metric_export_timeout(), ms(2000));
+    let c = config(&[
+        "OTEL_EXPORTER_OTLP_TIMEOUT=2000",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=3000",
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT=4000",
+    ]);
+    assert_eq!(c.batch().export_timeout, ms(3000));
+    assert_eq!(c.metric_export_timeout(), ms(4000));
+    for (var, too_much) in [
+        ("TRACING_SHUTDOWN_TIMEOUT_MS", "120001"),
+        ("TRACING_EXPORT_TIMEOUT_MS", "120001"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "120001"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "120001"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "120001"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "120001"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "120001"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "3600001"),
+        ("TRACING_BATCH_DELAY_MS", "600001"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "600001"),
+        ("TRACING_SHUTDOWN_TIMEOUT_MS", "0"),
+    ] {
+        let e = TraceConfig::from_vars([(var, too_much)]).unwrap_err();
+        let bad = e.errors().iter().find(|e| e.variable == var);
+        assert!(bad.is_some_and(|b| b.value == too_much), "{var}: {e}");
+    }
+    let e = TraceConfig::new()
+        .with_shutdown_timeout(Duration::from_secs(121))
+        .validate()
+        .unwrap_err();
+    assert_eq!(e.errors()[0].variable, "with_shutdown_timeout");
+    let e = TraceConfig::new()
+        .with_batch(crate::export::BatchSettings {
+            export_timeout: Duration::from_secs(600),
+            ..Default::default()
+        })
+        .validate()
+        .unwrap_err();
+    assert_eq!(e.errors()[0].variable, "with_batch");
 }

@@ -32,6 +32,15 @@
 //! export, later batches fail at once instead of queueing behind them (a collector that never
 //! answers turns into counted failures, not a wedged thread or a growing queue), and a flush or
 //! shutdown still returns within its timeout (a flush waits for the exports in flight).
+//!
+//! Every span accepted is counted exactly once, as exported or lost with its reason
+//! ([`LossKind`]): a shutdown seals the ledger before it returns (what is still queued or in
+//! flight then is lost to the timeout, or to the collector's throttle), and an export that
+//! returns after the seal counts nothing, so `health()` read right after a shutdown is final and
+//! `accepted = exported + failed`. An acknowledged export whose answer rejects spans
+//! (`partial_success`) counts those as lost (rejected). While the collector asks for quiet
+//! (`Retry-After`, `RetryInfo`), the export thread leaves spans in the queue until the time has
+//! passed; what overflows meanwhile is dropped and counted.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -47,6 +56,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
+use super::gate;
+use super::health::LossKind;
 use super::{AnyExporter, ExportHealth};
 use crate::export::BatchSettings;
 
@@ -61,6 +72,9 @@ struct Queue {
     spans: VecDeque<SpanData>,
     control: VecDeque<Control>,
     closed: bool,
+    /// Spans accepted into the queue since the start (each is later counted once, as exported
+    /// or lost).
+    accepted: u64,
     /// Estimated bytes of the queued spans plus those of the batches whose export has not
     /// returned yet.
     bytes: usize,
@@ -185,6 +199,7 @@ pub(crate) struct Target {
 /// ```
 pub struct BatchProcessor {
     shared: Arc<Shared>,
+    outcomes: Arc<Outcomes>,
     health: ExportHealth,
     worker: Mutex<Option<JoinHandle<()>>>,
     flush_timeout: Duration,
@@ -243,9 +258,12 @@ impl BatchProcessor {
             health: health.clone(),
             target,
             failing: AtomicBool::new(false),
+            throttled: AtomicBool::new(false),
+            ledger: Mutex::new((0, false)),
         });
         // A zero timeout would fail every export: one millisecond at least.
         let timeout = settings.export_timeout.max(Duration::from_millis(1));
+        let outcomes_ref = outcomes.clone();
         let worker = Worker {
             lanes: Lanes::new(exporter, shared.clone(), outcomes.clone(), concurrency),
             shared: shared.clone(),
@@ -260,6 +278,7 @@ impl BatchProcessor {
             .ok();
         Self {
             shared,
+            outcomes: outcomes_ref,
             health,
             worker: Mutex::new(handle),
             flush_timeout: timeout + Duration::from_secs(1),
@@ -321,6 +340,7 @@ impl SpanProcessor for BatchProcessor {
             }
             queue.bytes += size;
             queue.queued_bytes += size;
+            queue.accepted += 1;
             queue.spans.push_back(span);
             queue.spans.len() == self.shared.max_batch
         };
@@ -333,17 +353,60 @@ impl SpanProcessor for BatchProcessor {
         self.control(Control::Flush, Instant::now() + self.flush_timeout)
     }
 
+    /// Exports what is queued within `timeout`, then seals the counters: what is still queued
+    /// or in flight is counted as lost (timeout, or throttled while the collector asks for
+    /// quiet), and nothing is counted after this returns. `Ok` only when every span this
+    /// processor accepted was delivered and none was dropped; otherwise an error with the counts.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         let result = self.control(
             |reply| Control::Shutdown(timeout, reply),
             Instant::now() + timeout,
         );
+        if matches!(result, Err(OTelSdkError::AlreadyShutdown)) {
+            return result;
+        }
+        let accepted = {
+            let mut queue = self.shared.lock();
+            queue.closed = true;
+            queue.accepted
+        };
+        let (kind, why) = if self.outcomes.throttled.load(AtomicOrdering::Relaxed) {
+            (
+                LossKind::Throttled,
+                "still queued when the shutdown budget ran out while the collector asked for quiet",
+            )
+        } else {
+            (
+                LossKind::Timeout,
+                "still queued or in flight when the shutdown budget ran out",
+            )
+        };
+        self.outcomes.seal(accepted, kind, why);
         if result.is_ok()
             && let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take())
         {
             let _ = handle.join();
         }
-        result
+        let s = self.health.snapshot();
+        match s.spans_failed + s.spans_dropped {
+            0 => result,
+            lost => Err(OTelSdkError::InternalFailure(format!(
+                "{lost} of {} spans lost: {} dropped (queue full; {} of them over the byte \
+                 budget), {} timed out, {} refused, {} throttled, {} rejected, {} other failures",
+                accepted + s.spans_dropped,
+                s.spans_dropped,
+                s.spans_dropped_bytes,
+                s.spans_timed_out,
+                s.spans_refused,
+                s.spans_throttled,
+                s.spans_rejected,
+                s.spans_failed
+                    - s.spans_timed_out
+                    - s.spans_refused
+                    - s.spans_throttled
+                    - s.spans_rejected,
+            ))),
+        }
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -384,19 +447,80 @@ struct InFlight {
     late: bool,
 }
 
+/// How one export ended.
+enum Outcome {
+    /// Acknowledged; of its spans, the collector rejected these (`partial_success`).
+    Delivered { rejected: u64 },
+    /// Lost, for this reason.
+    Lost(LossKind, String),
+}
+
+impl Outcome {
+    /// The outcome of an export that returned `result`, with what the exporter reported on this
+    /// thread ([`gate::take_report`]; foreign exporters report nothing).
+    fn of(result: OTelSdkResult) -> Self {
+        match (result, gate::take_report()) {
+            (Ok(()), Some((LossKind::Rejected, rejected))) => Self::Delivered { rejected },
+            (Ok(()), _) => Self::Delivered { rejected: 0 },
+            (Err(e), Some((kind, _))) => Self::Lost(kind, e.to_string()),
+            (Err(e @ OTelSdkError::Timeout(_)), None) => {
+                Self::Lost(LossKind::Timeout, e.to_string())
+            }
+            (Err(e), None) => Self::Lost(LossKind::Failed, e.to_string()),
+        }
+    }
+}
+
 /// Counts the outcome of every export and logs an outage once (shared by the export thread and
 /// the helpers, which count what returns in time themselves).
 struct Outcomes {
     health: ExportHealth,
     target: Target,
     failing: AtomicBool,
+    /// Set by the export thread while the collector asks for quiet (what a shutdown then finds
+    /// still queued is lost to the throttle, not to the timeout).
+    throttled: AtomicBool,
+    /// Spans counted so far, and whether the ledger is sealed (after a shutdown nothing more is
+    /// counted: what was outstanding then was counted as lost by the seal).
+    ledger: Mutex<(u64, bool)>,
 }
 
 impl Outcomes {
-    fn record(&self, n: usize, result: OTelSdkResult) {
-        match result {
-            Ok(()) => {
-                self.health.add_exported(n);
+    fn record(&self, n: usize, outcome: Outcome) {
+        {
+            let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+            if ledger.1 {
+                return;
+            }
+            ledger.0 += n as u64;
+            match &outcome {
+                Outcome::Delivered { rejected } => {
+                    let rejected = (*rejected).min(n as u64) as usize;
+                    self.health.add_exported(n - rejected);
+                    if rejected > 0 {
+                        self.health.add_lost(
+                            rejected,
+                            LossKind::Rejected,
+                            &format!(
+                                "the collector rejected {rejected} of {n} spans (partial_success)"
+                            ),
+                        );
+                    }
+                }
+                Outcome::Lost(kind, message) => self.health.add_lost(n, *kind, message),
+            }
+        }
+        match outcome {
+            Outcome::Delivered { rejected } => {
+                if rejected > 0 {
+                    tracing::warn!(
+                        endpoint = %self.target.endpoint,
+                        rejected,
+                        spans = n,
+                        "the collector acknowledged an export but rejected some of its spans \
+                         (partial_success; counted as lost in ExportHealth)"
+                    );
+                }
                 if self.failing.swap(false, AtomicOrdering::Relaxed) {
                     tracing::info!(
                         endpoint = %self.target.endpoint,
@@ -405,13 +529,13 @@ impl Outcomes {
                     );
                 }
             }
-            Err(error) => {
-                self.health.add_failed(n);
+            Outcome::Lost(kind, error) => {
                 if !self.failing.swap(true, AtomicOrdering::Relaxed) {
                     tracing::warn!(
                         endpoint = %self.target.endpoint,
                         protocol = %self.target.protocol,
                         %error,
+                        reason = kind.as_str(),
                         spans = n,
                         "span export failed; spans are dropped until the exporter recovers \
                          (logged once per outage, counted in ExportHealth)"
@@ -419,6 +543,22 @@ impl Outcomes {
                 }
             }
         }
+    }
+
+    /// Seals the ledger: of `accepted` spans, those not counted yet are lost for `kind`.
+    /// Returns how many that was.
+    fn seal(&self, accepted: u64, kind: LossKind, why: &str) -> u64 {
+        let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        if ledger.1 {
+            return 0;
+        }
+        ledger.1 = true;
+        let outstanding = accepted.saturating_sub(ledger.0);
+        if outstanding > 0 {
+            ledger.0 += outstanding;
+            self.health.add_lost(outstanding as usize, kind, why);
+        }
+        outstanding
     }
 }
 
@@ -459,10 +599,11 @@ impl<E: SpanExporter + 'static> Lanes<E> {
                                     "the exporter panicked".into(),
                                 ))
                             });
+                            let outcome = Outcome::of(result);
                             drop(job.exporter);
                             shared.release(job.count, job.bytes);
                             if !job.settled.swap(true, AtomicOrdering::AcqRel) {
-                                outcomes.record(job.count, result);
+                                outcomes.record(job.count, outcome);
                             }
                             let _ = done.send(index);
                         }
@@ -503,8 +644,16 @@ impl<E: SpanExporter + 'static> Lanes<E> {
             if !f.late && (f.deadline <= now || by.is_some_and(|by| by <= now)) {
                 f.late = true;
                 if !f.settled.swap(true, AtomicOrdering::AcqRel) {
-                    self.outcomes
-                        .record(f.count, Err(OTelSdkError::Timeout(f.waited)));
+                    self.outcomes.record(
+                        f.count,
+                        Outcome::Lost(
+                            LossKind::Timeout,
+                            format!(
+                                "no answer within {} ms (export timeout or shutdown budget)",
+                                f.waited.as_millis()
+                            ),
+                        ),
+                    );
                 }
             }
         }
@@ -599,9 +748,20 @@ impl<E: SpanExporter + 'static> Lanes<E> {
 
     /// A batch that was not exported: its bounds are free, its spans counted as failed.
     fn fail(&self, count: usize, bytes: usize, why: &str) {
+        self.fail_as(count, bytes, LossKind::Failed, why);
+    }
+
+    /// A batch that was not exported, for `kind`.
+    fn fail_as(&self, count: usize, bytes: usize, kind: LossKind, why: &str) {
         self.shared.release(count, bytes);
-        self.outcomes
-            .record(count, Err(OTelSdkError::InternalFailure(why.into())));
+        self.outcomes.record(count, Outcome::Lost(kind, why.into()));
+    }
+
+    /// Until when the collector asked for quiet, if it still does (own exporters only).
+    fn throttled_until(&self) -> Option<Instant> {
+        (&*self.exporter as &dyn Any)
+            .downcast_ref::<AnyExporter>()
+            .and_then(AnyExporter::throttled_until)
     }
 
     /// Waits until every export in flight returned or passed its deadline (or `by`).
@@ -644,9 +804,16 @@ impl<E: SpanExporter + 'static> Worker<E> {
                 .lanes
                 .next_deadline(None)
                 .map_or(deadline, |d| d.min(deadline));
+            // While the collector asks for quiet, spans stay queued (a full batch does not wake
+            // the thread) until the time has passed, a flush or a shutdown.
+            let hold = self.lanes.throttled_until();
+            self.outcomes
+                .throttled
+                .store(hold.is_some(), AtomicOrdering::Relaxed);
+            let until = hold.map_or(until, |h| h.min(until).max(Instant::now()));
             let (spans, controls, closed) = {
                 let mut queue = self.shared.lock();
-                while queue.spans.len() < self.shared.max_batch
+                while (hold.is_some() || queue.spans.len() < self.shared.max_batch)
                     && queue.control.is_empty()
                     && !queue.closed
                 {
@@ -666,7 +833,14 @@ impl<E: SpanExporter + 'static> Worker<E> {
                 // (spans: the queue plus one batch per export in flight, bytes: the budget in
                 // all).
                 room = room.max(queue.spans.len()).min(self.shared.max_queue);
-                let spans = queue.take(&mut spare);
+                let held = hold.is_some_and(|h| h > Instant::now())
+                    && queue.control.is_empty()
+                    && !queue.closed;
+                let spans = if held {
+                    (Vec::new(), 0)
+                } else {
+                    queue.take(&mut spare)
+                };
                 let controls = std::mem::take(&mut queue.control);
                 (spans, controls, queue.closed)
             };
@@ -787,6 +961,22 @@ impl<E: SpanExporter + 'static> Worker<E> {
             let mut deadline = Instant::now() + self.timeout;
             if let Some(by) = by {
                 deadline = deadline.min(by);
+            }
+            // The collector asked for quiet past this batch's deadline: not sent, and counted.
+            if let Some(quiet) = self.lanes.throttled_until().filter(|q| *q >= deadline) {
+                let wait = quiet.saturating_duration_since(Instant::now());
+                drop(spans);
+                self.lanes.fail_as(
+                    n,
+                    share,
+                    LossKind::Throttled,
+                    &format!(
+                        "not sent: the collector asked for quiet for another {} ms, past the \
+                         export deadline",
+                        wait.as_millis()
+                    ),
+                );
+                continue;
             }
             self.lanes.submit(spans, share, deadline, by);
         }

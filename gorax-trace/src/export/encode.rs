@@ -412,6 +412,21 @@ pub(crate) fn request(spans: &[SpanData], resource: &EncodedResource) -> Vec<u8>
     out.0
 }
 
+/// The spans an OTLP answer (`ExportTraceServiceResponse`, protobuf) says were rejected
+/// (`partial_success.rejected_spans`); 0 for an empty or undecodable body (a collector that
+/// answers 2xx with something else accepted everything).
+pub(crate) fn rejected_spans(body: &[u8]) -> u64 {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use prost::Message as _;
+    if body.is_empty() {
+        return 0;
+    }
+    ExportTraceServiceResponse::decode(body)
+        .ok()
+        .and_then(|r| r.partial_success)
+        .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

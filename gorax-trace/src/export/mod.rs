@@ -6,6 +6,7 @@ mod batch;
 mod console;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 mod encode;
+pub(crate) mod gate;
 mod health;
 pub mod keep;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
@@ -21,7 +22,8 @@ mod tls;
 
 pub use batch::BatchProcessor;
 pub use console::ConsoleExporter;
-pub use health::{ExportHealth, HealthSnapshot};
+pub use gate::{MAX_THROTTLE, REPROBE_AFTER, Signal};
+pub use health::{ExportHealth, HealthSnapshot, LossKind};
 
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -170,6 +172,16 @@ impl AnyExporter {
             AnyExporter::Console(_) => None,
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             AnyExporter::Otlp(e) => Some(e.health()),
+        }
+    }
+
+    /// Until when the collector asked for quiet, if it still does (the processor keeps spans
+    /// queued meanwhile).
+    pub(crate) fn throttled_until(&self) -> Option<std::time::Instant> {
+        match self {
+            AnyExporter::Console(_) => None,
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::Otlp(e) => e.throttled_until(),
         }
     }
 

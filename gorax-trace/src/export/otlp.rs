@@ -117,6 +117,17 @@ impl OtlpExporter {
         self.health.clone()
     }
 
+    /// Until when the collector asked for quiet (the batch processor keeps spans queued until
+    /// then), if it still does.
+    pub(crate) fn throttled_until(&self) -> Option<std::time::Instant> {
+        match &self.inner {
+            #[cfg(feature = "otlp-http")]
+            Inner::Http(e) => e.throttled_until(),
+            #[cfg(feature = "otlp-grpc")]
+            Inner::Grpc(e) => e.throttled_until(),
+        }
+    }
+
     pub(crate) fn target(&self) -> Target {
         self.target.clone()
     }
@@ -281,13 +292,83 @@ impl HttpsClient {
             };
             match tokio::time::timeout(timeout, exchange).await {
                 Ok(result) => result,
-                Err(_) => Err(format!("no response within {timeout:?}").into()),
+                Err(_) => Err(Box::new(NoAnswer(timeout)) as opentelemetry_http::HttpError),
             }
         });
         // A `JoinHandle` is an ordinary future: the export thread's executor can wait for it.
         task.await
             .map_err(|e| -> opentelemetry_http::HttpError { format!("export task: {e}").into() })?
     }
+}
+
+#[cfg(feature = "otlp-http")]
+/// `Retry-After`: seconds or an HTTP date, at most 600 s.
+pub(crate) fn retry_after(value: &str) -> Option<Duration> {
+    let seconds = match value.trim().parse::<u64>() {
+        Ok(seconds) => seconds,
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+            .as_secs(),
+    };
+    Some(Duration::from_secs(seconds.min(600)))
+}
+
+/// No answer within the export timeout (the HTTPS client's own deadline).
+#[cfg(feature = "otlp-http")]
+#[derive(Debug)]
+pub(crate) struct NoAnswer(pub(crate) Duration);
+
+#[cfg(feature = "otlp-http")]
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no answer within {} ms", self.0.as_millis())
+    }
+}
+
+#[cfg(feature = "otlp-http")]
+impl std::error::Error for NoAnswer {}
+
+/// How a request that got no HTTP answer failed, for the retry rules: a body over the limit is
+/// not retried; no answer in time is a timeout; anything else (refused connection, reset, DNS)
+/// backs off. The message never repeats the URL (it may carry credentials).
+#[cfg(feature = "otlp-http")]
+pub(crate) fn transport_failure(
+    error: &(dyn std::error::Error + Send + Sync + 'static),
+    timeout: Duration,
+) -> super::retry::Failure {
+    use super::health::LossKind;
+    use super::retry::{Failure, Retry};
+    if error
+        .downcast_ref::<opentelemetry_http::ResponseBodyTooLarge>()
+        .is_some()
+    {
+        return Failure::new(Retry::Never, LossKind::Failed, error.to_string());
+    }
+    let timed_out = error.downcast_ref::<NoAnswer>().is_some()
+        || error
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout);
+    if timed_out {
+        return Failure::new(
+            Retry::Backoff,
+            LossKind::Timeout,
+            format!(
+                "HTTP export failed: no answer within {} ms",
+                timeout.as_millis()
+            ),
+        );
+    }
+    let why = match error.downcast_ref::<reqwest::Error>() {
+        Some(e) if e.is_connect() => "cannot connect",
+        _ => "network error",
+    };
+    Failure::new(
+        Retry::Backoff,
+        LossKind::Failed,
+        format!("HTTP export failed: {why}"),
+    )
 }
 
 /// A built OTLP exporter and, for gRPC and HTTPS, the runtime that drives its connections.
@@ -489,6 +570,7 @@ pub(crate) fn build(config: &OtlpSettings<'_>) -> Result<Otlp, BuildError> {
                 Box::new(grpc_metadata(config)?),
                 config.compression == Compression::Gzip,
                 timeout,
+                endpoint,
             );
             Ok(Otlp {
                 exporter: wrap(Inner::Grpc(exporter)),

@@ -7,7 +7,10 @@
 //! Retries ([`retry`](super::retry)), classified as opentelemetry-otlp does: `UNAVAILABLE` backs
 //! off (or waits for a `RetryInfo` delay), `RESOURCE_EXHAUSTED` is retried only with a
 //! `RetryInfo`, `CANCELLED`, `DEADLINE_EXCEEDED`, `ABORTED`, `OUT_OF_RANGE` and `DATA_LOSS` back
-//! off, every other code fails at once.
+//! off, every other code fails at once. `UNIMPLEMENTED` means the collector does not take traces
+//! ([`gate`](super::gate)): no request for a while. `DEADLINE_EXCEEDED` and `CANCELLED` (tonic's
+//! own timeout) count as a timeout. An OK answer's `partial_success.rejected_spans` counts as
+//! lost (rejected), not delivered.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -19,18 +22,20 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
 use super::encode::{self, EncodedResource};
+use super::gate::{self, Gate, Signal};
+use super::health::LossKind;
 use super::retry::{Failure, Retry, with_retries};
 
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// Writes a request encoded beforehand; reads and discards the response (its only content is
-/// an optional partial success, which opentelemetry-otlp logs only with `internal-logs`).
+/// Writes a request encoded beforehand; reads the response's `partial_success.rejected_spans`
+/// (opentelemetry-otlp 0.33 only logs it, with `internal-logs`).
 #[derive(Debug, Clone, Copy)]
 struct Encoded;
 
 impl Codec for Encoded {
     type Encode = Bytes;
-    type Decode = ();
+    type Decode = u64;
     type Encoder = Encoded;
     type Decoder = Encoded;
 
@@ -54,12 +59,12 @@ impl Encoder for Encoded {
 }
 
 impl Decoder for Encoded {
-    type Item = ();
+    type Item = u64;
     type Error = tonic::Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
-        src.advance(src.remaining());
-        Ok(Some(()))
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<u64>, tonic::Status> {
+        let body = src.copy_to_bytes(src.remaining());
+        Ok(Some(encode::rejected_spans(&body)))
     }
 }
 
@@ -73,6 +78,7 @@ pub(crate) struct GrpcSpanExporter {
     client: Mutex<Option<(tonic::client::Grpc<Channel>, Interceptor)>>,
     timeout: Duration,
     resource: EncodedResource,
+    gate: Gate,
 }
 
 impl std::fmt::Debug for GrpcSpanExporter {
@@ -92,6 +98,7 @@ fn classify(status: &tonic::Status) -> Retry {
         .and_then(|info| info.retry_delay)
         .map(|d| d.min(Duration::from_secs(600)));
     match status.code() {
+        Code::Unimplemented => Retry::Refused("gRPC UNIMPLEMENTED".to_owned()),
         Code::ResourceExhausted => delay.map_or(Retry::Never, Retry::After),
         Code::Unavailable => delay
             .filter(|d| !d.is_zero())
@@ -126,6 +133,7 @@ impl GrpcSpanExporter {
         interceptor: Interceptor,
         gzip: bool,
         timeout: Duration,
+        endpoint: &str,
     ) -> Self {
         let mut client = tonic::client::Grpc::new(channel);
         if gzip {
@@ -136,21 +144,36 @@ impl GrpcSpanExporter {
             client: Mutex::new(Some((client, interceptor))),
             timeout,
             resource: EncodedResource::default(),
+            gate: Gate::new(Signal::Traces, endpoint),
         }
     }
 
-    async fn send_once(&self, body: &Bytes) -> Result<(), Failure> {
-        let fail = |status: tonic::Status| Failure {
-            retry: classify(&status),
-            message: message(&status),
+    /// Until when the collector asked for quiet, if it still does.
+    pub(crate) fn throttled_until(&self) -> Option<std::time::Instant> {
+        self.gate.throttled_until()
+    }
+
+    /// Sends one call; `Ok` carries the spans the collector rejected in its answer.
+    async fn send_once(
+        &self,
+        body: &Bytes,
+        rejected: &std::sync::atomic::AtomicU64,
+    ) -> Result<(), Failure> {
+        let fail = |status: tonic::Status| {
+            let kind = match status.code() {
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => LossKind::Timeout,
+                _ => LossKind::Failed,
+            };
+            Failure::new(classify(&status), kind, message(&status))
         };
         let (mut client, request) = {
             let mut guard = self.client.lock().unwrap_or_else(PoisonError::into_inner);
             let Some((client, interceptor)) = guard.as_mut() else {
-                return Err(Failure {
-                    retry: Retry::Never,
-                    message: "exporter already shutdown".to_owned(),
-                });
+                return Err(Failure::new(
+                    Retry::Never,
+                    LossKind::Failed,
+                    "exporter already shutdown",
+                ));
             };
             let (metadata, extensions, ()) = interceptor(tonic::Request::new(()))
                 .map_err(fail)?
@@ -158,16 +181,20 @@ impl GrpcSpanExporter {
             let request = tonic::Request::from_parts(metadata, extensions, body.clone());
             (client.clone(), request)
         };
-        client.ready().await.map_err(|e| Failure {
-            retry: Retry::Backoff,
-            message: format!("OTLP/gRPC channel not ready: {e}"),
+        client.ready().await.map_err(|e| {
+            Failure::new(
+                Retry::Backoff,
+                LossKind::Failed,
+                format!("OTLP/gRPC channel not ready: {e}"),
+            )
         })?;
         let path = http::uri::PathAndQuery::from_static(EXPORT);
-        client
-            .unary::<Bytes, (), _>(request, path, Encoded)
+        let response = client
+            .unary::<Bytes, u64, _>(request, path, Encoded)
             .await
-            .map(drop)
-            .map_err(fail)
+            .map_err(fail)?;
+        rejected.store(response.into_inner(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -175,9 +202,23 @@ impl SpanExporter for GrpcSpanExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let body = Bytes::from(encode::request(&batch, &self.resource));
         drop(batch);
-        with_retries(self.timeout, || self.send_once(&body))
-            .await
-            .map_err(OTelSdkError::InternalFailure)
+        let rejected = std::sync::atomic::AtomicU64::new(0);
+        match with_retries(self.timeout, &self.gate, || {
+            self.send_once(&body, &rejected)
+        })
+        .await
+        {
+            Ok(()) => {
+                if rejected.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                    gate::report_rejected(rejected.load(std::sync::atomic::Ordering::Relaxed));
+                }
+                Ok(())
+            }
+            Err(lost) => {
+                gate::report_loss(lost.kind);
+                Err(OTelSdkError::InternalFailure(lost.message))
+            }
+        }
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {

@@ -6,17 +6,21 @@
 //! Retries ([`retry`](super::retry)), as opentelemetry-otlp classifies them: HTTP 429 and 503
 //! wait for `Retry-After` (seconds or an HTTP date, at most 600 s) when given, else back off
 //! like 502, 504 and network errors; other statuses are not retried. The encoded body is shared
-//! by the attempts (no copy per attempt).
+//! by the attempts (no copy per attempt). A 404, 405 or 501 means the endpoint does not take
+//! traces ([`gate`](super::gate)): no retry, and no request for a while. A 2xx answer's
+//! `partial_success.rejected_spans` counts as lost (rejected), not delivered.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use opentelemetry_http::{Bytes, HttpClient};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::encode::{self, EncodedResource};
-use super::otlp::CountingClient;
+use super::gate::{self, Gate, Signal};
+use super::health::LossKind;
+use super::otlp::{CountingClient, retry_after};
 use super::retry::{Failure, Retry, with_retries};
 
 /// opentelemetry-otlp's limit of a request body.
@@ -30,6 +34,7 @@ pub(crate) struct HttpSpanExporter {
     endpoint: http::Uri,
     timeout: Duration,
     resource: EncodedResource,
+    gate: Gate,
 }
 
 impl HttpSpanExporter {
@@ -38,26 +43,37 @@ impl HttpSpanExporter {
         endpoint: &str,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let endpoint = endpoint
+        let gate = Gate::new(Signal::Traces, endpoint);
+        let endpoint: http::Uri = endpoint
             .parse()
             .map_err(|e| format!("invalid endpoint {endpoint:?}: {e}"))?;
         Ok(Self {
             client: Mutex::new(Some(Arc::new(client))),
+            gate,
             endpoint,
             timeout,
             resource: EncodedResource::default(),
         })
     }
 
-    async fn send_once(&self, body: &Bytes) -> Result<(), Failure> {
+    /// Until when the collector asked for quiet, if it still does.
+    pub(crate) fn throttled_until(&self) -> Option<std::time::Instant> {
+        self.gate.throttled_until()
+    }
+
+    /// Sends one request; `Ok` carries the spans the collector rejected in its answer.
+    async fn send_once(
+        &self,
+        body: &Bytes,
+        rejected: &std::sync::atomic::AtomicU64,
+    ) -> Result<(), Failure> {
         let client = self
             .client
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-            .ok_or_else(|| Failure {
-                retry: Retry::Never,
-                message: "Exporter already shutdown".to_owned(),
+            .ok_or_else(|| {
+                Failure::new(Retry::Never, LossKind::Failed, "Exporter already shutdown")
             })?;
         let mut request = http::Request::new(body.clone());
         *request.method_mut() = http::Method::POST;
@@ -66,24 +82,24 @@ impl HttpSpanExporter {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/x-protobuf"),
         );
-        let response = client.send_bytes(request).await.map_err(|e| {
-            if e.downcast_ref::<opentelemetry_http::ResponseBodyTooLarge>()
-                .is_some()
-            {
-                Failure {
-                    retry: Retry::Never,
-                    message: e.to_string(),
-                }
-            } else {
-                Failure {
-                    retry: Retry::Backoff,
-                    message: "HTTP export failed: network error".to_owned(),
-                }
-            }
-        })?;
+        let response = client
+            .send_bytes(request)
+            .await
+            .map_err(|e| super::otlp::transport_failure(&*e, self.timeout))?;
         let status = response.status().as_u16();
         if response.status().is_success() {
+            rejected.store(
+                super::encode::rejected_spans(response.body()),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             return Ok(());
+        }
+        if gate::http_refuses(status) {
+            return Err(Failure::new(
+                Retry::Refused(format!("HTTP {status}")),
+                LossKind::Refused,
+                format!("HTTP export failed with status code: {status} (traces refused)"),
+            ));
         }
         let retry_after = response
             .headers()
@@ -95,24 +111,12 @@ impl HttpSpanExporter {
             (429 | 502 | 503 | 504, _) => Retry::Backoff,
             _ => Retry::Never,
         };
-        Err(Failure {
+        Err(Failure::new(
             retry,
-            message: format!("HTTP export failed with status code: {status}"),
-        })
+            LossKind::Failed,
+            format!("HTTP export failed with status code: {status}"),
+        ))
     }
-}
-
-/// `Retry-After`: seconds or an HTTP date, at most 600 s.
-fn retry_after(value: &str) -> Option<Duration> {
-    let seconds = match value.trim().parse::<u64>() {
-        Ok(seconds) => seconds,
-        Err(_) => httpdate::parse_http_date(value)
-            .ok()?
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
-            .as_secs(),
-    };
-    Some(Duration::from_secs(seconds.min(600)))
 }
 
 impl SpanExporter for HttpSpanExporter {
@@ -120,6 +124,7 @@ impl SpanExporter for HttpSpanExporter {
         let body = encode::request(&batch, &self.resource);
         drop(batch);
         if body.len() > MAX_BODY {
+            gate::report_loss(LossKind::Failed);
             return Err(OTelSdkError::InternalFailure(format!(
                 "OTLP HTTP request body is {} bytes, exceeding the limit of {MAX_BODY} bytes; \
                  the spans are dropped (reduce the batch size or the span size)",
@@ -127,9 +132,23 @@ impl SpanExporter for HttpSpanExporter {
             )));
         }
         let body = Bytes::from(body);
-        with_retries(self.timeout, || self.send_once(&body))
-            .await
-            .map_err(OTelSdkError::InternalFailure)
+        let rejected = std::sync::atomic::AtomicU64::new(0);
+        match with_retries(self.timeout, &self.gate, || {
+            self.send_once(&body, &rejected)
+        })
+        .await
+        {
+            Ok(()) => {
+                if rejected.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                    gate::report_rejected(rejected.load(std::sync::atomic::Ordering::Relaxed));
+                }
+                Ok(())
+            }
+            Err(lost) => {
+                gate::report_loss(lost.kind);
+                Err(OTelSdkError::InternalFailure(lost.message))
+            }
+        }
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
@@ -147,6 +166,7 @@ mod tests {
 
     #[test]
     fn retry_after_as_seconds_or_date() {
+        use std::time::SystemTime;
         assert_eq!(retry_after(" 7 "), Some(Duration::from_secs(7)));
         assert_eq!(retry_after("100000"), Some(Duration::from_secs(600)));
         let later = SystemTime::now() + Duration::from_secs(120);

@@ -29,6 +29,8 @@ mod exemplar;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod otlp;
 mod prometheus;
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+mod push;
 
 use std::sync::Arc;
 
@@ -45,6 +47,8 @@ pub(crate) use exemplar::Exemplars;
 use exemplar::sdk_attribute_set_hash;
 pub use exemplar::{Exemplar, MAX_SERIES};
 pub use prometheus::{OPENMETRICS_CONTENT_TYPE, PrometheusScrape};
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+pub(crate) use push::MetricsPush;
 
 /// The bucket boundaries (seconds) of every duration histogram: the semantic conventions'
 /// advice for `http.server.request.duration` and the other request durations.
@@ -265,7 +269,7 @@ impl Metrics {
     /// The instruments on `meter` (e.g. of a test `SdkMeterProvider`), with a store of their own
     /// for exemplars, and observable counters reading `health`.
     pub fn new(meter: &Meter, health: &ExportHealth) -> Self {
-        Self::with_exemplars(meter, health, None, Arc::default())
+        Self::with_exemplars(meter, health, None, Arc::default(), None)
     }
 
     pub(crate) fn with_exemplars(
@@ -273,6 +277,7 @@ impl Metrics {
         health: &ExportHealth,
         keep: Option<Arc<crate::export::keep::KeepStats>>,
         exemplars: Arc<Exemplars>,
+        pushes: Option<MetricsExportHealth>,
     ) -> Self {
         let durations = ALL.map(|d| {
             meter
@@ -304,7 +309,7 @@ impl Metrics {
             http_server_active,
             exemplars: exemplars.clone(),
             values: Interner::default(),
-            _health: health_counters(meter, health, keep, exemplars),
+            _health: health_counters(meter, health, keep, exemplars, pushes),
         }))
     }
 
@@ -414,23 +419,31 @@ fn health_counters(
     health: &ExportHealth,
     keep: Option<Arc<crate::export::keep::KeepStats>>,
     exemplars: Arc<Exemplars>,
+    pushes: Option<MetricsExportHealth>,
 ) -> Vec<ObservableCounter<u64>> {
     let exported = {
         let health = health.clone();
         meter
             .u64_observable_counter(metric::OTEL_SDK_EXPORTER_SPAN_EXPORTED)
             .with_unit("{span}")
-            .with_description("Spans the exporter accepted, and (error.type) those it lost.")
+            .with_description(
+                "Spans the collector acknowledged, and (error.type: timeout, refused, throttled, \
+                 rejected, export_failed) those lost in export.",
+            )
             .with_callback(move |observer| {
                 let s = health.snapshot();
                 observer.observe(s.spans_exported, &[]);
-                observer.observe(
-                    s.spans_failed,
-                    &[KeyValue::new(
-                        semconv::ERROR_TYPE,
-                        semconv::ERROR_TYPE_EXPORT_FAILED,
-                    )],
-                );
+                let by_kind =
+                    s.spans_timed_out + s.spans_refused + s.spans_throttled + s.spans_rejected;
+                for (n, kind) in [
+                    (s.spans_failed - by_kind, crate::export::LossKind::Failed),
+                    (s.spans_timed_out, crate::export::LossKind::Timeout),
+                    (s.spans_refused, crate::export::LossKind::Refused),
+                    (s.spans_throttled, crate::export::LossKind::Throttled),
+                    (s.spans_rejected, crate::export::LossKind::Rejected),
+                ] {
+                    observer.observe(n, &[KeyValue::new(semconv::ERROR_TYPE, kind.as_str())]);
+                }
             })
             .build()
     };
@@ -478,6 +491,31 @@ fn health_counters(
         .with_callback(move |observer| observer.observe(exemplars.skipped(), &[]))
         .build();
     let mut counters = vec![exported, processed, retries, skipped];
+    if let Some(pushes) = pushes {
+        counters.push(
+            meter
+                .u64_observable_counter(metric::GORAX_EXPORTER_METRIC_PUSHES)
+                .with_unit("{push}")
+                .with_description(
+                    "OTLP metric pushes the collector acknowledged, and (error.type: timeout, \
+                     refused, throttled, export_failed) those lost or skipped.",
+                )
+                .with_callback(move |observer| {
+                    use crate::export::LossKind;
+                    let c = pushes.snapshot();
+                    observer.observe(c.delivered, &[]);
+                    for (n, kind) in [
+                        (c.timed_out, LossKind::Timeout),
+                        (c.refused, LossKind::Refused),
+                        (c.throttled, LossKind::Throttled),
+                        (c.other, LossKind::Failed),
+                    ] {
+                        observer.observe(n, &[KeyValue::new(semconv::ERROR_TYPE, kind.as_str())]);
+                    }
+                })
+                .build(),
+        );
+    }
     if let Some(keep) = keep {
         let traces = keep.clone();
         counters.push(
@@ -511,30 +549,121 @@ fn health_counters(
     counters
 }
 
-/// Counters of the OTLP metric export: pushes the collector accepted and pushes that failed.
+/// Counters of the OTLP metric push: pushes the collector accepted, pushes lost and why, and
+/// pushes skipped while the collector refused metrics or asked for quiet. Cheap to clone; every
+/// clone sees the same counters. Sealed by [`Telemetry::shutdown`](crate::Telemetry::shutdown):
+/// read right after it, the counters are final.
 #[derive(Clone, Debug, Default)]
 pub struct MetricsExportHealth {
-    inner: Arc<[std::sync::atomic::AtomicU64; 2]>,
+    inner: Arc<std::sync::Mutex<PushCounts>>,
+}
+
+/// A point-in-time copy of [`MetricsExportHealth`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PushCounts {
+    /// Pushes the collector acknowledged.
+    pub delivered: u64,
+    /// Pushes lost for any reason (the sum of the four below); nothing recorded is lost with
+    /// one unless it is the last, since the next push carries the cumulative totals.
+    pub failed: u64,
+    /// Of [`failed`](Self::failed): no answer within the export timeout or the shutdown budget.
+    pub timed_out: u64,
+    /// Of [`failed`](Self::failed): not sent, or answered 404/405/501/`UNIMPLEMENTED`, because
+    /// the collector does not take metrics.
+    pub refused: u64,
+    /// Of [`failed`](Self::failed): not sent because the collector asked for quiet.
+    pub throttled: u64,
+    /// Of [`failed`](Self::failed): any other failure (collector unreachable, another status).
+    pub other: u64,
+    /// Data points the collector acknowledged but rejected (`partial_success`).
+    pub rejected_data_points: u64,
+    /// Whether the last push (at shutdown, the final one) was delivered.
+    pub last_delivered: bool,
+    /// Whether the final push (at shutdown) was counted by the push thread.
+    final_counted: bool,
+    sealed: bool,
+}
+
+impl PushCounts {
+    /// Of [`failed`](Self::failed), the pushes that were never sent (refused or throttled).
+    pub fn skipped(&self) -> u64 {
+        self.refused + self.throttled
+    }
 }
 
 impl MetricsExportHealth {
+    /// A copy of the counters now.
+    pub fn snapshot(&self) -> PushCounts {
+        *self.lock()
+    }
+
     /// Pushes the collector accepted.
     pub fn exports(&self) -> u64 {
-        self.inner[0].load(std::sync::atomic::Ordering::Relaxed)
+        self.lock().delivered
     }
 
-    /// Pushes that failed (collector down, rejected, timed out); nothing is lost with them, the
-    /// next push carries the cumulative totals.
+    /// Pushes that were lost (collector down, refused, throttled, timed out); nothing is lost
+    /// with them unless it is the last, the next push carries the cumulative totals.
     pub fn failures(&self) -> u64 {
-        self.inner[1].load(std::sync::atomic::Ordering::Relaxed)
+        self.lock().failed
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, PushCounts> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one push (nothing once sealed).
     #[cfg_attr(
         not(any(feature = "otlp-http", feature = "otlp-grpc")),
         allow(dead_code)
     )]
-    pub(crate) fn add(&self, ok: bool) {
-        self.inner[usize::from(!ok)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pub(crate) fn add(&self, outcome: &Result<u64, crate::export::LossKind>, final_push: bool) {
+        let mut c = self.lock();
+        if c.sealed {
+            return;
+        }
+        c.final_counted |= final_push;
+        Self::count(&mut c, outcome);
+    }
+
+    fn count(c: &mut PushCounts, outcome: &Result<u64, crate::export::LossKind>) {
+        c.last_delivered = outcome.is_ok();
+        match outcome {
+            Ok(rejected) => {
+                c.delivered += 1;
+                c.rejected_data_points += rejected;
+            }
+            Err(kind) => {
+                c.failed += 1;
+                use crate::export::LossKind;
+                match kind {
+                    LossKind::Timeout => c.timed_out += 1,
+                    LossKind::Refused => c.refused += 1,
+                    LossKind::Throttled => c.throttled += 1,
+                    _ => c.other += 1,
+                }
+            }
+        }
+    }
+
+    /// Seals the counters: an outstanding push (`Some`: its reason) is counted as lost first.
+    #[cfg_attr(
+        not(any(feature = "otlp-http", feature = "otlp-grpc")),
+        allow(dead_code)
+    )]
+    pub(crate) fn seal(&self, outstanding: Option<crate::export::LossKind>) -> PushCounts {
+        let mut c = self.lock();
+        if !c.sealed
+            && !c.final_counted
+            && let Some(kind) = outstanding
+        {
+            Self::count(&mut c, &Err(kind));
+        }
+        c.sealed = true;
+        *c
     }
 }
 

@@ -8,8 +8,11 @@
 //! exemplars are added to it.
 //!
 //! No retries: the temporality is cumulative, so the next export (one interval later) carries
-//! everything a failed one had. A failed export is counted
-//! ([`MetricsExportHealth`]) and never blocks longer than the export timeout.
+//! everything a failed one had. The answer is classified as for the spans: 404/405/501 and gRPC
+//! `UNIMPLEMENTED` mean the collector does not take metrics, `Retry-After`/`RetryInfo` ask for
+//! quiet (the signal's [`Gate`](crate::export) keeps both across pushes), and an answer's
+//! `partial_success.rejected_data_points` is counted. The push loop
+//! ([`MetricsPush`](super::MetricsPush)) counts every push in [`MetricsExportHealth`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,15 +20,15 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as ProtoValue;
 use opentelemetry_proto::tonic::metrics::v1::{Exemplar as ProtoExemplar, exemplar, metric};
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::metrics::Temporality;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 
 use super::exemplar::{Scalar, attribute_set_hash};
-use super::{Exemplars, MetricsExportHealth, RequestDuration};
+use super::{Exemplars, RequestDuration};
+#[cfg(feature = "otlp-http")]
+use crate::export::gate;
+use crate::export::gate::{Closed, Gate, Signal};
 use crate::export::otlp::OtlpSettings;
-use crate::export::{BuildError, ExportRuntime, Protocol};
+use crate::export::{BuildError, ExportRuntime, LossKind, Protocol};
 
 enum Transport {
     #[cfg(feature = "otlp-http")]
@@ -48,8 +51,11 @@ pub(crate) struct OtlpMetricExporter {
     exemplars: Arc<Exemplars>,
     #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
     timeout: Duration,
-    health: MetricsExportHealth,
+    gate: Gate,
 }
+
+/// Why a push was lost.
+pub(crate) type PushLoss = (LossKind, String);
 
 impl std::fmt::Debug for OtlpMetricExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,8 +67,7 @@ impl OtlpMetricExporter {
     pub(crate) fn build(
         config: &OtlpSettings<'_>,
         exemplars: Arc<Exemplars>,
-    ) -> Result<(Self, Option<ExportRuntime>, MetricsExportHealth), BuildError> {
-        let health = MetricsExportHealth::default();
+    ) -> Result<(Self, Option<ExportRuntime>), BuildError> {
         let (transport, runtime) = match config.protocol {
             #[cfg(feature = "otlp-http")]
             Protocol::HttpProtobuf => {
@@ -99,14 +104,110 @@ impl OtlpMetricExporter {
                 transport,
                 exemplars,
                 timeout: config.timeout,
-                health: health.clone(),
+                gate: Gate::new(Signal::Metrics, config.endpoint),
             },
             runtime,
-            health,
         ))
     }
 
-    async fn send(&self, request: ExportMetricsServiceRequest) -> Result<(), String> {
+    /// Whether a push may go out now (the collector neither refuses metrics nor asked for
+    /// quiet).
+    pub(crate) fn check(&self) -> Result<(), PushLoss> {
+        match self.gate.check() {
+            Ok(()) => Ok(()),
+            Err(Closed::Refused(answer)) => Err((
+                LossKind::Refused,
+                format!("not pushed: the collector refuses metrics (it answered {answer})"),
+            )),
+            Err(Closed::Throttled(until)) => Err((
+                LossKind::Throttled,
+                format!(
+                    "not pushed: the collector asked for quiet for another {} ms",
+                    until
+                        .saturating_duration_since(std::time::Instant::now())
+                        .as_millis()
+                ),
+            )),
+        }
+    }
+
+    /// Pushes `metrics` once: `Ok` with the data points the collector rejected.
+    pub(crate) fn export(&self, metrics: &ResourceMetrics) -> Result<u64, PushLoss> {
+        self.check()?;
+        let mut request = ExportMetricsServiceRequest::from(metrics);
+        add_exemplars(&mut request, &self.exemplars);
+        futures_executor::block_on(self.send(request))
+    }
+
+    /// An HTTP status that is not a success, classified (and kept in the gate).
+    #[cfg(feature = "otlp-http")]
+    fn http_failure(&self, status: u16, retry_after: Option<Duration>) -> PushLoss {
+        if gate::http_refuses(status) {
+            self.gate.refuse(&format!("HTTP {status}"));
+            return (
+                LossKind::Refused,
+                format!("the collector answered HTTP {status}: it does not take metrics"),
+            );
+        }
+        match (status, retry_after) {
+            (429 | 503, Some(after)) => {
+                self.gate.throttle(after);
+                (
+                    LossKind::Throttled,
+                    format!(
+                        "the collector answered HTTP {status} with Retry-After {} s",
+                        after.as_secs()
+                    ),
+                )
+            }
+            _ => (
+                LossKind::Failed,
+                format!("the collector answered HTTP {status}"),
+            ),
+        }
+    }
+
+    /// A gRPC status, classified (and kept in the gate).
+    #[cfg(feature = "otlp-grpc")]
+    fn grpc_failure(&self, status: &tonic::Status) -> PushLoss {
+        use tonic::Code;
+        use tonic_types::StatusExt;
+        let code = status.code();
+        let delay = status
+            .get_details_retry_info()
+            .and_then(|info| info.retry_delay)
+            .filter(|d| !d.is_zero());
+        match (code, delay) {
+            (Code::Unimplemented, _) => {
+                self.gate.refuse("gRPC UNIMPLEMENTED");
+                (
+                    LossKind::Refused,
+                    "the collector answered gRPC UNIMPLEMENTED: it does not take metrics"
+                        .to_owned(),
+                )
+            }
+            (Code::ResourceExhausted | Code::Unavailable, Some(delay)) => {
+                self.gate.throttle(delay);
+                (
+                    LossKind::Throttled,
+                    format!(
+                        "the collector answered gRPC {code:?} with RetryInfo {} ms",
+                        delay.as_millis()
+                    ),
+                )
+            }
+            (Code::DeadlineExceeded | Code::Cancelled, _) => (
+                LossKind::Timeout,
+                format!("the collector answered gRPC {code:?}"),
+            ),
+            _ => (
+                LossKind::Failed,
+                format!("the collector answered gRPC {code:?}"),
+            ),
+        }
+    }
+
+    async fn send(&self, request: ExportMetricsServiceRequest) -> Result<u64, PushLoss> {
         match &self.transport {
             #[cfg(feature = "otlp-http")]
             Transport::Http { client, endpoint } => {
@@ -116,15 +217,21 @@ impl OtlpMetricExporter {
                 let request = http::Request::post(endpoint.clone())
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf")
                     .body(opentelemetry_http::Bytes::from(body))
-                    .map_err(|e| e.to_string())?;
-                let response = client
-                    .send_bytes(request)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if response.status().is_success() {
-                    Ok(())
+                    .map_err(|e| (LossKind::Failed, e.to_string()))?;
+                let response = client.send_bytes(request).await.map_err(|e| {
+                    let failure = crate::export::otlp::transport_failure(&*e, self.timeout);
+                    (failure.kind, failure.message)
+                })?;
+                let status = response.status();
+                if status.is_success() {
+                    Ok(rejected_data_points(response.body()))
                 } else {
-                    Err(format!("the collector answered {}", response.status()))
+                    let retry_after = response
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(crate::export::otlp::retry_after);
+                    Err(self.http_failure(status.as_u16(), retry_after))
                 }
             }
             #[cfg(feature = "otlp-grpc")]
@@ -142,16 +249,23 @@ impl OtlpMetricExporter {
                 let mut request = tonic::Request::new(request);
                 *request.metadata_mut() = metadata.clone();
                 let timeout = self.timeout;
-                // On the export runtime, like the span exporter's channel; the reader's thread
+                // On the export runtime, like the span exporter's channel; the push thread
                 // waits for the task.
                 let task = runtime.spawn(async move {
-                    match tokio::time::timeout(timeout, client.export(request)).await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(status)) => Err(format!("the collector answered {status}")),
-                        Err(_) => Err(format!("no answer within {timeout:?}")),
-                    }
+                    tokio::time::timeout(timeout, client.export(request)).await
                 });
-                task.await.map_err(|e| format!("export task: {e}"))?
+                match task.await {
+                    Ok(Ok(Ok(response))) => Ok(response
+                        .into_inner()
+                        .partial_success
+                        .map_or(0, |p| u64::try_from(p.rejected_data_points).unwrap_or(0))),
+                    Ok(Ok(Err(status))) => Err(self.grpc_failure(&status)),
+                    Ok(Err(_)) => Err((
+                        LossKind::Timeout,
+                        format!("no answer within {} ms", timeout.as_millis()),
+                    )),
+                    Err(e) => Err((LossKind::Failed, format!("export task: {e}"))),
+                }
             }
         }
     }
@@ -196,31 +310,17 @@ pub(crate) fn add_exemplars(request: &mut ExportMetricsServiceRequest, exemplars
     }
 }
 
-impl PushMetricExporter for OtlpMetricExporter {
-    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
-        let mut request = ExportMetricsServiceRequest::from(metrics);
-        add_exemplars(&mut request, &self.exemplars);
-        match self.send(request).await {
-            Ok(()) => {
-                self.health.add(true);
-                Ok(())
-            }
-            Err(why) => {
-                self.health.add(false);
-                Err(OTelSdkError::InternalFailure(why))
-            }
-        }
+/// The data points an OTLP/HTTP answer (`ExportMetricsServiceResponse`, protobuf) says were
+/// rejected; 0 for an empty or undecodable body.
+#[cfg(feature = "otlp-http")]
+fn rejected_data_points(body: &[u8]) -> u64 {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    use prost::Message as _;
+    if body.is_empty() {
+        return 0;
     }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
-    }
+    ExportMetricsServiceResponse::decode(body)
+        .ok()
+        .and_then(|r| r.partial_success)
+        .map_or(0, |p| u64::try_from(p.rejected_data_points).unwrap_or(0))
 }

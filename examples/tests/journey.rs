@@ -1,0 +1,755 @@
+//! The journey, black-box: the demo and the trace-context participant run as processes,
+//! configured only through the environment, against collectors started here on 127.0.0.1 that
+//! take only traces (404 / `UNIMPLEMENTED` for metrics, like Jaeger), throttle (429 with
+//! `Retry-After`), never answer, are not there, or need TLS with a CA made in the test. Each case
+//! asserts the exit status, the elapsed time, what arrived (every span of the journey with its
+//! parent links) and what was printed.
+//!
+//! Runs in every build: `cargo test -p gorax-examples --test journey` (the README's default
+//! features), `--features grpc,tls` (the gRPC and TLS cases), and `--all-features` from
+//! `scripts/test.sh`. Every later capability adds its case here.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+/// One span as the collector received it.
+#[derive(Clone, Debug)]
+struct Span {
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent: Vec<u8>,
+    name: String,
+}
+
+/// What a collector saw: spans, and every request with its path and arrival time.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<SeenInner>>);
+
+#[derive(Default)]
+struct SeenInner {
+    spans: Vec<Span>,
+    requests: Vec<(String, Instant, u16)>,
+}
+
+impl Seen {
+    fn record_spans(&self, request: ExportTraceServiceRequest) {
+        let spans = request
+            .resource_spans
+            .into_iter()
+            .flat_map(|rs| rs.scope_spans)
+            .flat_map(|ss| ss.spans)
+            .map(|s| Span {
+                trace_id: s.trace_id,
+                span_id: s.span_id,
+                parent: s.parent_span_id,
+                name: s.name,
+            });
+        self.0.lock().unwrap().spans.extend(spans);
+    }
+
+    fn record_request(&self, path: &str, status: u16) {
+        self.0
+            .lock()
+            .unwrap()
+            .requests
+            .push((path.to_owned(), Instant::now(), status));
+    }
+
+    fn spans(&self) -> Vec<Span> {
+        self.0.lock().unwrap().spans.clone()
+    }
+
+    fn requests(&self, path: &str) -> Vec<(Instant, u16)> {
+        let inner = self.0.lock().unwrap();
+        inner
+            .requests
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, t, s)| (*t, *s))
+            .collect()
+    }
+}
+
+/// How an HTTP collector answers.
+#[derive(Clone, Copy, Debug)]
+enum Behaviour {
+    /// Takes traces; 404 for every other signal (Jaeger's OTLP/HTTP receiver).
+    TracesOnly,
+    /// The first request of each signal gets 429 with `Retry-After: N`; later ones are taken
+    /// (metrics: 404 after that, as a traces-only backend).
+    ThrottleFirst(u64),
+    /// Takes traces but rejects one span of each request (`partial_success`).
+    RejectOne,
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as PEM; the CA is also written to a file
+/// for `TRACING_CERTIFICATE`.
+struct Pki {
+    ca_file: std::path::PathBuf,
+    cert: String,
+    key: String,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let ca_file = std::env::temp_dir().join(format!(
+            "gorax-journey-ca-{name}-{}.pem",
+            std::process::id()
+        ));
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        Self {
+            ca_file,
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.ca_file);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// An OTLP/HTTP collector on 127.0.0.1 (over TLS with `pki`) answering as `behaviour`.
+fn http_collector(
+    rt: &tokio::runtime::Runtime,
+    behaviour: Behaviour,
+    pki: Option<&Pki>,
+) -> (Seen, SocketAddr) {
+    let seen = Seen::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = pki.map(|pki| {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(pki.cert.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(pki.key.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
+    let s = seen.clone();
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let throttled: Arc<Mutex<HashMap<String, bool>>> = Arc::default();
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (s, acceptor, throttled) = (s.clone(), acceptor.clone(), throttled.clone());
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (s, throttled) = (s.clone(), throttled.clone());
+                        async move {
+                            use http_body_util::BodyExt;
+                            let path = req.uri().path().to_owned();
+                            let bytes = req.into_body().collect().await?.to_bytes();
+                            let first = throttled
+                                .lock()
+                                .unwrap()
+                                .insert(path.clone(), true)
+                                .is_none();
+                            let (status, retry_after, body) = match (behaviour, path.as_str()) {
+                                (Behaviour::ThrottleFirst(after), _) if first => {
+                                    (429, Some(after), Vec::new())
+                                }
+                                (_, "/v1/traces") => {
+                                    let request = ExportTraceServiceRequest::decode(bytes)
+                                        .expect("an OTLP trace request");
+                                    let n = request
+                                        .resource_spans
+                                        .iter()
+                                        .flat_map(|rs| &rs.scope_spans)
+                                        .map(|ss| ss.spans.len())
+                                        .sum::<usize>();
+                                    s.record_spans(request);
+                                    let body = match behaviour {
+                                        Behaviour::RejectOne if n > 0 => {
+                                            ExportTraceServiceResponse {
+                                                partial_success: Some(ExportTracePartialSuccess {
+                                                    rejected_spans: 1,
+                                                    error_message: "one too many".into(),
+                                                }),
+                                            }
+                                            .encode_to_vec()
+                                        }
+                                        _ => Vec::new(),
+                                    };
+                                    (200, None, body)
+                                }
+                                _ => (404, None, Vec::new()),
+                            };
+                            s.record_request(&path, status);
+                            let mut response = http::Response::new(http_body_util::Full::new(
+                                hyper::body::Bytes::from(body),
+                            ));
+                            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                            response.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static("application/x-protobuf"),
+                            );
+                            if let Some(after) = retry_after {
+                                response
+                                    .headers_mut()
+                                    .insert(http::header::RETRY_AFTER, after.into());
+                            }
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    });
+                let http = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    Some(a) => {
+                        if let Ok(tls) = a.accept(tcp).await {
+                            let _ = http
+                                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                .await;
+                        }
+                    }
+                    None => {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    (seen, addr)
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService for Seen {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.record_request("TraceService/Export", 0);
+        self.record_spans(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// An OTLP/gRPC collector on 127.0.0.1 (over TLS with `pki`) with the trace service only:
+/// tonic answers `UNIMPLEMENTED` for metrics, as Jaeger does.
+fn grpc_collector(rt: &tokio::runtime::Runtime, pki: Option<&Pki>) -> (Seen, SocketAddr) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let seen = Seen::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(pki) = pki {
+        use tonic::transport::{Identity, ServerTlsConfig};
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(&pki.cert, &pki.key)))
+            .unwrap();
+    }
+    let service = TraceServiceServer::new(seen.clone());
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let _ = builder
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await;
+    });
+    (seen, addr)
+}
+
+/// A collector that accepts connections and never answers (held until the test ends).
+fn silent_collector() -> (std::thread::JoinHandle<()>, SocketAddr) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let thread = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (thread, addr)
+}
+
+/// A port nobody listens on.
+fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// The finished run of a program.
+struct Run {
+    ok: bool,
+    code: Option<i32>,
+    elapsed: Duration,
+    stderr: String,
+}
+
+/// The binary configured by `env` only: every `TRACING_*`/`OTEL_*` variable of the test's own
+/// environment is removed first.
+fn command(bin: &str, env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(bin);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRACING_") || key.starts_with("OTEL_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    // Plain lines: the assertions read stderr.
+    cmd.env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs the demo to its end (killed after 60 s: a hang fails the case, never the suite).
+fn demo(env: &[(&str, String)]) -> Run {
+    let started = Instant::now();
+    let mut child = command(env!("CARGO_BIN_EXE_demo"), env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the demo starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = wait_bounded(&mut child, Duration::from_secs(60));
+    let elapsed = started.elapsed();
+    Run {
+        ok: status.is_some_and(|s| s.success()),
+        code: status.and_then(|s| s.code()),
+        elapsed,
+        stderr: reader.join().unwrap(),
+    }
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Lines of `stderr` that contain every one of `words`.
+fn lines_with<'a>(stderr: &'a str, words: &[&str]) -> Vec<&'a str> {
+    stderr
+        .lines()
+        .filter(|l| words.iter().all(|w| l.contains(w)))
+        .collect()
+}
+
+/// The spans of one whole journey arrived, in one trace, with the guide's parent links.
+fn assert_journey(spans: &[Span], stderr: &str) {
+    let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
+    let root = named("POST /api/v1/workflows/{id}/execute");
+    assert_eq!(
+        root.len(),
+        1,
+        "one API span; got {:#?}\n{stderr}",
+        names(spans)
+    );
+    let root = root[0];
+    assert!(root.parent.is_empty(), "the API span is the root");
+    let trace = &root.trace_id;
+    for (child, parent) in [
+        ("workflow.execute", "POST /api/v1/workflows/{id}/execute"),
+        ("workflow.step.execute", "workflow.execute"),
+        ("POST", "workflow.step.execute"),
+        ("POST /api/v1/steps/{node}", "POST"),
+        ("send gorax-executions", "workflow.execute"),
+        ("process gorax-executions", "send gorax-executions"),
+        ("workflow.step.execute", "process gorax-executions"),
+        ("gorax.notify.v1.Notifier/Notify", "workflow.step.execute"),
+    ] {
+        let linked = named(child).into_iter().any(|c| {
+            &c.trace_id == trace
+                && named(parent)
+                    .iter()
+                    .any(|p| p.span_id == c.parent && &p.trace_id == trace)
+        });
+        assert!(
+            linked,
+            "{child} under {parent} in trace {}: {:#?}",
+            hex(trace),
+            names(spans)
+        );
+    }
+    assert!(
+        spans.iter().all(|s| &s.trace_id == trace),
+        "every span in the one trace"
+    );
+}
+
+fn names(spans: &[Span]) -> Vec<(String, String, String)> {
+    spans
+        .iter()
+        .map(|s| (s.name.clone(), hex(&s.span_id), hex(&s.parent)))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The one warning that the collector does not take metrics, naming the answer.
+fn assert_metrics_refused_once(stderr: &str, answer: &str) {
+    let refused = lines_with(stderr, &["does not accept metrics", answer]);
+    assert_eq!(
+        refused.len(),
+        1,
+        "one warning naming metrics and {answer}:\n{stderr}"
+    );
+    assert!(!stderr.contains("Error:"), "no error exit text:\n{stderr}");
+}
+
+#[test]
+fn a_traces_only_collector_over_http_gets_the_whole_trace_and_the_demo_exits_0() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let run = demo(&[("TRACING_ENDPOINT", format!("http://{addr}/v1/traces"))]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_metrics_refused_once(&run.stderr, "HTTP 404");
+    // Refused once, then not asked again within the run.
+    assert_eq!(seen.requests("/v1/metrics").len(), 1);
+    assert!(run.elapsed < Duration::from_secs(20), "{:?}", run.elapsed);
+}
+
+#[test]
+fn a_collector_that_rejects_spans_is_reported_and_the_demo_exits_0() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::RejectOne, None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_METRICS_ENABLED", "false".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    let requests = seen.requests("/v1/traces").len();
+    assert!(requests >= 1);
+    // Each request had one span rejected: the summary says so, by reason.
+    let summary = lines_with(
+        &run.stderr,
+        &["not fully delivered", "rejected by the collector"],
+    );
+    assert_eq!(summary.len(), 1, "{}", run.stderr);
+    assert!(
+        summary[0].contains(&format!("{requests} rejected by the collector")),
+        "{}",
+        summary[0]
+    );
+}
+
+#[test]
+fn a_throttling_collector_gets_the_next_request_after_retry_after_and_the_demo_exits_0() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::ThrottleFirst(5), None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_EXPORT_TIMEOUT_MS", "8000".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    let traces = seen.requests("/v1/traces");
+    assert!(traces.len() >= 2, "{traces:?}");
+    assert_eq!(traces[0].1, 429);
+    let gap = traces[1].0 - traces[0].0;
+    assert!(
+        (Duration::from_secs(5)..Duration::from_millis(5500)).contains(&gap),
+        "next request {gap:?} after the 429"
+    );
+    assert_journey(&seen.spans(), &run.stderr);
+    // The metrics' only push (at shutdown) met the 429: not retried, reported as throttled.
+    let metrics = seen.requests("/v1/metrics");
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    assert!(
+        lines_with(&run.stderr, &["not fully delivered", "throttled"]).len() == 1,
+        "{}",
+        run.stderr
+    );
+    // Within the 8 s budget plus the journey.
+    assert!(run.elapsed < Duration::from_secs(15), "{:?}", run.elapsed);
+}
+
+#[test]
+fn a_silent_collector_costs_one_budget_and_the_demo_exits_0_within_3_s() {
+    let (_held, addr) = silent_collector();
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_EXPORT_TIMEOUT_MS", "1000".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert!(
+        run.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        run.elapsed
+    );
+    let summary = lines_with(&run.stderr, &["not fully delivered", "timed out"]);
+    assert_eq!(summary.len(), 1, "{}", run.stderr);
+    assert!(summary[0].contains("metrics"), "{}", summary[0]);
+}
+
+#[test]
+fn a_closed_port_loses_the_spans_with_a_summary_and_the_demo_exits_0() {
+    let addr = closed_port();
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_EXPORT_TIMEOUT_MS", "1000".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert!(
+        run.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        run.elapsed
+    );
+    let summary = lines_with(&run.stderr, &["not fully delivered", "spans lost"]);
+    assert_eq!(summary.len(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn sigterm_stops_demo_serve_with_every_request_delivered() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let started = Instant::now();
+    let mut child = command(
+        env!("CARGO_BIN_EXE_demo"),
+        &[
+            ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+            ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+        ],
+    )
+    .arg("--serve")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("curl -X POST") {
+                let _ = tx.send(line.clone());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the demo prints its API URL");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let status = rt.block_on(client.post(&url).send()).unwrap().status();
+        assert!(status.is_success(), "{status}");
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopping = Instant::now();
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{stderr}");
+    // Within the 2 s budget (plus the process's own exit).
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopping.elapsed()
+    );
+    // The journey's request and the three of the user's own: four API spans, all delivered.
+    let api = seen
+        .spans()
+        .into_iter()
+        .filter(|s| s.name == "POST /api/v1/workflows/{id}/execute")
+        .count();
+    assert_eq!(api, 4, "{stderr}");
+    assert!(
+        !stderr.contains("not fully delivered") || stderr.contains("metrics"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn the_participant_runs_as_a_process_and_stops_on_sigterm() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let port = closed_port().port();
+    let mut child = command(
+        env!("CARGO_BIN_EXE_tracecontext"),
+        &[
+            ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+            ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+        ],
+    )
+    .args(["--port", &port.to_string()])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the participant listens");
+    let client = reqwest::Client::new();
+    let response = rt
+        .block_on(
+            client
+                .post(format!("http://127.0.0.1:{port}/test"))
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .json(&serde_json::json!([]))
+                .send(),
+        )
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopping = Instant::now();
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{stderr}");
+    assert!(stopping.elapsed() < Duration::from_secs(3));
+    // The server span continued the caller's trace and reached the collector.
+    let spans = seen.spans();
+    assert!(
+        spans
+            .iter()
+            .any(|s| hex(&s.trace_id) == "4bf92f3577b34da6a3ce929d0e0e4736"
+                && hex(&s.parent) == "00f067aa0ba902b7"),
+        "{:#?}",
+        names(&spans)
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn a_traces_only_collector_over_tls_with_its_own_ca() {
+    let rt = runtime();
+    let pki = Pki::new("http");
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, Some(&pki));
+    let run = demo(&[
+        (
+            "TRACING_ENDPOINT",
+            format!("https://127.0.0.1:{}/v1/traces", addr.port()),
+        ),
+        ("TRACING_CERTIFICATE", pki.ca_file.display().to_string()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_metrics_refused_once(&run.stderr, "HTTP 404");
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn a_traces_only_collector_over_grpc_answers_unimplemented_for_metrics() {
+    let rt = runtime();
+    let (seen, addr) = grpc_collector(&rt, None);
+    let run = demo(&[("TRACING_ENDPOINT", format!("127.0.0.1:{}", addr.port()))]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_metrics_refused_once(&run.stderr, "UNIMPLEMENTED");
+}
+
+#[cfg(all(feature = "grpc", feature = "tls"))]
+#[test]
+fn a_traces_only_collector_over_grpc_and_tls() {
+    let rt = runtime();
+    let pki = Pki::new("grpc");
+    let (seen, addr) = grpc_collector(&rt, Some(&pki));
+    let run = demo(&[
+        (
+            "TRACING_ENDPOINT",
+            format!("https://127.0.0.1:{}", addr.port()),
+        ),
+        ("TRACING_PROTOCOL", "grpc".into()),
+        ("TRACING_CERTIFICATE", pki.ca_file.display().to_string()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_metrics_refused_once(&run.stderr, "UNIMPLEMENTED");
+}
+
+#[cfg(not(feature = "grpc"))]
+#[test]
+fn a_grpc_endpoint_without_the_feature_is_a_clear_error() {
+    let run = demo(&[("TRACING_ENDPOINT", "127.0.0.1:4317".into())]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("otlp-grpc"), "{}", run.stderr);
+}
