@@ -443,6 +443,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The shutdown summary, if any, reports no lost span (only the metrics a traces-only collector
+/// refused).
+fn assert_no_span_lost(stderr: &str) {
+    assert!(
+        lines_with(stderr, &["not fully delivered", "traces:"]).is_empty(),
+        "no span lost:\n{stderr}"
+    );
+}
+
 /// The one warning that the collector does not take metrics, naming the answer.
 fn assert_metrics_refused_once(stderr: &str, answer: &str) {
     let refused = lines_with(stderr, &["does not accept metrics", answer]);
@@ -452,6 +461,13 @@ fn assert_metrics_refused_once(stderr: &str, answer: &str) {
         "one warning naming metrics and {answer}:\n{stderr}"
     );
     assert!(!stderr.contains("Error:"), "no error exit text:\n{stderr}");
+    assert_no_span_lost(stderr);
+    // The shutdown summary names the refused metrics.
+    assert_eq!(
+        lines_with(stderr, &["not fully delivered", "metrics", "refused"]).len(),
+        1,
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -621,10 +637,7 @@ fn sigterm_stops_demo_serve_with_every_request_delivered() {
         .filter(|s| s.name == "POST /api/v1/workflows/{id}/execute")
         .count();
     assert_eq!(api, 4, "{stderr}");
-    assert!(
-        !stderr.contains("not fully delivered") || stderr.contains("metrics"),
-        "{stderr}"
-    );
+    assert_no_span_lost(&stderr);
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 

@@ -40,7 +40,7 @@
 //!     step.span().end();
 //! }
 //! cx.span().end();
-//! //! // Flushes (dropping does the same); losing telemetry must not fail the program: log it.
+//! // Flushes (dropping does the same); losing telemetry must not fail the program: log it.
 //! if let Err(lost) = telemetry.shutdown() {
 //!     tracing::warn!(%lost, "telemetry lost at shutdown");
 //! }

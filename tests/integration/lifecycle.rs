@@ -28,6 +28,8 @@ enum Answer {
     ThrottleFirst(u64),
     /// Every traces request: 429 with `Retry-After` (metrics: 200).
     ThrottleAlways(u64),
+    /// Traces: 404 (a metrics-only backend); metrics: 200.
+    RefuseTraces,
 }
 
 #[derive(Clone)]
@@ -66,6 +68,7 @@ async fn receive(
     let (status, retry_after, reject) = match r.answer {
         Answer::ThrottleFirst(after) if first => (429, Some(after), 0),
         Answer::ThrottleAlways(after) if traces => (429, Some(after), 0),
+        Answer::RefuseTraces if traces => (404, None, 0),
         Answer::Accept { reject } => (200, None, reject),
         _ => (200, None, 0),
     };
@@ -374,4 +377,35 @@ fn a_shutdown_inside_the_quiet_returns_within_the_budget_and_reports_throttled_s
     assert_exact(h, &error, 60, 0);
     // No request went out during the quiet.
     assert_eq!(receiver.requests("/v1/traces").len(), 1);
+}
+
+#[test]
+fn a_collector_that_refuses_traces_is_asked_once_and_metrics_still_arrive() {
+    let rt = server_runtime();
+    let (receiver, endpoint) = receiver(&rt, Answer::RefuseTraces);
+    let telemetry = Telemetry::new(
+        &config(&endpoint, Duration::from_secs(2))
+            .with_metrics(true)
+            .with_metric_export_interval(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let health = telemetry.health();
+    spans(&telemetry, 5);
+    let _ = telemetry.force_flush();
+    spans(&telemetry, 7);
+    let _ = telemetry.force_flush();
+    assert!(gorax_tests::wait_until(Duration::from_secs(10), || {
+        receiver.requests("/v1/metrics").len() >= 2
+    }));
+    // One request found out; the second batch was not sent, and both are counted as refused.
+    assert_eq!(receiver.requests("/v1/traces").len(), 1);
+    let h = health.snapshot();
+    assert_eq!((h.spans_refused, h.spans_failed), (12, 12), "{h:?}");
+    let error = telemetry.shutdown().expect_err("the spans were refused");
+    assert!(error.metrics.is_none(), "metrics were delivered: {error}");
+    assert_exact(health.snapshot(), &error, 12, 0);
+    assert!(
+        error.to_string().contains("12 refused by the collector"),
+        "{error}"
+    );
 }
