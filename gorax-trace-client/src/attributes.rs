@@ -153,10 +153,26 @@ pub(crate) fn on_response(sink: &mut impl Sink, res: &Response, config: &Config,
     }
 }
 
-/// A request that got no response: `error.type` is a low-cardinality class of the error.
+/// A request that got no response: `error.type` is a low-cardinality class of the error; the
+/// status message is the error's text without its URL (reqwest names the URL it failed for; it
+/// is in `url.full`, redacted) and with any other URL in it redacted
+/// ([`redact_text`](gorax_trace::httpconv::redact_text)).
 pub(crate) fn on_error(sink: &mut impl Sink, error: &reqwest_middleware::Error) {
     sink.attribute(KeyValue::new(semconv::ERROR_TYPE, error_type(error)));
-    sink.status(Status::error(error.to_string()));
+    sink.status(Status::error(error_message(error)));
+}
+
+/// The text of `error` without the URL reqwest appends, and with any other URL redacted.
+fn error_message(error: &reqwest_middleware::Error) -> String {
+    let text = error.to_string();
+    let text = match error {
+        reqwest_middleware::Error::Reqwest(e) => match e.url() {
+            Some(url) => text.replace(&format!(" for url ({url})"), ""),
+            None => text,
+        },
+        reqwest_middleware::Error::Middleware(_) => text,
+    };
+    gorax_trace::httpconv::redact_text(&text).into_owned()
 }
 
 /// The outcome attributes and status of `result`.

@@ -152,7 +152,9 @@ pub fn node_attributes(node_id: &str, node_type: &str) -> [KeyValue; 2] {
 
 /// Records `error` on the span of `cx`: an `exception` event (`exception.type`,
 /// `exception.message`), status Error with the message, and `error.type` set to the error's type
-/// name (low cardinality). Does nothing when the span is not recording.
+/// name (low cardinality). Every URL in the message is redacted first
+/// ([`redact_text`](crate::httpconv::redact_text): credentials and sensitive query values).
+/// Does nothing when the span is not recording.
 pub fn record_error<E: Display + ?Sized>(cx: &Context, error: &E) {
     record_error_on(&cx.span(), error)
 }
@@ -168,7 +170,9 @@ pub fn record_error_on<E: Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
         return;
     }
     let type_name = short_type_name::<E>();
-    let message = error.to_string();
+    // Error texts name URLs (reqwest's the request's, Redis's the connection's with its
+    // password): redacted as `url.full` is.
+    let message = crate::httpconv::redact_text(&error.to_string()).into_owned();
     span.add_event(
         semconv::EXCEPTION_EVENT,
         vec![
@@ -282,6 +286,31 @@ mod tests {
         assert_eq!(short_type_name::<std::io::Error>(), "error::Error");
         assert_eq!(short_type_name::<std::fmt::Error>(), "fmt::Error");
         assert_eq!(short_type_name::<u8>(), "u8");
+    }
+
+    /// Issue 20: error texts carrying URLs (a Redis connection URL with its password, a
+    /// request URL with tokens) are recorded redacted, in the status and in the event.
+    #[test]
+    fn secrets_in_error_texts_are_redacted() {
+        let t = TestTracing::new();
+        let span = t.tracer().start("op");
+        let cx = Context::new().with_span(span);
+        let error = std::io::Error::other(
+            "connect redis://:hunter2@cache:6379/0 failed; retried http://h/x?a=1;token=t0k3n",
+        );
+        record_error(&cx, &error);
+        cx.span().end();
+        let spans = t.spans();
+        let op = spans.find("op");
+        let everything = format!("{:?} {:?}", op.status, op.events);
+        for secret in ["hunter2", "t0k3n"] {
+            assert!(!everything.contains(secret), "{secret}: {everything}");
+        }
+        assert!(
+            everything.contains("redis://REDACTED:REDACTED@cache:6379/0"),
+            "{everything}"
+        );
+        assert!(everything.contains("token=REDACTED"), "{everything}");
     }
 
     #[test]

@@ -83,6 +83,35 @@ impl Endpoint {
     }
 }
 
+/// A host as an OTLP endpoint may name it: an IP address (IPv6 in brackets) or a DNS name of
+/// letters, digits, `-` and `_` (underscores are not DNS but resolve in Docker Compose and
+/// Kubernetes service names), labels of 1 to 63 characters, at most 253 in all.
+fn check_host(host: &str) -> Result<(), String> {
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(drop)
+            .map_err(|_| format!("invalid IPv6 address {host:?}"));
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let valid = name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid host {host:?}; expected an IP address or a DNS name (letters, digits, '-')"
+        ))
+    }
+}
+
 /// `host:port` (only from [`Source::Tracing`]) or `http(s)://host[:port][/path]`, parsed by
 /// [`http::Uri`]; the checks here only add what an OTLP endpoint needs (a host, a port for
 /// `host:port`, no path without a scheme) and say what was expected.
@@ -112,6 +141,17 @@ pub(super) fn parse(s: &str, source: Source) -> Result<Endpoint, String> {
     }
     if host.contains(':') && !host.starts_with('[') {
         return Err("an IPv6 address needs brackets, e.g. [::1]:4317".to_owned());
+    }
+    check_host(host)?;
+    // `Uri` drops a port that is not a `u16` (`:99999`): read it from the text.
+    let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+    if let Some(port) = host_port
+        .get(host.len()..)
+        .and_then(|p| p.strip_prefix(':'))
+        && !port.is_empty()
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("invalid port {port:?}; expected 1 to 65535"));
     }
     let port = match authority.port() {
         // `u16::from_str` (and so `Uri`) takes a leading `+`; a port is digits only.

@@ -793,6 +793,11 @@ fn builders_validate() {
         "host:99999",
         "host name:4317",
         "",
+        // Issue 20: a port past 65535 behind a scheme, a bracketed non-address, a bad name.
+        "http://127.0.0.1:99999/v1/traces",
+        "http://[zz]:1",
+        "bad_host_name!:4317",
+        "http://-bad-:4318",
     ] {
         let e = TraceConfig::new()
             .with_endpoint(bad)
@@ -1699,4 +1704,38 @@ fn timeouts_are_bounded_and_the_shutdown_budget_defaults_to_the_export_timeout()
         .validate()
         .unwrap_err();
     assert_eq!(e.errors()[0].variable, "with_batch");
+}
+
+/// Issue 20: endpoints that cannot work are configuration errors naming the variable and value;
+/// valid forms still pass (IPv6, underscores of Compose service names, a trailing dot).
+#[test]
+fn endpoints_are_checked_at_init_by_variable() {
+    for (var, bad) in [
+        ("TRACING_ENDPOINT", "http://127.0.0.1:99999/v1/traces"),
+        ("TRACING_ENDPOINT", "http://[zz]:1"),
+        ("TRACING_ENDPOINT", "bad_host_name!:4317"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:65536"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "https://exa mple.com/v1/traces",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://[::1:4318/v1/metrics",
+        ),
+    ] {
+        let e = TraceConfig::from_vars([(var, bad)]).unwrap_err();
+        let found = e.errors().iter().find(|e| e.variable == var);
+        assert!(found.is_some_and(|f| f.value == bad), "{var}={bad}: {e}");
+    }
+    for good in [
+        "http://[::1]:4318/v1/traces",
+        "otel_collector:4317",
+        "collector.monitoring.svc.cluster.local.:4317",
+        "https://api.honeycomb.io",
+        "http://127.0.0.1:65535",
+    ] {
+        TraceConfig::from_vars([("TRACING_ENDPOINT", good)])
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
 }
