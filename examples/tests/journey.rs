@@ -24,6 +24,7 @@ use prost::Message;
 /// One span as the collector received it.
 #[derive(Clone, Debug)]
 struct Span {
+    service: String,
     trace_id: Vec<u8>,
     span_id: Vec<u8>,
     parent: Vec<u8>,
@@ -37,23 +38,53 @@ struct Seen(Arc<Mutex<SeenInner>>);
 #[derive(Default)]
 struct SeenInner {
     spans: Vec<Span>,
+    /// Every request body as received (to search for planted secrets).
+    raw: Vec<u8>,
     requests: Vec<(String, Instant, u16)>,
 }
 
 impl Seen {
     fn record_spans(&self, request: ExportTraceServiceRequest) {
-        let spans = request
-            .resource_spans
-            .into_iter()
-            .flat_map(|rs| rs.scope_spans)
-            .flat_map(|ss| ss.spans)
-            .map(|s| Span {
-                trace_id: s.trace_id,
-                span_id: s.span_id,
-                parent: s.parent_span_id,
-                name: s.name,
-            });
+        self.0
+            .lock()
+            .unwrap()
+            .raw
+            .extend_from_slice(&request.encode_to_vec());
+        let spans = request.resource_spans.into_iter().flat_map(|rs| {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
+                    ) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            rs.scope_spans
+                .into_iter()
+                .flat_map(|ss| ss.spans)
+                .map(move |s| Span {
+                    service: service.clone(),
+                    trace_id: s.trace_id,
+                    span_id: s.span_id,
+                    parent: s.parent_span_id,
+                    name: s.name,
+                })
+        });
         self.0.lock().unwrap().spans.extend(spans);
+    }
+
+    /// Whether any request body held `needle`.
+    fn received_bytes(&self, needle: &str) -> bool {
+        let inner = self.0.lock().unwrap();
+        inner
+            .raw
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
     }
 
     fn record_request(&self, path: &str, status: u16) {
@@ -765,4 +796,146 @@ fn a_grpc_endpoint_without_the_feature_is_a_clear_error() {
     let run = demo(&[("TRACING_ENDPOINT", "127.0.0.1:4317".into())]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("otlp-grpc"), "{}", run.stderr);
+}
+
+/// Issue 20: the demo's service name is a code default that the environment overrides.
+#[test]
+fn tracing_service_name_renames_the_demo() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_SERVICE_NAME", "renamed-demo".into()),
+        ("TRACING_METRICS_ENABLED", "false".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    let spans = seen.spans();
+    assert!(!spans.is_empty());
+    assert!(
+        spans.iter().all(|s| s.service == "renamed-demo"),
+        "{:?}",
+        spans.iter().map(|s| &s.service).collect::<Vec<_>>()
+    );
+    // Metrics off by the environment, over the demo's code default: none pushed.
+    assert!(seen.requests("/v1/metrics").is_empty());
+}
+
+/// Issue 20: with `TRACING_LOG_FORMAT=json` every line on stderr is one JSON object, in a
+/// successful run (the trace tree then goes to stdout) and in one that fails on a bad variable;
+/// a default run prints none of the SDK's own INFO lines.
+#[test]
+fn json_logs_parse_line_by_line_and_the_sdk_is_quiet() {
+    let run_json = |extra: &[(&str, String)]| {
+        let mut env = vec![("TRACING_LOG_FORMAT", "json".to_owned())];
+        env.extend(extra.iter().cloned());
+        let out = command(env!("CARGO_BIN_EXE_demo"), &env)
+            .output()
+            .expect("the demo runs");
+        (
+            out.status,
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let every_line_json = |stderr: &str| {
+        assert!(!stderr.trim().is_empty());
+        for line in stderr.lines() {
+            let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+            assert!(
+                parsed.is_ok_and(|v| v.is_object()),
+                "not JSON: {line:?}\n{stderr}"
+            );
+        }
+    };
+    let (status, stdout, stderr) = run_json(&[]);
+    assert!(status.success(), "{stderr}");
+    every_line_json(&stderr);
+    assert!(
+        stdout.contains("workflow.execute"),
+        "the tree on stdout: {stdout}"
+    );
+    let (status, _, stderr) = run_json(&[("TRACING_SAMPLE_RATE", "lots".into())]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    every_line_json(&stderr);
+    assert!(
+        stderr.contains("TRACING_SAMPLE_RATE") && stderr.contains("lots"),
+        "the error names the variable and value: {stderr}"
+    );
+    let run = demo(&[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("Global tracer provider is set"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Issue 20: a failed outgoing call to a URL with secrets exports none of them (the client
+/// span's status would carry reqwest's error text, which names the URL).
+#[test]
+fn a_failed_call_with_secrets_in_its_url_exports_no_secret() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let port = closed_port().port();
+    let closed = closed_port();
+    let mut child = command(
+        env!("CARGO_BIN_EXE_tracecontext"),
+        &[
+            ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+            ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+        ],
+    )
+    .args(["--port", &port.to_string()])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the participant listens");
+    let secret_url = format!(
+        "http://user:PLANTED0@{closed}/x?access_token=PLANTED1&a=1;token=PLANTED2&next=%2Fcb%3Ftoken%3DPLANTED3"
+    );
+    let response = rt
+        .block_on(
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/test"))
+                .json(&serde_json::json!([{ "url": secret_url, "arguments": {} }]))
+                .send(),
+        )
+        .unwrap();
+    assert!(response.status().is_success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{stderr}");
+    // The failed client span arrived, and no byte of any secret with it.
+    assert!(
+        seen.spans()
+            .iter()
+            .any(|s| s.name == "POST" && !s.parent.is_empty()),
+        "{:#?}",
+        names(&seen.spans())
+    );
+    for secret in ["PLANTED0", "PLANTED1", "PLANTED2", "PLANTED3"] {
+        assert!(!seen.received_bytes(secret), "{secret} was exported");
+    }
 }

@@ -150,7 +150,13 @@ impl Telemetry {
                         );
                     }
                 }
-                _ => Some(AnyExporter::Console(ConsoleExporter::new())),
+                _ => Some(AnyExporter::Console(match config.log_format() {
+                    // Stderr carries one JSON object per line: the tree goes to stdout.
+                    crate::config::LogFormat::Json => {
+                        ConsoleExporter::new().with_writer(std::io::stdout())
+                    }
+                    _ => ConsoleExporter::new(),
+                })),
             };
             // Keeping failures needs an exporter; without one it would only cost.
             let keep = config.keep().is_enabled() && exporter.is_some();
@@ -222,6 +228,15 @@ fn metrics_pipeline(
         return Ok(None);
     }
     let exporters = config.metrics_exporters();
+    if exporters.otlp && !exporters.prometheus && config.metrics_otlp_endpoint().is_none() {
+        // Nowhere to go (e.g. metrics on by a code default, run without a collector): not
+        // recorded at all, so the adapters skip them.
+        tracing::info!(
+            "metrics are on but have no collector endpoint (TRACING_ENDPOINT, \
+             OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT) and no Prometheus exporter: not recorded"
+        );
+        return Ok(None);
+    }
     let exemplars = std::sync::Arc::new(crate::metrics::Exemplars::default());
     let mut builder = SdkMeterProvider::builder().with_resource(resource);
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]

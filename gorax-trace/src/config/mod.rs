@@ -218,6 +218,7 @@ pub struct TraceConfig {
     attribute_value_length_limit: Option<usize>,
     metrics: MetricsConfig,
     shutdown_timeout: Option<std::time::Duration>,
+    log_format: Option<LogFormat>,
 }
 
 impl Default for TraceConfig {
@@ -229,7 +230,7 @@ impl Default for TraceConfig {
             protocol: None,
             headers: Vec::new(),
             insecure: false,
-            service_name: env::DEFAULT_SERVICE_NAME.to_owned(),
+            service_name: env::default_service_name(),
             service_version: None,
             environment: None,
             resource_attributes: Vec::new(),
@@ -249,6 +250,7 @@ impl Default for TraceConfig {
             attribute_value_length_limit: Some(DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT),
             metrics: MetricsConfig::default(),
             shutdown_timeout: None,
+            log_format: None,
         }
     }
 }
@@ -777,6 +779,25 @@ struct MetricsConfig {
     exporter_timeout: Option<std::time::Duration>,
 }
 
+impl MetricsConfig {
+    /// Each setting of `self`, else of `defaults`.
+    fn or(self, defaults: &MetricsConfig) -> MetricsConfig {
+        let d = defaults.clone();
+        MetricsConfig {
+            enabled: self.enabled.or(d.enabled),
+            exporters: self.exporters.or(d.exporters),
+            endpoint: self.endpoint.or(d.endpoint),
+            base: self.base.or(d.base),
+            protocol: self.protocol.or(d.protocol),
+            headers: self.headers.or(d.headers),
+            compression: self.compression.or(d.compression),
+            interval: self.interval.or(d.interval),
+            timeout: self.timeout.or(d.timeout),
+            exporter_timeout: self.exporter_timeout.or(d.exporter_timeout),
+        }
+    }
+}
+
 /// The specification's default of `OTEL_EXPORTER_OTLP_TIMEOUT`.
 pub const DEFAULT_OTLP_EXPORTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -885,6 +906,21 @@ impl TraceConfig {
     pub fn with_shutdown_timeout(mut self, budget: std::time::Duration) -> Self {
         self.shutdown_timeout = Some(budget);
         self
+    }
+
+    /// The log format (`TRACING_LOG_FORMAT`): with [`LogFormat::Json`] the console exporter
+    /// writes its trace trees to stdout, so that every line on stderr is one JSON object (a log
+    /// shipper reads stderr; the tree is for the person at the terminal, and OTLP is the
+    /// machine-readable form of a trace). The subscriber reads the same variable
+    /// ([`subscriber::install`](crate::subscriber::install)).
+    pub fn with_log_format(mut self, format: LogFormat) -> Self {
+        self.log_format = Some(format);
+        self
+    }
+
+    /// The log format ([`with_log_format`](Self::with_log_format)); default text.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or_default()
     }
 
     /// The shutdown budget ([`with_shutdown_timeout`](Self::with_shutdown_timeout)).
