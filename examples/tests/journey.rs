@@ -38,6 +38,7 @@ struct Seen(Arc<Mutex<SeenInner>>);
 #[derive(Default)]
 struct SeenInner {
     spans: Vec<Span>,
+    records: Vec<Record>,
     /// Every request body as received (to search for planted secrets).
     raw: Vec<u8>,
     requests: Vec<(String, Instant, u16)>,
@@ -76,6 +77,45 @@ impl Seen {
                 })
         });
         self.0.lock().unwrap().spans.extend(spans);
+    }
+
+    fn record_logs(
+        &self,
+        request: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+    ) {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        let text = |v: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>| match v
+            .and_then(|v| v.value.as_ref())
+        {
+            Some(Value::StringValue(s)) => s.clone(),
+            Some(other) => format!("{other:?}"),
+            None => String::new(),
+        };
+        let mut inner = self.0.lock().unwrap();
+        inner.raw.extend_from_slice(&request.encode_to_vec());
+        for r in request
+            .resource_logs
+            .into_iter()
+            .flat_map(|rl| rl.scope_logs)
+            .flat_map(|sl| sl.log_records)
+        {
+            inner.records.push(Record {
+                body: text(r.body.as_ref()),
+                severity: r.severity_text.clone(),
+                attributes: r
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
+                    .collect(),
+                trace_id: r.trace_id,
+                span_id: r.span_id,
+                flags: r.flags,
+            });
+        }
+    }
+
+    fn records(&self) -> Vec<Record> {
+        self.0.lock().unwrap().records.clone()
     }
 
     /// Whether any request body held `needle`.
@@ -120,6 +160,19 @@ enum Behaviour {
     ThrottleFirst(u64),
     /// Takes traces but rejects one span of each request (`partial_success`).
     RejectOne,
+    /// Takes every signal (an OpenTelemetry Collector): traces, metrics and logs.
+    All,
+}
+
+/// One log record as the collector received it.
+#[derive(Clone, Debug)]
+struct Record {
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    flags: u32,
+    body: String,
+    severity: String,
+    attributes: Vec<(String, String)>,
 }
 
 /// A CA and a certificate for 127.0.0.1 signed by it, as PEM; the CA is also written to a file
@@ -247,6 +300,14 @@ fn http_collector(
                                     };
                                     (200, None, body)
                                 }
+                                (Behaviour::All, "/v1/logs") => {
+                                    s.record_logs(
+                                        opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(bytes)
+                                            .expect("an OTLP logs request"),
+                                    );
+                                    (200, None, Vec::new())
+                                }
+                                (Behaviour::All, _) => (200, None, Vec::new()),
                                 _ => (404, None, Vec::new()),
                             };
                             s.record_request(&path, status);
@@ -299,9 +360,34 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
     }
 }
 
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsService for Seen {
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse>,
+        tonic::Status,
+    > {
+        self.record_request("LogsService/Export", 0);
+        self.record_logs(request.into_inner());
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
 /// An OTLP/gRPC collector on 127.0.0.1 (over TLS with `pki`) with the trace service only:
-/// tonic answers `UNIMPLEMENTED` for metrics, as Jaeger does.
+/// tonic answers `UNIMPLEMENTED` for metrics, as Jaeger does; with `logs`, the logs service too.
 fn grpc_collector(rt: &tokio::runtime::Runtime, pki: Option<&Pki>) -> (Seen, SocketAddr) {
+    grpc_collector_with(rt, pki, false)
+}
+
+fn grpc_collector_with(
+    rt: &tokio::runtime::Runtime,
+    pki: Option<&Pki>,
+    logs: bool,
+) -> (Seen, SocketAddr) {
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
     let seen = Seen::default();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -315,10 +401,16 @@ fn grpc_collector(rt: &tokio::runtime::Runtime, pki: Option<&Pki>) -> (Seen, Soc
             .unwrap();
     }
     let service = TraceServiceServer::new(seen.clone());
+    let logs = logs.then(|| {
+        opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsServiceServer::new(
+            seen.clone(),
+        )
+    });
     rt.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let _ = builder
             .add_service(service)
+            .add_optional_service(logs)
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
             .await;
     });
@@ -938,4 +1030,102 @@ fn a_failed_call_with_secrets_in_its_url_exports_no_secret() {
     for secret in ["PLANTED0", "PLANTED1", "PLANTED2", "PLANTED3"] {
         assert!(!seen.received_bytes(secret), "{secret} was exported");
     }
+}
+
+/// Issue 24: `tracing` events as OTLP log records, correlated with the journey's spans.
+fn assert_logs_correlate(seen: &Seen, stderr: &str) {
+    let spans = seen.spans();
+    let records = seen.records();
+    let executing = records
+        .iter()
+        .find(|r| r.body == "executing workflow")
+        .unwrap_or_else(|| panic!("the journey's log line arrived: {records:#?}\n{stderr}"));
+    assert_eq!(executing.severity, "INFO");
+    assert!(
+        executing
+            .attributes
+            .iter()
+            .any(|(k, v)| k == "workflow_id" && v == "wf-42"),
+        "{executing:?}"
+    );
+    let span = spans
+        .iter()
+        .find(|s| s.span_id == executing.span_id)
+        .unwrap_or_else(|| panic!("the record's span_id is a span of the journey: {executing:?}"));
+    assert_eq!(span.trace_id, executing.trace_id);
+    assert_eq!(executing.flags & 0xff, 1, "sampled");
+}
+
+#[test]
+fn otlp_logs_over_http_carry_the_ids_of_the_journeys_spans() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::All, None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_logs_correlate(&seen, &run.stderr);
+    assert!(
+        !run.stderr.contains("not fully delivered"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unsampled_requests_log_records_carry_its_trace_id() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::All, None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+        ("TRACING_SAMPLE_RATE", "0".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert!(seen.spans().is_empty(), "nothing sampled");
+    let records = seen.records();
+    let executing = records
+        .iter()
+        .find(|r| r.body == "executing workflow")
+        .unwrap_or_else(|| panic!("{records:#?}"));
+    assert_eq!(executing.trace_id.len(), 16);
+    assert!(executing.trace_id.iter().any(|b| *b != 0));
+    assert_eq!(executing.flags & 0xff, 0, "unsampled");
+}
+
+#[test]
+fn a_collector_that_refuses_logs_leaves_the_traces_delivered() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+        ("TRACING_METRICS_ENABLED", "false".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_eq!(
+        lines_with(&run.stderr, &["does not accept logs", "HTTP 404"]).len(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_no_span_lost(&run.stderr);
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn otlp_logs_over_grpc_carry_the_ids_of_the_journeys_spans() {
+    let rt = runtime();
+    let (seen, addr) = grpc_collector_with(&rt, None, true);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("127.0.0.1:{}", addr.port())),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+        ("TRACING_METRICS_ENABLED", "false".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_logs_correlate(&seen, &run.stderr);
 }

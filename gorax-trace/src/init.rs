@@ -204,11 +204,22 @@ impl Telemetry {
             keep_stats.clone(),
             &mut runtimes,
         )?;
+        #[cfg(feature = "logs")]
+        let logs = logs_pipeline(config, self::resource(config), &mut runtimes)?;
+        #[cfg(not(feature = "logs"))]
+        if config.logs_enabled() {
+            return Err(InitError::FeatureMissing {
+                what: "OTLP logs (TRACING_LOGS_ENABLED, OTEL_LOGS_EXPORTER=otlp)",
+                feature: "logs",
+            });
+        }
         let settings = settings.with_metrics(metrics.as_ref().map(|(m, _)| m.clone()));
         let mut telemetry = Telemetry::from_provider(provider, settings, health, timeout);
         for rt in runtimes {
             telemetry = telemetry.with_runtime(Some(rt));
         }
+        #[cfg(feature = "logs")]
+        let telemetry = telemetry.with_logs_pipeline(logs);
         Ok(telemetry
             .with_metrics_pipeline(metrics.map(|(_, p)| p))
             .with_keep_stats(keep_stats))
@@ -304,6 +315,63 @@ fn metrics_pipeline(
             push,
         },
     )))
+}
+
+/// The logger provider with the bounded log processor and the OTLP log exporter, when OTLP logs
+/// are on and there is a collector.
+#[cfg(feature = "logs")]
+fn logs_pipeline(
+    config: &TraceConfig,
+    resource: Resource,
+    runtimes: &mut Vec<crate::export::ExportRuntime>,
+) -> Result<Option<crate::telemetry::LogsPipeline>, InitError> {
+    if !config.logs_enabled() {
+        return Ok(None);
+    }
+    let Some(endpoint) = config.logs_otlp_endpoint() else {
+        tracing::info!(
+            "OTLP logs are on but have no collector endpoint (TRACING_ENDPOINT, \
+             OTEL_EXPORTER_OTLP_(LOGS_)ENDPOINT): not exported"
+        );
+        return Ok(None);
+    };
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+    {
+        let settings = config.log_batch();
+        let (exporter, runtime) = crate::logs::otlp::OtlpLogExporter::build(
+            &crate::export::otlp::OtlpSettings {
+                endpoint: &endpoint,
+                protocol: config.logs_protocol(),
+                timeout: settings.export_timeout,
+                headers: config.logs_headers(),
+                compression: config.logs_compression(),
+                tls: endpoint.starts_with("https://"),
+                certificate: config.certificate(),
+                client_certificate: config.client_certificate(),
+            },
+            crate::logs::otlp::RecordLimits {
+                attributes: settings.attribute_count_limit,
+                value_length: settings.attribute_value_length_limit,
+            },
+        )?;
+        runtimes.extend(runtime);
+        let processor = crate::logs::processor::LogQueueProcessor::new(exporter, settings);
+        let (health, closer) = (processor.health(), processor.closer());
+        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+            .with_resource(resource)
+            .with_log_processor(processor)
+            .build();
+        Ok(Some(crate::telemetry::LogsPipeline {
+            provider,
+            closer,
+            health,
+        }))
+    }
+    #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+    {
+        let _ = (endpoint, resource, runtimes);
+        Err(crate::export::BuildError::protocol_missing(config.logs_protocol()).into())
+    }
 }
 
 fn resource(config: &TraceConfig) -> Resource {

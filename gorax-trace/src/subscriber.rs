@@ -403,12 +403,36 @@ impl Builder {
             .with(otel_layer(CurrentTracer))
             .with(text)
             .with(json)
+            .with(logs_layer())
     }
 
     /// Installs [`build`](Self::build) as the global subscriber.
     pub fn init(self) -> Result<(), InstallError> {
         Ok(self.build().try_init()?)
     }
+}
+
+/// The bridge of `tracing` events to OTLP log records (feature `logs`; see
+/// [`logs`](crate::logs)): exports through the installed telemetry's logs pipeline, does nothing
+/// while OTLP logs are off.
+#[cfg(feature = "logs")]
+fn logs_layer() -> Option<
+    opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge<
+        crate::logs::InstalledLoggerProvider,
+        crate::logs::InstalledLogger,
+    >,
+> {
+    Some(
+        opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
+            &crate::logs::InstalledLoggerProvider,
+        ),
+    )
+}
+
+/// Without the `logs` feature, no bridge.
+#[cfg(not(feature = "logs"))]
+fn logs_layer() -> Option<tracing_subscriber::layer::Identity> {
+    None
 }
 
 /// The current span context's ids, when it has a valid one.

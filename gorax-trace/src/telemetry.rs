@@ -47,6 +47,9 @@ struct Shared {
     /// Set when the [`Telemetry`] that owns the provider shuts it down: the SDK then starts
     /// only invalid spans, and [`TelemetryHandle::unsampled_child`] leaves it to the SDK.
     closed: AtomicBool,
+    /// The logger of the logs pipeline, when OTLP logs are on (feature `logs`).
+    #[cfg(feature = "logs")]
+    logger: std::sync::OnceLock<opentelemetry_sdk::logs::SdkLogger>,
 }
 
 /// The installed handle: the one mutable static of the crate.
@@ -170,7 +173,18 @@ impl TelemetryHandle {
             metrics: settings.metrics,
             drops_unsampled_children: settings.drops_unsampled_children,
             closed: AtomicBool::new(false),
+            #[cfg(feature = "logs")]
+            logger: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The logger `tracing` events are exported with, when OTLP logs are on (and not shut down).
+    #[cfg(feature = "logs")]
+    pub(crate) fn logger(&self) -> Option<&opentelemetry_sdk::logs::SdkLogger> {
+        if self.0.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.0.logger.get()
     }
 
     /// The span context of a span started under `parent` when it is certain not to be
@@ -407,6 +421,17 @@ pub struct Telemetry {
     runtime: Mutex<Vec<crate::export::ExportRuntime>>,
     metrics: Option<MetricsPipeline>,
     keep: Option<Arc<crate::export::keep::KeepStats>>,
+    #[cfg(feature = "logs")]
+    logs: Option<LogsPipeline>,
+}
+
+/// The logs side of a [`Telemetry`]: the logger provider and its processor's closer and counters.
+#[cfg(feature = "logs")]
+#[derive(Debug)]
+pub(crate) struct LogsPipeline {
+    pub(crate) provider: opentelemetry_sdk::logs::SdkLoggerProvider,
+    pub(crate) closer: crate::logs::processor::LogsCloser,
+    pub(crate) health: crate::logs::LogsHealth,
 }
 
 /// The metrics side of a [`Telemetry`]: the meter provider and its scrape and export counters.
@@ -450,7 +475,31 @@ impl Telemetry {
             runtime: Mutex::new(Vec::new()),
             metrics: None,
             keep: None,
+            #[cfg(feature = "logs")]
+            logs: None,
         }
+    }
+
+    #[cfg(feature = "logs")]
+    pub(crate) fn with_logs_pipeline(mut self, pipeline: Option<LogsPipeline>) -> Self {
+        if let Some(p) = &pipeline {
+            let _ = self
+                .handle
+                .0
+                .logger
+                .set(opentelemetry::logs::LoggerProvider::logger(
+                    &p.provider,
+                    SCOPE_NAME,
+                ));
+        }
+        self.logs = pipeline;
+        self
+    }
+
+    /// The counters of the OTLP logs pipeline, when logs are on (feature `logs`).
+    #[cfg(feature = "logs")]
+    pub fn logs_health(&self) -> Option<crate::logs::LogsHealth> {
+        self.logs.as_ref().map(|l| l.health.clone())
     }
 
     pub(crate) fn with_runtime(self, runtime: Option<crate::export::ExportRuntime>) -> Self {
@@ -595,7 +644,23 @@ impl Telemetry {
             .as_ref()
             .and_then(|m| m.push.as_ref())
             .map(crate::metrics::MetricsPush::begin_shutdown);
+        #[cfg(feature = "logs")]
+        let logs_closing = self.logs.as_ref().map(|l| l.closer.begin());
         let spans = self.provider.shutdown_with_timeout(self.timeout);
+        #[cfg(feature = "logs")]
+        let logs = logs_closing.and_then(|closing| {
+            let counts = closing.wait(by);
+            let health = self.logs.as_ref().map(|l| l.health.clone());
+            if let Some(l) = self.logs.take() {
+                let _ = l.provider.shutdown_with_timeout(Duration::from_millis(1));
+            }
+            (counts.created != counts.exported).then(|| {
+                Box::new(crate::shutdown::LogsLost {
+                    counts,
+                    last_error: health.and_then(|h| h.last_error()),
+                })
+            })
+        });
         #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
         let metrics = final_push.and_then(|push| match push.wait(by) {
             (Ok(()), _) => None,
@@ -637,9 +702,19 @@ impl Telemetry {
                 last_error: Some(e.to_string()),
             })),
         };
-        match (traces, metrics) {
-            (None, None) => Ok(()),
-            (traces, metrics) => Err(crate::ShutdownError { traces, metrics }),
+        #[cfg(feature = "logs")]
+        let all_delivered = traces.is_none() && metrics.is_none() && logs.is_none();
+        #[cfg(not(feature = "logs"))]
+        let all_delivered = traces.is_none() && metrics.is_none();
+        if all_delivered {
+            Ok(())
+        } else {
+            Err(crate::ShutdownError {
+                traces,
+                metrics,
+                #[cfg(feature = "logs")]
+                logs,
+            })
         }
     }
 

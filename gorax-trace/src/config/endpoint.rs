@@ -6,6 +6,8 @@ use super::Protocol;
 pub(super) const TRACES_PATH: &str = "/v1/traces";
 /// The OTLP/HTTP path of the metrics signal.
 pub(super) const METRICS_PATH: &str = "/v1/metrics";
+/// The OTLP/HTTP path of the logs signal.
+pub(super) const LOGS_PATH: &str = "/v1/logs";
 
 /// Which variable an endpoint came from, which decides how HTTP gets its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub(super) enum Source {
     OtlpTraces,
     /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: used verbatim.
     OtlpMetrics,
+    /// `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`: used verbatim.
+    OtlpLogs,
 }
 
 #[derive(Clone, Debug)]
@@ -57,7 +61,7 @@ impl Endpoint {
             && match self.source {
                 Source::Tracing => self.path.trim_matches('/').is_empty(),
                 Source::OtlpBase => true,
-                Source::OtlpTraces | Source::OtlpMetrics => false,
+                Source::OtlpTraces | Source::OtlpMetrics | Source::OtlpLogs => false,
             };
         if append {
             format!("{}{TRACES_PATH}", self.raw.trim_end_matches('/'))
@@ -71,14 +75,19 @@ impl Endpoint {
     /// The URL of the metrics signal on the same collector: like [`url`](Self::url), with
     /// `/v1/metrics` for HTTP (replacing a `/v1/traces` path, appended to another one).
     pub(super) fn metrics_url(&self, protocol: Protocol, insecure: bool) -> String {
+        self.signal_url(protocol, insecure, METRICS_PATH)
+    }
+
+    /// The URL of another signal (`path`: [`METRICS_PATH`], [`LOGS_PATH`]) on the same collector.
+    pub(super) fn signal_url(&self, protocol: Protocol, insecure: bool, path: &str) -> String {
         let traces = self.url(protocol, insecure);
         if protocol != Protocol::HttpProtobuf {
             return traces;
         }
         match traces.strip_suffix(TRACES_PATH) {
-            Some(base) => format!("{base}{METRICS_PATH}"),
-            None if self.source == Source::OtlpMetrics => traces,
-            None => format!("{}{METRICS_PATH}", traces.trim_end_matches('/')),
+            Some(base) => format!("{base}{path}"),
+            None if matches!(self.source, Source::OtlpMetrics | Source::OtlpLogs) => traces,
+            None => format!("{}{path}", traces.trim_end_matches('/')),
         }
     }
 }
