@@ -118,6 +118,22 @@ impl Seen {
         self.0.lock().unwrap().records.clone()
     }
 
+    /// The bytes around the first `needle` received (for a failure message).
+    fn around(&self, needle: &str) -> String {
+        let inner = self.0.lock().unwrap();
+        match inner
+            .raw
+            .windows(needle.len())
+            .position(|w| w == needle.as_bytes())
+        {
+            Some(i) => String::from_utf8_lossy(
+                &inner.raw[i.saturating_sub(200)..(i + 100).min(inner.raw.len())],
+            )
+            .into_owned(),
+            None => String::new(),
+        }
+    }
+
     /// Whether any request body held `needle`.
     fn received_bytes(&self, needle: &str) -> bool {
         let inner = self.0.lock().unwrap();
@@ -967,7 +983,7 @@ fn json_logs_parse_line_by_line_and_the_sdk_is_quiet() {
 #[test]
 fn a_failed_call_with_secrets_in_its_url_exports_no_secret() {
     let rt = runtime();
-    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let (seen, addr) = http_collector(&rt, Behaviour::All, None);
     let port = closed_port().port();
     let closed = closed_port();
     let mut child = command(
@@ -975,6 +991,7 @@ fn a_failed_call_with_secrets_in_its_url_exports_no_secret() {
         &[
             ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
             ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+            ("OTEL_LOGS_EXPORTER", "otlp".into()),
         ],
     )
     .args(["--port", &port.to_string()])
@@ -1027,8 +1044,28 @@ fn a_failed_call_with_secrets_in_its_url_exports_no_secret() {
         "{:#?}",
         names(&seen.spans())
     );
+    // The participant logged the failed call with reqwest's error text (the whole URL): the
+    // record arrived, in the request's trace, with every URL secret redacted.
+    let records = seen.records();
+    let failed = records
+        .iter()
+        .find(|r| r.body == "a call of the test harness failed")
+        .unwrap_or_else(|| panic!("{records:#?}\n{stderr}"));
+    assert_eq!(failed.trace_id.len(), 16);
+    assert!(
+        failed
+            .attributes
+            .iter()
+            .any(|(k, v)| k == "error" && v.contains("REDACTED")),
+        "{failed:?}"
+    );
     for secret in ["PLANTED0", "PLANTED1", "PLANTED2", "PLANTED3"] {
-        assert!(!seen.received_bytes(secret), "{secret} was exported");
+        assert!(
+            !seen.received_bytes(secret),
+            "{secret} was exported: {:?}\n{:#?}",
+            seen.around(secret),
+            seen.records()
+        );
     }
 }
 

@@ -107,6 +107,7 @@ impl Telemetry {
             .with_route_attributes(config.enabled() && !config.sampling_rules().is_empty())
             .with_attribute_value_length_limit(config.attribute_value_length_limit())
             .with_trusted_peers(config.trusted_peers().clone())
+            .with_exception_signal(config.exception_signal())
             // Tracing disabled is parent-based too (`sampling::disabled`); rules and keep mode
             // may record what the parent did not sample.
             .with_drops_unsampled_children(

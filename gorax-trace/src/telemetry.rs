@@ -44,6 +44,7 @@ struct Shared {
     health: ExportHealth,
     metrics: Option<crate::metrics::Metrics>,
     drops_unsampled_children: bool,
+    exception_signal: crate::config::ExceptionSignal,
     /// Set when the [`Telemetry`] that owns the provider shuts it down: the SDK then starts
     /// only invalid spans, and [`TelemetryHandle::unsampled_child`] leaves it to the SDK.
     closed: AtomicBool,
@@ -96,6 +97,9 @@ pub struct Settings {
     /// default, since a custom provider's sampler may record them; [`init`](crate::init()) sets
     /// it from the configured sampler (not with per-route rules or keep mode).
     pub drops_unsampled_children: bool,
+    /// Where exceptions go (`OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`): span events (default), log
+    /// records, or both.
+    pub exception_signal: crate::config::ExceptionSignal,
 }
 
 impl Default for Settings {
@@ -110,6 +114,7 @@ impl Default for Settings {
             trusted_peers: TrustedPeers::default(),
             metrics: None,
             drops_unsampled_children: false,
+            exception_signal: crate::config::ExceptionSignal::default(),
         }
     }
 }
@@ -152,6 +157,12 @@ impl Settings {
         self
     }
 
+    /// With this exception signal (see [`exception_signal`](Self::exception_signal)).
+    pub fn with_exception_signal(mut self, signal: crate::config::ExceptionSignal) -> Self {
+        self.exception_signal = signal;
+        self
+    }
+
     /// With this length limit of attribute values from client-controlled input (`None`: none).
     pub fn with_attribute_value_length_limit(mut self, limit: Option<usize>) -> Self {
         self.attribute_value_length_limit = limit;
@@ -172,6 +183,7 @@ impl TelemetryHandle {
             health,
             metrics: settings.metrics,
             drops_unsampled_children: settings.drops_unsampled_children,
+            exception_signal: settings.exception_signal,
             closed: AtomicBool::new(false),
             #[cfg(feature = "logs")]
             logger: std::sync::OnceLock::new(),
@@ -319,6 +331,11 @@ impl TelemetryHandle {
     /// The export counters of the provider behind this handle.
     pub fn health(&self) -> ExportHealth {
         self.0.health.clone()
+    }
+
+    /// Where exceptions go ([`Settings::exception_signal`]).
+    pub fn exception_signal(&self) -> crate::config::ExceptionSignal {
+        self.0.exception_signal
     }
 
     /// The RED instruments, when metrics are on.
