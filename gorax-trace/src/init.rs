@@ -206,7 +206,14 @@ impl Telemetry {
             &mut runtimes,
         )?;
         #[cfg(feature = "logs")]
-        let logs = logs_pipeline(config, self::resource(config), &mut runtimes)?;
+        let logs = logs_pipeline(config, self::resource(config), &mut runtimes)?.map(|mut l| {
+            if let Some((_, m)) = &metrics {
+                let meter =
+                    opentelemetry::metrics::MeterProvider::meter(&m.provider, crate::SCOPE_NAME);
+                l.counters = crate::logs::health_counters(&meter, &l.health);
+            }
+            l
+        });
         #[cfg(not(feature = "logs"))]
         if config.logs_enabled() {
             return Err(InitError::FeatureMissing {
@@ -366,6 +373,7 @@ fn logs_pipeline(
             provider,
             closer,
             health,
+            counters: Vec::new(),
         }))
     }
     #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]

@@ -449,6 +449,8 @@ pub(crate) struct LogsPipeline {
     pub(crate) provider: opentelemetry_sdk::logs::SdkLoggerProvider,
     pub(crate) closer: crate::logs::processor::LogsCloser,
     pub(crate) health: crate::logs::LogsHealth,
+    /// The `otel.sdk.*` log counters, when metrics are on (kept for their callbacks).
+    pub(crate) counters: Vec<opentelemetry::metrics::ObservableCounter<u64>>,
 }
 
 /// The metrics side of a [`Telemetry`]: the meter provider and its scrape and export counters.
@@ -614,10 +616,14 @@ impl Telemetry {
         self.handle.health()
     }
 
-    /// Exports everything finished so far (and, with metrics over OTLP, pushes the metrics),
-    /// waiting at most the export timeout.
+    /// Exports everything finished so far (and, with metrics over OTLP, pushes the metrics;
+    /// with OTLP logs, exports the queued records), waiting at most the export timeout.
     pub fn force_flush(&self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
         let spans = self.provider.force_flush();
+        #[cfg(feature = "logs")]
+        if let Some(l) = &self.logs {
+            l.provider.force_flush()?;
+        }
         #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
         if let Some(push) = self.metrics.as_ref().and_then(|m| m.push.as_ref()) {
             push.flush()

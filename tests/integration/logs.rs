@@ -196,3 +196,49 @@ fn exceptions_as_span_events_by_default() {
         assert_eq!(exception_events(span), 1, "{name}: {span:?}");
     }
 }
+
+/// The logs pipeline's counters as the SDK self-observability metrics, by reason: with the
+/// collector's port closed every record is lost, and the Prometheus scrape says so.
+#[test]
+fn lost_records_are_counted_as_otel_sdk_metrics() {
+    let _lock = global_lock();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let telemetry = gorax_trace::init(
+        TraceConfig::new()
+            .with_endpoint(format!("http://{closed}/v1/traces"))
+            .with_logs(true)
+            .with_metrics(true)
+            .with_metrics_exporters(gorax_trace::metrics::MetricsExporters {
+                otlp: false,
+                prometheus: true,
+            }),
+    )
+    .unwrap();
+    let subscriber = gorax_trace::subscriber::Builder::new()
+        .with_writer(std::io::sink)
+        .build();
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..10 {
+            tracing::info!(i, "an event");
+        }
+    });
+    let health = telemetry.logs_health().unwrap();
+    let _ = telemetry.force_flush();
+    let text = telemetry.prometheus().unwrap().render();
+    let lost = text
+        .lines()
+        .find(|l| l.starts_with("otel_sdk_exporter_log_exported") && l.contains("export_failed"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(lost.ends_with(" 10") || lost.ends_with(" 10.0"), "{lost}");
+    assert!(text.contains("otel_sdk_processor_log_processed"), "{text}");
+    let error = telemetry.shutdown().expect_err("the records were lost");
+    let c = health.snapshot();
+    assert_eq!(c.created, 10, "{c:?}");
+    assert_eq!(c.exported, 0);
+    assert_eq!(c.failed + c.dropped, 10, "{c:?}");
+    let logs = error.logs.as_ref().expect("logs lost");
+    assert_eq!(logs.counts, c, "{error}");
+}

@@ -36,3 +36,68 @@ pub(crate) mod processor;
 
 pub use bridge::{InstalledLogger, InstalledLoggerProvider};
 pub use processor::{LogCounts, LogsHealth};
+
+/// The logs pipeline's counters as the SDK self-observability metrics:
+/// `otel.sdk.exporter.log.exported` (with `error.type` for the lost ones) and
+/// `otel.sdk.processor.log.processed` (with `error.type=queue_full` for the dropped ones).
+pub(crate) fn health_counters(
+    meter: &opentelemetry::metrics::Meter,
+    health: &LogsHealth,
+) -> Vec<opentelemetry::metrics::ObservableCounter<u64>> {
+    use crate::export::LossKind;
+    use crate::semconv;
+    use opentelemetry::KeyValue;
+    use opentelemetry_semantic_conventions::metric::{
+        OTEL_SDK_EXPORTER_LOG_EXPORTED, OTEL_SDK_PROCESSOR_LOG_PROCESSED,
+    };
+    let exported = {
+        let health = health.clone();
+        meter
+            .u64_observable_counter(OTEL_SDK_EXPORTER_LOG_EXPORTED)
+            .with_unit("{log_record}")
+            .with_description(
+                "Log records the collector acknowledged, and (error.type) those lost in export.",
+            )
+            .with_callback(move |observer| {
+                let c = health.snapshot();
+                observer.observe(c.exported, &[]);
+                let by_kind = c.timed_out + c.refused + c.throttled + c.rejected;
+                for (n, kind) in [
+                    (c.failed - by_kind, LossKind::Failed),
+                    (c.timed_out, LossKind::Timeout),
+                    (c.refused, LossKind::Refused),
+                    (c.throttled, LossKind::Throttled),
+                    (c.rejected, LossKind::Rejected),
+                ] {
+                    observer.observe(n, &[KeyValue::new(semconv::ERROR_TYPE, kind.as_str())]);
+                }
+            })
+            .build()
+    };
+    let processed = {
+        let health = health.clone();
+        meter
+            .u64_observable_counter(OTEL_SDK_PROCESSOR_LOG_PROCESSED)
+            .with_unit("{log_record}")
+            .with_description(
+                "Log records the processor handed to the exporter, and (error.type) those it dropped.",
+            )
+            .with_callback(move |observer| {
+                let c = health.snapshot();
+                observer.observe(c.exported + c.failed, &[]);
+                observer.observe(
+                    c.dropped - c.dropped_bytes,
+                    &[KeyValue::new(semconv::ERROR_TYPE, semconv::ERROR_TYPE_QUEUE_FULL)],
+                );
+                observer.observe(
+                    c.dropped_bytes,
+                    &[KeyValue::new(
+                        semconv::ERROR_TYPE,
+                        semconv::ERROR_TYPE_QUEUE_BYTES_FULL,
+                    )],
+                );
+            })
+            .build()
+    };
+    vec![exported, processed]
+}
