@@ -7,6 +7,8 @@
 //! - [`Headers`] carry context through the core's one propagation implementation
 //!   ([`gorax_trace::propagation::Propagators`]); any other header type implements the core's
 //!   `Carrier`/`CarrierMut` (or OpenTelemetry's `Extractor`/`Injector`).
+//! - One producer contract ([`Producer`]: `send`, `try_send`, `send_timeout`) implemented by
+//!   every adapter, `send` returning `Ok` only once the broker has the message.
 //! - Producer: [`ProducerTracer::start_send`] starts a PRODUCER span `send {queue}` and injects
 //!   its context into the headers (an existing creation context is kept, and linked).
 //! - Consumer: [`ConsumerTraceLayer`], a tower layer over a handler `Service<TracedMessage<T>>`,
@@ -71,6 +73,7 @@ pub mod consumer;
 mod future;
 mod headers;
 mod layer;
+mod lease;
 mod message;
 mod metrics;
 mod producer;
@@ -91,7 +94,7 @@ pub use future::ConsumerFuture;
 pub use headers::Headers;
 pub use layer::{ConsumerTraceLayer, ParentMode};
 pub use message::TracedMessage;
-pub use producer::{DEFAULT_SYSTEM, ProducerTracer, SendSpan};
+pub use producer::{DEFAULT_SYSTEM, Producer, ProducerTracer, SendSpan};
 pub use service::ConsumerTraceService;
 
 #[cfg(test)]
