@@ -173,12 +173,12 @@ impl ConsumerStats {
         self.broker_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    #[cfg(feature = "redis")]
     pub(crate) fn add_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
-    #[cfg_attr(not(any(feature = "redis", feature = "sqs")), allow(dead_code))]
+    #[cfg(any(feature = "redis", feature = "sqs"))]
     pub(crate) fn add_poison(&self) {
         self.poison.fetch_add(1, Ordering::Relaxed);
     }
@@ -529,7 +529,7 @@ fn dead_letter_span<T>(
 
 /// Records a dead-letter span for a message an adapter dead-letters outside the loop (e.g. an
 /// entry reported gone). Returns nothing; the span is ended.
-#[cfg_attr(not(any(feature = "redis", feature = "sqs")), allow(dead_code))]
+#[cfg(any(feature = "redis", feature = "sqs"))]
 pub(crate) fn record_dead_letter_outside(settings: &ConsumerSettings, id: &str, reason: &str) {
     dead_letter_span::<()>(settings, None, Some(id), 0, reason)
         .span()

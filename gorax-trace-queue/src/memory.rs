@@ -660,6 +660,8 @@ mod tests {
         assert_eq!(consumer.process(&mut failing).await, None);
         let (producer, consumer) = channel::<u32>("gone", 1);
         drop(consumer);
-        assert!(matches!(producer.send_payload(1).await, Err(MemoryQueueError::Closed(q)) if q == "gone"));
+        assert!(
+            matches!(producer.send_payload(1).await, Err(MemoryQueueError::Closed(q)) if q == "gone")
+        );
     }
 }

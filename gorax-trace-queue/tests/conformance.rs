@@ -375,26 +375,37 @@ mod memory {
                         for id in [1, 2] {
                             let started = Instant::now();
                             if let Err(e) = producer.send_payload(Job { id }).await {
-                                seen.lock().unwrap().push((e.to_string(), started.elapsed()));
+                                seen.lock()
+                                    .unwrap()
+                                    .push((e.to_string(), started.elapsed()));
                             }
                         }
-                        let full = producer.try_send(TracedMessage::new("conf-mem-self", Job { id: 3 })).await;
+                        let full = producer
+                            .try_send(TracedMessage::new("conf-mem-self", Job { id: 3 }))
+                            .await;
                         assert!(full.is_err(), "try_send into a full queue fails at once");
                     }
                     Ok::<_, String>(())
                 }
             }));
         let mut svc = svc;
-        let report = tokio::time::timeout(Duration::from_secs(5), process_batch(&consumer, &mut svc))
-            .await
-            .expect("the handler returned instead of hanging")
-            .unwrap();
+        let report =
+            tokio::time::timeout(Duration::from_secs(5), process_batch(&consumer, &mut svc))
+                .await
+                .expect("the handler returned instead of hanging")
+                .unwrap();
         assert_eq!(report.acked, 1);
         let errors = errors.lock().unwrap().clone();
         assert_eq!(errors.len(), 1, "{errors:?}");
         let (message, waited) = &errors[0];
-        assert!(message.contains("is full") && message.contains("own full queue"), "{message}");
-        assert!(*waited >= Duration::from_millis(300), "waited the bound: {waited:?}");
+        assert!(
+            message.contains("is full") && message.contains("own full queue"),
+            "{message}"
+        );
+        assert!(
+            *waited >= Duration::from_millis(300),
+            "waited the bound: {waited:?}"
+        );
         // Job 1 got in; nothing else did.
         assert_eq!(producer.counts(), (1, 0, 0));
     }
@@ -761,7 +772,10 @@ mod redis_streams {
             "redis short handlers: duplicates {} of 200 (a {ta:?}, b {tb:?})",
             ledger.duplicates()
         );
-        assert!(ta.acked >= 1 && tb.acked >= 1, "both took part: {ta:?} {tb:?}");
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
         assert_eq!(ledger.duplicates(), 0, "a {ta:?} b {tb:?}");
         assert_eq!((ta + tb).acked, 200);
         assert!(a.stats().snapshot().lease_extensions >= 1);
@@ -813,7 +827,10 @@ mod redis_streams {
             "redis blocking handler ({flavour}): duplicates {} of {N} (blocker {ta:?}, healthy {tb:?})",
             ledger.duplicates()
         );
-        assert!(ta.acked >= 1 && tb.acked >= 1, "both took part: {ta:?} {tb:?}");
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
         assert_eq!(ledger.duplicates(), 0, "blocker {ta:?} healthy {tb:?}");
         assert_eq!((ta + tb).acked, N as usize);
         assert!(stats.lease_extensions >= 1, "{stats:?}");
@@ -876,7 +893,12 @@ mod redis_streams {
             .arg("workers")
             .query_async::<Vec<redis::Value>>(&mut conn)
             .await
-            .map(|v| (match v.first() { Some(redis::Value::Int(n)) => *n as u64, _ => 99 },))
+            .map(|v| {
+                (match v.first() {
+                    Some(redis::Value::Int(n)) => *n as u64,
+                    _ => 99,
+                },)
+            })
             .unwrap();
         assert_eq!(pending.0, 0, "acknowledged both times");
     }
@@ -1513,18 +1535,18 @@ mod sqs {
         let mut wa = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(300)));
         let mut wb = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(300)));
         let all = |_: &Totals| ledger.unique_ok() == 40;
-        let (ta, tb) = tokio::join!(
-            drive(&a, &mut wa, Duration::from_secs(60), all),
-            async {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                drive(&b, &mut wb, Duration::from_secs(60), all).await
-            },
-        );
+        let (ta, tb) = tokio::join!(drive(&a, &mut wa, Duration::from_secs(60), all), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drive(&b, &mut wb, Duration::from_secs(60), all).await
+        },);
         eprintln!(
             "sqs short handlers: duplicates {} of 40 (a {ta:?}, b {tb:?})",
             ledger.duplicates()
         );
-        assert!(ta.acked >= 1 && tb.acked >= 1, "both took part: {ta:?} {tb:?}");
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
         assert_eq!(ledger.duplicates(), 0, "a {ta:?} b {tb:?}");
         assert_eq!((ta + tb).acked, 40);
         assert!(a.stats().snapshot().lease_extensions >= 1);
@@ -1612,7 +1634,10 @@ mod sqs {
         plain
             .set_queue_attributes()
             .queue_url(&url)
-            .attributes(QueueAttributeName::RedrivePolicy, sqs::redrive_policy(&arn, 2))
+            .attributes(
+                QueueAttributeName::RedrivePolicy,
+                sqs::redrive_policy(&arn, 2),
+            )
             .send()
             .await
             .unwrap();
@@ -1679,12 +1704,22 @@ mod sqs {
         eprintln!(
             "sqs dead letters with failing deletes, 2 consumers: {copies} copies of {POISON} poison messages (a {a:?}, b {b:?})"
         );
-        assert_eq!(copies, POISON, "exactly one copy per poison message: a {a:?} b {b:?}");
-        assert_eq!((a + b).dead_lettered, 0, "the consumers made no copy of their own");
+        assert_eq!(
+            copies, POISON,
+            "exactly one copy per poison message: a {a:?} b {b:?}"
+        );
+        assert_eq!(
+            (a + b).dead_lettered,
+            0,
+            "the consumers made no copy of their own"
+        );
         assert!((a + b).errors >= 1, "deletes failed: {a:?} {b:?}");
         assert_eq!(ledger.unique_ok(), 4);
         assert_eq!(in_source, 0, "nothing left in the source queue");
-        assert!(a.left + b.left >= POISON, "each poison delivery counted: {a:?} {b:?}");
+        assert!(
+            a.left + b.left >= POISON,
+            "each poison delivery counted: {a:?} {b:?}"
+        );
     }
 
     /// Visible and in-flight messages of a queue.

@@ -533,8 +533,7 @@ impl<T: DeserializeOwned> QueueConsumer<T> for RedisConsumer {
                     runtime: None,
                     conn: None,
                 };
-                LeaseKeeper::start(&self.consumer, every, self.settings.stats.clone(), renewer)
-                    .ok()
+                LeaseKeeper::start(&self.consumer, every, self.settings.stats.clone(), renewer).ok()
             })
             .as_ref()
     }

@@ -79,7 +79,9 @@ pub enum RedisQueueError {
     },
     /// A [`send_timeout`](crate::Producer::send_timeout) was cut off before Redis answered:
     /// the entry may or may not be in the stream.
-    #[error("redis: no answer to XADD to `{stream}` within {after:?}; the entry may be in the stream")]
+    #[error(
+        "redis: no answer to XADD to `{stream}` within {after:?}; the entry may be in the stream"
+    )]
     TimedOut {
         /// The stream written to.
         stream: String,

@@ -153,6 +153,9 @@ impl<T: Serialize + Send + Sync> crate::Producer<T> for RedisProducer {
         let stream = msg.queue().to_owned();
         tokio::time::timeout(wait, RedisProducer::send(self, msg))
             .await
-            .unwrap_or(Err(RedisQueueError::TimedOut { stream, after: wait }))
+            .unwrap_or(Err(RedisQueueError::TimedOut {
+                stream,
+                after: wait,
+            }))
     }
 }

@@ -495,7 +495,12 @@ impl<T: DeserializeOwned> QueueConsumer<T> for SqsConsumer {
             {
                 // Left for the queue's redrive policy, counted and traced; with a policy, made
                 // visible again at once so that SQS moves it sooner.
-                if self.redrive.is_some() && self.change_visibility(&handle, Duration::ZERO).await.is_err() {
+                if self.redrive.is_some()
+                    && self
+                        .change_visibility(&handle, Duration::ZERO)
+                        .await
+                        .is_err()
+                {
                     self.settings.stats.add_broker_error();
                 }
                 self.settings.stats.add_poison();
@@ -735,8 +740,14 @@ mod tests {
 
     #[test]
     fn the_redrive_policy_max_receive_count_is_read() {
-        assert_eq!(max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"3"}"#), Some(3));
-        assert_eq!(max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":4}"#), Some(4));
+        assert_eq!(
+            max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"3"}"#),
+            Some(3)
+        );
+        assert_eq!(
+            max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":4}"#),
+            Some(4)
+        );
         assert_eq!(max_receive_count("not json"), None);
     }
 

@@ -108,7 +108,9 @@ pub enum SqsQueueError {
     },
     /// A [`send_timeout`](crate::Producer::send_timeout) was cut off before SQS answered: the
     /// message may or may not be in the queue.
-    #[error("sqs: no answer to SendMessage to `{queue}` within {after:?}; the message may be in the queue")]
+    #[error(
+        "sqs: no answer to SendMessage to `{queue}` within {after:?}; the message may be in the queue"
+    )]
     TimedOut {
         /// The queue sent to.
         queue: String,
