@@ -74,7 +74,8 @@ impl RedisReceipt {
 /// script over the stream and the dead-letter stream).
 pub struct RedisConsumer {
     conn: Arc<Reconnecting>,
-    client: Client,
+    // For the lease thread's own connection (boxed: the consumer stays small).
+    client: Box<Client>,
     lease: OnceLock<Option<LeaseKeeper<RedisReceipt>>>,
     stream: String,
     group: String,
@@ -122,7 +123,7 @@ impl RedisConsumer {
         conn.stats = Some(settings.stats.clone());
         let consumer = Self {
             conn: Arc::new(conn),
-            client: client.clone(),
+            client: Box::new(client.clone()),
             lease: OnceLock::new(),
             dead_letter: format!("{stream}:dead"),
             stream,
@@ -525,7 +526,7 @@ impl<T: DeserializeOwned> QueueConsumer<T> for RedisConsumer {
             .get_or_init(|| {
                 let every = self.settings.lease_interval?;
                 let renewer = RedisRenewer {
-                    client: self.client.clone(),
+                    client: (*self.client).clone(),
                     stream: self.stream.clone(),
                     group: self.group.clone(),
                     consumer: self.consumer.clone(),
