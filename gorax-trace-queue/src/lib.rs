@@ -23,8 +23,9 @@
 //! - One consumer contract ([`QueueConsumer`]) that every adapter implements with broker calls
 //!   only, and one processing loop ([`process_batch`]) that drives the handler for all of them:
 //!   poison deliveries and `max_deliveries` dead-lettered with a reason (span event, attribute
-//!   and [`ConsumerStats`] counter), panics caught per message and retried, leases extended
-//!   while a handler runs, one failed broker call never blocking the rest of a batch. Delivery
+//!   and [`ConsumerStats`] counter), panics caught per message and retried, the leases of a batch
+//!   kept from its receipt by a thread of the consumer's own ([`consumer::LeaseKeeper`]), one
+//!   failed broker call never blocking the rest of a batch. Delivery
 //!   is at-least-once: see [`consumer`](crate::consumer#at-least-once).
 //!
 //! The brokers stay features of this crate rather than crates of their own: the contract, the

@@ -1396,7 +1396,7 @@ mod sqs {
         produce(&t, &client, &name, 0..8).await;
         let ledger = Arc::new(Ledger::default());
         // A slow attempt (2.5 s) outlasts the visibility timeout (2 s), and the slow consumer
-        // holds a batch of 2: without the heartbeat the fast one receives them again.
+        // holds a batch of 2: without lease renewal the fast one receives them again.
         let slow = consumer(&client, &name).await.with_batch_size(2);
         let fast = consumer(&client, &name).await.with_batch_size(1);
         let mut slow_w = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(2500)));
