@@ -356,15 +356,17 @@ where
             r.receipt
         })
         .collect();
-    // Leased from now on, every delivery, until it is finished or the batch is over.
-    let held = Arc::new(Held::new(receipts, settings.max_lease));
-    let _over = HoldGuard(held.clone());
-    if !items.is_empty()
-        && let Some(keeper) = consumer.lease_keeper()
-    {
-        keeper.hold(held.clone());
-    }
-    let receipts = &held.receipts;
+    // Leased from now on, every delivery, until it is finished or the batch is over (no lease
+    // bookkeeping, and no allocation for it, for a broker without leases).
+    let held = match consumer.lease_keeper() {
+        Some(keeper) if !receipts.is_empty() => {
+            let held = Arc::new(Held::new(receipts, settings.max_lease));
+            keeper.hold(held.clone());
+            BatchLease::Held(HoldGuard(held))
+        }
+        _ => BatchLease::None(receipts),
+    };
+    let receipts = held.receipts();
     for (i, (deliveries, message)) in items.into_iter().enumerate() {
         let receipt = &receipts[i];
         let (msg, id, reason) = match message {
@@ -453,6 +455,33 @@ where
     std::future::poll_fn(|cx| service.poll_ready(cx))
         .await
         .map_err(|e| HandlerUnavailable(e.to_string()).into())
+}
+
+/// The receipts of a batch, held by the lease thread or not.
+enum BatchLease<R> {
+    None(Vec<R>),
+    Held(HoldGuard<R>),
+}
+
+impl<R> BatchLease<R> {
+    fn receipts(&self) -> &[R] {
+        match self {
+            Self::None(receipts) => receipts,
+            Self::Held(guard) => &guard.0.receipts,
+        }
+    }
+
+    fn finish(&self, i: usize) {
+        if let Self::Held(guard) = self {
+            guard.0.finish(i);
+        }
+    }
+
+    fn finish_all(&self) {
+        if let Self::Held(guard) = self {
+            guard.0.finish_all();
+        }
+    }
 }
 
 /// Runs the handler with its panic caught.
