@@ -177,3 +177,64 @@ impl<R> Drop for LeaseKeeper<R> {
         self.shared.wake.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Sends what it was asked to renew.
+    struct Record(mpsc::Sender<Vec<u32>>);
+
+    impl LeaseRenewer<u32> for Record {
+        fn renew(&mut self, receipts: &[&u32]) -> Result<(), String> {
+            let _ = self.0.send(receipts.iter().map(|r| **r).collect());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn renews_what_is_unfinished_until_the_batch_is_over_or_its_max_lease() {
+        let (tx, rx) = mpsc::channel();
+        let stats = Arc::new(ConsumerStats::default());
+        let keeper =
+            LeaseKeeper::start("t", Duration::from_millis(20), stats.clone(), Record(tx)).unwrap();
+        let held = Arc::new(Held::new(vec![1, 2, 3], None));
+        keeper.hold(held.clone());
+        let next = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // Renewals collected before a change may still arrive: then 300 ms without any (at a
+        // 20 ms interval, about 15 ticks), at most 10 tries.
+        let quiet = || {
+            for _ in 0..10 {
+                if rx.recv_timeout(Duration::from_millis(300)).is_err() {
+                    return true;
+                }
+            }
+            false
+        };
+        assert_eq!(next(), [1, 2, 3]);
+        held.finish(1);
+        // A renewal may already have collected the three: the next one has two.
+        let mut renewed = next();
+        if renewed.len() == 3 {
+            renewed = next();
+        }
+        assert_eq!(renewed, [1, 3]);
+        drop(HoldGuard(held));
+        // Over: nothing more to renew.
+        assert!(quiet(), "renewals go on after the batch is over");
+        // A batch past its max lease is no longer renewed, though unfinished.
+        let short = Arc::new(Held::new(vec![7], Some(Duration::from_millis(100))));
+        keeper.hold(short.clone());
+        assert_eq!(next(), [7]);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(quiet(), "renewals go on past the max lease");
+        assert!(stats.snapshot().lease_extensions >= 3);
+        // Dropping the keeper ends its thread (the renewer, and its sender, go with it).
+        drop(keeper);
+        let end = (0..10)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)))
+            .find(Result::is_err);
+        assert_eq!(end, Some(Err(mpsc::RecvTimeoutError::Disconnected)));
+    }
+}
