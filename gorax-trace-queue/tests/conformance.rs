@@ -847,6 +847,59 @@ mod redis_streams {
     }
 
     #[tokio::test]
+    async fn a_lease_is_not_claimed_back_from_a_member_that_took_the_entry_over() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let stream = stream("taken");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        produce(&producer, &stream, 0..1).await;
+        // Renewals every 100 ms.
+        let a = consumer(&client, &stream, "a").await;
+        let owners = Arc::new(Mutex::new(Vec::new()));
+        let (c, seen, s) = (client.clone(), owners.clone(), stream.clone());
+        let mut handler = service_fn(move |msg: TracedMessage<Job>| {
+            let (client, seen, stream) = (c.clone(), seen.clone(), s.clone());
+            async move {
+                let id = msg.message_id().unwrap().to_owned();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                // Another member takes the entry over (as after a lapsed lease).
+                let _: redis::Value = redis::cmd("XCLAIM")
+                    .arg(&stream)
+                    .arg("workers")
+                    .arg("other")
+                    .arg(0)
+                    .arg(&id)
+                    .arg("JUSTID")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                // Several renewals of `a` later, the entry is still the other member's.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let pending: redis::Value = redis::cmd("XPENDING")
+                    .arg(&stream)
+                    .arg("workers")
+                    .arg(&id)
+                    .arg(&id)
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                seen.lock().unwrap().push(format!("{pending:?}"));
+                Ok::<_, String>(())
+            }
+        });
+        let report = process_batch(&a, &mut handler).await.unwrap();
+        assert_eq!(report.acked, 1);
+        let owners = owners.lock().unwrap().clone();
+        assert_eq!(owners.len(), 1);
+        assert!(
+            owners[0].contains("other") && !owners[0].contains("\"a\""),
+            "still the other member's: {owners:?}"
+        );
+        assert!(a.stats().snapshot().lease_extensions >= 1);
+    }
+
+    #[tokio::test]
     async fn an_entry_dead_lettered_twice_is_copied_once() {
         let Some(url) = url() else { return };
         let client = redis::Client::open(url).unwrap();

@@ -540,7 +540,8 @@ impl<T: DeserializeOwned> QueueConsumer<T> for RedisConsumer {
     }
 }
 
-/// Resets the idle time of pending entries (`XCLAIM … JUSTID`) from the lease thread, over a
+/// Resets the idle time of the pending entries this consumer owns (`XCLAIM … JUSTID`, in a
+/// script that skips entries another member took over) from the lease thread, over a
 /// connection of its own driven by a runtime of its own.
 struct RedisRenewer {
     client: Client,
@@ -572,14 +573,22 @@ impl LeaseRenewer<RedisReceipt> for RedisRenewer {
             );
         }
         let runtime = runtime.as_ref().expect("just built");
-        // Resets the idle time without counting a delivery; entries already acknowledged are
-        // skipped by the server.
-        let mut cmd = redis::cmd("XCLAIM");
-        cmd.arg(&*stream).arg(&*group).arg(&*consumer).arg(0);
+        // Resets the idle time without counting a delivery, of the entries this consumer still
+        // owns: one acknowledged is gone from the pending list, and one another member took
+        // over (after a lapse) is left to it rather than claimed back.
+        const SCRIPT: &str = "for i = 3, #ARGV do \
+             local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) \
+             if p[1] then redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID') end \
+             end return 0";
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SCRIPT)
+            .arg(1)
+            .arg(&*stream)
+            .arg(&*group)
+            .arg(&*consumer);
         for receipt in receipts {
             cmd.arg(&receipt.id);
         }
-        cmd.arg("JUSTID");
         let timeout = *timeout;
         let result = runtime.block_on(async {
             tokio::time::timeout(timeout, async {
