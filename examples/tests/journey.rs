@@ -471,6 +471,34 @@ fn closed_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
+/// The trace-context participant started as a process with `env`, listening (checked) on a free
+/// port of 127.0.0.1; its port, and a thread that collects its stderr until it exits.
+fn participant(env: &[(&str, String)]) -> (Child, u16, std::thread::JoinHandle<String>) {
+    let port = closed_port().port();
+    let mut child = command(env!("CARGO_BIN_EXE_tracecontext"), env)
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the participant listens");
+    (child, port, reader)
+}
+
 /// The finished run of a program.
 struct Run {
     ok: bool,
@@ -843,34 +871,10 @@ fn sigterm_stops_demo_serve_with_every_request_delivered() {
 fn the_participant_runs_as_a_process_and_stops_on_sigterm() {
     let rt = runtime();
     let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
-    let port = closed_port().port();
-    let mut child = command(
-        env!("CARGO_BIN_EXE_tracecontext"),
-        &[
-            ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
-            ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
-        ],
-    )
-    .args(["--port", &port.to_string()])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening on") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("the participant listens");
+    let (mut child, port, reader) = participant(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+    ]);
     let client = reqwest::Client::new();
     let response = rt
         .block_on(
@@ -1043,36 +1047,12 @@ fn json_logs_parse_line_by_line_and_the_sdk_is_quiet() {
 fn a_failed_call_with_secrets_in_its_url_exports_no_secret() {
     let rt = runtime();
     let (seen, addr) = http_collector(&rt, Behaviour::All, None);
-    let port = closed_port().port();
     let closed = closed_port();
-    let mut child = command(
-        env!("CARGO_BIN_EXE_tracecontext"),
-        &[
-            ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
-            ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
-            ("OTEL_LOGS_EXPORTER", "otlp".into()),
-        ],
-    )
-    .args(["--port", &port.to_string()])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening on") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("the participant listens");
+    let (mut child, port, reader) = participant(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+    ]);
     let secret_url = format!(
         "http://user:PLANTED0@{closed}/x?access_token=PLANTED1&a=1;token=PLANTED2&next=%2Fcb%3Ftoken%3DPLANTED3"
     );
