@@ -39,15 +39,20 @@ mod metrics;
 mod request_id;
 mod service;
 
-pub use body::ResponseBody;
+pub use body::{ResponseBody, SpanBody};
 pub use future::ResponseFuture;
 pub use gorax_trace::propagation::BaggagePolicy;
-pub use layer::{Grpc, Http, Mode, RequestHead, ResponseHeader, ServerTraceLayer};
+pub use layer::{
+    ClassifyBodyOutcome, DefaultBodyOutcome, Grpc, Http, Mode, RequestHead, ResponseHeader,
+    ServerTraceLayer, SpanEnd,
+};
 #[cfg(feature = "axum")]
 pub use metrics::prometheus_route;
 #[cfg(feature = "request-id")]
 pub use request_id::TraceIdRequestId;
 pub use service::ServerTraceService;
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;
