@@ -178,7 +178,10 @@ pub(crate) struct Config {
 ///   changes it, e.g. to [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server));
 /// - `url.query` values of [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS) redacted;
 /// - trusted peers: the handle's (`TRACING_TRUSTED_PEERS`, default every caller), baggage kept, no request filtered, no response header, no header
-///   captured, `client.address` from the connection peer only (no proxy trusted).
+///   captured, `client.address` from the connection peer only (no proxy trusted);
+/// - span end: when the response body ends ([`SpanEnd::Body`]; plain and upgraded responses at
+///   the head), an abandoned body an error unless it is a `text/event-stream`
+///   ([`DefaultBodyOutcome`]).
 ///
 /// ```
 /// use axum::{Router, routing::post};

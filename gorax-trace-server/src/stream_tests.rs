@@ -548,3 +548,150 @@ fn is_send_and_sync() {
     assert_send_sync::<crate::ResponseBody<http_body_util::Full<Bytes>>>();
     let _ = Arc::new(());
 }
+
+#[tokio::test]
+async fn tracing_spans_and_context_inside_the_stream_belong_to_the_request() {
+    use tower::ServiceExt as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let t = TestTracing::new();
+    let subscriber =
+        tracing_subscriber::registry().with(gorax_trace::subscriber::otel_layer(t.tracer()));
+    let _default = tracing::subscriber::set_default(subscriber);
+    let app = Router::new()
+        .route(
+            "/tokens",
+            get(|| async {
+                let stream = futures_util::stream::unfold(0, |i| async move {
+                    if i == 3 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    // A `tracing` span and the OpenTelemetry context, while the body is polled.
+                    let cx = opentelemetry::Context::current();
+                    let token = tracing::info_span!("llm.token").in_scope(|| {
+                        use opentelemetry::trace::TraceContextExt as _;
+                        format!("{} ", cx.span().span_context().span_id())
+                    });
+                    Some((Ok::<_, Infallible>(Bytes::from(token)), i + 1))
+                });
+                Body::from_stream(stream)
+            }),
+        )
+        .layer(ServerTraceLayer::new().with_tracer(t.tracer()));
+    let res = app
+        .oneshot(
+            Request::get("/tokens")
+                .header("traceparent", TP)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let spans = t.spans();
+    let server = spans.find("GET /tokens");
+    let id = server.span_context.span_id().to_string();
+    assert_eq!(String::from_utf8_lossy(&body), format!("{id} {id} {id} "));
+    let tokens = spans.find_all("llm.token");
+    assert_eq!(tokens.len(), 3);
+    assert!(
+        tokens
+            .iter()
+            .all(|s| s.parent_span_id == server.span_context.span_id())
+    );
+}
+
+/// gRPC mode: a server-streaming call's messages are produced while the body is polled, in
+/// the call's context; the span ends at the trailers.
+#[tokio::test]
+async fn grpc_server_streaming_work_is_a_child_of_the_call() {
+    use tower::ServiceExt as _;
+    let t = TestTracing::new();
+    let tracer = t.tracer();
+    let inner = tower::service_fn(move |_req: Request<Body>| {
+        let tracer = tracer.clone();
+        async move {
+            let stream = futures_util::stream::unfold(0, move |i| {
+                let tracer = tracer.clone();
+                async move {
+                    match i {
+                        0..3 => {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            tracer.start("produce.message").end();
+                            Some((
+                                http_body::Frame::data(Bytes::from_static(b"\0\0\0\0\x01x")),
+                                i + 1,
+                            ))
+                        }
+                        3 => {
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                            Some((http_body::Frame::trailers(trailers), i + 1))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            let body = http_body_util::StreamBody::new(futures_util::StreamExt::map(
+                stream,
+                Ok::<_, Infallible>,
+            ));
+            let res = Response::builder()
+                .header("content-type", "application/grpc")
+                .body(Body::new(body))
+                .unwrap();
+            Ok::<_, Infallible>(res)
+        }
+    });
+    let svc = tower::Layer::layer(&ServerTraceLayer::grpc().with_tracer(t.tracer()), inner);
+    let req = Request::post("/pkg.Feed/Watch")
+        .header("traceparent", TP)
+        .header("content-type", "application/grpc")
+        .body(Body::empty())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    assert!(t.spans().is_empty(), "open until the trailers");
+    http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap();
+    let spans = t.spans();
+    let call = spans.find("pkg.Feed/Watch");
+    spans.assert_attr(call, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+    assert_eq!(outcome(call), "completed");
+    let produced = spans.find_all("produce.message");
+    assert_eq!(produced.len(), 3);
+    assert!(
+        produced
+            .iter()
+            .all(|s| s.parent_span_id == call.span_context.span_id())
+    );
+}
+
+/// HTTP/2 extended CONNECT (WebSockets over HTTP/2) answers `CONNECT` with a 2xx: the span ends
+/// at that head, whatever the body does (the rule is tested here in-process; the HTTP/2
+/// handshake itself is not, see the README).
+#[tokio::test]
+async fn a_2xx_answer_to_connect_ends_at_the_head() {
+    use tower::ServiceExt as _;
+    let t = TestTracing::new();
+    let app = Router::new()
+        .route(
+            "/chat",
+            axum::routing::on(axum::routing::MethodFilter::CONNECT, || async {
+                download(3, Duration::from_millis(50))
+            }),
+        )
+        .layer(ServerTraceLayer::new().with_tracer(t.tracer()));
+    let req = Request::builder()
+        .method(http::Method::CONNECT)
+        .uri("/chat")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(t.spans().names(), ["CONNECT /chat"]);
+    drop(res);
+}

@@ -7,7 +7,8 @@
 //!   built on it) use them; they are emitted next to the stable keys when
 //!   `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` (see [`HttpSemconv`](crate::httpconv::HttpSemconv)).
 //!   They are spelled here because upstream marks them deprecated.
-//! - **gorax** keys the specification lacks: workflow identifiers and the guide's queue keys.
+//! - **gorax** keys the specification lacks: workflow identifiers, the guide's queue keys, and
+//!   how a streamed HTTP response body ended.
 //!
 //! Adapters never spell an attribute key as a string literal; they use these constants.
 
