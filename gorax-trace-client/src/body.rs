@@ -103,10 +103,10 @@ impl http_body::Body for Traced {
                     end.bytes += data.len() as u64;
                 }
                 end.last = Some((SystemTime::now(), Instant::now()));
-                if f.is_trailers() || http_body::Body::is_end_stream(&this.inner) {
-                    if let Some(end) = this.end.take() {
-                        end.finish("completed", None, None);
-                    }
+                if (f.is_trailers() || http_body::Body::is_end_stream(&this.inner))
+                    && let Some(end) = this.end.take()
+                {
+                    end.finish("completed", None, None);
                 }
             }
             Some(Err(error)) => {
