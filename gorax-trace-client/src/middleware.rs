@@ -316,6 +316,11 @@ impl ClientTraceMiddleware {
     /// `gorax.http.response.body.outcome` (`completed`, `failed`, `abandoned`: not an error)
     /// and `http.response.body.size` (bytes read). Off by default: the conventions end client
     /// spans after the response head. Costs a boxed body per response.
+    ///
+    /// Without it, an error while reading the body (after the span ended) is on no span: the
+    /// caller sees it from reqwest (`Response::chunk`, `bytes`, `text`), and
+    /// `http.client.request.duration` measured the head. The conventions' client exception
+    /// record for it needs OTLP logs (a later issue).
     pub fn with_response_body_in_span(mut self) -> Self {
         self.config.body_in_span = true;
         self
