@@ -72,7 +72,7 @@ pub enum ResponseHeader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpanEnd {
     /// At the response head: the span measures the handler, not the body's streaming (the
-    /// behaviour before 0.2, for latency dashboards that must keep measuring the head).
+    /// behaviour before issue 23, for latency dashboards that must keep measuring the head).
     Head,
     /// When the response body ends: at its last frame (trailers included), when it fails, or
     /// when it is dropped before its end (the client went away).
@@ -158,7 +158,7 @@ pub(crate) struct Config {
     pub(crate) attr_limit: Option<usize>,
     /// gRPC mode ([`ServerTraceLayer::grpc`]): RPC span names and `rpc.*` attributes.
     pub(crate) grpc: bool,
-    /// Where spans end when the response does not say (`None`: [`SpanEnd::Body`]).
+    /// Where spans end when the response does not say (`span_end_by` first, when set).
     pub(crate) span_end: SpanEnd,
     pub(crate) span_end_by: Option<SpanEndFn>,
     pub(crate) body_outcome: Arc<dyn ClassifyBodyOutcome>,
@@ -568,7 +568,7 @@ impl<M> ServerTraceLayer<M> {
 
     /// Where the span of every response ends (default [`SpanEnd::Body`]), unless the response
     /// carries its own [`SpanEnd`] extension. [`SpanEnd::Head`] keeps the span (and
-    /// `http.server.request.duration`) measuring the handler only, as before 0.2.
+    /// `http.server.request.duration`) measuring the handler only, as before issue 23.
     pub fn with_span_end(mut self, end: SpanEnd) -> Self {
         let config = self.config();
         config.span_end = end;
