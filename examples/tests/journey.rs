@@ -31,6 +31,25 @@ struct Span {
     name: String,
     /// `messaging.system`, when the span has it.
     system: Option<String>,
+    /// End minus start, in nanoseconds.
+    duration_ns: u64,
+    /// `gorax.http.response.body.outcome`, when recorded.
+    outcome: Option<String>,
+}
+
+/// The string value of `key` among `attributes`, if present.
+fn string_attribute(
+    attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+    key: &str,
+) -> Option<String> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(v) => {
+                Some(v.clone())
+            }
+            _ => None,
+        }
+    })
 }
 
 /// What a collector saw: spans, and every request with its path and arrival time.
@@ -72,18 +91,9 @@ impl Seen {
                 .flat_map(|ss| ss.spans)
                 .map(move |s| Span {
                     service: service.clone(),
-                    system: s
-                        .attributes
-                        .iter()
-                        .find(|kv| kv.key == "messaging.system")
-                        .and_then(|kv| {
-                            match kv.value.as_ref()?.value.as_ref()? {
-                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                                v,
-                            ) => Some(v.clone()),
-                            _ => None,
-                        }
-                        }),
+                    system: string_attribute(&s.attributes, "messaging.system"),
+                    duration_ns: s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano),
+                    outcome: string_attribute(&s.attributes, "gorax.http.response.body.outcome"),
                     trace_id: s.trace_id,
                     span_id: s.span_id,
                     parent: s.parent_span_id,
@@ -865,6 +875,85 @@ fn sigterm_stops_demo_serve_with_every_request_delivered() {
     assert_eq!(api, 4, "{stderr}");
     assert_no_span_lost(&stderr);
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+/// Issue 23: the demo's SSE route, called while `demo --serve` runs: the API's server span
+/// lasts as long as the stream (3 events, 100 ms apart), ends `completed`, and the spans the
+/// stream makes are its children, all delivered to the collector.
+#[test]
+fn an_sse_stream_of_demo_serve_is_one_span_as_long_as_the_stream() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let mut child = command(
+        env!("CARGO_BIN_EXE_demo"),
+        &[
+            ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+            ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+        ],
+    )
+    .arg("--serve")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("curl -X POST") {
+                let _ = tx.send(line.clone());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the demo prints its API URL");
+    let execute = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let events = execute.replace("/execute", "/events");
+    let body = rt
+        .block_on(async { reqwest::get(&events).await?.text().await })
+        .unwrap();
+    assert_eq!(body.matches("event: progress").count(), 3, "{body}");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{stderr}");
+    let spans = seen.spans();
+    let server: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "GET /api/v1/workflows/{id}/events")
+        .collect();
+    assert_eq!(server.len(), 1, "{stderr}");
+    let server = server[0];
+    assert!(
+        (300_000_000..2_000_000_000).contains(&server.duration_ns),
+        "{} ns",
+        server.duration_ns
+    );
+    assert_eq!(server.outcome.as_deref(), Some("completed"));
+    let progress: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "workflow.progress")
+        .collect();
+    assert_eq!(progress.len(), 3);
+    assert!(
+        progress
+            .iter()
+            .all(|p| p.parent == server.span_id && p.trace_id == server.trace_id)
+    );
+    assert_no_span_lost(&stderr);
 }
 
 #[test]
