@@ -671,8 +671,8 @@ async fn grpc_server_streaming_work_is_a_child_of_the_call() {
 }
 
 /// HTTP/2 extended CONNECT (WebSockets over HTTP/2) answers `CONNECT` with a 2xx: the span ends
-/// at that head, whatever the body does (the rule is tested here in-process; the HTTP/2
-/// handshake itself is not, see the README).
+/// at that head, whatever the body does (the rule in-process; a real HTTP/2 handshake is
+/// `websockets_over_http2_end_the_span_at_the_handshake`).
 #[tokio::test]
 async fn a_2xx_answer_to_connect_ends_at_the_head() {
     use tower::ServiceExt as _;
@@ -694,4 +694,53 @@ async fn a_2xx_answer_to_connect_ends_at_the_head() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(t.spans().names(), ["CONNECT /chat"]);
     drop(res);
+}
+
+/// WebSockets over HTTP/2 (RFC 8441 extended CONNECT, which axum 0.8's `serve` enables): a real
+/// HTTP/2 connection to a real axum server on 127.0.0.1 opens a `CONNECT` with `:protocol
+/// websocket`; the span ends at the 2xx handshake while the stream stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_over_http2_end_the_span_at_the_handshake() {
+    let t = TestTracing::new();
+    let app = Router::new()
+        .route(
+            "/chat",
+            axum::routing::any(|| async { download(3, Duration::from_millis(200)) }),
+        )
+        .layer(ServerTraceLayer::new().with_tracer(t.tracer()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let mut req = Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("http://{addr}/chat"))
+        .header("sec-websocket-version", "13")
+        .header("traceparent", TP)
+        .body(http_body_util::Empty::<axum::body::Bytes>::new())
+        .unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let res = sender.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    // The stream is open (its first frame comes 200 ms later), and the span already ended.
+    let spans = t.spans();
+    assert_eq!(spans.names(), ["CONNECT /chat"]);
+    let span = spans.find("CONNECT /chat");
+    spans.assert_attr(span, semconv::HTTP_RESPONSE_STATUS_CODE, 200_i64);
+    spans.assert_attr(span, semconv::NETWORK_PROTOCOL_VERSION, "2");
+    // The tunnel's traffic is the connection's (hyper hands it over as an upgrade), not the
+    // span's: while it goes on, the span stays the one that ended at the handshake.
+    let upgraded = hyper::upgrade::on(res);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(t.spans().names(), ["CONNECT /chat"], "one span");
+    drop(upgraded);
 }
