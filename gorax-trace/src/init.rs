@@ -68,23 +68,38 @@ pub fn init(config: TraceConfig) -> Result<Telemetry, InitError> {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    match (config.enabled(), config.exporter(), config.otlp_endpoint()) {
+    let exporters = config.exporters();
+    let exporter = exporters
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    match (
+        config.enabled(),
+        exporters.contains(&ExporterKind::Otlp),
+        config.otlp_endpoint(),
+    ) {
         (false, _, _) => {
             tracing::info!("distributed tracing disabled; trace context still propagates")
         }
-        (true, ExporterKind::Otlp, Some(endpoint)) => tracing::info!(
+        (true, true, Some(endpoint)) => tracing::info!(
             service.name = config.service_name(),
+            %exporter,
             endpoint,
             protocol = %config.protocol(),
             sampler = %config.sampler(),
             "distributed tracing enabled"
         ),
-        (true, exporter, _) => tracing::info!(
+        (true, _, _) => tracing::info!(
             service.name = config.service_name(),
             %exporter,
             sampler = %config.sampler(),
             "distributed tracing enabled"
         ),
+    }
+    #[cfg(feature = "viewer")]
+    if let Some(url) = telemetry.viewer().and_then(crate::viewer::Viewer::url) {
+        tracing::info!(%url, "trace viewer serving");
     }
     Ok(telemetry)
 }
@@ -101,6 +116,8 @@ impl Telemetry {
         let mut runtimes = Vec::new();
         let mut keep_stats = None;
         let mut runtime = None;
+        #[cfg(feature = "viewer")]
+        let mut viewer = None;
         let settings = Settings::default()
             .with_propagators(config.propagators())
             .with_http_semconv(config.http_semconv())
@@ -123,9 +140,15 @@ impl Telemetry {
                 .build()
         } else {
             let builder = SdkTracerProvider::builder().with_resource(resource);
-            let exporter = match (config.exporter(), config.otlp_endpoint()) {
-                (ExporterKind::None, _) => None,
-                (ExporterKind::Otlp, Some(endpoint)) => {
+            let exporters = config.exporters();
+            let console = exporters.contains(&ExporterKind::Console)
+                // OTLP without an endpoint prints instead, as it always did.
+                || (exporters.contains(&ExporterKind::Otlp) && config.otlp_endpoint().is_none());
+            let otlp = match (
+                exporters.contains(&ExporterKind::Otlp),
+                config.otlp_endpoint(),
+            ) {
+                (true, Some(endpoint)) => {
                     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
                     {
                         let otlp =
@@ -140,7 +163,7 @@ impl Telemetry {
                                 client_certificate: config.client_certificate(),
                             })?;
                         runtime = otlp.runtime;
-                        Some(AnyExporter::Otlp(Box::new(otlp.exporter)))
+                        Some(Box::new(otlp.exporter))
                     }
                     #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
                     {
@@ -150,8 +173,29 @@ impl Telemetry {
                         );
                     }
                 }
-                _ => Some(AnyExporter::Console(ConsoleExporter::new())),
+                _ => None,
             };
+            let exporter = match (console, otlp) {
+                (false, None) => None,
+                (true, None) => Some(AnyExporter::Console(ConsoleExporter::new())),
+                #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+                (false, Some(otlp)) => Some(AnyExporter::Otlp(otlp)),
+                #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+                (true, Some(otlp)) => {
+                    Some(AnyExporter::ConsoleAndOtlp(ConsoleExporter::new(), otlp))
+                }
+            };
+            if exporters.contains(&ExporterKind::Viewer) {
+                #[cfg(feature = "viewer")]
+                {
+                    viewer = Some(crate::viewer::Viewer::start(config.viewer()));
+                }
+                #[cfg(not(feature = "viewer"))]
+                return Err(InitError::FeatureMissing {
+                    what: "the trace viewer (TRACING_EXPORTER=viewer)",
+                    feature: "viewer",
+                });
+            }
             // Keeping failures needs an exporter; without one it would only cost.
             let keep = config.keep().is_enabled() && exporter.is_some();
             let builder = match (config.sampling_rules().is_empty(), keep) {
@@ -171,7 +215,7 @@ impl Telemetry {
                     }
                 }
             };
-            match exporter {
+            let builder = match exporter {
                 Some(exporter) => {
                     let processor = BatchProcessor::with_concurrent_exports(
                         exporter,
@@ -182,13 +226,20 @@ impl Telemetry {
                     if keep {
                         let keep = KeepProcessor::new(processor, config.keep().clone());
                         keep_stats = Some(keep.stats());
-                        builder.with_span_processor(keep).build()
+                        builder.with_span_processor(keep)
                     } else {
-                        builder.with_span_processor(processor).build()
+                        builder.with_span_processor(processor)
                     }
                 }
-                None => builder.build(),
-            }
+                None => builder,
+            };
+            // The viewer takes every sampled span as it ends, beside the exporters.
+            #[cfg(feature = "viewer")]
+            let builder = match &viewer {
+                Some(v) => builder.with_span_processor(v.processor()),
+                None => builder,
+            };
+            builder.build()
         };
         runtimes.extend(runtime);
         let metrics = metrics_pipeline(
@@ -203,6 +254,8 @@ impl Telemetry {
         for rt in runtimes {
             telemetry = telemetry.with_runtime(Some(rt));
         }
+        #[cfg(feature = "viewer")]
+        let telemetry = telemetry.with_viewer(viewer);
         Ok(telemetry
             .with_metrics_pipeline(metrics.map(|(_, p)| p))
             .with_keep_stats(keep_stats))

@@ -407,6 +407,9 @@ pub struct Telemetry {
     runtime: Mutex<Vec<crate::export::ExportRuntime>>,
     metrics: Option<MetricsPipeline>,
     keep: Option<Arc<crate::export::keep::KeepStats>>,
+    /// Dropped with the rest (its server stops without waiting).
+    #[cfg(feature = "viewer")]
+    viewer: Option<crate::viewer::Viewer>,
 }
 
 /// The metrics side of a [`Telemetry`]: the meter provider and its scrape and export counters.
@@ -450,7 +453,22 @@ impl Telemetry {
             runtime: Mutex::new(Vec::new()),
             metrics: None,
             keep: None,
+            #[cfg(feature = "viewer")]
+            viewer: None,
         }
+    }
+
+    #[cfg(feature = "viewer")]
+    pub(crate) fn with_viewer(mut self, viewer: Option<crate::viewer::Viewer>) -> Self {
+        self.viewer = viewer;
+        self
+    }
+
+    /// The trace viewer, when `TRACING_EXPORTER` (or [`with_exporters`](crate::TraceConfig::with_exporters))
+    /// includes `viewer` (cargo feature `viewer`).
+    #[cfg(feature = "viewer")]
+    pub fn viewer(&self) -> Option<&crate::viewer::Viewer> {
+        self.viewer.as_ref()
     }
 
     pub(crate) fn with_runtime(self, runtime: Option<crate::export::ExportRuntime>) -> Self {
