@@ -45,15 +45,39 @@ fn http(
     req.push_str("\r\n");
     stream.write_all(req.as_bytes()).unwrap();
     stream.write_all(body).unwrap();
+    // Reads the head, then Content-Length bytes (chromedriver keeps connections open), else to
+    // the end.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP head");
+    let mut buf = [0u8; 16384];
+    let split = loop {
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed before the head");
+        raw.extend_from_slice(&buf[..n]);
+    };
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = raw[split + 4..].to_vec();
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())
+            .flatten()
+    });
+    match length {
+        Some(len) => {
+            while body.len() < len {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the connection closed before the body");
+                body.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            stream.read_to_end(&mut body).unwrap();
+        }
+    }
     if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")

@@ -190,7 +190,12 @@
       bar.title = fmtDur(s.duration_ns);
       track.appendChild(bar);
       const dur = el('span', 'dur', fmtDur(s.duration_ns));
-      dur.style.left = Math.min(90, 100 * (s.offset_ns + s.duration_ns) / total) + '%';
+      const endPct = 100 * (s.offset_ns + s.duration_ns) / total;
+      // Right of the bar; inside it when the bar ends near the right edge.
+      if (endPct > 75) {
+        dur.classList.add('inside');
+        dur.style.left = (100 * s.offset_ns / total) + '%';
+      } else dur.style.left = endPct + '%';
       track.appendChild(dur);
       row.appendChild(label);
       row.appendChild(track);
