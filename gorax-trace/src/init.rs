@@ -385,8 +385,11 @@ mod tests {
     fn missing_features_are_errors() {
         let grpc = TraceConfig::new().with_endpoint("localhost:4317");
         let https = TraceConfig::new().with_endpoint("https://collector.example.com:443");
+        let viewer =
+            TraceConfig::new().with_exporters([ExporterKind::Console, ExporterKind::Viewer]);
         let cases: Vec<(TraceConfig, &str)> = [
             (!cfg!(feature = "otlp-grpc")).then_some((grpc, "otlp-grpc")),
+            (!cfg!(feature = "viewer")).then_some((viewer, "viewer")),
             (!cfg!(feature = "tls") && cfg!(feature = "otlp-grpc")).then_some((https, "tls")),
         ]
         .into_iter()

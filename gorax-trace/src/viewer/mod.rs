@@ -210,3 +210,47 @@ impl SpanProcessor for ViewerProcessor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second viewer on an address in use is a warning, never an error: it only stores.
+    #[test]
+    fn an_address_in_use_is_not_an_error() {
+        let first = Viewer::start(&ViewerSettings {
+            addr: Some("127.0.0.1:0".parse().unwrap()),
+            ..ViewerSettings::default()
+        });
+        let taken = first.local_addr().unwrap();
+        let second = Viewer::start(&ViewerSettings {
+            addr: Some(taken),
+            ..ViewerSettings::default()
+        });
+        assert_eq!(second.url(), None);
+        assert!(first.url().is_some());
+    }
+
+    /// `init` with the viewer: the process's spans land in the store; dropping stops it.
+    #[test]
+    fn the_processs_spans_reach_the_store() {
+        use crate::config::{ExporterKind, TraceConfig};
+        use opentelemetry::trace::{Tracer, TracerProvider as _};
+        let config = TraceConfig::new()
+            .with_service_name("viewer-unit")
+            .with_exporter(ExporterKind::Viewer)
+            .with_viewer(ViewerSettings {
+                addr: Some("127.0.0.1:0".parse().unwrap()),
+                ..ViewerSettings::default()
+            });
+        let telemetry = crate::Telemetry::new(&config).unwrap();
+        let tracer = telemetry.provider().tracer("t");
+        tracer.in_span("outer", |_| tracer.in_span("inner", |_| {}));
+        let viewer = telemetry.viewer().unwrap();
+        assert_eq!((viewer.stats().traces, viewer.stats().spans), (1, 2));
+        let listed = viewer.shared.store().list(&store::Filter::default());
+        assert_eq!(listed["traces"][0]["root"], "outer");
+        assert_eq!(listed["traces"][0]["services"][0], "viewer-unit");
+        telemetry.shutdown().unwrap();
+    }
+}

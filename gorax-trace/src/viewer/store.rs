@@ -545,7 +545,7 @@ fn summary(t: &Trace) -> Summary {
     let end = t.spans.iter().map(|s| s.end).max().unwrap_or(0);
     let mut services: Vec<Arc<str>> = Vec::new();
     for s in &t.spans {
-        if !services.iter().any(|x| *x == s.service) {
+        if !services.contains(&s.service) {
             services.push(s.service.clone());
         }
     }
