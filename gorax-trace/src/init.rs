@@ -13,6 +13,12 @@ use crate::export::{AnyExporter, BatchProcessor, ConsoleExporter, ExportHealth};
 use crate::telemetry::{MetricsPipeline, Settings, Telemetry};
 use crate::{sampling, semconv};
 
+/// The OTLP exporter, in builds that have one.
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+type OtlpExporterBox = Box<crate::export::otlp::OtlpExporter>;
+#[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+type OtlpExporterBox = std::convert::Infallible;
+
 /// Why [`init`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -144,7 +150,7 @@ impl Telemetry {
             let console = exporters.contains(&ExporterKind::Console)
                 // OTLP without an endpoint prints instead, as it always did.
                 || (exporters.contains(&ExporterKind::Otlp) && config.otlp_endpoint().is_none());
-            let otlp = match (
+            let otlp: Option<OtlpExporterBox> = match (
                 exporters.contains(&ExporterKind::Otlp),
                 config.otlp_endpoint(),
             ) {
@@ -184,6 +190,8 @@ impl Telemetry {
                 (true, Some(otlp)) => {
                     Some(AnyExporter::ConsoleAndOtlp(ConsoleExporter::new(), otlp))
                 }
+                #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+                (_, Some(never)) => match never {},
             };
             if exporters.contains(&ExporterKind::Viewer) {
                 #[cfg(feature = "viewer")]
