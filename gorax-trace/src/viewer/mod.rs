@@ -3,7 +3,7 @@
 //! the binary, with no collector, container or CDN.
 //!
 //! - **Where**: [`TRACING_VIEWER_ADDR`](crate::config), default
-//!   [`DEFAULT_VIEWER_ADDR`](crate::config::DEFAULT_VIEWER_ADDR) (`127.0.0.1:16786`, loopback).
+//!   [`crate::config::DEFAULT_VIEWER_ADDR`] (`127.0.0.1:16786`, loopback).
 //!   An explicit address that is not loopback is used, with a warning (the page shows request
 //!   data). An address in use is a warning naming it, never an init error: the traces are then
 //!   not served here, and the warning says how to export to the viewer already listening.
