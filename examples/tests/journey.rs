@@ -681,7 +681,7 @@ fn sigint_stops_demo_viewer_within_the_shutdown_budget() {
         .parse()
         .unwrap();
     // The viewer answers, with the journey's trace in its list.
-    let list = rt_get(addr, "/api/traces");
+    let list = viewer_get(addr, "/api/traces");
     assert!(
         list.contains("POST /api/v1/workflows/{id}/execute"),
         "{list}"
@@ -709,7 +709,7 @@ fn sigint_stops_demo_viewer_within_the_shutdown_budget() {
 }
 
 /// `GET path` on `addr` (Host: the address), the body as text.
-fn rt_get(addr: SocketAddr, path: &str) -> String {
+fn viewer_get(addr: SocketAddr, path: &str) -> String {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

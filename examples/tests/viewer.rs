@@ -848,3 +848,57 @@ fn chromium_shows_the_demos_trace_as_a_waterfall() {
     );
     assert_eq!(safe, json!(["undefined", 1, 0]));
 }
+
+/// A second process with the viewer on the same address: a warning naming the address and how
+/// to export to the first instead, never an init error (the demo runs and exits 0); then it does
+/// so, and its trace shows in the first viewer.
+#[test]
+fn a_second_viewer_on_the_same_address_warns_and_can_export_to_the_first() {
+    let first = Demo::start(&["--viewer"], &[]);
+    let taken = first.viewer;
+    let out = command(
+        env!("CARGO_BIN_EXE_demo"),
+        &[("TRACING_VIEWER_ADDR", taken.to_string())],
+    )
+    .arg("--viewer")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("in use"))
+        .unwrap_or_else(|| panic!("no warning:\n{stderr}"));
+    assert!(warning.contains(&taken.to_string()), "{warning}");
+    assert!(
+        warning.contains(&format!("TRACING_ENDPOINT=http://{taken}/v1/traces")),
+        "{warning}"
+    );
+    assert!(
+        stderr.contains("the trace viewer is not serving"),
+        "{stderr}"
+    );
+
+    // As the warning says: the second demo exports to the first one's viewer.
+    let out = command(
+        env!("CARGO_BIN_EXE_demo"),
+        &[
+            ("TRACING_EXPORTER", "otlp".into()),
+            ("TRACING_ENDPOINT", format!("http://{taken}/v1/traces")),
+            ("TRACING_METRICS_ENABLED", "false".into()),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let journeys = eventually(Duration::from_secs(10), || {
+        let list = get_json(taken, "/api/traces?name=workflow.execute");
+        let n = list["traces"].as_array()?.len();
+        (n == 2).then_some(n)
+    });
+    assert_eq!(journeys, Some(2), "the first demo's trace and the second's");
+}
