@@ -483,6 +483,28 @@ fn a_traces_only_collector_over_http_gets_the_whole_trace_and_the_demo_exits_0()
     assert!(run.elapsed < Duration::from_secs(20), "{:?}", run.elapsed);
 }
 
+/// `TRACING_EXPORTER=console,otlp` (a list, issue 27): the collector gets the whole trace and
+/// the terminal shows the tree.
+#[test]
+fn an_exporter_list_sends_to_the_collector_and_prints_the_tree() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let run = demo(&[
+        ("TRACING_EXPORTER", "console,otlp".into()),
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_METRICS_ENABLED", "false".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert!(
+        run.stderr.contains("exporter=console,otlp"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("└─ workflow.execute"), "{}", run.stderr);
+    assert_no_span_lost(&run.stderr);
+}
+
 #[test]
 fn a_collector_that_rejects_spans_is_reported_and_the_demo_exits_0() {
     let rt = runtime();
