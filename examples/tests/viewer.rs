@@ -826,12 +826,67 @@ fn chromium_shows_the_demos_trace_as_a_waterfall() {
     let status = browser.js("return document.getElementById('detail-status').textContent");
     assert_eq!(status, "status: unset");
 
-    // A permalink opens the XSS request's trace; the `<script>` User-Agent is text, never run.
-    browser.goto(&format!("{base}#trace={xss}"));
-    let server = browser.wait_for(
-        "const r = [...document.querySelectorAll('#waterfall .row')].find(r => r.dataset.depth === '0');
-         return r && r.dataset.spanId;",
+    // "Copy as JSON": the trace, and the subtree of the selected span (the producer and below).
+    browser.click("#copy-trace");
+    let copied = browser.wait_for("return document.getElementById('copied').value;");
+    let copied: Value = serde_json::from_str(copied.as_str().unwrap()).unwrap();
+    assert_eq!(copied["trace_id"], id.as_str());
+    assert_eq!(copied["spans"].as_array().unwrap().len(), 14);
+    browser.click("#copy-subtree");
+    let copied = browser.wait_for(
+        "const v = document.getElementById('copied').value; \
+         return JSON.parse(v).spans.length < 14 ? v : null;",
     );
+    let copied: Value = serde_json::from_str(copied.as_str().unwrap()).unwrap();
+    let names: Vec<&str> = copied["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "send gorax-executions",
+            "process gorax-executions",
+            "workflow.step.execute",
+            "gorax.notify.v1.Notifier/Notify",
+            "gorax.notify.v1.Notifier/Notify",
+        ]
+    );
+
+    // A trace that arrives later shows up without a reload (the page polls).
+    let late = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "late"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+            "name": "arrived-later", "kind": 1,
+            "startTimeUnixNano": "1544712660000000000", "endTimeUnixNano": "1544712660100000000"
+        }]}]
+    }]});
+    let (status, _, _) = http(
+        demo.viewer,
+        "POST",
+        "/v1/traces",
+        &demo.viewer.to_string(),
+        &[("Content-Type", "application/json")],
+        late.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let late_row = browser.wait_for(
+        "const r = document.querySelector(\"#traces tbody tr[data-trace-id='0af7651916cd43dd8448eb211c80319c']\");
+         return r && r.textContent;",
+    );
+    assert!(late_row.as_str().unwrap().contains("arrived-later"));
+
+    // A permalink opens the XSS request's trace; the `<script>` User-Agent is text, never run.
+    browser.goto("about:blank");
+    browser.goto(&format!("{base}#trace={xss}"));
+    let server = browser.wait_for(&format!(
+        "if (!document.getElementById('trace-title').textContent.includes('{xss}')) return null;
+         const r = [...document.querySelectorAll('#waterfall .row')].find(r => r.dataset.depth === '0');
+         return r && r.dataset.spanId;"
+    ));
     browser.click(&format!(
         "#waterfall .row[data-span-id='{}']",
         server.as_str().unwrap()
