@@ -15,9 +15,35 @@ use std::time::Duration;
 use gorax_examples::journey;
 use gorax_trace::config::{ExporterKind, TraceConfig};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    gorax_trace::subscriber::install()?;
+/// Logs through `tracing` only (one JSON object per line with `TRACING_LOG_FORMAT=json`), an
+/// error that ends the demo included, and exits 1 then.
+fn main() -> std::process::ExitCode {
+    // Before the subscriber there is nowhere else to say it.
+    if let Err(e) = gorax_trace::subscriber::install() {
+        eprintln!("demo: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "demo: cannot start the runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "demo failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // The demo's choices are code defaults: every TRACING_*/OTEL_* variable overrides them
+    // (TRACING_SERVICE_NAME renames it, TRACING_METRICS_ENABLED=false turns metrics off).
+    // Metrics go to the traces' collector when there is one (a collector that takes only
+    // traces, like Jaeger, refuses them: one warning, the traces are unaffected).
     let mut broker = journey::Broker::Memory;
     let (mut serve, mut viewer) = (false, false);
     let mut args = std::env::args().skip(1).peekable();
@@ -34,7 +60,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let config = TraceConfig::from_env()?.with_service_name("gorax-demo");
+    let defaults = TraceConfig::new()
+        .with_service_name("gorax-demo")
+        .with_metrics(true);
+    let config = TraceConfig::from_env_with_defaults(defaults)?;
     // `--viewer` adds the embedded viewer to the configured exporters (console, or OTLP with an
     // endpoint), as `TRACING_EXPORTER=console,viewer` would.
     let config = if viewer {
@@ -44,17 +73,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config
     };
     let exporting = config.exporters().contains(&ExporterKind::Otlp);
-    // With a collector, the demo also pushes metrics to it (`/v1/metrics` for OTLP/HTTP) unless
-    // TRACING_METRICS_ENABLED or OTEL_METRICS_EXPORTER say otherwise. A collector that takes
-    // only traces (Jaeger) refuses them: one warning, and the traces are unaffected.
-    let config = if exporting
-        && std::env::var_os("TRACING_METRICS_ENABLED").is_none()
-        && std::env::var_os("OTEL_METRICS_EXPORTER").is_none()
-    {
-        config.with_metrics(true)
-    } else {
-        config
-    };
     let telemetry = gorax_trace::init(config)?;
 
     let mut services = journey::start_with(&telemetry, &broker).await?;
@@ -67,20 +85,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let viewer_url = telemetry.viewer().and_then(|v| v.url());
     if viewer && viewer_url.is_none() {
-        eprintln!("the trace viewer is not serving (see the warning above)");
+        tracing::warn!("the trace viewer is not serving (see the warning above)");
     }
     if serve || viewer_url.is_some() {
         // The services (and the viewer) stay up until SIGTERM or Ctrl-C, as a service in
         // Kubernetes stops.
         if serve {
-            eprintln!(
-                "serving until SIGTERM or Ctrl-C:\n  curl -X POST http://{}/api/v1/workflows/wf-1/execute\n  \
-                 downstream http://{}/api/v1/steps/{{node}}, gRPC notifier http://{}",
-                services.api, services.downstream, services.notifier
+            tracing::info!(
+                api = %format!("http://{}/api/v1/workflows/wf-1/execute", services.api),
+                downstream = %format!("http://{}/api/v1/steps/{{node}}", services.downstream),
+                notifier = %format!("http://{}", services.notifier),
+                "serving until SIGTERM or Ctrl-C; try: curl -X POST http://{}/api/v1/workflows/wf-1/execute",
+                services.api
             );
         }
         if let Some(url) = &viewer_url {
-            eprintln!("trace viewer: {url} (until SIGTERM or Ctrl-C)");
+            tracing::info!(%url, "trace viewer: {url} (until SIGTERM or Ctrl-C)");
         }
         let stop = gorax_examples::stop_signal();
         tokio::pin!(stop);
@@ -102,7 +122,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the program: what was lost is logged, and the demo exits 0.
     match telemetry.shutdown() {
         Ok(()) if exporting => {
-            eprintln!("trace exported over OTLP; open your collector's UI (e.g. Jaeger on :16686)")
+            tracing::info!(
+                "trace exported over OTLP; open your collector's UI (e.g. Jaeger on :16686)"
+            )
         }
         Ok(()) => {}
         Err(lost) => tracing::warn!(%lost, "telemetry was not fully delivered"),

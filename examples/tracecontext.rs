@@ -22,6 +22,7 @@ fn port() -> Result<u16, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    gorax_trace::subscriber::install()?;
     let port = port()?;
     let config = TraceConfig::from_env()?.with_service_name("gorax-tracecontext");
     let telemetry = gorax_trace::init(config)?;

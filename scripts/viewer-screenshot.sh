@@ -19,8 +19,8 @@ cargo build -q -p gorax-examples --bins
 BIN=${CARGO_TARGET_DIR:-target}/debug
 TRACING_VIEWER_ADDR=127.0.0.1:0 NO_COLOR=1 "$BIN/demo" --viewer >"$WORK/demo.out" 2>"$WORK/demo.err" &
 DEMO_PID=$!
-for _ in $(seq 300); do grep -q '^trace viewer: ' "$WORK/demo.err" && break; sleep 0.1; done
-URL=$(grep '^trace viewer: ' "$WORK/demo.err" | grep -o 'http://[0-9.:]*/')
+for _ in $(seq 300); do grep -q 'trace viewer: http' "$WORK/demo.err" && break; sleep 0.1; done
+URL=$(grep 'trace viewer: http' "$WORK/demo.err" | grep -o 'http://[0-9.:]*/' | head -1)
 ADDR=${URL#http://}; ADDR=${ADDR%/}
 read -r TRACE ROOT STEP < <(curl -sf "${URL}api/traces?name=workflow.execute" | python3 -c '
 import json, sys, urllib.request

@@ -100,6 +100,17 @@ fn routes() -> Router {
     Router::new().route("/api/v1/workflows/{id}/execute", post(|| async { "ok" }))
 }
 
+/// The route with one INFO event in the handler (the `+event` variants: logs' cost).
+fn routes_with_event() -> Router {
+    Router::new().route(
+        "/api/v1/workflows/{id}/execute",
+        post(|| async {
+            tracing::info!(step = "fetch", "step done");
+            "ok"
+        }),
+    )
+}
+
 /// What `axum::serve` does once: turn handlers into services (otherwise a `Router<()>` called
 /// directly re-applies its layers on every request).
 fn ready(router: Router) -> Router {
@@ -151,6 +162,12 @@ fn bench(c: &mut Criterion) {
     let subscriber =
         || tracing_subscriber::registry().with(gorax_trace::subscriber::otel_layer(tracer.clone()));
 
+    // An INFO event inside the request, under the gorax subscriber (lines to a sink), with OTLP
+    // logs off and on (`+otlp-logs`: a telemetry with logs on installed; its records go to a
+    // closed port from the export thread, so the request thread pays what a real collector
+    // would cost it).
+    let gorax_event =
+        ready(routes_with_event().layer(ServerTraceLayer::new().with_telemetry(&handle)));
     let noop = ready(routes().layer(tower::layer::layer_fn(|s| {
         tower::util::MapRequest::new(s, |r: Request<Body>| r)
     })));
@@ -182,7 +199,26 @@ fn bench(c: &mut Criterion) {
         // Metrics on (RED histograms, active requests, exemplars of sampled requests).
         ("gorax+metrics/sampled", gorax_metrics.clone(), SAMPLED),
         ("gorax+metrics/unsampled", gorax_metrics.clone(), UNSAMPLED),
+        ("gorax+event/sampled", gorax_event.clone(), SAMPLED),
+        (
+            "gorax+event+otlp-logs/sampled",
+            gorax_event.clone(),
+            SAMPLED,
+        ),
     ];
+    let logs_subscriber = || {
+        gorax_trace::subscriber::Builder::new()
+            .with_writer(std::io::sink)
+            .build()
+    };
+    let logs_on = || {
+        gorax_trace::init(
+            gorax_trace::TraceConfig::new()
+                .with_endpoint("http://127.0.0.1:9/v1/traces")
+                .with_logs(true),
+        )
+        .expect("a telemetry with OTLP logs")
+    };
     // For callgrind: `GORAX_SERVER_BENCH_ONLY=gorax/sampled:3000` runs that variant so many
     // times and exits (instructions per request = difference of two runs / difference of counts).
     if let Ok(only) = std::env::var("GORAX_SERVER_BENCH_ONLY") {
@@ -190,6 +226,10 @@ fn bench(c: &mut Criterion) {
         let (_, mut router, tp) = variants.into_iter().find(|v| v.0 == only).expect("variant");
         let _default = (only.starts_with("tower-http") || only.contains("+subscriber"))
             .then(|| tracing::subscriber::set_default(subscriber()));
+        let _logs_default = only
+            .contains("+event")
+            .then(|| tracing::subscriber::set_default(logs_subscriber()));
+        let _telemetry = only.contains("+otlp-logs").then(logs_on);
         let n = n.parse::<u64>().expect("count");
         let allocations = allocations_per_call(n, || call(&rt, &mut router, tp));
         eprintln!("allocations per call: {allocations:.2}");
@@ -200,6 +240,10 @@ fn bench(c: &mut Criterion) {
     for (name, mut router, tp) in variants {
         let _default = (name.starts_with("tower-http") || name.contains("+subscriber"))
             .then(|| tracing::subscriber::set_default(subscriber()));
+        let _logs_default = name
+            .contains("+event")
+            .then(|| tracing::subscriber::set_default(logs_subscriber()));
+        let _telemetry = name.contains("+otlp-logs").then(logs_on);
         call(&rt, &mut router, tp); // warm up
         let allocs = allocations_per_call(2_000, || call(&rt, &mut router, tp));
         println!("allocations per request  {name:<36} {allocs:.1}");

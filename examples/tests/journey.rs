@@ -24,6 +24,7 @@ use prost::Message;
 /// One span as the collector received it.
 #[derive(Clone, Debug)]
 struct Span {
+    service: String,
     trace_id: Vec<u8>,
     span_id: Vec<u8>,
     parent: Vec<u8>,
@@ -37,23 +38,109 @@ struct Seen(Arc<Mutex<SeenInner>>);
 #[derive(Default)]
 struct SeenInner {
     spans: Vec<Span>,
+    records: Vec<Record>,
+    /// Every request body as received (to search for planted secrets).
+    raw: Vec<u8>,
     requests: Vec<(String, Instant, u16)>,
 }
 
 impl Seen {
     fn record_spans(&self, request: ExportTraceServiceRequest) {
-        let spans = request
-            .resource_spans
-            .into_iter()
-            .flat_map(|rs| rs.scope_spans)
-            .flat_map(|ss| ss.spans)
-            .map(|s| Span {
-                trace_id: s.trace_id,
-                span_id: s.span_id,
-                parent: s.parent_span_id,
-                name: s.name,
-            });
+        self.0
+            .lock()
+            .unwrap()
+            .raw
+            .extend_from_slice(&request.encode_to_vec());
+        let spans = request.resource_spans.into_iter().flat_map(|rs| {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
+                    ) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            rs.scope_spans
+                .into_iter()
+                .flat_map(|ss| ss.spans)
+                .map(move |s| Span {
+                    service: service.clone(),
+                    trace_id: s.trace_id,
+                    span_id: s.span_id,
+                    parent: s.parent_span_id,
+                    name: s.name,
+                })
+        });
         self.0.lock().unwrap().spans.extend(spans);
+    }
+
+    fn record_logs(
+        &self,
+        request: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+    ) {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        let text = |v: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>| match v
+            .and_then(|v| v.value.as_ref())
+        {
+            Some(Value::StringValue(s)) => s.clone(),
+            Some(other) => format!("{other:?}"),
+            None => String::new(),
+        };
+        let mut inner = self.0.lock().unwrap();
+        inner.raw.extend_from_slice(&request.encode_to_vec());
+        for r in request
+            .resource_logs
+            .into_iter()
+            .flat_map(|rl| rl.scope_logs)
+            .flat_map(|sl| sl.log_records)
+        {
+            inner.records.push(Record {
+                body: text(r.body.as_ref()),
+                severity: r.severity_text.clone(),
+                attributes: r
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
+                    .collect(),
+                trace_id: r.trace_id,
+                span_id: r.span_id,
+                flags: r.flags,
+            });
+        }
+    }
+
+    fn records(&self) -> Vec<Record> {
+        self.0.lock().unwrap().records.clone()
+    }
+
+    /// The bytes around the first `needle` received (for a failure message).
+    fn around(&self, needle: &str) -> String {
+        let inner = self.0.lock().unwrap();
+        match inner
+            .raw
+            .windows(needle.len())
+            .position(|w| w == needle.as_bytes())
+        {
+            Some(i) => String::from_utf8_lossy(
+                &inner.raw[i.saturating_sub(200)..(i + 100).min(inner.raw.len())],
+            )
+            .into_owned(),
+            None => String::new(),
+        }
+    }
+
+    /// Whether any request body held `needle`.
+    fn received_bytes(&self, needle: &str) -> bool {
+        let inner = self.0.lock().unwrap();
+        inner
+            .raw
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
     }
 
     fn record_request(&self, path: &str, status: u16) {
@@ -89,6 +176,19 @@ enum Behaviour {
     ThrottleFirst(u64),
     /// Takes traces but rejects one span of each request (`partial_success`).
     RejectOne,
+    /// Takes every signal (an OpenTelemetry Collector): traces, metrics and logs.
+    All,
+}
+
+/// One log record as the collector received it.
+#[derive(Clone, Debug)]
+struct Record {
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    flags: u32,
+    body: String,
+    severity: String,
+    attributes: Vec<(String, String)>,
 }
 
 /// A CA and a certificate for 127.0.0.1 signed by it, as PEM; the CA is also written to a file
@@ -216,6 +316,14 @@ fn http_collector(
                                     };
                                     (200, None, body)
                                 }
+                                (Behaviour::All, "/v1/logs") => {
+                                    s.record_logs(
+                                        opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(bytes)
+                                            .expect("an OTLP logs request"),
+                                    );
+                                    (200, None, Vec::new())
+                                }
+                                (Behaviour::All, _) => (200, None, Vec::new()),
                                 _ => (404, None, Vec::new()),
                             };
                             s.record_request(&path, status);
@@ -268,9 +376,34 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
     }
 }
 
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsService for Seen {
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse>,
+        tonic::Status,
+    > {
+        self.record_request("LogsService/Export", 0);
+        self.record_logs(request.into_inner());
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
 /// An OTLP/gRPC collector on 127.0.0.1 (over TLS with `pki`) with the trace service only:
-/// tonic answers `UNIMPLEMENTED` for metrics, as Jaeger does.
+/// tonic answers `UNIMPLEMENTED` for metrics, as Jaeger does; with `logs`, the logs service too.
 fn grpc_collector(rt: &tokio::runtime::Runtime, pki: Option<&Pki>) -> (Seen, SocketAddr) {
+    grpc_collector_with(rt, pki, false)
+}
+
+fn grpc_collector_with(
+    rt: &tokio::runtime::Runtime,
+    pki: Option<&Pki>,
+    logs: bool,
+) -> (Seen, SocketAddr) {
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
     let seen = Seen::default();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -284,10 +417,16 @@ fn grpc_collector(rt: &tokio::runtime::Runtime, pki: Option<&Pki>) -> (Seen, Soc
             .unwrap();
     }
     let service = TraceServiceServer::new(seen.clone());
+    let logs = logs.then(|| {
+        opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsServiceServer::new(
+            seen.clone(),
+        )
+    });
     rt.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let _ = builder
             .add_service(service)
+            .add_optional_service(logs)
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
             .await;
     });
@@ -684,7 +823,7 @@ fn sigint_stops_demo_viewer_within_the_shutdown_budget() {
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.starts_with("trace viewer: ") {
+            if line.contains("trace viewer: http") {
                 let _ = tx.send(line.clone());
             }
             all.push_str(&line);
@@ -870,4 +1009,265 @@ fn a_grpc_endpoint_without_the_feature_is_a_clear_error() {
     let run = demo(&[("TRACING_ENDPOINT", "127.0.0.1:4317".into())]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("otlp-grpc"), "{}", run.stderr);
+}
+
+/// Issue 20: the demo's service name is a code default that the environment overrides.
+#[test]
+fn tracing_service_name_renames_the_demo() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_SERVICE_NAME", "renamed-demo".into()),
+        ("TRACING_METRICS_ENABLED", "false".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    let spans = seen.spans();
+    assert!(!spans.is_empty());
+    assert!(
+        spans.iter().all(|s| s.service == "renamed-demo"),
+        "{:?}",
+        spans.iter().map(|s| &s.service).collect::<Vec<_>>()
+    );
+    // Metrics off by the environment, over the demo's code default: none pushed.
+    assert!(seen.requests("/v1/metrics").is_empty());
+}
+
+/// Issue 20: with `TRACING_LOG_FORMAT=json` every line on stderr is one JSON object, in a
+/// successful run (the trace tree then goes to stdout) and in one that fails on a bad variable;
+/// a default run prints none of the SDK's own INFO lines.
+#[test]
+fn json_logs_parse_line_by_line_and_the_sdk_is_quiet() {
+    let run_json = |extra: &[(&str, String)]| {
+        let mut env = vec![("TRACING_LOG_FORMAT", "json".to_owned())];
+        env.extend(extra.iter().cloned());
+        let out = command(env!("CARGO_BIN_EXE_demo"), &env)
+            .output()
+            .expect("the demo runs");
+        (
+            out.status,
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let every_line_json = |stderr: &str| {
+        assert!(!stderr.trim().is_empty());
+        for line in stderr.lines() {
+            let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+            assert!(
+                parsed.is_ok_and(|v| v.is_object()),
+                "not JSON: {line:?}\n{stderr}"
+            );
+        }
+    };
+    let (status, stdout, stderr) = run_json(&[]);
+    assert!(status.success(), "{stderr}");
+    every_line_json(&stderr);
+    assert!(
+        stdout.contains("workflow.execute"),
+        "the tree on stdout: {stdout}"
+    );
+    let (status, _, stderr) = run_json(&[("TRACING_SAMPLE_RATE", "lots".into())]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    every_line_json(&stderr);
+    assert!(
+        stderr.contains("TRACING_SAMPLE_RATE") && stderr.contains("lots"),
+        "the error names the variable and value: {stderr}"
+    );
+    let run = demo(&[]);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("Global tracer provider is set"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Issue 20: a failed outgoing call to a URL with secrets exports none of them (the client
+/// span's status would carry reqwest's error text, which names the URL).
+#[test]
+fn a_failed_call_with_secrets_in_its_url_exports_no_secret() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::All, None);
+    let port = closed_port().port();
+    let closed = closed_port();
+    let mut child = command(
+        env!("CARGO_BIN_EXE_tracecontext"),
+        &[
+            ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+            ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+            ("OTEL_LOGS_EXPORTER", "otlp".into()),
+        ],
+    )
+    .args(["--port", &port.to_string()])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the participant listens");
+    let secret_url = format!(
+        "http://user:PLANTED0@{closed}/x?access_token=PLANTED1&a=1;token=PLANTED2&next=%2Fcb%3Ftoken%3DPLANTED3"
+    );
+    let response = rt
+        .block_on(
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/test"))
+                .json(&serde_json::json!([{ "url": secret_url, "arguments": {} }]))
+                .send(),
+        )
+        .unwrap();
+    assert!(response.status().is_success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{stderr}");
+    // The failed client span arrived, and no byte of any secret with it.
+    assert!(
+        seen.spans()
+            .iter()
+            .any(|s| s.name == "POST" && !s.parent.is_empty()),
+        "{:#?}",
+        names(&seen.spans())
+    );
+    // The participant logged the failed call with reqwest's error text (the whole URL): the
+    // record arrived, in the request's trace, with every URL secret redacted.
+    let records = seen.records();
+    let failed = records
+        .iter()
+        .find(|r| r.body == "a call of the test harness failed")
+        .unwrap_or_else(|| panic!("{records:#?}\n{stderr}"));
+    assert_eq!(failed.trace_id.len(), 16);
+    assert!(
+        failed
+            .attributes
+            .iter()
+            .any(|(k, v)| k == "error" && v.contains("REDACTED")),
+        "{failed:?}"
+    );
+    for secret in ["PLANTED0", "PLANTED1", "PLANTED2", "PLANTED3"] {
+        assert!(
+            !seen.received_bytes(secret),
+            "{secret} was exported: {:?}\n{:#?}",
+            seen.around(secret),
+            seen.records()
+        );
+    }
+}
+
+/// Issue 24: `tracing` events as OTLP log records, correlated with the journey's spans.
+fn assert_logs_correlate(seen: &Seen, stderr: &str) {
+    let spans = seen.spans();
+    let records = seen.records();
+    let executing = records
+        .iter()
+        .find(|r| r.body == "executing workflow")
+        .unwrap_or_else(|| panic!("the journey's log line arrived: {records:#?}\n{stderr}"));
+    assert_eq!(executing.severity, "INFO");
+    assert!(
+        executing
+            .attributes
+            .iter()
+            .any(|(k, v)| k == "workflow_id" && v == "wf-42"),
+        "{executing:?}"
+    );
+    let span = spans
+        .iter()
+        .find(|s| s.span_id == executing.span_id)
+        .unwrap_or_else(|| panic!("the record's span_id is a span of the journey: {executing:?}"));
+    assert_eq!(span.trace_id, executing.trace_id);
+    assert_eq!(executing.flags & 0xff, 1, "sampled");
+}
+
+#[test]
+fn otlp_logs_over_http_carry_the_ids_of_the_journeys_spans() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::All, None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_logs_correlate(&seen, &run.stderr);
+    assert!(
+        !run.stderr.contains("not fully delivered"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unsampled_requests_log_records_carry_its_trace_id() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::All, None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+        ("TRACING_SAMPLE_RATE", "0".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert!(seen.spans().is_empty(), "nothing sampled");
+    let records = seen.records();
+    let executing = records
+        .iter()
+        .find(|r| r.body == "executing workflow")
+        .unwrap_or_else(|| panic!("{records:#?}"));
+    assert_eq!(executing.trace_id.len(), 16);
+    assert!(executing.trace_id.iter().any(|b| *b != 0));
+    assert_eq!(executing.flags & 0xff, 0, "unsampled");
+}
+
+#[test]
+fn a_collector_that_refuses_logs_leaves_the_traces_delivered() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+        ("TRACING_METRICS_ENABLED", "false".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_eq!(
+        lines_with(&run.stderr, &["does not accept logs", "HTTP 404"]).len(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_no_span_lost(&run.stderr);
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn otlp_logs_over_grpc_carry_the_ids_of_the_journeys_spans() {
+    let rt = runtime();
+    let (seen, addr) = grpc_collector_with(&rt, None, true);
+    let run = demo(&[
+        ("TRACING_ENDPOINT", format!("127.0.0.1:{}", addr.port())),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+        ("TRACING_METRICS_ENABLED", "false".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert_logs_correlate(&seen, &run.stderr);
 }

@@ -147,7 +147,7 @@ impl Demo {
         let lines = std::thread::spawn(move || {
             let mut all = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.starts_with("trace viewer: ") || line.contains("curl -X POST") {
+                if line.contains("trace viewer: http") || line.contains("curl -X POST") {
                     let _ = tx.send(line.clone());
                 }
                 all.push_str(&line);
@@ -167,7 +167,7 @@ impl Demo {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("the demo prints the viewer's URL");
-            if line.starts_with("trace viewer: ") {
+            if line.contains("trace viewer: http") {
                 let u = url(&line);
                 viewer = Some(
                     u.trim_start_matches("http://")

@@ -45,6 +45,7 @@ pub(crate) const CAPACITY: usize = 13;
 pub(crate) trait Sink {
     fn attribute(&mut self, attribute: KeyValue);
     fn status(&mut self, status: Status);
+    fn event(&mut self, name: &'static str, attributes: Vec<KeyValue>);
 }
 
 impl<S: Span> Sink for S {
@@ -55,6 +56,10 @@ impl<S: Span> Sink for S {
     fn status(&mut self, status: Status) {
         self.set_status(status);
     }
+
+    fn event(&mut self, name: &'static str, attributes: Vec<KeyValue>) {
+        self.add_event(name, attributes);
+    }
 }
 
 /// The outcome of a request whose span sits in a context (with hooks).
@@ -62,6 +67,7 @@ impl<S: Span> Sink for S {
 pub(crate) struct AttributeList {
     pub(crate) attributes: Vec<KeyValue>,
     pub(crate) status: Option<Status>,
+    pub(crate) events: Vec<(&'static str, Vec<KeyValue>)>,
 }
 
 impl Sink for AttributeList {
@@ -71,6 +77,10 @@ impl Sink for AttributeList {
 
     fn status(&mut self, status: Status) {
         self.status = Some(status);
+    }
+
+    fn event(&mut self, name: &'static str, attributes: Vec<KeyValue>) {
+        self.events.push((name, attributes));
     }
 }
 
@@ -153,10 +163,60 @@ pub(crate) fn on_response(sink: &mut impl Sink, res: &Response, config: &Config,
     }
 }
 
-/// A request that got no response: `error.type` is a low-cardinality class of the error.
+/// A request that got no response: `error.type` is a low-cardinality class of the error; the
+/// status message is the error's text without its URL (reqwest names the URL it failed for; it
+/// is in `url.full`, redacted) and with any other URL in it redacted
+/// ([`redact_text`](gorax_trace::httpconv::redact_text)).
 pub(crate) fn on_error(sink: &mut impl Sink, error: &reqwest_middleware::Error) {
+    let message = error_message(error);
     sink.attribute(KeyValue::new(semconv::ERROR_TYPE, error_type(error)));
-    sink.status(Status::error(error.to_string()));
+    if gorax_trace::TelemetryHandle::installed()
+        .exception_signal()
+        .span_events()
+    {
+        sink.event(
+            semconv::EXCEPTION_EVENT,
+            vec![
+                KeyValue::new(semconv::EXCEPTION_TYPE, EXCEPTION_TYPE),
+                KeyValue::new(semconv::EXCEPTION_MESSAGE, message.clone()),
+            ],
+        );
+    }
+    sink.status(Status::error(message));
+}
+
+/// `exception.type` of a failed call: the error type reqwest-middleware returns.
+const EXCEPTION_TYPE: &str = "reqwest_middleware::Error";
+
+/// The `http.client.request.exception` log record of a failed call, when exceptions go to logs
+/// (`OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`), in the client span's context (recorded or not).
+pub(crate) fn exception_log(
+    sc: &opentelemetry::trace::SpanContext,
+    error: &reqwest_middleware::Error,
+) {
+    let handle = gorax_trace::TelemetryHandle::installed();
+    if handle.exception_signal().logs() {
+        gorax_trace::span::exception_log(
+            &handle,
+            sc,
+            EXCEPTION_TYPE,
+            &error_message(error),
+            gorax_trace::span::Exception::HTTP_CLIENT,
+        );
+    }
+}
+
+/// The text of `error` without the URL reqwest appends, and with any other URL redacted.
+fn error_message(error: &reqwest_middleware::Error) -> String {
+    let text = error.to_string();
+    let text = match error {
+        reqwest_middleware::Error::Reqwest(e) => match e.url() {
+            Some(url) => text.replace(&format!(" for url ({url})"), ""),
+            None => text,
+        },
+        reqwest_middleware::Error::Middleware(_) => text,
+    };
+    gorax_trace::httpconv::redact_text(&text).into_owned()
 }
 
 /// The outcome attributes and status of `result`.

@@ -284,7 +284,11 @@ where
             Err(error) => {
                 if let Some(cx) = &cx {
                     let span = cx.span();
-                    gorax_trace::span::record_error_on(&span, &error);
+                    gorax_trace::span::record_exception_on(
+                        &span,
+                        &error,
+                        gorax_trace::span::Exception::RPC_CLIENT,
+                    );
                     span.end();
                 }
                 if let Some(m) = metrics {
@@ -356,7 +360,11 @@ where
                         record_status(&span, http::StatusCode::OK, trailers);
                     }
                 }
-                Some(Err(error)) => gorax_trace::span::record_error_on(&span, error),
+                Some(Err(error)) => gorax_trace::span::record_exception_on(
+                    &span,
+                    error,
+                    gorax_trace::span::Exception::RPC_CLIENT,
+                ),
                 None => {}
             }
             span.end();

@@ -497,6 +497,9 @@ impl Middleware for ClientTraceMiddleware {
         count_failure(extensions, &result);
         let Some(cx) = hook_cx else {
             // No hooks: the SDK span stays in our hands (no context, no span mutex).
+            if let Err(error) = &result {
+                attributes::exception_log(span_context(&sdk_span, &unsampled_sc), error);
+            }
             if let Some(m) = measured {
                 m.finish(
                     result.as_ref().map_err(attributes::error_type),
@@ -516,6 +519,9 @@ impl Middleware for ClientTraceMiddleware {
             hook.on_response(res, &cx.span());
         }
         let span = cx.span();
+        if let Err(error) = &result {
+            attributes::exception_log(span.span_context(), error);
+        }
         if let Some(m) = measured {
             m.finish(
                 result.as_ref().map_err(attributes::error_type),
@@ -527,6 +533,9 @@ impl Middleware for ClientTraceMiddleware {
             let mut attrs = AttributeList::default();
             attributes::outcome(&mut attrs, &result, config, dup);
             span.set_attributes(attrs.attributes);
+            for (name, attributes) in attrs.events {
+                span.add_event(name, attributes);
+            }
             if let Some(status) = attrs.status {
                 span.set_status(status);
             }

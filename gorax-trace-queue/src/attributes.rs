@@ -100,6 +100,25 @@ pub(crate) fn message_id_attributes(id: &str) -> [KeyValue; 2] {
 
 pub(crate) use gorax_trace::span::record_error_on as record_error;
 
+/// A handler's error: status Error, `error.type`, and `messaging.process.exception` as a span
+/// event or a log record (`OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`).
+pub(crate) fn record_process_error<E: std::fmt::Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
+    gorax_trace::span::record_exception_on(
+        span,
+        error,
+        gorax_trace::span::Exception::MESSAGING_PROCESS,
+    )
+}
+
+/// A failed send: as [`record_process_error`], with `messaging.send.exception`.
+pub(crate) fn record_send_error<E: std::fmt::Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
+    gorax_trace::span::record_exception_on(
+        span,
+        error,
+        gorax_trace::span::Exception::MESSAGING_SEND,
+    )
+}
+
 /// A handler that panicked: status Error, `error.type` `panic`, an `exception` event.
 pub(crate) fn record_panic(span: &SpanRef<'_>) {
     if !span.is_recording() {

@@ -93,7 +93,7 @@ where
         *this.done = true;
         let span = this.cx.span();
         if let Err(error) = &result {
-            attributes::record_error(&span, error);
+            attributes::record_process_error(&span, error);
         }
         if let Some(m) = this.metrics.take() {
             m.finish(result.is_err().then_some("_OTHER"), span.span_context());

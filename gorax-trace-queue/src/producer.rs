@@ -228,7 +228,7 @@ impl SendSpan {
     pub fn end_with_error<E: std::fmt::Display + ?Sized>(mut self, error: &E) {
         self.measure(Some("_OTHER"));
         let span = self.cx.span();
-        attributes::record_error(&span, error);
+        attributes::record_send_error(&span, error);
         span.end();
     }
 

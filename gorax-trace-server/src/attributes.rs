@@ -307,9 +307,17 @@ pub(crate) fn on_response<B: http_body::Body>(
     }
 }
 
-/// An inner service error: status Error, `error.type` the error's type name (low cardinality), an
-/// `exception` event.
-pub(crate) use gorax_trace::span::record_error_on as on_error;
+/// An inner service error: status Error, `error.type` the error's type name (low cardinality),
+/// and the `http.server.request.exception` as a span event or a log record
+/// (`OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`).
+pub(crate) fn on_error<E: std::fmt::Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
+    gorax_trace::span::record_exception_on(span, error, gorax_trace::span::Exception::HTTP_SERVER)
+}
+
+/// A gRPC response body error: as [`on_error`], with `rpc.server.call.exception`.
+pub(crate) fn on_grpc_error<E: std::fmt::Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
+    gorax_trace::span::record_exception_on(span, error, gorax_trace::span::Exception::RPC_SERVER)
+}
 
 /// `host[:port]` or `[v6]:port` from a `Host` header.
 fn split_host_port(value: &str) -> (&str, Option<u16>) {

@@ -51,7 +51,7 @@ impl Pending {
                 ));
             }
             match error {
-                Some(error) => crate::attributes::on_error(&span, error),
+                Some(error) => crate::attributes::on_grpc_error(&span, error),
                 None => {
                     if let Some(error_type) = &error_type {
                         attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.clone()));

@@ -239,40 +239,218 @@ fn is_sensitive_key(key: &str, sensitive: &[String]) -> bool {
     sensitive.iter().any(|s| s.eq_ignore_ascii_case(decoded))
 }
 
+/// The members of a query: split on `&` and on `;` (the separator HTML 4 recommended and some
+/// servers still accept, so `a=1;token=secret` carries a token too).
+fn query_pairs(query: &str) -> impl Iterator<Item = (&str, Option<char>)> {
+    query.split_inclusive(['&', ';']).map(|piece| {
+        match piece
+            .strip_suffix('&')
+            .map(|p| (p, '&'))
+            .or_else(|| piece.strip_suffix(';').map(|p| (p, ';')))
+        {
+            Some((pair, sep)) => (pair, Some(sep)),
+            None => (piece, None),
+        }
+    })
+}
+
+/// A parameter value that is itself a (percent-encoded) URL or path with a query, decoded:
+/// `next=%2Fcb%3Ftoken%3Dsecret` carries a token as much as `token=secret` does.
+fn nested_query(value: &str) -> Option<String> {
+    if !value.contains('%') {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(&value.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned();
+    decoded.contains(['?', '=']).then_some(decoded)
+}
+
+/// `decoded` (a nested URL, path or query) with its sensitive values redacted, if any were.
+fn redact_nested(decoded: &str, sensitive: &[String]) -> Option<String> {
+    let (head, query) = match decoded.split_once('?') {
+        Some((head, query)) => (Some(head), query),
+        None => (None, decoded),
+    };
+    let query = query.split('#').next().unwrap_or_default();
+    if !has_sensitive_key(query, sensitive) {
+        return None;
+    }
+    let redacted = redact_query(query, sensitive);
+    Some(match head {
+        Some(head) => format!("{head}?{redacted}"),
+        None => redacted,
+    })
+}
+
 /// A query string with the values of `sensitive` keys (case-insensitive, also when the key is
 /// percent-encoded) replaced by `REDACTED` (for `url.query` and `url.full`; see
-/// [`DEFAULT_REDACTED_QUERY_KEYS`]).
+/// [`DEFAULT_REDACTED_QUERY_KEYS`]). Members are separated by `&` or `;`, and a value that is
+/// itself a percent-encoded URL with a query (`next=%2Fcb%3Ftoken%3Dsecret`) is redacted inside.
 ///
 /// ```
 /// use gorax_trace::httpconv::redact_query;
-/// let keys = ["sig".to_owned()];
+/// let keys = ["sig".to_owned(), "token".to_owned()];
 /// assert_eq!(redact_query("a=1&sig=secret", &keys), "a=1&sig=REDACTED");
 /// assert_eq!(redact_query("a=1&Sig=secret", &keys), "a=1&Sig=REDACTED");
+/// assert_eq!(redact_query("a=1;token=secret", &keys), "a=1;token=REDACTED");
+/// assert_eq!(
+///     redact_query("next=%2Fcb%3Ftoken%3Dsecret", &keys),
+///     "next=%2Fcb%3Ftoken%3DREDACTED"
+/// );
 /// ```
 pub fn redact_query(query: &str, sensitive: &[String]) -> String {
     let mut out = String::with_capacity(query.len());
-    for (i, pair) in query.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
+    for (pair, sep) in query_pairs(query) {
         match pair.split_once('=') {
             Some((key, _)) if is_sensitive_key(key, sensitive) => {
                 out.push_str(key);
                 out.push('=');
                 out.push_str(REDACTED);
             }
-            _ => out.push_str(pair),
+            Some((key, value)) => {
+                match nested_query(value).and_then(|decoded| redact_nested(&decoded, sensitive)) {
+                    Some(redacted) => {
+                        out.push_str(key);
+                        out.push('=');
+                        out.extend(percent_encoding::utf8_percent_encode(
+                            &redacted,
+                            percent_encoding::NON_ALPHANUMERIC,
+                        ));
+                    }
+                    None => out.push_str(pair),
+                }
+            }
+            None => out.push_str(pair),
         }
+        out.extend(sep);
     }
     out
 }
 
-/// Whether `query` holds a key of `sensitive` (so that redaction must rewrite it).
+/// Whether `query` holds a key of `sensitive`, directly or inside a percent-encoded URL in a
+/// value (so that redaction must rewrite it).
 pub fn has_sensitive_key(query: &str, sensitive: &[String]) -> bool {
-    query.split('&').any(|pair| {
-        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        is_sensitive_key(key, sensitive)
+    query_pairs(query).any(|(pair, _)| match pair.split_once('=') {
+        Some((key, value)) => {
+            is_sensitive_key(key, sensitive)
+                || nested_query(value).is_some_and(|decoded| {
+                    let query = decoded.split_once('?').map_or(decoded.as_str(), |(_, q)| q);
+                    has_sensitive_key(query, sensitive)
+                })
+        }
+        None => is_sensitive_key(pair, sensitive),
     })
+}
+
+/// `text` (an error message, a log line) with every URL in it (`scheme://…`) redacted by the
+/// rules of `url.full`: credentials become `REDACTED:REDACTED`, and the values of sensitive query
+/// keys ([`DEFAULT_REDACTED_QUERY_KEYS`]) become `REDACTED`. Borrowed when nothing changes.
+/// The crates apply it to every error text they record (span status, `exception.message`):
+/// reqwest's errors name the URL they failed for, Redis's the connection URL with its password.
+///
+/// ```
+/// use gorax_trace::httpconv::redact_text;
+/// assert_eq!(
+///     redact_text("error sending request for url (http://h/x?access_token=s1&a=1;token=s2)"),
+///     "error sending request for url (http://h/x?access_token=REDACTED&a=1;token=REDACTED)"
+/// );
+/// assert_eq!(
+///     redact_text("cannot connect to redis://:hunter2@cache:6379/0"),
+///     "cannot connect to redis://REDACTED:REDACTED@cache:6379/0"
+/// );
+/// assert_eq!(redact_text("disk full"), "disk full");
+/// ```
+pub fn redact_text(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    static KEYS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        DEFAULT_REDACTED_QUERY_KEYS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect()
+    });
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(i) = rest.find("://") {
+        // The scheme: the letters, digits, `+`, `-`, `.` before `://`.
+        let start = rest[..i]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            .last()
+            .map_or(i, |(j, _)| j);
+        // The URL runs to whitespace or a quote; a `)` closes it when it has no `(`.
+        let after = i + 3;
+        let mut end = rest[after..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .map_or(rest.len(), |e| after + e);
+        if let Some(close) = rest[after..end].find(')')
+            && !rest[after..after + close].contains('(')
+        {
+            end = after + close;
+        }
+        out.push_str(&rest[..start]);
+        let url = &rest[start..end];
+        let redacted = redact_url(url, &KEYS);
+        changed |= redacted != url;
+        out.push_str(&redacted);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// One URL with its credentials and sensitive query values redacted.
+fn redact_url<'a>(url: &'a str, sensitive: &[String]) -> Cow<'a, str> {
+    let Some(scheme_end) = url.find("://") else {
+        return Cow::Borrowed(url);
+    };
+    let after = scheme_end + 3;
+    let authority_end = url[after..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |e| after + e);
+    let mut out = String::with_capacity(url.len() + 16);
+    out.push_str(&url[..after]);
+    match url[after..authority_end].rfind('@') {
+        Some(at) => {
+            out.push_str("REDACTED:REDACTED");
+            out.push_str(&url[after + at..authority_end]);
+        }
+        None => out.push_str(&url[after..authority_end]),
+    }
+    let rest = &url[authority_end..];
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            out.push_str(path);
+            out.push('?');
+            if has_sensitive_key(query, sensitive) {
+                out.push_str(&redact_query(query, sensitive));
+            } else {
+                out.push_str(query);
+            }
+            if let Some(f) = fragment {
+                out.push('#');
+                out.push_str(f);
+            }
+        }
+        None => out.push_str(rest),
+    }
+    if out == url {
+        Cow::Borrowed(url)
+    } else {
+        Cow::Owned(out)
+    }
 }
 
 /// The default attribute value length limit of attributes built from caller input

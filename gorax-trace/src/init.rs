@@ -130,6 +130,7 @@ impl Telemetry {
             .with_route_attributes(config.enabled() && !config.sampling_rules().is_empty())
             .with_attribute_value_length_limit(config.attribute_value_length_limit())
             .with_trusted_peers(config.trusted_peers().clone())
+            .with_exception_signal(config.exception_signal())
             // Tracing disabled is parent-based too (`sampling::disabled`); rules and keep mode
             // may record what the parent did not sample.
             .with_drops_unsampled_children(
@@ -181,15 +182,20 @@ impl Telemetry {
                 }
                 _ => None,
             };
+            // With JSON log lines on stderr, the tree goes to stdout.
+            let console_exporter = || match config.log_format() {
+                crate::config::LogFormat::Json => {
+                    ConsoleExporter::new().with_writer(std::io::stdout())
+                }
+                _ => ConsoleExporter::new(),
+            };
             let exporter = match (console, otlp) {
                 (false, None) => None,
-                (true, None) => Some(AnyExporter::Console(ConsoleExporter::new())),
+                (true, None) => Some(AnyExporter::Console(console_exporter())),
                 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
                 (false, Some(otlp)) => Some(AnyExporter::Otlp(otlp)),
                 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-                (true, Some(otlp)) => {
-                    Some(AnyExporter::ConsoleAndOtlp(ConsoleExporter::new(), otlp))
-                }
+                (true, Some(otlp)) => Some(AnyExporter::ConsoleAndOtlp(console_exporter(), otlp)),
                 #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
                 (_, Some(never)) => match never {},
             };
@@ -257,6 +263,22 @@ impl Telemetry {
             keep_stats.clone(),
             &mut runtimes,
         )?;
+        #[cfg(feature = "logs")]
+        let logs = logs_pipeline(config, self::resource(config), &mut runtimes)?.map(|mut l| {
+            if let Some((_, m)) = &metrics {
+                let meter =
+                    opentelemetry::metrics::MeterProvider::meter(&m.provider, crate::SCOPE_NAME);
+                l.counters = crate::logs::health_counters(&meter, &l.health);
+            }
+            l
+        });
+        #[cfg(not(feature = "logs"))]
+        if config.logs_enabled() {
+            return Err(InitError::FeatureMissing {
+                what: "OTLP logs (TRACING_LOGS_ENABLED, OTEL_LOGS_EXPORTER=otlp)",
+                feature: "logs",
+            });
+        }
         let settings = settings.with_metrics(metrics.as_ref().map(|(m, _)| m.clone()));
         let mut telemetry = Telemetry::from_provider(provider, settings, health, timeout);
         for rt in runtimes {
@@ -264,6 +286,8 @@ impl Telemetry {
         }
         #[cfg(feature = "viewer")]
         let telemetry = telemetry.with_viewer(viewer);
+        #[cfg(feature = "logs")]
+        let telemetry = telemetry.with_logs_pipeline(logs);
         Ok(telemetry
             .with_metrics_pipeline(metrics.map(|(_, p)| p))
             .with_keep_stats(keep_stats))
@@ -283,6 +307,15 @@ fn metrics_pipeline(
         return Ok(None);
     }
     let exporters = config.metrics_exporters();
+    if exporters.otlp && !exporters.prometheus && config.metrics_otlp_endpoint().is_none() {
+        // Nowhere to go (e.g. metrics on by a code default, run without a collector): not
+        // recorded at all, so the adapters skip them.
+        tracing::info!(
+            "metrics are on but have no collector endpoint (TRACING_ENDPOINT, \
+             OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT) and no Prometheus exporter: not recorded"
+        );
+        return Ok(None);
+    }
     let exemplars = std::sync::Arc::new(crate::metrics::Exemplars::default());
     let mut builder = SdkMeterProvider::builder().with_resource(resource);
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
@@ -350,6 +383,64 @@ fn metrics_pipeline(
             push,
         },
     )))
+}
+
+/// The logger provider with the bounded log processor and the OTLP log exporter, when OTLP logs
+/// are on and there is a collector.
+#[cfg(feature = "logs")]
+fn logs_pipeline(
+    config: &TraceConfig,
+    resource: Resource,
+    runtimes: &mut Vec<crate::export::ExportRuntime>,
+) -> Result<Option<crate::telemetry::LogsPipeline>, InitError> {
+    if !config.logs_enabled() {
+        return Ok(None);
+    }
+    let Some(endpoint) = config.logs_otlp_endpoint() else {
+        tracing::info!(
+            "OTLP logs are on but have no collector endpoint (TRACING_ENDPOINT, \
+             OTEL_EXPORTER_OTLP_(LOGS_)ENDPOINT): not exported"
+        );
+        return Ok(None);
+    };
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+    {
+        let settings = config.log_batch();
+        let (exporter, runtime) = crate::logs::otlp::OtlpLogExporter::build(
+            &crate::export::otlp::OtlpSettings {
+                endpoint: &endpoint,
+                protocol: config.logs_protocol(),
+                timeout: settings.export_timeout,
+                headers: config.logs_headers(),
+                compression: config.logs_compression(),
+                tls: endpoint.starts_with("https://"),
+                certificate: config.certificate(),
+                client_certificate: config.client_certificate(),
+            },
+            crate::logs::otlp::RecordLimits {
+                attributes: settings.attribute_count_limit,
+                value_length: settings.attribute_value_length_limit,
+            },
+        )?;
+        runtimes.extend(runtime);
+        let processor = crate::logs::processor::LogQueueProcessor::new(exporter, settings);
+        let (health, closer) = (processor.health(), processor.closer());
+        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+            .with_resource(resource)
+            .with_log_processor(processor)
+            .build();
+        Ok(Some(crate::telemetry::LogsPipeline {
+            provider,
+            closer,
+            health,
+            counters: Vec::new(),
+        }))
+    }
+    #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+    {
+        let _ = (endpoint, resource, runtimes);
+        Err(crate::export::BuildError::protocol_missing(config.logs_protocol()).into())
+    }
 }
 
 fn resource(config: &TraceConfig) -> Resource {

@@ -16,6 +16,7 @@
 //! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` over any carrier, baggage policy |
 //! | [`httpconv`] | the HTTP vocabulary of server and client: names, redaction, failure rules, hooks |
 //! | [`metrics`] | RED histograms with exemplars, the OTLP push, the Prometheus scrape |
+//! | `logs` | `tracing` events as OTLP log records (feature `logs`) |
 //! | [`trust`] | which connection peers may continue their trace (`TRACING_TRUSTED_PEERS`) |
 //! | [`semconv`] | every attribute key the family writes |
 //! | [`span`] | starting spans, recording errors and events, trace ids for logs |
@@ -53,6 +54,8 @@ pub mod config;
 pub mod export;
 pub mod httpconv;
 mod init;
+#[cfg(feature = "logs")]
+pub mod logs;
 pub mod metrics;
 pub mod propagation;
 pub mod sampling;

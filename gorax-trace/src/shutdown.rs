@@ -25,6 +25,20 @@ pub struct ShutdownError {
     pub traces: Option<Box<TracesLost>>,
     /// Metrics not delivered by the final push.
     pub metrics: Option<Box<MetricsLost>>,
+    /// Log records lost (feature `logs`).
+    #[cfg(feature = "logs")]
+    pub logs: Option<Box<LogsLost>>,
+}
+
+/// The log records a shutdown reports as lost (feature `logs`).
+#[cfg(feature = "logs")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogsLost {
+    /// The counters at the end (`created - exported` were lost), by reason.
+    pub counts: crate::logs::LogCounts,
+    /// The message of the latest failed export.
+    pub last_error: Option<String>,
 }
 
 /// The spans a shutdown reports as lost.
@@ -93,6 +107,26 @@ impl std::fmt::Display for ShutdownError {
             }
             sep = "; ";
         }
+        #[cfg(feature = "logs")]
+        if let Some(l) = &self.logs {
+            let c = &l.counts;
+            write!(
+                f,
+                "{sep}logs: {} of {} records lost ({} timed out, {} refused, {} throttled, {} \
+                 rejected, {} dropped)",
+                c.created - c.exported,
+                c.created,
+                c.timed_out,
+                c.refused,
+                c.throttled,
+                c.rejected,
+                c.dropped
+            )?;
+            if let Some(e) = &l.last_error {
+                write!(f, "; last error: {e}")?;
+            }
+            sep = "; ";
+        }
         if let Some(m) = &self.metrics {
             write!(
                 f,
@@ -134,6 +168,8 @@ mod tests {
                 error: "the collector answered HTTP 404".into(),
                 pushes: PushCounts::default(),
             })),
+            #[cfg(feature = "logs")]
+            logs: None,
         };
         assert_eq!(
             e.to_string(),

@@ -152,7 +152,9 @@ pub fn node_attributes(node_id: &str, node_type: &str) -> [KeyValue; 2] {
 
 /// Records `error` on the span of `cx`: an `exception` event (`exception.type`,
 /// `exception.message`), status Error with the message, and `error.type` set to the error's type
-/// name (low cardinality). Does nothing when the span is not recording.
+/// name (low cardinality). Every URL in the message is redacted first
+/// ([`redact_text`](crate::httpconv::redact_text): credentials and sensitive query values).
+/// Does nothing when the span is not recording.
 pub fn record_error<E: Display + ?Sized>(cx: &Context, error: &E) {
     record_error_on(&cx.span(), error)
 }
@@ -164,20 +166,132 @@ pub fn record_current_error<E: Display + ?Sized>(error: &E) {
 
 /// [`record_error`] on a span reference (what adapters hold while a future completes).
 pub fn record_error_on<E: Display + ?Sized>(span: &SpanRef<'_>, error: &E) {
-    if !span.is_recording() {
+    record_exception_on(span, error, Exception::GENERIC)
+}
+
+/// Which exception an instrumentation records: the semantic conventions' event name (`…exception`
+/// of the operation, or `exception` when it is not specific) and the severity they advise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Exception {
+    /// The event name, e.g. `http.server.request.exception`.
+    pub name: &'static str,
+    /// `true`: ERROR (17), for server and consumer operations and unhandled errors; `false`:
+    /// WARN (13), for client and producer operations.
+    pub error_severity: bool,
+}
+
+impl Exception {
+    /// `exception`, ERROR: an error of user code ([`record_error`]).
+    pub const GENERIC: Self = Self {
+        name: "exception",
+        error_severity: true,
+    };
+    /// `http.server.request.exception`, ERROR (`docs/http/http-exceptions.md`).
+    pub const HTTP_SERVER: Self = Self {
+        name: "http.server.request.exception",
+        error_severity: true,
+    };
+    /// `http.client.request.exception`, WARN.
+    pub const HTTP_CLIENT: Self = Self {
+        name: "http.client.request.exception",
+        error_severity: false,
+    };
+    /// `rpc.server.call.exception`, ERROR (`docs/rpc/rpc-exceptions.md`).
+    pub const RPC_SERVER: Self = Self {
+        name: "rpc.server.call.exception",
+        error_severity: true,
+    };
+    /// `rpc.client.call.exception`, WARN.
+    pub const RPC_CLIENT: Self = Self {
+        name: "rpc.client.call.exception",
+        error_severity: false,
+    };
+    /// `messaging.process.exception`, ERROR (`docs/messaging/messaging-exceptions.md`).
+    pub const MESSAGING_PROCESS: Self = Self {
+        name: "messaging.process.exception",
+        error_severity: true,
+    };
+    /// `messaging.send.exception`, WARN.
+    pub const MESSAGING_SEND: Self = Self {
+        name: "messaging.send.exception",
+        error_severity: false,
+    };
+}
+
+/// Records `error` on `span` as `exception` says, where the installed telemetry's exception
+/// signal ([`ExceptionSignal`](crate::config::ExceptionSignal),
+/// `OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`) sends it: an `exception` span event (the default), a
+/// log record named `exception.name` with its severity in the span's context (`logs`; feature
+/// `logs` with OTLP logs on), or both (`logs/dup`). Status Error and `error.type` are set on a
+/// recording span either way; the message is redacted
+/// ([`redact_text`](crate::httpconv::redact_text)).
+pub fn record_exception_on<E: Display + ?Sized>(
+    span: &SpanRef<'_>,
+    error: &E,
+    exception: Exception,
+) {
+    let handle = crate::TelemetryHandle::installed();
+    let signal = handle.exception_signal();
+    let recording = span.is_recording();
+    if !recording && !signal.logs() {
         return;
     }
     let type_name = short_type_name::<E>();
-    let message = error.to_string();
-    span.add_event(
-        semconv::EXCEPTION_EVENT,
-        vec![
-            KeyValue::new(semconv::EXCEPTION_TYPE, type_name),
-            KeyValue::new(semconv::EXCEPTION_MESSAGE, message.clone()),
-        ],
-    );
+    // Error texts name URLs (reqwest's the request's, Redis's the connection's with its
+    // password): redacted as `url.full` is.
+    let message = crate::httpconv::redact_text(&error.to_string()).into_owned();
+    if signal.logs() {
+        exception_log(&handle, span.span_context(), type_name, &message, exception);
+    }
+    if !recording {
+        return;
+    }
+    if signal.span_events() {
+        span.add_event(
+            semconv::EXCEPTION_EVENT,
+            vec![
+                KeyValue::new(semconv::EXCEPTION_TYPE, type_name),
+                KeyValue::new(semconv::EXCEPTION_MESSAGE, message.clone()),
+            ],
+        );
+    }
     span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, type_name));
     span.set_status(Status::error(message));
+}
+
+/// Emits the exception log record `exception` names, with `exception.type` and
+/// `exception.message` (redact the message first), in the span context `sc`, through `handle`'s
+/// logs pipeline (feature `logs`, OTLP logs on); nothing otherwise. For adapters that record the
+/// span side themselves; [`record_exception_on`] does both.
+pub fn exception_log(
+    handle: &crate::TelemetryHandle,
+    sc: &opentelemetry::trace::SpanContext,
+    type_name: &str,
+    message: &str,
+    exception: Exception,
+) {
+    #[cfg(feature = "logs")]
+    if let Some(logger) = handle.logger() {
+        use opentelemetry::logs::{LogRecord as _, Logger as _, Severity};
+        let mut record = logger.create_log_record();
+        record.set_event_name(exception.name);
+        let (number, text) = if exception.error_severity {
+            (Severity::Error, "ERROR")
+        } else {
+            (Severity::Warn, "WARN")
+        };
+        record.set_severity_number(number);
+        record.set_severity_text(text);
+        record.add_attribute(semconv::EXCEPTION_TYPE, type_name.to_owned());
+        record.add_attribute(semconv::EXCEPTION_MESSAGE, message.to_owned());
+        if sc.is_valid() {
+            record.set_trace_context(sc.trace_id(), sc.span_id(), Some(sc.trace_flags()));
+        }
+        logger.emit(record);
+    }
+    #[cfg(not(feature = "logs"))]
+    let _ = (handle, sc, type_name, message, exception);
 }
 
 /// Adds an event with attributes to the current span (the guide's `RecordWorkflowEvent`).
@@ -282,6 +396,31 @@ mod tests {
         assert_eq!(short_type_name::<std::io::Error>(), "error::Error");
         assert_eq!(short_type_name::<std::fmt::Error>(), "fmt::Error");
         assert_eq!(short_type_name::<u8>(), "u8");
+    }
+
+    /// Issue 20: error texts carrying URLs (a Redis connection URL with its password, a
+    /// request URL with tokens) are recorded redacted, in the status and in the event.
+    #[test]
+    fn secrets_in_error_texts_are_redacted() {
+        let t = TestTracing::new();
+        let span = t.tracer().start("op");
+        let cx = Context::new().with_span(span);
+        let error = std::io::Error::other(
+            "connect redis://:hunter2@cache:6379/0 failed; retried http://h/x?a=1;token=t0k3n",
+        );
+        record_error(&cx, &error);
+        cx.span().end();
+        let spans = t.spans();
+        let op = spans.find("op");
+        let everything = format!("{:?} {:?}", op.status, op.events);
+        for secret in ["hunter2", "t0k3n"] {
+            assert!(!everything.contains(secret), "{secret}: {everything}");
+        }
+        assert!(
+            everything.contains("redis://REDACTED:REDACTED@cache:6379/0"),
+            "{everything}"
+        );
+        assert!(everything.contains("token=REDACTED"), "{everything}");
     }
 
     #[test]

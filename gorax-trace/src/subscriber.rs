@@ -261,12 +261,14 @@ pub fn install_with_level(level: LevelFilter) -> Result<(), InstallError> {
         .init()
 }
 
-/// The [`EnvFilter`] for a `RUST_LOG` value: `None` or empty gives `INFO`; an invalid
-/// directive is an error naming `RUST_LOG` and the value.
+/// The [`EnvFilter`] for a `RUST_LOG` value: `None` or empty gives `INFO`, with the
+/// OpenTelemetry SDK's own chatter (`Global tracer provider is set…` at every start) at `WARN`
+/// ([`DEFAULT_FILTER`]); an invalid directive is an error naming `RUST_LOG` and the value. A
+/// `RUST_LOG` that is set is used as written (`RUST_LOG=info` shows the SDK's lines again).
 pub fn env_filter(rust_log: Option<&str>) -> Result<EnvFilter, ConfigError> {
     let builder = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into());
     match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(builder.parse_lossy("")),
+        None => Ok(builder.parse_lossy(DEFAULT_FILTER)),
         Some(value) => builder.parse(value).map_err(|e| {
             ConfigError::one(InvalidVar {
                 variable: RUST_LOG.to_owned(),
@@ -278,6 +280,9 @@ pub fn env_filter(rust_log: Option<&str>) -> Result<EnvFilter, ConfigError> {
 }
 
 const RUST_LOG: &str = "RUST_LOG";
+
+/// The filter without `RUST_LOG`: `INFO`, and `WARN` for the OpenTelemetry crates' own log lines.
+pub const DEFAULT_FILTER: &str = "info,opentelemetry=warn,opentelemetry_sdk=warn";
 
 /// The subscriber [`install`] sets up, with each part settable in code.
 ///
@@ -321,7 +326,9 @@ impl Builder {
     pub fn new() -> Self {
         Self {
             format: LogFormat::Text,
-            filter: EnvFilter::default().add_directive(LevelFilter::INFO.into()),
+            filter: EnvFilter::builder()
+                .with_default_directive(LevelFilter::INFO.into())
+                .parse_lossy(DEFAULT_FILTER),
             writer: BoxMakeWriter::new(std::io::stderr),
             ansi: std::io::stderr().is_terminal(),
         }
@@ -396,12 +403,36 @@ impl Builder {
             .with(otel_layer(CurrentTracer))
             .with(text)
             .with(json)
+            .with(logs_layer())
     }
 
     /// Installs [`build`](Self::build) as the global subscriber.
     pub fn init(self) -> Result<(), InstallError> {
         Ok(self.build().try_init()?)
     }
+}
+
+/// The bridge of `tracing` events to OTLP log records (feature `logs`; see
+/// [`logs`](crate::logs)): exports through the installed telemetry's logs pipeline, does nothing
+/// while OTLP logs are off.
+#[cfg(feature = "logs")]
+fn logs_layer() -> Option<
+    opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge<
+        crate::logs::InstalledLoggerProvider,
+        crate::logs::InstalledLogger,
+    >,
+> {
+    Some(
+        opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
+            &crate::logs::InstalledLoggerProvider,
+        ),
+    )
+}
+
+/// Without the `logs` feature, no bridge.
+#[cfg(not(feature = "logs"))]
+fn logs_layer() -> Option<tracing_subscriber::layer::Identity> {
+    None
 }
 
 /// The current span context's ids, when it has a valid one.

@@ -44,9 +44,13 @@ struct Shared {
     health: ExportHealth,
     metrics: Option<crate::metrics::Metrics>,
     drops_unsampled_children: bool,
+    exception_signal: crate::config::ExceptionSignal,
     /// Set when the [`Telemetry`] that owns the provider shuts it down: the SDK then starts
     /// only invalid spans, and [`TelemetryHandle::unsampled_child`] leaves it to the SDK.
     closed: AtomicBool,
+    /// The logger of the logs pipeline, when OTLP logs are on (feature `logs`).
+    #[cfg(feature = "logs")]
+    logger: std::sync::OnceLock<opentelemetry_sdk::logs::SdkLogger>,
 }
 
 /// The installed handle: the one mutable static of the crate.
@@ -93,6 +97,9 @@ pub struct Settings {
     /// default, since a custom provider's sampler may record them; [`init`](crate::init()) sets
     /// it from the configured sampler (not with per-route rules or keep mode).
     pub drops_unsampled_children: bool,
+    /// Where exceptions go (`OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`): span events (default), log
+    /// records, or both.
+    pub exception_signal: crate::config::ExceptionSignal,
 }
 
 impl Default for Settings {
@@ -107,6 +114,7 @@ impl Default for Settings {
             trusted_peers: TrustedPeers::default(),
             metrics: None,
             drops_unsampled_children: false,
+            exception_signal: crate::config::ExceptionSignal::default(),
         }
     }
 }
@@ -149,6 +157,12 @@ impl Settings {
         self
     }
 
+    /// With this exception signal (see [`exception_signal`](Self::exception_signal)).
+    pub fn with_exception_signal(mut self, signal: crate::config::ExceptionSignal) -> Self {
+        self.exception_signal = signal;
+        self
+    }
+
     /// With this length limit of attribute values from client-controlled input (`None`: none).
     pub fn with_attribute_value_length_limit(mut self, limit: Option<usize>) -> Self {
         self.attribute_value_length_limit = limit;
@@ -169,8 +183,20 @@ impl TelemetryHandle {
             health,
             metrics: settings.metrics,
             drops_unsampled_children: settings.drops_unsampled_children,
+            exception_signal: settings.exception_signal,
             closed: AtomicBool::new(false),
+            #[cfg(feature = "logs")]
+            logger: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The logger `tracing` events are exported with, when OTLP logs are on (and not shut down).
+    #[cfg(feature = "logs")]
+    pub(crate) fn logger(&self) -> Option<&opentelemetry_sdk::logs::SdkLogger> {
+        if self.0.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.0.logger.get()
     }
 
     /// The span context of a span started under `parent` when it is certain not to be
@@ -307,6 +333,11 @@ impl TelemetryHandle {
         self.0.health.clone()
     }
 
+    /// Where exceptions go ([`Settings::exception_signal`]).
+    pub fn exception_signal(&self) -> crate::config::ExceptionSignal {
+        self.0.exception_signal
+    }
+
     /// The RED instruments, when metrics are on.
     pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
         self.0.metrics.as_ref()
@@ -410,6 +441,19 @@ pub struct Telemetry {
     /// Dropped with the rest (its server stops without waiting).
     #[cfg(feature = "viewer")]
     viewer: Option<crate::viewer::Viewer>,
+    #[cfg(feature = "logs")]
+    logs: Option<LogsPipeline>,
+}
+
+/// The logs side of a [`Telemetry`]: the logger provider and its processor's closer and counters.
+#[cfg(feature = "logs")]
+#[derive(Debug)]
+pub(crate) struct LogsPipeline {
+    pub(crate) provider: opentelemetry_sdk::logs::SdkLoggerProvider,
+    pub(crate) closer: crate::logs::processor::LogsCloser,
+    pub(crate) health: crate::logs::LogsHealth,
+    /// The `otel.sdk.*` log counters, when metrics are on (kept for their callbacks).
+    pub(crate) counters: Vec<opentelemetry::metrics::ObservableCounter<u64>>,
 }
 
 /// The metrics side of a [`Telemetry`]: the meter provider and its scrape and export counters.
@@ -455,6 +499,8 @@ impl Telemetry {
             keep: None,
             #[cfg(feature = "viewer")]
             viewer: None,
+            #[cfg(feature = "logs")]
+            logs: None,
         }
     }
 
@@ -469,6 +515,28 @@ impl Telemetry {
     #[cfg(feature = "viewer")]
     pub fn viewer(&self) -> Option<&crate::viewer::Viewer> {
         self.viewer.as_ref()
+    }
+
+    #[cfg(feature = "logs")]
+    pub(crate) fn with_logs_pipeline(mut self, pipeline: Option<LogsPipeline>) -> Self {
+        if let Some(p) = &pipeline {
+            let _ = self
+                .handle
+                .0
+                .logger
+                .set(opentelemetry::logs::LoggerProvider::logger(
+                    &p.provider,
+                    SCOPE_NAME,
+                ));
+        }
+        self.logs = pipeline;
+        self
+    }
+
+    /// The counters of the OTLP logs pipeline, when logs are on (feature `logs`).
+    #[cfg(feature = "logs")]
+    pub fn logs_health(&self) -> Option<crate::logs::LogsHealth> {
+        self.logs.as_ref().map(|l| l.health.clone())
     }
 
     pub(crate) fn with_runtime(self, runtime: Option<crate::export::ExportRuntime>) -> Self {
@@ -566,10 +634,14 @@ impl Telemetry {
         self.handle.health()
     }
 
-    /// Exports everything finished so far (and, with metrics over OTLP, pushes the metrics),
-    /// waiting at most the export timeout.
+    /// Exports everything finished so far (and, with metrics over OTLP, pushes the metrics;
+    /// with OTLP logs, exports the queued records), waiting at most the export timeout.
     pub fn force_flush(&self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
         let spans = self.provider.force_flush();
+        #[cfg(feature = "logs")]
+        if let Some(l) = &self.logs {
+            l.provider.force_flush()?;
+        }
         #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
         if let Some(push) = self.metrics.as_ref().and_then(|m| m.push.as_ref()) {
             push.flush()
@@ -613,7 +685,23 @@ impl Telemetry {
             .as_ref()
             .and_then(|m| m.push.as_ref())
             .map(crate::metrics::MetricsPush::begin_shutdown);
+        #[cfg(feature = "logs")]
+        let logs_closing = self.logs.as_ref().map(|l| l.closer.begin());
         let spans = self.provider.shutdown_with_timeout(self.timeout);
+        #[cfg(feature = "logs")]
+        let logs = logs_closing.and_then(|closing| {
+            let counts = closing.wait(by);
+            let health = self.logs.as_ref().map(|l| l.health.clone());
+            if let Some(l) = self.logs.take() {
+                let _ = l.provider.shutdown_with_timeout(Duration::from_millis(1));
+            }
+            (counts.created != counts.exported).then(|| {
+                Box::new(crate::shutdown::LogsLost {
+                    counts,
+                    last_error: health.and_then(|h| h.last_error()),
+                })
+            })
+        });
         #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
         let metrics = final_push.and_then(|push| match push.wait(by) {
             (Ok(()), _) => None,
@@ -655,9 +743,19 @@ impl Telemetry {
                 last_error: Some(e.to_string()),
             })),
         };
-        match (traces, metrics) {
-            (None, None) => Ok(()),
-            (traces, metrics) => Err(crate::ShutdownError { traces, metrics }),
+        #[cfg(feature = "logs")]
+        let all_delivered = traces.is_none() && metrics.is_none() && logs.is_none();
+        #[cfg(not(feature = "logs"))]
+        let all_delivered = traces.is_none() && metrics.is_none();
+        if all_delivered {
+            Ok(())
+        } else {
+            Err(crate::ShutdownError {
+                traces,
+                metrics,
+                #[cfg(feature = "logs")]
+                logs,
+            })
         }
     }
 

@@ -12,6 +12,7 @@ mod grpc;
 mod handle;
 mod journey;
 mod lifecycle;
+mod logs;
 mod metrics;
 mod promises;
 mod reliability;

@@ -245,9 +245,37 @@ async fn future_versions_and_tracestate_limits() {
         .await;
     assert_eq!(parse(&got[0].0).0, TRACE, "the traceparent stays valid");
     assert_eq!(
-        got[0].1.as_deref(),
-        Some(members32.join(",").as_str()),
-        "past 32 members the right-most go (W3C), the rest is forwarded"
+        got[0].1, None,
+        "33 members: the whole tracestate is discarded (the W3C test suite, Level 2 strict)"
+    );
+    // An invalid member (key character, value character, key length) discards the whole list.
+    let long_key = format!("{}=v", "k".repeat(257));
+    for bad in ["a=1,B=2", "a=1,b=x=y", &long_key] {
+        let got = h.test(&[("traceparent", &tp), ("tracestate", bad)]).await;
+        assert_eq!(
+            parse(&got[0].0).0,
+            TRACE,
+            "{bad:?}: the traceparent stays valid"
+        );
+        assert_eq!(got[0].1, None, "{bad:?}: discarded whole");
+    }
+    // A duplicated key keeps the first.
+    let got = h
+        .test(&[("traceparent", &tp), ("tracestate", "a=1,b=2,a=3")])
+        .await;
+    assert_eq!(got[0].1.as_deref(), Some("a=1,b=2"));
+    // A valid list of 32 long members is forwarded bounded to 512 characters, whole members.
+    let long32: Vec<String> = (0..32)
+        .map(|i| format!("k{i:02}={}", "v".repeat(40)))
+        .collect();
+    let got = h
+        .test(&[("traceparent", &tp), ("tracestate", &long32.join(","))])
+        .await;
+    let sent = got[0].1.clone().unwrap();
+    assert!(sent.len() <= 512, "{}", sent.len());
+    assert!(
+        long32.join(",").starts_with(&sent),
+        "whole members, in order: {sent}"
     );
 }
 

@@ -6,6 +6,8 @@ use super::Protocol;
 pub(super) const TRACES_PATH: &str = "/v1/traces";
 /// The OTLP/HTTP path of the metrics signal.
 pub(super) const METRICS_PATH: &str = "/v1/metrics";
+/// The OTLP/HTTP path of the logs signal.
+pub(super) const LOGS_PATH: &str = "/v1/logs";
 
 /// Which variable an endpoint came from, which decides how HTTP gets its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub(super) enum Source {
     OtlpTraces,
     /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: used verbatim.
     OtlpMetrics,
+    /// `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`: used verbatim.
+    OtlpLogs,
 }
 
 #[derive(Clone, Debug)]
@@ -57,7 +61,7 @@ impl Endpoint {
             && match self.source {
                 Source::Tracing => self.path.trim_matches('/').is_empty(),
                 Source::OtlpBase => true,
-                Source::OtlpTraces | Source::OtlpMetrics => false,
+                Source::OtlpTraces | Source::OtlpMetrics | Source::OtlpLogs => false,
             };
         if append {
             format!("{}{TRACES_PATH}", self.raw.trim_end_matches('/'))
@@ -71,15 +75,49 @@ impl Endpoint {
     /// The URL of the metrics signal on the same collector: like [`url`](Self::url), with
     /// `/v1/metrics` for HTTP (replacing a `/v1/traces` path, appended to another one).
     pub(super) fn metrics_url(&self, protocol: Protocol, insecure: bool) -> String {
+        self.signal_url(protocol, insecure, METRICS_PATH)
+    }
+
+    /// The URL of another signal (`path`: [`METRICS_PATH`], [`LOGS_PATH`]) on the same collector.
+    pub(super) fn signal_url(&self, protocol: Protocol, insecure: bool, path: &str) -> String {
         let traces = self.url(protocol, insecure);
         if protocol != Protocol::HttpProtobuf {
             return traces;
         }
         match traces.strip_suffix(TRACES_PATH) {
-            Some(base) => format!("{base}{METRICS_PATH}"),
-            None if self.source == Source::OtlpMetrics => traces,
-            None => format!("{}{METRICS_PATH}", traces.trim_end_matches('/')),
+            Some(base) => format!("{base}{path}"),
+            None if matches!(self.source, Source::OtlpMetrics | Source::OtlpLogs) => traces,
+            None => format!("{}{path}", traces.trim_end_matches('/')),
         }
+    }
+}
+
+/// A host as an OTLP endpoint may name it: an IP address (IPv6 in brackets) or a DNS name of
+/// letters, digits, `-` and `_` (underscores are not DNS but resolve in Docker Compose and
+/// Kubernetes service names), labels of 1 to 63 characters, at most 253 in all.
+fn check_host(host: &str) -> Result<(), String> {
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(drop)
+            .map_err(|_| format!("invalid IPv6 address {host:?}"));
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let valid = name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid host {host:?}; expected an IP address or a DNS name (letters, digits, '-')"
+        ))
     }
 }
 
@@ -112,6 +150,17 @@ pub(super) fn parse(s: &str, source: Source) -> Result<Endpoint, String> {
     }
     if host.contains(':') && !host.starts_with('[') {
         return Err("an IPv6 address needs brackets, e.g. [::1]:4317".to_owned());
+    }
+    check_host(host)?;
+    // `Uri` drops a port that is not a `u16` (`:99999`): read it from the text.
+    let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+    if let Some(port) = host_port
+        .get(host.len()..)
+        .and_then(|p| p.strip_prefix(':'))
+        && !port.is_empty()
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("invalid port {port:?}; expected 1 to 65535"));
     }
     let port = match authority.port() {
         // `u16::from_str` (and so `Uri`) takes a leading `+`; a port is digits only.

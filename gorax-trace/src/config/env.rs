@@ -136,14 +136,25 @@ const KNOWN_VARS: &[&str] = &[
     TRACING_VIEWER_MAX_BYTES,
 ];
 /// Variables whose values are secrets (API keys): shown as `k=***`.
-const SECRET_VARS: [&str; 4] = [
+const SECRET_VARS: [&str; 5] = [
     TRACING_HEADERS,
     OTLP_TRACES_HEADERS,
     OTLP_HEADERS,
     OTLP_METRICS_HEADERS,
+    OTLP_LOGS_HEADERS,
 ];
 
-pub(super) const DEFAULT_SERVICE_NAME: &str = "gorax";
+/// `service.name` when none is configured: `unknown_service:` and the executable's name, as the
+/// resource semantic conventions require (`unknown_service` when the name is not available).
+pub(super) fn default_service_name() -> String {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned));
+    match exe {
+        Some(name) => format!("unknown_service:{name}"),
+        None => "unknown_service".to_owned(),
+    }
+}
 pub(super) const ENVIRONMENT_KEYS: [&str; 2] = [
     semconv::DEPLOYMENT_ENVIRONMENT_NAME,
     semconv::legacy::DEPLOYMENT_ENVIRONMENT,
@@ -153,11 +164,33 @@ impl TraceConfig {
     /// Reads the process environment. A variable this module reads whose value is not UTF-8 is
     /// an error naming it; other variables are ignored.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_os_vars(std::env::vars_os())
+        Self::from_os_vars(std::env::vars_os(), Self::default())
+    }
+
+    /// Reads the process environment over `defaults`: every setting that no `TRACING_*` or
+    /// `OTEL_*` variable sets keeps the value `defaults` gives it in code. The precedence is then
+    /// environment > code defaults > built-in defaults, so a deployment can change what the code
+    /// chose (the demo's service name, its metrics); `with_*` calls made on the result still win
+    /// over everything.
+    ///
+    /// ```
+    /// use gorax_trace::config::TraceConfig;
+    ///
+    /// let defaults = TraceConfig::new().with_service_name("billing").with_metrics(true);
+    /// let config = TraceConfig::from_vars_with_defaults([("TRACING_SERVICE_NAME", "billing-eu")], defaults.clone())?;
+    /// assert_eq!(config.service_name(), "billing-eu"); // the environment wins
+    /// assert!(config.metrics_enabled()); // the code default stays
+    /// let config = TraceConfig::from_vars_with_defaults([("OTEL_SERVICE_NAME", "x")], defaults)?;
+    /// assert_eq!(config.service_name(), "x");
+    /// # Ok::<(), gorax_trace::config::ConfigError>(())
+    /// ```
+    pub fn from_env_with_defaults(defaults: TraceConfig) -> Result<Self, ConfigError> {
+        Self::from_os_vars(std::env::vars_os(), defaults)
     }
 
     pub(super) fn from_os_vars(
         vars: impl IntoIterator<Item = (OsString, OsString)>,
+        defaults: TraceConfig,
     ) -> Result<Self, ConfigError> {
         let mut lookup = Vars::default();
         for (name, value) in vars {
@@ -166,6 +199,8 @@ impl TraceConfig {
                     .iter()
                     .chain(&KEEP_VARS)
                     .chain(&METRICS_VARS)
+                    .chain(&LOGS_VARS)
+                    .chain(&[TRACING_LOG_FORMAT])
                     .find(|k| **k == n)
             }) else {
                 continue;
@@ -181,11 +216,25 @@ impl TraceConfig {
                 }),
             }
         }
-        Self::resolve(lookup)
+        Self::resolve(lookup, defaults)
     }
 
     /// Builds the configuration from `(name, value)` pairs, as if they were the environment.
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        Self::from_vars_with_defaults(vars, Self::default())
+    }
+
+    /// [`from_vars`](Self::from_vars) over `defaults`, as
+    /// [`from_env_with_defaults`](Self::from_env_with_defaults) reads the environment.
+    pub fn from_vars_with_defaults<I, K, V>(
+        vars: I,
+        defaults: TraceConfig,
+    ) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -197,10 +246,11 @@ impl TraceConfig {
                 .values
                 .insert(name.as_ref().to_owned(), value.as_ref().to_owned());
         }
-        Self::resolve(lookup)
+        Self::resolve(lookup, defaults)
     }
 
-    fn resolve(mut v: Vars) -> Result<Self, ConfigError> {
+    /// Every setting from `v` where a variable sets it, else from `defaults`.
+    fn resolve(mut v: Vars, defaults: TraceConfig) -> Result<Self, ConfigError> {
         let sampler = v.sampler();
         let enabled = v.setting(TRACING_ENABLED, parse_bool, &[OTEL_SDK_DISABLED], |s| {
             parse_otel_bool(s).map(|disabled| !disabled)
@@ -287,7 +337,7 @@ impl TraceConfig {
             parse_propagators,
         );
         let http_semconv = v.parse(OTEL_SEMCONV_STABILITY_OPT_IN, |s| Ok(parse_semconv(s)));
-        let batch = v.batch();
+        let batch = v.batch(&defaults.batch);
         let export_concurrency = v.parse(TRACING_EXPORT_CONCURRENCY, |s| {
             parse_bounded(s, MAX_EXPORT_CONCURRENCY)
         });
@@ -297,7 +347,6 @@ impl TraceConfig {
             &[OTLP_TRACES_COMPRESSION, OTLP_COMPRESSION],
             parse_compression,
         );
-        let defaults = Self::default();
         let client_certificate = client_certificate.map(|s| s.value);
         let client_key = client_key.map(|s| s.value);
         if client_certificate.is_some() != client_key.is_some() {
@@ -338,28 +387,35 @@ impl TraceConfig {
         let viewer_bytes = v.parse(TRACING_VIEWER_MAX_BYTES, |s| {
             parse_in_range(s, 1 << 16, 1 << 30, "bytes")
         });
-        let keep = v.keep();
-        let metrics = v.metrics();
+        let log_format = v.parse(TRACING_LOG_FORMAT, parse_log_format);
+        let keep = v.keep(&defaults.keep);
+        let metrics = v.metrics().or(&defaults.metrics);
+        let logs = v.logs().or(&defaults.logs);
         if !v.errors.is_empty() {
             return Err(ConfigError { errors: v.errors });
         }
+        let mut resource_attributes = defaults.resource_attributes;
+        for (k, value, _) in attributes
+            .into_iter()
+            .filter(|(k, _, _)| !is_reserved_key(k))
+        {
+            upsert(&mut resource_attributes, k, value);
+        }
+        let mut warnings = defaults.warnings;
+        warnings.extend(v.warnings);
         let config = Self {
             enabled: enabled.map_or(defaults.enabled, |s| s.value),
-            exporter: exporter.map(|s| s.value),
-            endpoint: endpoint.map(|s| s.value),
-            protocol: protocol.map(|s| s.value),
-            headers: headers.map(|s| s.value).unwrap_or_default(),
-            insecure: insecure.is_some_and(|s| s.value),
+            exporter: exporter.map(|s| s.value).or(defaults.exporter),
+            endpoint: endpoint.map(|s| s.value).or(defaults.endpoint),
+            protocol: protocol.map(|s| s.value).or(defaults.protocol),
+            headers: headers.map_or(defaults.headers, |s| s.value),
+            insecure: insecure.map_or(defaults.insecure, |s| s.value),
             service_name: service_name.unwrap_or(defaults.service_name),
-            service_version,
-            environment,
-            resource_attributes: attributes
-                .into_iter()
-                .filter(|(k, _, _)| !is_reserved_key(k))
-                .map(|(k, v, _)| (k, v))
-                .collect(),
+            service_version: service_version.or(defaults.service_version),
+            environment: environment.or(defaults.environment),
+            resource_attributes,
             sampler: sampler.map_or(defaults.sampler, |s| s.value),
-            sampling_rules: Vec::new(),
+            sampling_rules: defaults.sampling_rules,
             propagators: propagators.map_or(defaults.propagators, |s| s.value),
             http_semconv: http_semconv.map_or(defaults.http_semconv, |s| s.value),
             batch,
@@ -367,18 +423,24 @@ impl TraceConfig {
             compression: compression.map_or(defaults.compression, |s| s.value),
             trusted_peers: trusted_peers.map_or(defaults.trusted_peers, |s| s.value),
             keep,
-            warnings: v.warnings,
-            invalid: Vec::new(),
-            certificate: certificate.map(|s| s.value),
-            client_identity: client_certificate.zip(client_key),
+            warnings,
+            invalid: defaults.invalid,
+            certificate: certificate.map(|s| s.value).or(defaults.certificate),
+            client_identity: client_certificate
+                .zip(client_key)
+                .or(defaults.client_identity),
             attribute_value_length_limit: value_limit
                 .map_or(defaults.attribute_value_length_limit, |s| Some(s.value)),
             metrics,
-            shutdown_timeout: shutdown_timeout.map(|s| s.value),
+            shutdown_timeout: shutdown_timeout
+                .map(|s| s.value)
+                .or(defaults.shutdown_timeout),
+            log_format: log_format.map(|s| s.value).or(defaults.log_format),
+            logs,
             viewer: {
-                let d = super::ViewerSettings::default();
+                let d = &defaults.viewer;
                 super::ViewerSettings {
-                    addr: viewer_addr.map(|s| s.value),
+                    addr: viewer_addr.map(|s| s.value).or(d.addr),
                     max_traces: viewer_traces.map_or(d.max_traces, |s| s.value),
                     max_bytes: viewer_bytes.map_or(d.max_bytes, |s| s.value),
                 }
@@ -546,8 +608,7 @@ impl Vars {
         self.pick(rate, otel)
     }
 
-    fn batch(&mut self) -> BatchSettings {
-        let defaults = BatchSettings::default();
+    fn batch(&mut self, defaults: &BatchSettings) -> BatchSettings {
         let parse_queue = |s: &str| parse_bounded(s, MAX_QUEUE_SIZE);
         let parse_batch = |s: &str| parse_bounded(s, MAX_EXPORT_BATCH_SIZE);
         let queue = self.setting(
@@ -958,18 +1019,31 @@ const TRACING_KEEP_SLOWER_THAN_MS: &str = "TRACING_KEEP_SLOWER_THAN_MS";
 const KEEP_VARS: [&str; 2] = [TRACING_KEEP_ERRORS, TRACING_KEEP_SLOWER_THAN_MS];
 
 impl Vars {
-    fn keep(&mut self) -> crate::export::keep::KeepSettings {
+    fn keep(
+        &mut self,
+        defaults: &crate::export::keep::KeepSettings,
+    ) -> crate::export::keep::KeepSettings {
         let errors = self.parse(TRACING_KEEP_ERRORS, parse_bool);
         let slower = self.parse(TRACING_KEEP_SLOWER_THAN_MS, parse_millis);
-        crate::export::keep::KeepSettings::default()
-            .with_errors(errors.is_some_and(|s| s.value))
-            .with_slower_than(slower.map(|s| s.value))
+        defaults
+            .clone()
+            .with_errors(errors.map_or(defaults.errors, |s| s.value))
+            .with_slower_than(slower.map(|s| s.value).or(defaults.slower_than))
     }
 }
 
-/// The log format variable, read by [`LogFormat::from_env`] (not part of [`TraceConfig`]: the
-/// subscriber is installed before the configuration is read, to log what `init` says).
+/// The log format variable, read by [`LogFormat::from_env`] (the subscriber is installed before
+/// the configuration is read, to log what `init` says) and by [`TraceConfig`] (where the
+/// console exporter writes: stdout when logs are JSON).
 pub(crate) const TRACING_LOG_FORMAT: &str = "TRACING_LOG_FORMAT";
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected text or json".to_owned()),
+    }
+}
 
 impl LogFormat {
     /// `TRACING_LOG_FORMAT` from the process environment: `text` (default when unset or empty)
@@ -998,13 +1072,7 @@ impl LogFormat {
             vars.values
                 .insert(TRACING_LOG_FORMAT.to_owned(), value.to_owned());
         }
-        let format = vars.parse(TRACING_LOG_FORMAT, |s| {
-            match s.to_ascii_lowercase().as_str() {
-                "text" => Ok(LogFormat::Text),
-                "json" => Ok(LogFormat::Json),
-                _ => Err("expected text or json".to_owned()),
-            }
-        });
+        let format = vars.parse(TRACING_LOG_FORMAT, parse_log_format);
         if !vars.errors.is_empty() {
             return Err(ConfigError {
                 errors: vars.errors,
@@ -1100,4 +1168,128 @@ fn parse_metrics_exporters(s: &str) -> Result<crate::metrics::MetricsExporters, 
         }
     }
     Ok(exporters)
+}
+
+// OTLP logs (issue 24). Self-contained: its own variable list and reader.
+const TRACING_LOGS_ENABLED: &str = "TRACING_LOGS_ENABLED";
+const OTEL_LOGS_EXPORTER: &str = "OTEL_LOGS_EXPORTER";
+const OTLP_LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
+const OTLP_LOGS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL";
+const OTLP_LOGS_HEADERS: &str = "OTEL_EXPORTER_OTLP_LOGS_HEADERS";
+const OTLP_LOGS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION";
+const OTLP_LOGS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT";
+const OTEL_BLRP_SCHEDULE_DELAY: &str = "OTEL_BLRP_SCHEDULE_DELAY";
+const OTEL_BLRP_EXPORT_TIMEOUT: &str = "OTEL_BLRP_EXPORT_TIMEOUT";
+const OTEL_BLRP_MAX_QUEUE_SIZE: &str = "OTEL_BLRP_MAX_QUEUE_SIZE";
+const OTEL_BLRP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE";
+const OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT: &str = "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT";
+const OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str =
+    "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+const OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN: &str = "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN";
+const LOGS_VARS: [&str; 14] = [
+    TRACING_LOGS_ENABLED,
+    OTEL_LOGS_EXPORTER,
+    OTLP_LOGS_ENDPOINT,
+    OTLP_LOGS_PROTOCOL,
+    OTLP_LOGS_HEADERS,
+    OTLP_LOGS_COMPRESSION,
+    OTLP_LOGS_TIMEOUT,
+    OTEL_BLRP_SCHEDULE_DELAY,
+    OTEL_BLRP_EXPORT_TIMEOUT,
+    OTEL_BLRP_MAX_QUEUE_SIZE,
+    OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT,
+    OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN,
+];
+
+/// Upper bound of the log record queue (`OTEL_BLRP_MAX_QUEUE_SIZE`).
+pub const MAX_LOG_QUEUE_SIZE: usize = 65_536;
+/// Upper bound of a log export batch (`OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`).
+pub const MAX_LOG_EXPORT_BATCH_SIZE: usize = 8_192;
+/// Upper bound of the attributes of one log record (`OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`).
+pub const MAX_LOG_ATTRIBUTE_COUNT: usize = 1_024;
+
+impl Vars {
+    fn logs(&mut self) -> super::LogsConfig {
+        let enabled = self.parse(TRACING_LOGS_ENABLED, parse_bool);
+        let exporter = self.parse(OTEL_LOGS_EXPORTER, |s| {
+            match s.trim().to_ascii_lowercase().as_str() {
+                "otlp" => Ok(super::LogsExporter::Otlp),
+                "console" => Ok(super::LogsExporter::Console),
+                "none" => Ok(super::LogsExporter::None),
+                _ => Err("expected otlp, console or none".to_owned()),
+            }
+        });
+        let endpoint = self.parse(OTLP_LOGS_ENDPOINT, |s| endpoint::parse(s, Source::OtlpLogs));
+        let base = self
+            .raw(OTLP_ENDPOINT)
+            .and_then(|s| endpoint::parse(s, Source::OtlpBase).ok());
+        let protocol = self.parse(OTLP_LOGS_PROTOCOL, parse_protocol);
+        let headers = self.parse(OTLP_LOGS_HEADERS, |s| parse_headers(s, true));
+        let compression = self.parse(OTLP_LOGS_COMPRESSION, parse_compression);
+        // The exporter's timeout before the processor's; `OTEL_EXPORTER_OTLP_TIMEOUT` was read
+        // (and reported) with the traces'.
+        let timeout = self
+            .parse(OTLP_LOGS_TIMEOUT, parse_timeout)
+            .map(|s| s.value)
+            .or_else(|| {
+                self.parse(OTEL_BLRP_EXPORT_TIMEOUT, parse_timeout)
+                    .map(|s| s.value)
+            })
+            .or_else(|| self.raw(OTLP_TIMEOUT).and_then(|s| parse_timeout(s).ok()));
+        let delay = self.parse(OTEL_BLRP_SCHEDULE_DELAY, parse_delay);
+        let queue = self.parse(OTEL_BLRP_MAX_QUEUE_SIZE, |s| {
+            parse_bounded(s, MAX_LOG_QUEUE_SIZE)
+        });
+        let batch = self.parse(OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, |s| {
+            parse_bounded(s, MAX_LOG_EXPORT_BATCH_SIZE)
+        });
+        let count_limit = self.parse(OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT, |s| {
+            parse_bounded(s, MAX_LOG_ATTRIBUTE_COUNT)
+        });
+        let value_limit = self.parse(OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT, parse_size);
+        let exceptions = self.parse(OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN, |s| {
+            let modes: Vec<String> = s
+                .split(',')
+                .map(|m| m.trim().to_ascii_lowercase())
+                .filter(|m| !m.is_empty())
+                .collect();
+            if modes.iter().any(|m| m == "logs/dup") {
+                Ok(super::ExceptionSignal::Dup)
+            } else if modes.iter().any(|m| m == "logs") {
+                Ok(super::ExceptionSignal::Logs)
+            } else {
+                Ok(super::ExceptionSignal::SpanEvents)
+            }
+        });
+        if let (Some(q), Some(b)) = (&queue, &batch)
+            && b.value > q.value
+        {
+            self.errors.push(InvalidVar {
+                variable: OTEL_BLRP_MAX_EXPORT_BATCH_SIZE.to_owned(),
+                value: b.value.to_string(),
+                reason: format!(
+                    "the export batch size must not exceed the queue size {} ({OTEL_BLRP_MAX_QUEUE_SIZE})",
+                    q.value
+                ),
+            });
+        }
+        super::LogsConfig {
+            enabled: enabled.map(|s| s.value),
+            exporter: exporter.map(|s| s.value),
+            endpoint: endpoint.map(|s| s.value),
+            base,
+            protocol: protocol.map(|s| s.value),
+            headers: headers.map(|s| s.value),
+            compression: compression.map(|s| s.value),
+            timeout,
+            delay: delay.map(|s| s.value),
+            max_queue_size: queue.map(|s| s.value),
+            max_export_batch_size: batch.map(|s| s.value),
+            attribute_count_limit: count_limit.map(|s| s.value),
+            attribute_value_length_limit: value_limit.map(|s| s.value),
+            exceptions: exceptions.map(|s| s.value),
+        }
+    }
 }

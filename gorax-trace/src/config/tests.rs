@@ -42,7 +42,11 @@ fn defaults() {
     assert_eq!(c.otlp_endpoint(), None);
     assert_eq!(c.protocol(), Protocol::Grpc);
     assert!(!c.uses_tls());
-    assert_eq!(c.service_name(), "gorax");
+    assert!(
+        c.service_name().starts_with("unknown_service:"),
+        "{}",
+        c.service_name()
+    );
     assert_eq!(c.sampler(), Sampler::ParentBasedAlwaysOn);
     assert_eq!(c.propagators(), Propagators::W3C);
     assert_eq!(c.http_semconv(), HttpSemconv::Stable);
@@ -818,6 +822,11 @@ fn builders_validate() {
         "host:99999",
         "host name:4317",
         "",
+        // Issue 20: a port past 65535 behind a scheme, a bracketed non-address, a bad name.
+        "http://127.0.0.1:99999/v1/traces",
+        "http://[zz]:1",
+        "bad_host_name!:4317",
+        "http://-bad-:4318",
     ] {
         let e = TraceConfig::new()
             .with_endpoint(bad)
@@ -912,14 +921,14 @@ fn precedence_code_tracing_otel_default() {
             otel: "OTEL_SERVICE_NAME=otel",
             get: |c| c.service_name().to_owned(),
             code: |c| c.with_service_name("code"),
-            want: ["gorax", "otel", "tracing", "code"],
+            want: ["unknown_service:*", "otel", "tracing", "code"],
         },
         Family {
             tracing: "TRACING_SERVICE_NAME=tracing",
             otel: "OTEL_RESOURCE_ATTRIBUTES=service.name=otel",
             get: |c| c.service_name().to_owned(),
             code: |c| c.with_resource_attribute("service.name", "code"),
-            want: ["gorax", "otel", "tracing", "code"],
+            want: ["unknown_service:*", "otel", "tracing", "code"],
         },
         Family {
             tracing: "TRACING_SERVICE_VERSION=2.0",
@@ -1040,7 +1049,30 @@ fn precedence_code_tracing_otel_default() {
             "TRACING_UNRELATED=x"
         };
         let with = |env: &[&'static str]| config(&[&[base], env].concat());
-        assert_eq!((f.get)(&with(&[])), f.want[0], "{tracing}: default");
+        let got = (f.get)(&with(&[]));
+        match f.want[0].strip_suffix('*') {
+            // `unknown_service:` and the executable's name, as the resource conventions say.
+            Some(prefix) => assert!(got.starts_with(prefix) && got.len() > prefix.len(), "{got}"),
+            None => assert_eq!(got, f.want[0], "{tracing}: default"),
+        }
+        // Issue 20: the same override as a code default (`from_vars_with_defaults`) holds
+        // alone and is beaten by each environment family.
+        let defaults = (f.code)(TraceConfig::new());
+        let over = |env: &[&'static str]| {
+            TraceConfig::from_vars_with_defaults(vars(&[&[base], env].concat()), defaults.clone())
+                .unwrap()
+        };
+        assert_eq!((f.get)(&over(&[])), f.want[3], "{tracing}: code default");
+        assert_eq!(
+            (f.get)(&over(&[f.otel])),
+            f.want[1],
+            "{tracing}: OTEL over code default"
+        );
+        assert_eq!(
+            (f.get)(&over(&[f.tracing])),
+            f.want[2],
+            "{tracing}: TRACING over code default"
+        );
         let only_otel = with(&[f.otel]);
         assert_eq!((f.get)(&only_otel), f.want[1], "{tracing}: OTEL only");
         assert!(
@@ -1194,19 +1226,25 @@ fn displays() {
 fn from_env_reports_non_utf8_values_of_known_variables_only() {
     use std::os::unix::ffi::OsStringExt;
     let bad = || OsString::from_vec(vec![b'a', 0xff]);
-    let e = TraceConfig::from_os_vars([
-        (OsString::from("TRACING_ENABLED"), bad()),
-        (OsString::from("UNRELATED"), bad()),
-        (bad(), OsString::from("x")),
-        (OsString::from("TRACING_SAMPLE_RATE"), OsString::from("2")),
-    ])
+    let e = TraceConfig::from_os_vars(
+        [
+            (OsString::from("TRACING_ENABLED"), bad()),
+            (OsString::from("UNRELATED"), bad()),
+            (bad(), OsString::from("x")),
+            (OsString::from("TRACING_SAMPLE_RATE"), OsString::from("2")),
+        ],
+        TraceConfig::default(),
+    )
     .unwrap_err();
     let names: Vec<&str> = e.errors().iter().map(|b| b.variable.as_str()).collect();
     assert_eq!(names, ["TRACING_ENABLED", "TRACING_SAMPLE_RATE"]);
-    let c = TraceConfig::from_os_vars([(
-        OsString::from("TRACING_SERVICE_NAME"),
-        OsString::from("svc"),
-    )])
+    let c = TraceConfig::from_os_vars(
+        [(
+            OsString::from("TRACING_SERVICE_NAME"),
+            OsString::from("svc"),
+        )],
+        TraceConfig::default(),
+    )
     .unwrap();
     assert_eq!(c.service_name(), "svc");
 }
@@ -1779,4 +1817,38 @@ fn exporter_lists_and_the_viewer() {
             max_bytes: 1 << 20,
         }
     );
+}
+
+/// Issue 20: endpoints that cannot work are configuration errors naming the variable and value;
+/// valid forms still pass (IPv6, underscores of Compose service names, a trailing dot).
+#[test]
+fn endpoints_are_checked_at_init_by_variable() {
+    for (var, bad) in [
+        ("TRACING_ENDPOINT", "http://127.0.0.1:99999/v1/traces"),
+        ("TRACING_ENDPOINT", "http://[zz]:1"),
+        ("TRACING_ENDPOINT", "bad_host_name!:4317"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:65536"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "https://exa mple.com/v1/traces",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://[::1:4318/v1/metrics",
+        ),
+    ] {
+        let e = TraceConfig::from_vars([(var, bad)]).unwrap_err();
+        let found = e.errors().iter().find(|e| e.variable == var);
+        assert!(found.is_some_and(|f| f.value == bad), "{var}={bad}: {e}");
+    }
+    for good in [
+        "http://[::1]:4318/v1/traces",
+        "otel_collector:4317",
+        "collector.monitoring.svc.cluster.local.:4317",
+        "https://api.honeycomb.io",
+        "http://127.0.0.1:65535",
+    ] {
+        TraceConfig::from_vars([("TRACING_ENDPOINT", good)])
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
 }

@@ -173,6 +173,30 @@ pub(crate) fn span_size(span: &SpanData) -> usize {
         + status
 }
 
+/// Redacts the URLs in the text of a span's events and status
+/// ([`redact_text`](crate::httpconv::redact_text)): `tracing` events inside a span become span
+/// events with their fields as written (an error's text naming a URL with its token), and user
+/// code sets statuses from error texts. Costs one scan per string event attribute (most spans
+/// have no event).
+fn redact_events(span: &mut SpanData) {
+    for event in span.events.events.iter_mut() {
+        for kv in event.attributes.iter_mut() {
+            if let Value::String(s) = &kv.value
+                && s.as_str().contains("://")
+                && let std::borrow::Cow::Owned(redacted) = crate::httpconv::redact_text(s.as_str())
+            {
+                kv.value = Value::String(redacted.into());
+            }
+        }
+    }
+    if let opentelemetry::trace::Status::Error { description } = &mut span.status
+        && description.contains("://")
+        && let std::borrow::Cow::Owned(redacted) = crate::httpconv::redact_text(description)
+    {
+        *description = redacted.into();
+    }
+}
+
 /// Where an exporter sends, for log lines: endpoint and protocol.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
@@ -315,10 +339,11 @@ impl BatchProcessor {
 impl SpanProcessor for BatchProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, mut span: SpanData) {
         if !span.span_context.is_sampled() {
             return;
         }
+        redact_events(&mut span);
         // Measured outside the lock: the critical section stays a push.
         let size = span_size(&span);
         let batch_ready = {

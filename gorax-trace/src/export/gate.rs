@@ -39,6 +39,8 @@ pub enum Signal {
     Traces,
     /// Metric pushes.
     Metrics,
+    /// Log records.
+    Logs,
 }
 
 impl std::fmt::Display for Signal {
@@ -46,6 +48,7 @@ impl std::fmt::Display for Signal {
         f.write_str(match self {
             Self::Traces => "traces",
             Self::Metrics => "metrics",
+            Self::Logs => "logs",
         })
     }
 }

@@ -12,11 +12,11 @@ pub mod keep;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod otlp;
 #[cfg(feature = "otlp-grpc")]
-mod otlp_grpc;
+pub(crate) mod otlp_grpc;
 #[cfg(feature = "otlp-http")]
 mod otlp_http;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-mod retry;
+pub(crate) mod retry;
 #[cfg(all(feature = "tls", any(feature = "otlp-http", feature = "otlp-grpc")))]
 mod tls;
 

@@ -315,6 +315,60 @@ pub(crate) fn retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(seconds.min(600)))
 }
 
+/// Posts one OTLP/HTTP protobuf request of `signal` and classifies the answer for the retry
+/// rules: 2xx is the response (the caller reads its `partial_success`); 404/405/501 refuse the
+/// signal; 429/503 with `Retry-After` wait for it; 429/502/503/504 back off; other statuses
+/// fail. Shared by every signal's exporter.
+#[cfg(feature = "otlp-http")]
+pub(crate) async fn http_post(
+    client: &CountingClient,
+    endpoint: &http::Uri,
+    body: &opentelemetry_http::Bytes,
+    timeout: Duration,
+    signal: super::gate::Signal,
+) -> Result<http::Response<opentelemetry_http::Bytes>, super::retry::Failure> {
+    use super::health::LossKind;
+    use super::retry::{Failure, Retry};
+    use opentelemetry_http::HttpClient as _;
+    let mut request = http::Request::new(body.clone());
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = endpoint.clone();
+    request.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-protobuf"),
+    );
+    let response = client
+        .send_bytes(request)
+        .await
+        .map_err(|e| transport_failure(&*e, timeout))?;
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    if super::gate::http_refuses(status) {
+        return Err(Failure::new(
+            Retry::Refused(format!("HTTP {status}")),
+            LossKind::Refused,
+            format!("HTTP export failed with status code: {status} ({signal} refused)"),
+        ));
+    }
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(retry_after);
+    let retry = match (status, retry_after) {
+        (429 | 503, Some(after)) => Retry::After(after),
+        (429 | 502 | 503 | 504, _) => Retry::Backoff,
+        _ => Retry::Never,
+    };
+    Err(Failure::new(
+        retry,
+        LossKind::Failed,
+        format!("HTTP export failed with status code: {status}"),
+    ))
+}
+
 /// No answer within the export timeout (the HTTPS client's own deadline).
 #[cfg(feature = "otlp-http")]
 #[derive(Debug)]

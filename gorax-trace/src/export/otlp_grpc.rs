@@ -90,7 +90,7 @@ impl std::fmt::Debug for GrpcSpanExporter {
 }
 
 /// How opentelemetry-otlp retries a status (`retry_classification.rs`).
-fn classify(status: &tonic::Status) -> Retry {
+pub(crate) fn classify(status: &tonic::Status) -> Retry {
     use tonic::Code;
     use tonic_types::StatusExt;
     let delay = status
@@ -114,7 +114,7 @@ fn classify(status: &tonic::Status) -> Retry {
 
 /// The error of a failed export: the code, and the source chain of a locally made status
 /// (connect errors), never the server's message (it may echo credentials).
-fn message(status: &tonic::Status) -> String {
+pub(crate) fn message(status: &tonic::Status) -> String {
     let mut message = format!(
         "OTLP/gRPC export failed with gRPC code: {:?}",
         status.code()

@@ -13,14 +13,14 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use opentelemetry_http::{Bytes, HttpClient};
+use opentelemetry_http::Bytes;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use super::encode::{self, EncodedResource};
 use super::gate::{self, Gate, Signal};
 use super::health::LossKind;
-use super::otlp::{CountingClient, retry_after};
+use super::otlp::CountingClient;
 use super::retry::{Failure, Retry, with_retries};
 
 /// opentelemetry-otlp's limit of a request body.
@@ -75,47 +75,14 @@ impl HttpSpanExporter {
             .ok_or_else(|| {
                 Failure::new(Retry::Never, LossKind::Failed, "Exporter already shutdown")
             })?;
-        let mut request = http::Request::new(body.clone());
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = self.endpoint.clone();
-        request.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/x-protobuf"),
+        let response =
+            super::otlp::http_post(&client, &self.endpoint, body, self.timeout, Signal::Traces)
+                .await?;
+        rejected.store(
+            super::encode::rejected_spans(response.body()),
+            std::sync::atomic::Ordering::Relaxed,
         );
-        let response = client
-            .send_bytes(request)
-            .await
-            .map_err(|e| super::otlp::transport_failure(&*e, self.timeout))?;
-        let status = response.status().as_u16();
-        if response.status().is_success() {
-            rejected.store(
-                super::encode::rejected_spans(response.body()),
-                std::sync::atomic::Ordering::Relaxed,
-            );
-            return Ok(());
-        }
-        if gate::http_refuses(status) {
-            return Err(Failure::new(
-                Retry::Refused(format!("HTTP {status}")),
-                LossKind::Refused,
-                format!("HTTP export failed with status code: {status} (traces refused)"),
-            ));
-        }
-        let retry_after = response
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(retry_after);
-        let retry = match (status, retry_after) {
-            (429 | 503, Some(after)) => Retry::After(after),
-            (429 | 502 | 503 | 504, _) => Retry::Backoff,
-            _ => Retry::Never,
-        };
-        Err(Failure::new(
-            retry,
-            LossKind::Failed,
-            format!("HTTP export failed with status code: {status}"),
-        ))
+        Ok(())
     }
 }
 
@@ -163,6 +130,7 @@ impl SpanExporter for HttpSpanExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::otlp::retry_after;
 
     #[test]
     fn retry_after_as_seconds_or_date() {
