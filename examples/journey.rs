@@ -92,7 +92,7 @@ enum Producer {
 impl Producer {
     async fn send(&self, execution: Execution) -> Result<String, String> {
         match self {
-            Producer::Memory(p) => p.send(execution).await.map_err(|e| e.to_string()),
+            Producer::Memory(p) => p.send_payload(execution).await.map_err(|e| e.to_string()),
             Producer::Redis(p) => p
                 .send(TracedMessage::new(QUEUE, execution))
                 .await

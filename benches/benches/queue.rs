@@ -75,7 +75,7 @@ fn traced(sampler: Sampler) -> (Traced, opentelemetry_sdk::trace::SdkTracerProvi
 
 fn round_trip(rt: &tokio::runtime::Runtime, t: &mut Traced) {
     rt.block_on(async {
-        t.producer.send(7).await.unwrap();
+        t.producer.send_payload(7).await.unwrap();
         assert_eq!(t.consumer.process(&mut t.worker).await, Some(true));
     });
 }

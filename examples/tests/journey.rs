@@ -29,6 +29,8 @@ struct Span {
     span_id: Vec<u8>,
     parent: Vec<u8>,
     name: String,
+    /// `messaging.system`, when the span has it.
+    system: Option<String>,
 }
 
 /// What a collector saw: spans, and every request with its path and arrival time.
@@ -70,6 +72,18 @@ impl Seen {
                 .flat_map(|ss| ss.spans)
                 .map(move |s| Span {
                     service: service.clone(),
+                    system: s
+                        .attributes
+                        .iter()
+                        .find(|kv| kv.key == "messaging.system")
+                        .and_then(|kv| {
+                            match kv.value.as_ref()?.value.as_ref()? {
+                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                v,
+                            ) => Some(v.clone()),
+                            _ => None,
+                        }
+                        }),
                     trace_id: s.trace_id,
                     span_id: s.span_id,
                     parent: s.parent_span_id,
@@ -484,8 +498,14 @@ fn command(bin: &str, env: &[(&str, String)]) -> Command {
 
 /// Runs the demo to its end (killed after 60 s: a hang fails the case, never the suite).
 fn demo(env: &[(&str, String)]) -> Run {
+    demo_with(&[], env)
+}
+
+/// [`demo`] with command-line arguments.
+fn demo_with(args: &[&str], env: &[(&str, String)]) -> Run {
     let started = Instant::now();
     let mut child = command(env!("CARGO_BIN_EXE_demo"), env)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -642,6 +662,45 @@ fn an_exporter_list_sends_to_the_collector_and_prints_the_tree() {
     );
     assert!(run.stderr.contains("└─ workflow.execute"), "{}", run.stderr);
     assert_no_span_lost(&run.stderr);
+}
+
+/// A server address from the environment; `None` (the case is skipped, saying so) when unset,
+/// a failure under `CI=true`.
+fn server_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{name} is not set under CI=true: the test script must start this server")
+        }
+        _ => {
+            eprintln!("skipped: {name} not set (scripts/test.sh starts the test servers)");
+            None
+        }
+    }
+}
+
+#[test]
+fn the_demo_over_redis_streams_gets_the_whole_trace_to_a_traces_only_collector() {
+    let Some(url) = server_env("GORAX_TEST_REDIS_URL") else {
+        return;
+    };
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let run = demo_with(
+        &["--redis", &url],
+        &[("TRACING_ENDPOINT", format!("http://{addr}/v1/traces"))],
+    );
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    let spans = seen.spans();
+    // The producer and consumer spans arrived, linked (the consumer under the producer, both in
+    // the request's trace), and they are Redis's.
+    assert_journey(&spans, &run.stderr);
+    for name in ["send gorax-executions", "process gorax-executions"] {
+        let queue: Vec<&Span> = spans.iter().filter(|s| s.name == name).collect();
+        assert_eq!(queue.len(), 1, "one {name}: {:#?}", names(&spans));
+        assert_eq!(queue[0].system.as_deref(), Some("redis"), "{name}");
+    }
+    assert_metrics_refused_once(&run.stderr, "HTTP 404");
 }
 
 #[test]

@@ -6,10 +6,13 @@
 //!   payload) is dead-lettered with the reason;
 //! - a delivery past [`ConsumerSettings::max_deliveries`] is dead-lettered (`max deliveries`),
 //!   whatever the adapter;
-//! - otherwise the handler runs, with the panic caught ([`FutureExt::catch_unwind`]) and, while it
-//!   runs, the lease of this delivery *and of every delivery still waiting in the batch* extended
-//!   every [`ConsumerSettings::lease_interval`] (Redis `XCLAIM … JUSTID`, SQS
-//!   `ChangeMessageVisibility`), so a slow handler's work is not taken over by a healthy consumer;
+//! - otherwise the handler runs, with the panic caught ([`FutureExt::catch_unwind`]);
+//! - from the moment the batch is received, every delivery of it not yet acknowledged, released
+//!   or dead-lettered keeps its lease: the adapter's [`LeaseKeeper`] (a dedicated thread with a
+//!   connection of its own) renews them every [`ConsumerSettings::lease_interval`] (Redis
+//!   `XCLAIM … JUSTID`, SQS `ChangeMessageVisibilityBatch`) until
+//!   [`ConsumerSettings::max_lease`], so neither a long batch of short handlers nor a handler
+//!   that blocks its thread lets a healthy consumer take the batch's work over;
 //! - `Ok` acknowledges; `Err` or a panic releases the delivery for a retry (after
 //!   [`ConsumerSettings::retry_delay`] where the broker can delay).
 //!
@@ -38,7 +41,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use futures_util::future::{Either, select};
 use gorax_trace::Binding;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
@@ -46,6 +48,8 @@ use tower_service::Service;
 
 use crate::TracedMessage;
 use crate::attributes::{self, PROCESS};
+use crate::lease::{Held, HoldGuard};
+pub use crate::lease::{LeaseKeeper, LeaseRenewer};
 
 pub use gorax_trace::semconv::{DEAD_LETTER_EVENT, DEAD_LETTER_REASON, DELIVERY_COUNT};
 /// The default [`ConsumerSettings::max_lease`].
@@ -169,14 +173,18 @@ impl ConsumerStats {
         self.broker_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    #[cfg(feature = "redis")]
     pub(crate) fn add_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
-    #[cfg_attr(not(any(feature = "redis", feature = "sqs")), allow(dead_code))]
+    #[cfg(any(feature = "redis", feature = "sqs"))]
     pub(crate) fn add_poison(&self) {
         self.poison.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_lease_extension(&self) {
+        self.lease_extensions.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn add_dead_lettered(&self) {
@@ -191,11 +199,12 @@ impl ConsumerStats {
 pub struct ConsumerSettings {
     /// Deliveries after which a message is dead-lettered instead of handled again (at least 1).
     pub max_deliveries: u32,
-    /// How often the leases of the deliveries of a batch are extended while a handler runs
-    /// (`None`: never; the broker has no lease or the adapter cannot extend it).
+    /// How often the leases of the deliveries of a batch are renewed, from its receipt until
+    /// each is finished (`None`: never; the broker has no lease or the adapter cannot extend
+    /// it).
     pub lease_interval: Option<Duration>,
-    /// How long one handler call may keep the leases of its batch (default 15 minutes): after
-    /// that they are no longer extended, so a handler that hangs cannot hold its messages
+    /// How long a batch may keep its leases from its receipt (default 15 minutes): after
+    /// that they are no longer renewed, so a handler that hangs cannot hold its messages
     /// forever; another consumer takes them over once they lapse (a possible duplicate if the
     /// handler does finish). `None`: no limit.
     pub max_lease: Option<Duration>,
@@ -265,10 +274,10 @@ impl ProcessReport {
 /// The contract every broker adapter implements: receive a batch, acknowledge, release for a
 /// retry, dead-letter with a reason, extend leases. [`process_batch`] drives it.
 ///
-/// Methods take `&self` so that lease extensions run while the handler runs.
+/// Methods take `&self`: one consumer may process several batches at once.
 pub trait QueueConsumer<T> {
     /// What acknowledges one delivery (an entry id, a receipt handle).
-    type Receipt: Send + Sync;
+    type Receipt: Send + Sync + 'static;
     /// The adapter's error.
     type Error: std::error::Error + From<HandlerUnavailable> + Send + Sync + 'static;
 
@@ -299,11 +308,11 @@ pub trait QueueConsumer<T> {
         deliveries: u64,
     ) -> impl Future<Output = Result<(), Self::Error>>;
 
-    /// Extends the lease of these deliveries (they are still being worked on).
-    fn extend_leases(
-        &self,
-        receipts: &[Self::Receipt],
-    ) -> impl Future<Output = Result<(), Self::Error>>;
+    /// The lease thread that keeps the leases of a batch from its receipt until each
+    /// delivery is finished (default: none, for a broker without leases).
+    fn lease_keeper(&self) -> Option<&LeaseKeeper<Self::Receipt>> {
+        None
+    }
 }
 
 /// Receives one batch from `consumer` and runs each message through `service` (usually wrapped
@@ -347,6 +356,17 @@ where
             r.receipt
         })
         .collect();
+    // Leased from now on, every delivery, until it is finished or the batch is over (no lease
+    // bookkeeping, and no allocation for it, for a broker without leases).
+    let held = match consumer.lease_keeper() {
+        Some(keeper) if !receipts.is_empty() => {
+            let held = Arc::new(Held::new(receipts, settings.max_lease));
+            keeper.hold(held.clone());
+            BatchLease::Held(HoldGuard(held))
+        }
+        _ => BatchLease::None(receipts),
+    };
+    let receipts = held.receipts();
     for (i, (deliveries, message)) in items.into_iter().enumerate() {
         let receipt = &receipts[i];
         let (msg, id, reason) = match message {
@@ -360,12 +380,15 @@ where
             Ok(msg) => {
                 if let Err(e) = ready(service).await {
                     // Give the rest of the batch back at once rather than after its lease.
+                    held.finish_all();
                     for receipt in &receipts[i..] {
                         let _ = consumer.release(receipt, None).await;
                     }
                     return Err(e);
                 }
-                let outcome = handle(consumer, service, msg, &receipts[i..]).await;
+                let outcome = handle(service, msg).await;
+                // Finished either way: no renewal may race the ack or the release.
+                held.finish(i);
                 match outcome {
                     Outcome::Ok => match consumer.ack(receipt).await {
                         Ok(()) => {
@@ -399,6 +422,7 @@ where
             }
         };
         let span = dead_letter_span(settings, msg.as_ref(), id.as_deref(), deliveries, &reason);
+        held.finish(i);
         match consumer.dead_letter(receipt, &reason, deliveries).await {
             Ok(()) => {
                 report.dead_lettered += 1;
@@ -433,15 +457,36 @@ where
         .map_err(|e| HandlerUnavailable(e.to_string()).into())
 }
 
-/// Runs the handler with its panic caught, extending the leases of `leased` meanwhile.
-async fn handle<C, T, S>(
-    consumer: &C,
-    service: &mut S,
-    msg: TracedMessage<T>,
-    leased: &[C::Receipt],
-) -> Outcome
+/// The receipts of a batch, held by the lease thread or not.
+enum BatchLease<R> {
+    None(Vec<R>),
+    Held(HoldGuard<R>),
+}
+
+impl<R> BatchLease<R> {
+    fn receipts(&self) -> &[R] {
+        match self {
+            Self::None(receipts) => receipts,
+            Self::Held(guard) => &guard.0.receipts,
+        }
+    }
+
+    fn finish(&self, i: usize) {
+        if let Self::Held(guard) = self {
+            guard.0.finish(i);
+        }
+    }
+
+    fn finish_all(&self) {
+        if let Self::Held(guard) = self {
+            guard.0.finish_all();
+        }
+    }
+}
+
+/// Runs the handler with its panic caught.
+async fn handle<T, S>(service: &mut S, msg: TracedMessage<T>) -> Outcome
 where
-    C: QueueConsumer<T>,
     S: Service<TracedMessage<T>>,
 {
     // The call itself may panic (a `service_fn` closure runs in it), and so may the future.
@@ -449,42 +494,10 @@ where
         Ok(future) => future,
         Err(_) => return Outcome::Panicked,
     };
-    let handler = std::pin::pin!(AssertUnwindSafe(future).catch_unwind());
-    let result = match consumer.settings().lease_interval {
-        Some(every) if !every.is_zero() => {
-            let heartbeat = std::pin::pin!(heartbeat(consumer, leased, every));
-            match select(handler, heartbeat).await {
-                Either::Left((result, _)) => result,
-                Either::Right(((), _)) => unreachable!("the heartbeat never ends"),
-            }
-        }
-        _ => handler.await,
-    };
-    match result {
+    match AssertUnwindSafe(future).catch_unwind().await {
         Ok(Ok(_)) => Outcome::Ok,
         Ok(Err(_)) => Outcome::Failed,
         Err(_) => Outcome::Panicked,
-    }
-}
-
-async fn heartbeat<C: QueueConsumer<T>, T>(consumer: &C, leased: &[C::Receipt], every: Duration) {
-    let settings = consumer.settings();
-    let stats = &settings.stats;
-    let until = settings
-        .max_lease
-        .and_then(|max| tokio::time::Instant::now().checked_add(max));
-    loop {
-        tokio::time::sleep(every).await;
-        if until.is_some_and(|until| tokio::time::Instant::now() >= until) {
-            // Held long enough: let the leases lapse (the handler keeps running).
-            return std::future::pending().await;
-        }
-        match consumer.extend_leases(leased).await {
-            Ok(()) => {
-                stats.lease_extensions.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(_) => stats.add_broker_error(),
-        }
     }
 }
 
@@ -545,7 +558,7 @@ fn dead_letter_span<T>(
 
 /// Records a dead-letter span for a message an adapter dead-letters outside the loop (e.g. an
 /// entry reported gone). Returns nothing; the span is ended.
-#[cfg_attr(not(any(feature = "redis", feature = "sqs")), allow(dead_code))]
+#[cfg(any(feature = "redis", feature = "sqs"))]
 pub(crate) fn record_dead_letter_outside(settings: &ConsumerSettings, id: &str, reason: &str) {
     dead_letter_span::<()>(settings, None, Some(id), 0, reason)
         .span()

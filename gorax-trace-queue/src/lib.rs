@@ -7,6 +7,8 @@
 //! - [`Headers`] carry context through the core's one propagation implementation
 //!   ([`gorax_trace::propagation::Propagators`]); any other header type implements the core's
 //!   `Carrier`/`CarrierMut` (or OpenTelemetry's `Extractor`/`Injector`).
+//! - One producer contract ([`Producer`]: `send`, `try_send`, `send_timeout`) implemented by
+//!   every adapter, `send` returning `Ok` only once the broker has the message.
 //! - Producer: [`ProducerTracer::start_send`] starts a PRODUCER span `send {queue}` and injects
 //!   its context into the headers (an existing creation context is kept, and linked).
 //! - Consumer: [`ConsumerTraceLayer`], a tower layer over a handler `Service<TracedMessage<T>>`,
@@ -21,8 +23,9 @@
 //! - One consumer contract ([`QueueConsumer`]) that every adapter implements with broker calls
 //!   only, and one processing loop ([`process_batch`]) that drives the handler for all of them:
 //!   poison deliveries and `max_deliveries` dead-lettered with a reason (span event, attribute
-//!   and [`ConsumerStats`] counter), panics caught per message and retried, leases extended
-//!   while a handler runs, one failed broker call never blocking the rest of a batch. Delivery
+//!   and [`ConsumerStats`] counter), panics caught per message and retried, the leases of a batch
+//!   kept from its receipt by a thread of the consumer's own ([`consumer::LeaseKeeper`]), one
+//!   failed broker call never blocking the rest of a batch. Delivery
 //!   is at-least-once: see [`consumer`](crate::consumer#at-least-once).
 //!
 //! The brokers stay features of this crate rather than crates of their own: the contract, the
@@ -71,6 +74,7 @@ pub mod consumer;
 mod future;
 mod headers;
 mod layer;
+mod lease;
 mod message;
 mod metrics;
 mod producer;
@@ -91,7 +95,7 @@ pub use future::ConsumerFuture;
 pub use headers::Headers;
 pub use layer::{ConsumerTraceLayer, ParentMode};
 pub use message::TracedMessage;
-pub use producer::{DEFAULT_SYSTEM, ProducerTracer, SendSpan};
+pub use producer::{DEFAULT_SYSTEM, Producer, ProducerTracer, SendSpan};
 pub use service::ConsumerTraceService;
 
 #[cfg(test)]

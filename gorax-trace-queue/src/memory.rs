@@ -6,7 +6,10 @@
 //! Messages belong to the queue, not to a consumer: a message a consumer received but did not
 //! finish goes back on the queue when that consumer is dropped (or its `process` call was
 //! cancelled), and a new consumer ([`MemoryProducer::subscribe`]) takes over what is left.
-//! A send fails ([`MemoryQueueError::Closed`]) only while the queue has no consumer at all.
+//! A send fails ([`MemoryQueueError::Closed`]) while the queue has no consumer at all, and
+//! ([`MemoryQueueError::Full`]) when the queue stays full longer than the send may wait: a
+//! handler that sends into its own full queue gets that error instead of waiting forever for
+//! room only its own return could make.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +24,10 @@ use crate::consumer::{
     Batch, ConsumerSettings, ConsumerStats, HandlerUnavailable, ProcessReport, QueueConsumer,
     Received, process_batch,
 };
-use crate::{ProducerTracer, TracedMessage};
+use crate::{Producer, ProducerTracer, TracedMessage};
+
+/// How long [`MemoryProducer::send`] waits for room by default.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `messaging.system` of this adapter.
 pub const SYSTEM: &str = "gorax_memory";
@@ -33,6 +39,18 @@ pub enum MemoryQueueError {
     /// Every consumer is gone.
     #[error("the queue {0:?} has no consumer")]
     Closed(String),
+    /// The queue stayed full for as long as the send could wait (no wait for `try_send`).
+    #[error(
+        "the queue {queue:?} is full ({capacity} messages waiting) and no consumer took one within {waited:?}; a handler sending into its own full queue cannot make room"
+    )]
+    Full {
+        /// The queue.
+        queue: String,
+        /// Its capacity.
+        capacity: usize,
+        /// How long the send waited for room.
+        waited: Duration,
+    },
     /// The handler service reported it cannot take messages any more.
     #[error(transparent)]
     Handler(#[from] HandlerUnavailable),
@@ -124,7 +142,7 @@ impl<T> Shared<T> {
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let (producer, mut consumer) = gorax_trace_queue::memory::channel::<String>("jobs", 16);
-/// producer.send("hello".to_owned()).await.unwrap();
+/// producer.send_payload("hello".to_owned()).await.unwrap();
 /// let msg = consumer.receive().await.unwrap();
 /// assert_eq!((msg.payload().as_str(), msg.message_id(), msg.retry_count()), ("hello", Some("1"), 0));
 /// # });
@@ -153,16 +171,22 @@ pub fn channel<T>(
         tracer: ProducerTracer::new().with_system(SYSTEM),
         queue,
         next_id: Arc::new(AtomicU64::new(1)),
+        send_timeout: DEFAULT_SEND_TIMEOUT,
     };
     (producer, consumer)
 }
 
 /// Sends messages into an in-memory queue under PRODUCER spans. Cheap to clone.
+///
+/// It implements [`Producer`]: [`send`](Self::send) waits for room at most the send timeout
+/// (default [`DEFAULT_SEND_TIMEOUT`]), [`try_send`](Self::try_send) not at all, and both end in
+/// [`MemoryQueueError::Full`] rather than hang.
 pub struct MemoryProducer<T> {
     shared: Arc<Shared<T>>,
     tracer: ProducerTracer,
     queue: String,
     next_id: Arc<AtomicU64>,
+    send_timeout: Duration,
 }
 
 impl<T> std::fmt::Debug for MemoryProducer<T> {
@@ -182,6 +206,7 @@ impl<T> Clone for MemoryProducer<T> {
             tracer: self.tracer.clone(),
             queue: self.queue.clone(),
             next_id: self.next_id.clone(),
+            send_timeout: self.send_timeout,
         }
     }
 }
@@ -217,21 +242,66 @@ impl<T> MemoryProducer<T> {
         (state.ready.len(), state.inflight.len(), state.dead.len())
     }
 
-    /// Sends `payload` under a `send {queue}` span, child of the current context; returns the
-    /// message id (a counter, as a broker would assign one). Waits while the queue is full.
-    pub async fn send(&self, payload: T) -> Result<String, MemoryQueueError> {
+    /// How long [`send`](Self::send) waits for room in a full queue (default
+    /// [`DEFAULT_SEND_TIMEOUT`]).
+    pub fn with_send_timeout(mut self, wait: Duration) -> Self {
+        self.send_timeout = wait;
+        self
+    }
+
+    /// Sends `msg` under a `send {queue}` span, child of the current context; returns the
+    /// message id (a counter, as a broker would assign one, replacing any id `msg` had). The
+    /// message goes to this queue whatever its queue name says. Waits for room at most the
+    /// send timeout, then fails with [`MemoryQueueError::Full`].
+    pub async fn send(&self, msg: TracedMessage<T>) -> Result<String, MemoryQueueError> {
+        self.send_within(msg, Some(self.send_timeout)).await
+    }
+
+    /// [`send`](Self::send) of a new message with `payload`.
+    pub async fn send_payload(&self, payload: T) -> Result<String, MemoryQueueError> {
+        self.send(TracedMessage::new(self.queue.clone(), payload))
+            .await
+    }
+
+    /// Sends `msg` only if the queue has room now; [`MemoryQueueError::Full`] otherwise.
+    pub async fn try_send(&self, msg: TracedMessage<T>) -> Result<String, MemoryQueueError> {
+        self.send_within(msg, None).await
+    }
+
+    /// Sends `msg`, waiting for room at most `wait`.
+    pub async fn send_timeout(
+        &self,
+        msg: TracedMessage<T>,
+        wait: Duration,
+    ) -> Result<String, MemoryQueueError> {
+        self.send_within(msg, Some(wait)).await
+    }
+
+    async fn send_within(
+        &self,
+        msg: TracedMessage<T>,
+        wait: Option<Duration>,
+    ) -> Result<String, MemoryQueueError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
-        let mut msg = TracedMessage::new(self.queue.clone(), payload)
-            .with_message_id(id.clone())
-            .with_system(SYSTEM);
+        let mut msg = msg.with_message_id(id.clone()).with_system(SYSTEM);
         // The id is known before sending, so the span gets it as a start attribute.
         let span = self.tracer.start_send(&mut msg);
-        let result = self.push(msg).await.map(|()| id);
+        let result = self.push(msg, wait).await.map(|()| id);
         span.finish(&result);
         result
     }
 
-    async fn push(&self, msg: TracedMessage<T>) -> Result<(), MemoryQueueError> {
+    async fn push(
+        &self,
+        msg: TracedMessage<T>,
+        wait: Option<Duration>,
+    ) -> Result<(), MemoryQueueError> {
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        let full = || MemoryQueueError::Full {
+            queue: self.queue.clone(),
+            capacity: self.shared.capacity,
+            waited: wait.unwrap_or_default(),
+        };
         let mut msg = Some(msg);
         loop {
             let changed = self.shared.changed.notified();
@@ -250,8 +320,33 @@ impl<T> MemoryProducer<T> {
                     return Ok(());
                 }
             }
-            changed.await;
+            let Some(deadline) = deadline else {
+                return Err(full());
+            };
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(full());
+            }
         }
+    }
+}
+
+impl<T: Send> Producer<T> for MemoryProducer<T> {
+    type Error = MemoryQueueError;
+
+    async fn send(&self, msg: TracedMessage<T>) -> Result<String, MemoryQueueError> {
+        MemoryProducer::send(self, msg).await
+    }
+
+    async fn try_send(&self, msg: TracedMessage<T>) -> Result<String, MemoryQueueError> {
+        MemoryProducer::try_send(self, msg).await
+    }
+
+    async fn send_timeout(
+        &self,
+        msg: TracedMessage<T>,
+        wait: Duration,
+    ) -> Result<String, MemoryQueueError> {
+        MemoryProducer::send_timeout(self, msg, wait).await
     }
 }
 
@@ -460,10 +555,6 @@ impl<T: Clone> QueueConsumer<T> for MemoryConsumer<T> {
         }
         Ok(())
     }
-
-    async fn extend_leases(&self, _receipts: &[String]) -> Result<(), MemoryQueueError> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -484,7 +575,7 @@ mod tests {
         {
             let span = tracer.start("request");
             let _active = opentelemetry::Context::current_with_span(span).attach();
-            producer.send(7).await.unwrap();
+            producer.send_payload(7).await.unwrap();
         }
         let attempts = Arc::new(AtomicU64::new(0));
         let seen = attempts.clone();
@@ -523,13 +614,13 @@ mod tests {
     #[tokio::test]
     async fn a_failed_message_survives_dropped_producers_and_a_full_channel() {
         let (producer, mut consumer) = channel::<u32>("jobs", 1);
-        producer.send(1).await.unwrap();
+        producer.send_payload(1).await.unwrap();
         // The handler fills the channel, then fails: the retry must not need channel room.
         let refill = producer.clone();
         let mut fill_then_fail = tower::service_fn(move |_m: TracedMessage<u32>| {
             let refill = refill.clone();
             async move {
-                refill.send(2).await.unwrap();
+                refill.send_payload(2).await.unwrap();
                 Err::<(), _>("no")
             }
         });
@@ -551,7 +642,7 @@ mod tests {
     async fn gives_up_after_max_deliveries_and_reports_closed_queues() {
         let (producer, consumer) = channel::<u32>("jobs", 8);
         let mut consumer = consumer.with_max_deliveries(2);
-        producer.send(1).await.unwrap();
+        producer.send_payload(1).await.unwrap();
         let mut failing = tower::service_fn(|_m: TracedMessage<u32>| async { Err::<(), _>("no") });
         assert_eq!(consumer.process(&mut failing).await, Some(false));
         assert_eq!(consumer.process(&mut failing).await, Some(false));
@@ -569,6 +660,8 @@ mod tests {
         assert_eq!(consumer.process(&mut failing).await, None);
         let (producer, consumer) = channel::<u32>("gone", 1);
         drop(consumer);
-        assert!(matches!(producer.send(1).await, Err(MemoryQueueError::Closed(q)) if q == "gone"));
+        assert!(
+            matches!(producer.send_payload(1).await, Err(MemoryQueueError::Closed(q)) if q == "gone")
+        );
     }
 }

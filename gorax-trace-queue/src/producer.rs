@@ -1,6 +1,8 @@
 //! The producer side: a PRODUCER span per message and the context injected into its headers.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::time::Duration;
 
 use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use opentelemetry::trace::{
@@ -252,4 +254,40 @@ impl Drop for SendSpan {
         self.measure(None);
         self.cx.span().end();
     }
+}
+
+/// One producer contract for every broker (the in-process queue, Redis Streams, SQS): each send
+/// starts a PRODUCER span and injects its context into the message headers, and returns the
+/// broker's message id.
+///
+/// - [`send`](Self::send) returns `Ok` only once the broker has the message. It never waits
+///   without bound: a broker that cannot take the message within the producer's own bound (the
+///   in-process queue's send timeout, Redis's reconnect timeout, the SQS client's timeouts)
+///   gives an error that names the cause.
+/// - [`try_send`](Self::try_send) does not wait for room: the in-process queue's full queue is
+///   an error at once. A network broker has no local room to wait for: it sends as `send`.
+/// - [`send_timeout`](Self::send_timeout) waits at most `wait` (for room, or for the broker's
+///   answer; a network send cut off by it may or may not have reached the broker, and says so).
+pub trait Producer<T> {
+    /// The broker's error.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Sends `msg`, waiting within the producer's bound; `Ok(id)` once the broker has it.
+    fn send(
+        &self,
+        msg: crate::TracedMessage<T>,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Sends `msg` without waiting for room.
+    fn try_send(
+        &self,
+        msg: crate::TracedMessage<T>,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Sends `msg`, waiting at most `wait`.
+    fn send_timeout(
+        &self,
+        msg: crate::TracedMessage<T>,
+        wait: Duration,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
 }

@@ -18,7 +18,7 @@ use gorax_trace::testing::TestTracing;
 use gorax_trace_queue::consumer::{
     DEAD_LETTER_REASON, QueueConsumer, REASON_MAX_DELIVERIES, process_batch,
 };
-use gorax_trace_queue::{ConsumerTraceLayer, TracedMessage};
+use gorax_trace_queue::{ConsumerTraceLayer, Producer, TracedMessage};
 use serde::{Deserialize, Serialize};
 use tower::{Service, ServiceBuilder, service_fn};
 
@@ -34,6 +34,8 @@ enum Act {
     Fail,
     Panic,
     Sleep(Duration),
+    /// Blocks the thread it runs on (`std::thread::sleep`), as a synchronous call would.
+    Block(Duration),
     Hang,
 }
 
@@ -89,6 +91,7 @@ fn worker(
                     Act::Fail => return Err(format!("job {id} failed")),
                     Act::Panic => panic!("job {id}: the handler panicked (on purpose)"),
                     Act::Sleep(d) => tokio::time::sleep(d).await,
+                    Act::Block(d) => std::thread::sleep(d),
                     Act::Hang => std::future::pending::<()>().await,
                 }
                 ledger.succeeded(id);
@@ -173,6 +176,50 @@ async fn kill_mid_batch<C: QueueConsumer<Job>>(consumer: &C, worker: &mut Worker
     );
 }
 
+/// Runs `run` on a thread of its own, with a `current_thread` runtime of its own: a consumer
+/// there keeps going whatever a handler does to the test's runtime.
+fn on_own_thread<F, Fut>(run: F) -> std::thread::JoinHandle<Totals>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Totals>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(run())
+    })
+}
+
+/// Waits for a thread from [`on_own_thread`] without blocking the test's runtime.
+async fn join(thread: std::thread::JoinHandle<Totals>) -> Totals {
+    tokio::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The producer contract, the same on every broker: three sends, each `Ok` with an id only
+/// once the broker has the message (the caller then receives exactly three).
+async fn producer_contract<P: Producer<Job>>(producer: &P, queue: &str, first: u32) {
+    let a = producer
+        .send(TracedMessage::new(queue, Job { id: first }))
+        .await
+        .unwrap();
+    let b = producer
+        .try_send(TracedMessage::new(queue, Job { id: first + 1 }))
+        .await
+        .unwrap();
+    let c = producer
+        .send_timeout(
+            TracedMessage::new(queue, Job { id: first + 2 }),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(!a.is_empty() && a != b && b != c, "{a} {b} {c}");
+}
+
 fn dead_letter_spans(t: &TestTracing) -> usize {
     t.spans()
         .iter()
@@ -227,7 +274,7 @@ mod memory {
         let (producer, consumer) = memory::channel::<Job>("conf-mem-kill", 64);
         let consumer = consumer.with_batch_size(5);
         for id in 0..10 {
-            producer.send(Job { id }).await.unwrap();
+            producer.send_payload(Job { id }).await.unwrap();
         }
         let ledger = Arc::new(Ledger::default());
         let mut hangs = worker(
@@ -260,7 +307,7 @@ mod memory {
             .with_batch_size(4)
             .with_tracer(t.tracer());
         for id in 0..8 {
-            producer.send(Job { id }).await.unwrap();
+            producer.send_payload(Job { id }).await.unwrap();
         }
         let ledger = Arc::new(Ledger::default());
         // Job 0 always fails; even jobs panic on their first attempt.
@@ -293,6 +340,74 @@ mod memory {
             3,
             "each panic is an error span of type panic"
         );
+    }
+
+    #[tokio::test]
+    async fn the_producer_contract_holds() {
+        let t = TestTracing::new();
+        let (producer, consumer) = memory::channel::<Job>("conf-mem-contract", 8);
+        producer_contract(&producer, "conf-mem-contract", 0).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&consumer, &mut w, Duration::from_secs(10), |_| {
+            ledger.unique_ok() == 3
+        })
+        .await;
+        assert_eq!((totals.acked, producer.counts()), (3, (0, 0, 0)));
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_fills_its_own_queue_gets_an_error_instead_of_hanging() {
+        let t = TestTracing::new();
+        let (producer, consumer) = memory::channel::<Job>("conf-mem-self", 1);
+        let producer = producer.with_send_timeout(Duration::from_millis(300));
+        producer.send_payload(Job { id: 0 }).await.unwrap();
+        // The handler of job 0 sends two follow-ups into its own capacity-1 queue: the first
+        // fits, the second can only wait for room that this handler's return would make.
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let (inner, seen) = (producer.clone(), errors.clone());
+        let svc = ServiceBuilder::new()
+            .layer(ConsumerTraceLayer::new().with_tracer(t.tracer()))
+            .service(service_fn(move |msg: TracedMessage<Job>| {
+                let (producer, seen) = (inner.clone(), seen.clone());
+                async move {
+                    if msg.payload().id == 0 {
+                        for id in [1, 2] {
+                            let started = Instant::now();
+                            if let Err(e) = producer.send_payload(Job { id }).await {
+                                seen.lock()
+                                    .unwrap()
+                                    .push((e.to_string(), started.elapsed()));
+                            }
+                        }
+                        let full = producer
+                            .try_send(TracedMessage::new("conf-mem-self", Job { id: 3 }))
+                            .await;
+                        assert!(full.is_err(), "try_send into a full queue fails at once");
+                    }
+                    Ok::<_, String>(())
+                }
+            }));
+        let mut svc = svc;
+        let report =
+            tokio::time::timeout(Duration::from_secs(5), process_batch(&consumer, &mut svc))
+                .await
+                .expect("the handler returned instead of hanging")
+                .unwrap();
+        assert_eq!(report.acked, 1);
+        let errors = errors.lock().unwrap().clone();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let (message, waited) = &errors[0];
+        assert!(
+            message.contains("is full") && message.contains("own full queue"),
+            "{message}"
+        );
+        assert!(
+            *waited >= Duration::from_millis(300),
+            "waited the bound: {waited:?}"
+        );
+        // Job 1 got in; nothing else did.
+        assert_eq!(producer.counts(), (1, 0, 0));
     }
 }
 
@@ -604,6 +719,241 @@ mod redis_streams {
             [REASON_TRIMMED]
         );
         assert_eq!(dead_letter_spans(&t), 1);
+    }
+
+    /// A member with a 500 ms claim idle time and batches of 10 (the numbers of issue 25).
+    async fn leased(client: &redis::Client, stream: &str, name: &str) -> RedisConsumer {
+        RedisConsumer::connect(client, stream, "workers", name)
+            .await
+            .unwrap()
+            .with_block(Duration::from_millis(100))
+            .with_batch_size(10)
+            .with_claim_min_idle(Duration::from_millis(500))
+    }
+
+    #[tokio::test]
+    async fn the_producer_contract_holds() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("contract");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        producer_contract(&producer, &stream, 0).await;
+        let consumer = consumer(&client, &stream, "w").await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&consumer, &mut w, Duration::from_secs(10), |_| {
+            ledger.unique_ok() == 3
+        })
+        .await;
+        assert_eq!(totals.acked, 3);
+    }
+
+    #[tokio::test]
+    async fn short_handlers_in_a_long_batch_beside_a_healthy_consumer_are_not_duplicated() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("short");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        produce(&producer, &stream, 0..200).await;
+        let ledger = Arc::new(Ledger::default());
+        // Each batch (10 × 100 ms) outlasts the claim idle time (500 ms) twice over.
+        let a = leased(&client, &stream, "a").await;
+        let b = leased(&client, &stream, "b").await;
+        let mut wa = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(100)));
+        let mut wb = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(100)));
+        let all = |_: &Totals| ledger.unique_ok() == 200;
+        let (ta, tb) = tokio::join!(
+            drive(&a, &mut wa, Duration::from_secs(60), all),
+            drive(&b, &mut wb, Duration::from_secs(60), all),
+        );
+        eprintln!(
+            "redis short handlers: duplicates {} of 200 (a {ta:?}, b {tb:?})",
+            ledger.duplicates()
+        );
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
+        assert_eq!(ledger.duplicates(), 0, "a {ta:?} b {tb:?}");
+        assert_eq!((ta + tb).acked, 200);
+        assert!(a.stats().snapshot().lease_extensions >= 1);
+    }
+
+    /// A member whose handler blocks its thread for 2 s on every tenth job, on the test's
+    /// runtime, beside a healthy member on a thread and runtime of its own.
+    async fn a_blocking_handler_is_not_duplicated(flavour: &str) {
+        const N: u32 = 100;
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url.clone()).unwrap();
+        let t = TestTracing::new();
+        let stream = stream(&format!("block-{flavour}"));
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        produce(&producer, &stream, 0..N).await;
+        let ledger = Arc::new(Ledger::default());
+        let blocker = leased(&client, &stream, "blocker").await;
+        let mut w = worker(&t, &ledger, |id, _| {
+            if id % 10 == 0 {
+                Act::Block(Duration::from_secs(2))
+            } else {
+                Act::Sleep(Duration::from_millis(100))
+            }
+        });
+        let l = ledger.clone();
+        let blocked = tokio::spawn(async move {
+            let totals = drive(&blocker, &mut w, Duration::from_secs(60), |_| {
+                l.unique_ok() == N as usize
+            })
+            .await;
+            (totals, blocker.stats().snapshot())
+        });
+        let (s, l) = (stream.clone(), ledger.clone());
+        let healthy = on_own_thread(move || async move {
+            // Let the blocker take its batch first.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let client = redis::Client::open(url).unwrap();
+            let healthy = leased(&client, &s, "healthy").await;
+            let t = TestTracing::new();
+            let mut w = worker(&t, &l, |_, _| Act::Sleep(Duration::from_millis(100)));
+            drive(&healthy, &mut w, Duration::from_secs(60), |_| {
+                l.unique_ok() == N as usize
+            })
+            .await
+        });
+        let (ta, stats) = blocked.await.unwrap();
+        let tb = join(healthy).await;
+        eprintln!(
+            "redis blocking handler ({flavour}): duplicates {} of {N} (blocker {ta:?}, healthy {tb:?})",
+            ledger.duplicates()
+        );
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
+        assert_eq!(ledger.duplicates(), 0, "blocker {ta:?} healthy {tb:?}");
+        assert_eq!((ta + tb).acked, N as usize);
+        assert!(stats.lease_extensions >= 1, "{stats:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_blocking_its_thread_is_not_duplicated_multi_thread() {
+        a_blocking_handler_is_not_duplicated("multi").await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_handler_blocking_its_thread_is_not_duplicated_current_thread() {
+        a_blocking_handler_is_not_duplicated("current").await;
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_not_claimed_back_from_a_member_that_took_the_entry_over() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let stream = stream("taken");
+        let producer = RedisProducer::connect(&client).await.unwrap();
+        produce(&producer, &stream, 0..1).await;
+        // Renewals every 100 ms.
+        let a = consumer(&client, &stream, "a").await;
+        let owners = Arc::new(Mutex::new(Vec::new()));
+        let (c, seen, s) = (client.clone(), owners.clone(), stream.clone());
+        let mut handler = service_fn(move |msg: TracedMessage<Job>| {
+            let (client, seen, stream) = (c.clone(), seen.clone(), s.clone());
+            async move {
+                let id = msg.message_id().unwrap().to_owned();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                // Another member takes the entry over (as after a lapsed lease).
+                let _: redis::Value = redis::cmd("XCLAIM")
+                    .arg(&stream)
+                    .arg("workers")
+                    .arg("other")
+                    .arg(0)
+                    .arg(&id)
+                    .arg("JUSTID")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                // Several renewals of `a` later, the entry is still the other member's.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let pending: redis::Value = redis::cmd("XPENDING")
+                    .arg(&stream)
+                    .arg("workers")
+                    .arg(&id)
+                    .arg(&id)
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                seen.lock().unwrap().push(format!("{pending:?}"));
+                Ok::<_, String>(())
+            }
+        });
+        let report = process_batch(&a, &mut handler).await.unwrap();
+        assert_eq!(report.acked, 1);
+        let owners = owners.lock().unwrap().clone();
+        assert_eq!(owners.len(), 1);
+        assert!(
+            owners[0].contains("other") && !owners[0].contains("\"a\""),
+            "still the other member's: {owners:?}"
+        );
+        assert!(a.stats().snapshot().lease_extensions >= 1);
+    }
+
+    #[tokio::test]
+    async fn an_entry_dead_lettered_twice_is_copied_once() {
+        let Some(url) = url() else { return };
+        let client = redis::Client::open(url).unwrap();
+        let t = TestTracing::new();
+        let stream = stream("dead-once");
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: String = redis::cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("payload")
+            .arg("not json")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let first = consumer(&client, &stream, "first").await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&first, &mut w, Duration::from_secs(10), |t| {
+            t.dead_lettered == 1
+        })
+        .await;
+        assert_eq!(totals.dead_lettered, 1);
+        // The group replays the stream (as after a restore, or `XGROUP SETID`): the entry is
+        // pending again, and another member dead-letters it again. Its marker keeps the copy
+        // single.
+        let _: () = redis::cmd("XGROUP")
+            .arg("SETID")
+            .arg(&stream)
+            .arg("workers")
+            .arg("0")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let second = consumer(&client, &stream, "second").await;
+        let again = drive(&second, &mut w, Duration::from_secs(10), |t| {
+            t.dead_lettered == 1
+        })
+        .await;
+        assert_eq!(again.dead_lettered, 1, "{again:?}");
+        let reasons = dead_reasons(&client, first.dead_letter_stream()).await;
+        assert_eq!(reasons.len(), 1, "one copy: {reasons:?}");
+        let pending: (u64,) = redis::cmd("XPENDING")
+            .arg(&stream)
+            .arg("workers")
+            .query_async::<Vec<redis::Value>>(&mut conn)
+            .await
+            .map(|v| {
+                (match v.first() {
+                    Some(redis::Value::Int(n)) => *n as u64,
+                    _ => 99,
+                },)
+            })
+            .unwrap();
+        assert_eq!(pending.0, 0, "acknowledged both times");
     }
 
     #[tokio::test]
@@ -1099,7 +1449,7 @@ mod sqs {
         produce(&t, &client, &name, 0..8).await;
         let ledger = Arc::new(Ledger::default());
         // A slow attempt (2.5 s) outlasts the visibility timeout (2 s), and the slow consumer
-        // holds a batch of 2: without the heartbeat the fast one receives them again.
+        // holds a batch of 2: without lease renewal the fast one receives them again.
         let slow = consumer(&client, &name).await.with_batch_size(2);
         let fast = consumer(&client, &name).await.with_batch_size(1);
         let mut slow_w = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(2500)));
@@ -1195,5 +1545,258 @@ mod sqs {
         assert!(ledger.duplicates() <= 1, "{totals:?}");
         assert_eq!(totals.acked, 4 + ledger.duplicates() as usize, "{totals:?}");
         assert_eq!(count(&plain, &url).await, 0);
+    }
+
+    /// A consumer of a queue with a 1 s visibility timeout (the queue's), batches of 10.
+    async fn leased(client: &aws_sdk_sqs::Client, name: &str) -> SqsConsumer {
+        SqsConsumer::connect(client.clone(), name)
+            .await
+            .unwrap()
+            .with_wait_time(Duration::from_secs(1))
+            .with_batch_size(10)
+    }
+
+    #[tokio::test]
+    async fn the_producer_contract_holds() {
+        let Some(endpoint) = endpoint() else { return };
+        let client = client(&endpoint);
+        let t = TestTracing::new();
+        let (name, url) = queue(&client, "contract", 5).await;
+        producer_contract(&SqsProducer::new(client.clone()), &name, 0).await;
+        let consumer = consumer(&client, &name).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&consumer, &mut w, Duration::from_secs(10), |_| {
+            ledger.unique_ok() == 3
+        })
+        .await;
+        assert_eq!(totals.acked, 3);
+        assert_eq!(count(&client, &url).await, 0);
+    }
+
+    #[tokio::test]
+    async fn short_handlers_in_a_long_batch_beside_a_healthy_consumer_are_not_duplicated() {
+        let Some(endpoint) = endpoint() else { return };
+        let client = client(&endpoint);
+        let t = TestTracing::new();
+        let (name, url) = queue(&client, "short", 1).await;
+        produce(&t, &client, &name, 0..40).await;
+        let ledger = Arc::new(Ledger::default());
+        // Each batch (10 × 300 ms) outlasts the visibility timeout (1 s) three times over.
+        let a = leased(&client, &name).await;
+        let b = leased(&client, &name).await;
+        let mut wa = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(300)));
+        let mut wb = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(300)));
+        let all = |_: &Totals| ledger.unique_ok() == 40;
+        let (ta, tb) = tokio::join!(drive(&a, &mut wa, Duration::from_secs(60), all), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drive(&b, &mut wb, Duration::from_secs(60), all).await
+        },);
+        eprintln!(
+            "sqs short handlers: duplicates {} of 40 (a {ta:?}, b {tb:?})",
+            ledger.duplicates()
+        );
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
+        assert_eq!(ledger.duplicates(), 0, "a {ta:?} b {tb:?}");
+        assert_eq!((ta + tb).acked, 40);
+        assert!(a.stats().snapshot().lease_extensions >= 1);
+        assert_eq!(count(&client, &url).await, 0);
+    }
+
+    /// A consumer whose handler blocks its thread for 2 s on every tenth job, on the test's
+    /// runtime, beside a healthy one on a thread and runtime of its own.
+    async fn a_blocking_handler_is_not_duplicated(flavour: &str) {
+        const N: u32 = 20;
+        let Some(endpoint) = endpoint() else { return };
+        let client = client(&endpoint);
+        let t = TestTracing::new();
+        let (name, _) = queue(&client, &format!("block-{flavour}"), 1).await;
+        produce(&t, &client, &name, 0..N).await;
+        let ledger = Arc::new(Ledger::default());
+        let blocker = leased(&client, &name).await;
+        let mut w = worker(&t, &ledger, |id, _| {
+            if id % 10 == 0 {
+                Act::Block(Duration::from_secs(2))
+            } else {
+                Act::Sleep(Duration::from_millis(300))
+            }
+        });
+        let l = ledger.clone();
+        let blocked = tokio::spawn(async move {
+            let totals = drive(&blocker, &mut w, Duration::from_secs(60), |_| {
+                l.unique_ok() == N as usize
+            })
+            .await;
+            (totals, blocker.stats().snapshot())
+        });
+        let (q, l) = (name.clone(), ledger.clone());
+        let healthy = on_own_thread(move || async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let client = self::client(&endpoint);
+            let healthy = leased(&client, &q).await;
+            let t = TestTracing::new();
+            let mut w = worker(&t, &l, |_, _| Act::Sleep(Duration::from_millis(300)));
+            drive(&healthy, &mut w, Duration::from_secs(60), |_| {
+                l.unique_ok() == N as usize
+            })
+            .await
+        });
+        let (ta, stats) = blocked.await.unwrap();
+        let tb = join(healthy).await;
+        eprintln!(
+            "sqs blocking handler ({flavour}): duplicates {} of {N} (blocker {ta:?}, healthy {tb:?})",
+            ledger.duplicates()
+        );
+        assert!(ta.acked >= 1, "the blocker took part: {ta:?} {tb:?}");
+        assert_eq!(ledger.duplicates(), 0, "blocker {ta:?} healthy {tb:?}");
+        assert_eq!((ta + tb).acked, N as usize);
+        assert!(stats.lease_extensions >= 1, "{stats:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_blocking_its_thread_is_not_duplicated_multi_thread() {
+        a_blocking_handler_is_not_duplicated("multi").await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_handler_blocking_its_thread_is_not_duplicated_current_thread() {
+        a_blocking_handler_is_not_duplicated("current").await;
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_copied_once_across_consumers_when_deletes_fail() {
+        const POISON: usize = 3;
+        let Some(endpoint) = endpoint() else { return };
+        let plain = client(&endpoint);
+        let t = TestTracing::new();
+        let (_, dlq) = queue(&plain, "redrive-dlq", 30).await;
+        let (name, url) = queue(&plain, "redrive", 1).await;
+        let arn = plain
+            .get_queue_attributes()
+            .queue_url(&dlq)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap();
+        plain
+            .set_queue_attributes()
+            .queue_url(&url)
+            .attributes(
+                QueueAttributeName::RedrivePolicy,
+                sqs::redrive_policy(&arn, 2),
+            )
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..POISON {
+            plain
+                .send_message()
+                .queue_url(&url)
+                .message_body("not json")
+                .send()
+                .await
+                .unwrap();
+        }
+        produce(&t, &plain, &name, 0..4).await;
+        // The first three deletes fail, whichever consumer makes them (a consumer that copies
+        // poison messages itself would fail to delete its three copies' originals).
+        let fail = Arc::new(AtomicU32::new(POISON as u32));
+        let faulty = aws_sdk_sqs::Client::from_conf(
+            plain
+                .config()
+                .to_builder()
+                .interceptor(FailDeletes(fail.clone()))
+                .build(),
+        );
+        let mut consumers = Vec::new();
+        for _ in 0..2 {
+            let c = SqsConsumer::connect(faulty.clone(), &name)
+                .await
+                .unwrap()
+                .with_wait_time(Duration::ZERO)
+                .with_dead_letter_queue(&dlq, 2)
+                .with_tracer(t.tracer());
+            assert_eq!(c.redrive_max_receive_count(), Some(2));
+            consumers.push(c);
+        }
+        let ledger = Arc::new(Ledger::default());
+        let mut w1 = worker(&t, &ledger, |_, _| Act::Ok);
+        let mut w2 = worker(&t, &ledger, |_, _| Act::Ok);
+        let all = |_: &Totals| ledger.unique_ok() == 4;
+        let (a, b) = tokio::join!(
+            drive(&consumers[0], &mut w1, Duration::from_secs(40), all),
+            drive(&consumers[1], &mut w2, Duration::from_secs(40), all),
+        );
+        // Poison deliveries go on (left, made visible at once) until SQS moves them: both
+        // consumers keep receiving until the source queue is empty (bounded).
+        let mut rest = Totals::default();
+        let mut in_source = usize::MAX;
+        for _ in 0..150 {
+            in_source = messages_in(&plain, &url).await;
+            if in_source == 0 {
+                break;
+            }
+            for (c, w) in [(&consumers[0], &mut w1), (&consumers[1], &mut w2)] {
+                if let Ok(r) = process_batch(c, w).await {
+                    rest.acked += r.acked;
+                    rest.left += r.left;
+                    rest.dead_lettered += r.dead_lettered;
+                    rest.errors += r.errors;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (a, b) = (a + rest, b);
+        let copies = count(&plain, &dlq).await;
+        eprintln!(
+            "sqs dead letters with failing deletes, 2 consumers: {copies} copies of {POISON} poison messages (a {a:?}, b {b:?})"
+        );
+        assert_eq!(
+            copies, POISON,
+            "exactly one copy per poison message: a {a:?} b {b:?}"
+        );
+        assert_eq!(
+            (a + b).dead_lettered,
+            0,
+            "the consumers made no copy of their own"
+        );
+        assert!((a + b).errors >= 1, "deletes failed: {a:?} {b:?}");
+        assert_eq!(ledger.unique_ok(), 4);
+        assert_eq!(in_source, 0, "nothing left in the source queue");
+        assert!(
+            a.left + b.left >= POISON,
+            "each poison delivery counted: {a:?} {b:?}"
+        );
+    }
+
+    /// Visible and in-flight messages of a queue.
+    async fn messages_in(client: &aws_sdk_sqs::Client, url: &str) -> usize {
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|k| {
+            attrs
+                .attributes()
+                .and_then(|a| a.get(k))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
     }
 }

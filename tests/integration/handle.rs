@@ -61,7 +61,7 @@ async fn journey_before_install() {
                         .send()
                         .await
                         .unwrap();
-                    producer.send("exec-1".to_owned()).await.unwrap();
+                    producer.send_payload("exec-1".to_owned()).await.unwrap();
                     "ok"
                 }
             }),

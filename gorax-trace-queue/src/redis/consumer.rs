@@ -1,7 +1,8 @@
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use gorax_trace::SdkTracer;
+use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Value};
 use serde::de::DeserializeOwned;
 use tower_service::Service;
@@ -12,14 +13,18 @@ use super::{
     HEADER_FIELD_PREFIX, PAYLOAD_FIELD, RedisQueueError, SYSTEM,
 };
 use crate::consumer::{
-    Batch, ConsumerSettings, ConsumerStats, Poison, ProcessReport, QueueConsumer, Received,
-    process_batch, record_dead_letter_outside,
+    Batch, ConsumerSettings, ConsumerStats, LeaseKeeper, LeaseRenewer, Poison, ProcessReport,
+    QueueConsumer, Received, process_batch, record_dead_letter_outside,
 };
 use crate::{Headers, TracedMessage};
 
 /// The dead-letter reason of an entry the stream lost (trimmed by `MAXLEN`) while it was
 /// pending.
 pub const REASON_TRIMMED: &str = "trimmed from the stream before it was processed";
+/// How long the marker of a dead-lettered entry is kept: a second dead-letter move of the same
+/// entry within that time (another member, a retried call, the group created again after a
+/// restart that kept the stream) writes no second copy.
+pub const DEAD_LETTER_MARKER_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Fields of one stream entry, as bytes (a field name need not be UTF-8).
 type Fields = Vec<(Vec<u8>, Vec<u8>)>;
@@ -44,11 +49,17 @@ impl RedisReceipt {
 /// Defaults (each changed by a `with_*` method):
 /// - block: 1 s (how long `XREADGROUP` waits for new entries);
 /// - batch size: 10 entries per call;
-/// - claim idle time: 30 s (an entry pending that long is taken over with `XAUTOCLAIM`). While
-///   a handler runs, the entries of its batch have their idle time reset every third of it
-///   (`XCLAIM … JUSTID`), so only the entries of a dead or stuck consumer are taken over;
+/// - claim idle time: 30 s (an entry pending that long is taken over with `XAUTOCLAIM`). From
+///   the moment a batch is received until each entry is finished (or `max_lease`), the entries
+///   not yet acknowledged have their idle time reset every third of it (`XCLAIM … JUSTID`) by
+///   the consumer's lease thread, over a connection of its own: a handler that blocks its
+///   thread (even the only thread of a `current_thread` runtime) cannot stop it, so only the
+///   entries of a dead or stuck consumer are taken over;
 /// - maximum deliveries: 5 (an entry about to be delivered a 6th time is dead-lettered);
-/// - dead-letter stream: `{stream}:dead`;
+/// - dead-letter stream: `{stream}:dead`; one copy per entry, whichever member dead-letters
+///   it: the move is one script that acknowledges the entry and writes the copy only if it was
+///   still pending *and* its marker `{dead-letter stream}:marker:{group}:{id}` did not exist
+///   (`SET NX`, kept [`DEAD_LETTER_MARKER_TTL`]);
 /// - reconnect timeout: 10 s (how long a call waits for a lost server; the connection is
 ///   replaced with backoff, and the group is created again if the restarted server lost it).
 ///
@@ -63,6 +74,9 @@ impl RedisReceipt {
 /// script over the stream and the dead-letter stream).
 pub struct RedisConsumer {
     conn: Arc<Reconnecting>,
+    // For the lease thread's own connection (boxed: the consumer stays small).
+    client: Box<Client>,
+    lease: OnceLock<Option<LeaseKeeper<RedisReceipt>>>,
     stream: String,
     group: String,
     consumer: String,
@@ -109,6 +123,8 @@ impl RedisConsumer {
         conn.stats = Some(settings.stats.clone());
         let consumer = Self {
             conn: Arc::new(conn),
+            client: Box::new(client.clone()),
+            lease: OnceLock::new(),
             dead_letter: format!("{stream}:dead"),
             stream,
             group: group.into(),
@@ -340,22 +356,27 @@ impl RedisConsumer {
     }
 
     /// Copies the entry to the dead-letter stream and acknowledges it, in one script: the copy
-    /// is written only if the entry was still pending, so a retried call cannot duplicate it.
+    /// is written only if the entry was still pending and no member dead-lettered it before
+    /// (its marker, set with `SET NX`), so neither a retried call nor another member can
+    /// duplicate it.
     async fn dead_letter_entry(
         &self,
         receipt: &RedisReceipt,
         reason: &str,
         deliveries: u64,
     ) -> Result<(), RedisQueueError> {
-        const SCRIPT: &str = "if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 then \
-             redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3)) end return 0";
+        const SCRIPT: &str = "if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 1 \
+             and redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then \
+             redis.call('XADD', KEYS[2], '*', unpack(ARGV, 4)) end return 0";
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(SCRIPT)
-            .arg(2)
+            .arg(3)
             .arg(&self.stream)
             .arg(&self.dead_letter)
+            .arg(self.dead_letter_marker(&receipt.id))
             .arg(&self.group)
-            .arg(&receipt.id);
+            .arg(&receipt.id)
+            .arg(millis(DEAD_LETTER_MARKER_TTL));
         let mut fields: Vec<&(Vec<u8>, Vec<u8>)> = receipt.fields.iter().collect();
         fields.sort_by(|a, b| a.0.cmp(&b.0));
         for (k, v) in fields {
@@ -369,6 +390,11 @@ impl RedisConsumer {
             .arg(reason);
         let _: Value = self.conn.query(&cmd, true).await?;
         Ok(())
+    }
+
+    /// The key marking entry `id` as dead-lettered by this group.
+    pub fn dead_letter_marker(&self, id: &str) -> String {
+        format!("{}:marker:{}:{id}", self.dead_letter, self.group)
     }
 
     /// Records an entry the stream lost. The server already forgot it: a failed record is
@@ -495,23 +521,101 @@ impl<T: DeserializeOwned> QueueConsumer<T> for RedisConsumer {
         self.dead_letter_entry(receipt, reason, deliveries).await
     }
 
-    async fn extend_leases(&self, receipts: &[RedisReceipt]) -> Result<(), RedisQueueError> {
-        if receipts.is_empty() {
-            return Ok(());
+    fn lease_keeper(&self) -> Option<&LeaseKeeper<RedisReceipt>> {
+        self.lease
+            .get_or_init(|| {
+                let every = self.settings.lease_interval?;
+                let renewer = RedisRenewer {
+                    client: (*self.client).clone(),
+                    stream: self.stream.clone(),
+                    group: self.group.clone(),
+                    consumer: self.consumer.clone(),
+                    timeout: every,
+                    runtime: None,
+                    conn: None,
+                };
+                LeaseKeeper::start(&self.consumer, every, self.settings.stats.clone(), renewer).ok()
+            })
+            .as_ref()
+    }
+}
+
+/// Resets the idle time of the pending entries this consumer owns (`XCLAIM … JUSTID`, in a
+/// script that skips entries another member took over) from the lease thread, over a
+/// connection of its own driven by a runtime of its own.
+struct RedisRenewer {
+    client: Client,
+    stream: String,
+    group: String,
+    consumer: String,
+    timeout: Duration,
+    runtime: Option<tokio::runtime::Runtime>,
+    conn: Option<MultiplexedConnection>,
+}
+
+impl LeaseRenewer<RedisReceipt> for RedisRenewer {
+    fn renew(&mut self, receipts: &[&RedisReceipt]) -> Result<(), String> {
+        let Self {
+            client,
+            stream,
+            group,
+            consumer,
+            timeout,
+            runtime,
+            conn,
+        } = self;
+        if runtime.is_none() {
+            *runtime = Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
         }
-        // Resets the idle time without counting a delivery; entries already acknowledged are
-        // skipped by the server.
-        let mut cmd = redis::cmd("XCLAIM");
-        cmd.arg(&self.stream)
-            .arg(&self.group)
-            .arg(&self.consumer)
-            .arg(0);
+        let runtime = runtime.as_ref().expect("just built");
+        // Resets the idle time without counting a delivery, of the entries this consumer still
+        // owns: one acknowledged is gone from the pending list, and one another member took
+        // over (after a lapse) is left to it rather than claimed back.
+        const SCRIPT: &str = "for i = 3, #ARGV do \
+             local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2]) \
+             if p[1] then redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID') end \
+             end return 0";
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SCRIPT)
+            .arg(1)
+            .arg(&*stream)
+            .arg(&*group)
+            .arg(&*consumer);
         for receipt in receipts {
             cmd.arg(&receipt.id);
         }
-        cmd.arg("JUSTID");
-        let _: Value = self.conn.query(&cmd, true).await?;
-        Ok(())
+        let timeout = *timeout;
+        let result = runtime.block_on(async {
+            tokio::time::timeout(timeout, async {
+                if conn.is_none() {
+                    let config = AsyncConnectionConfig::new().set_response_timeout(Some(timeout));
+                    *conn = Some(
+                        client
+                            .get_multiplexed_async_connection_with_config(&config)
+                            .await?,
+                    );
+                }
+                let c = conn.as_mut().expect("just connected");
+                cmd.query_async::<Value>(c).await
+            })
+            .await
+        });
+        match result {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                *conn = None;
+                Err(e.to_string())
+            }
+            Err(_) => {
+                *conn = None;
+                Err(format!("XCLAIM timed out after {timeout:?}"))
+            }
+        }
     }
 }
 

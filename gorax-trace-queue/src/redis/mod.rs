@@ -44,7 +44,7 @@ mod consumer;
 mod producer;
 
 pub use crate::consumer::ProcessReport;
-pub use consumer::{REASON_TRIMMED, RedisConsumer, RedisReceipt};
+pub use consumer::{DEAD_LETTER_MARKER_TTL, REASON_TRIMMED, RedisConsumer, RedisReceipt};
 pub use producer::RedisProducer;
 
 /// The `messaging.system` value of this adapter.
@@ -76,6 +76,17 @@ pub enum RedisQueueError {
         /// What failed.
         #[source]
         source: redis::RedisError,
+    },
+    /// A [`send_timeout`](crate::Producer::send_timeout) was cut off before Redis answered:
+    /// the entry may or may not be in the stream.
+    #[error(
+        "redis: no answer to XADD to `{stream}` within {after:?}; the entry may be in the stream"
+    )]
+    TimedOut {
+        /// The stream written to.
+        stream: String,
+        /// The wait.
+        after: std::time::Duration,
     },
     /// The payload could not be encoded as JSON.
     #[error("cannot encode the payload: {0}")]

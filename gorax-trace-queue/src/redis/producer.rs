@@ -132,3 +132,30 @@ impl RedisProducer {
         result
     }
 }
+
+impl<T: Serialize + Send + Sync> crate::Producer<T> for RedisProducer {
+    type Error = RedisQueueError;
+
+    async fn send(&self, msg: TracedMessage<T>) -> Result<String, RedisQueueError> {
+        RedisProducer::send(self, msg).await
+    }
+
+    /// No local room to wait for: sends as [`send`](RedisProducer::send).
+    async fn try_send(&self, msg: TracedMessage<T>) -> Result<String, RedisQueueError> {
+        RedisProducer::send(self, msg).await
+    }
+
+    async fn send_timeout(
+        &self,
+        msg: TracedMessage<T>,
+        wait: std::time::Duration,
+    ) -> Result<String, RedisQueueError> {
+        let stream = msg.queue().to_owned();
+        tokio::time::timeout(wait, RedisProducer::send(self, msg))
+            .await
+            .unwrap_or(Err(RedisQueueError::TimedOut {
+                stream,
+                after: wait,
+            }))
+    }
+}

@@ -1,5 +1,5 @@
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
@@ -17,8 +17,8 @@ use super::{
 };
 use crate::TracedMessage;
 use crate::consumer::{
-    Batch, ConsumerSettings, ConsumerStats, Poison, ProcessReport, QueueConsumer,
-    REASON_MAX_DELIVERIES, Received, process_batch, record_dead_letter_outside,
+    Batch, ConsumerSettings, ConsumerStats, LeaseKeeper, LeaseRenewer, Poison, ProcessReport,
+    QueueConsumer, REASON_MAX_DELIVERIES, Received, process_batch, record_dead_letter_outside,
 };
 
 /// The longest long poll SQS allows.
@@ -92,19 +92,27 @@ impl SqsReceipt {
 /// Defaults (each changed by a `with_*` method):
 /// - wait time: 1 s (`WaitTimeSeconds`, long polling; whole seconds, at most 20);
 /// - batch size: 10 messages per call (SQS's maximum);
-/// - visibility timeout: the queue's own (read at [`connect`](Self::connect)). While a handler
-///   runs, every message of its batch still being worked on is kept invisible
-///   (`ChangeMessageVisibilityBatch` every third of the timeout), so a slow handler's messages
-///   are not delivered to another consumer. A consumer made with
+/// - visibility timeout: the queue's own (read at [`connect`](Self::connect)). From the moment
+///   a batch is received, every message of it not yet deleted is kept invisible
+///   (`ChangeMessageVisibilityBatch` every third of the timeout, until `max_lease`) by the
+///   consumer's lease thread, with an HTTP client and a runtime of its own, so neither a long
+///   batch nor a handler that blocks its thread lets another consumer receive them. (A client
+///   whose queue URL is `https://` keeps its own HTTP client for renewals unless the
+///   `sqs-rustls` feature gives the thread one: then a handler blocking the only thread of a
+///   `current_thread` runtime can stall renewals.) A consumer made with
 ///   [`with_queue_url`](Self::with_queue_url) extends leases only once given a timeout with
 ///   [`with_visibility_timeout`](Self::with_visibility_timeout);
 /// - retry delay: none (a failed message comes back when its visibility timeout ends); with
 ///   one, a failed message is made visible again after that delay (`ChangeMessageVisibility`);
-/// - dead-lettering: left to the queue's redrive policy; with
-///   [`with_dead_letter_queue`](Self::with_dead_letter_queue) the consumer moves messages
-///   itself. Without one, a body that does not decode is left for the redrive policy, and is
-///   counted ([`ConsumerStats`]'s `poison`, [`ProcessReport::left`]) and traced on every
-///   delivery, never skipped silently.
+/// - dead-lettering: the queue's redrive policy when it has one (read at
+///   [`connect`](Self::connect)): SQS moves a message after `maxReceiveCount` receives, one
+///   copy whatever the number of consumers. The consumer then never copies: a body that does
+///   not decode is made visible again at once (so the policy moves it sooner), and is counted
+///   ([`ConsumerStats`]'s `poison`, [`ProcessReport::left`]) and traced on every delivery,
+///   never skipped silently. Without a redrive policy,
+///   [`with_dead_letter_queue`](Self::with_dead_letter_queue) makes the consumer move messages
+///   itself (see there for its duplicate window); without either, undecodable bodies are left,
+///   counted and traced as above.
 #[derive(Clone)]
 pub struct SqsConsumer {
     client: aws_sdk_sqs::Client,
@@ -113,7 +121,12 @@ pub struct SqsConsumer {
     wait: Duration,
     batch: usize,
     visibility_timeout: Option<Duration>,
+    // The visibility timeout leases are renewed to (this consumer's, or the queue's).
+    visibility: Option<Duration>,
     dead_letter: Option<String>,
+    // The source queue's redrive policy `maxReceiveCount`, when it has one.
+    redrive: Option<u32>,
+    lease: Arc<OnceLock<Option<LeaseKeeper<SqsReceipt>>>>,
     // Messages already copied to the dead-letter queue whose delete failed: the next attempt
     // only deletes, so one failed delete cannot make a second copy.
     moved: Arc<Mutex<HashSet<String>>>,
@@ -144,19 +157,26 @@ impl SqsConsumer {
     ) -> Result<Self, SqsQueueError> {
         let queue = queue.into();
         let url = get_queue_url(&client, &queue).await?;
-        let visibility = client
+        let out = client
             .get_queue_attributes()
             .queue_url(&url)
             .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
             .send()
             .await
-            .map_err(SqsQueueError::sqs)?
-            .attributes()
+            .map_err(SqsQueueError::sqs)?;
+        let attrs = out.attributes();
+        let visibility = attrs
             .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_secs);
+        let redrive = attrs
+            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+            .and_then(|v| max_receive_count(v));
         let mut consumer = Self::with_queue_url(client, queue, url);
         consumer.settings.lease_interval = visibility.and_then(lease_interval);
+        consumer.visibility = visibility;
+        consumer.redrive = redrive;
         Ok(consumer)
     }
 
@@ -177,7 +197,10 @@ impl SqsConsumer {
             wait: Duration::from_secs(1),
             batch: MAX_BATCH,
             visibility_timeout: None,
+            visibility: None,
             dead_letter: None,
+            redrive: None,
+            lease: Arc::default(),
             moved: Arc::default(),
             settings,
         }
@@ -200,6 +223,7 @@ impl SqsConsumer {
     /// seconds), instead of the queue's; leases are extended every third of it.
     pub fn with_visibility_timeout(mut self, timeout: Duration) -> Self {
         self.visibility_timeout = Some(timeout);
+        self.visibility = Some(timeout);
         self.settings.lease_interval = lease_interval(timeout);
         self
     }
@@ -224,15 +248,33 @@ impl SqsConsumer {
     /// [`DEAD_LETTER_REASON_ATTRIBUTE`](super::DEAD_LETTER_REASON_ATTRIBUTE) and the others, or
     /// packed into [`DEAD_LETTER_ATTRIBUTE`](super::DEAD_LETTER_ATTRIBUTE) when the original
     /// has no room: it is never dropped), and the original is deleted. A copy whose delete
-    /// failed is not sent again by this consumer: the next delivery is only deleted.
+    /// failed is not sent again by this consumer: the next delivery is only deleted. Another
+    /// consumer does not know of that copy: if the delete failed and the message is next
+    /// received by another consumer, that one makes a second copy (SQS cannot look a message
+    /// up by id, and standard queues do not deduplicate). For exactly one copy across
+    /// consumers, give the queue a redrive policy instead.
     ///
-    /// Without it, use a redrive policy on the queue
-    /// ([`redrive_policy`](super::redrive_policy)): SQS then dead-letters by itself, and
-    /// an undecodable body is left in the queue for that policy.
+    /// When the source queue has a redrive policy (read by [`connect`](Self::connect)), this
+    /// setting is recorded but the policy decides: the consumer makes no copy of its own (see
+    /// the type's docs).
     pub fn with_dead_letter_queue(mut self, url: impl Into<String>, max_deliveries: u32) -> Self {
         self.dead_letter = Some(url.into());
-        self.settings.max_deliveries = max_deliveries.max(1);
+        if self.redrive.is_none() {
+            self.settings.max_deliveries = max_deliveries.max(1);
+        }
         self
+    }
+
+    /// The source queue's redrive policy `maxReceiveCount`, when [`connect`](Self::connect)
+    /// found one: SQS dead-letters, the consumer never copies.
+    pub fn redrive_max_receive_count(&self) -> Option<u32> {
+        self.redrive
+    }
+
+    /// Whether this consumer copies messages to a dead-letter queue itself (one is set and the
+    /// queue has no redrive policy).
+    fn moves_itself(&self) -> bool {
+        self.dead_letter.is_some() && self.redrive.is_none()
     }
 
     /// Records the dead-letter spans with this handle.
@@ -371,7 +413,7 @@ impl SqsConsumer {
         reason: &str,
         receive_count: u64,
     ) -> Result<(), SqsQueueError> {
-        let Some(url) = &self.dead_letter else {
+        let Some(url) = self.dead_letter.as_ref().filter(|_| self.redrive.is_none()) else {
             return Ok(());
         };
         let message = &*receipt.message;
@@ -449,9 +491,18 @@ impl<T: DeserializeOwned> QueueConsumer<T> for SqsConsumer {
                         .with_headers(attributes_to_headers(message.message_attributes()))
                 });
             if let Err(poison) = &decoded
-                && self.dead_letter.is_none()
+                && !self.moves_itself()
             {
-                // Nowhere to move it: left for the queue's redrive policy, counted and traced.
+                // Left for the queue's redrive policy, counted and traced; with a policy, made
+                // visible again at once so that SQS moves it sooner.
+                if self.redrive.is_some()
+                    && self
+                        .change_visibility(&handle, Duration::ZERO)
+                        .await
+                        .is_err()
+                {
+                    self.settings.stats.add_broker_error();
+                }
                 self.settings.stats.add_poison();
                 record_dead_letter_outside(
                     &self.settings,
@@ -497,11 +548,59 @@ impl<T: DeserializeOwned> QueueConsumer<T> for SqsConsumer {
         self.move_to_dead_letter(receipt, reason, deliveries).await
     }
 
-    async fn extend_leases(&self, receipts: &[SqsReceipt]) -> Result<(), SqsQueueError> {
-        let Some(every) = self.settings.lease_interval else {
-            return Ok(());
-        };
-        let timeout = seconds(every * 3);
+    fn lease_keeper(&self) -> Option<&LeaseKeeper<SqsReceipt>> {
+        self.lease
+            .get_or_init(|| {
+                let every = self.settings.lease_interval?;
+                let visibility = self.visibility.unwrap_or(every * 3);
+                // Connections of its own, driven by the lease thread's runtime: a pooled
+                // connection of the consumer's runtime would wait for that runtime to run.
+                let own_http = cfg!(feature = "sqs-rustls") || self.url.starts_with("http://");
+                let client = if own_http {
+                    aws_sdk_sqs::Client::from_conf(
+                        self.client
+                            .config()
+                            .to_builder()
+                            .http_client(super::http_client())
+                            .build(),
+                    )
+                } else {
+                    self.client.clone()
+                };
+                let renewer = SqsRenewer {
+                    client,
+                    url: self.url.clone(),
+                    visibility: seconds(visibility),
+                    timeout: every,
+                    runtime: None,
+                };
+                LeaseKeeper::start(&self.queue, every, self.settings.stats.clone(), renewer).ok()
+            })
+            .as_ref()
+    }
+}
+
+/// Keeps messages invisible (`ChangeMessageVisibilityBatch`) from the lease thread.
+struct SqsRenewer {
+    client: aws_sdk_sqs::Client,
+    url: String,
+    visibility: i32,
+    timeout: Duration,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl LeaseRenewer<SqsReceipt> for SqsRenewer {
+    fn renew(&mut self, receipts: &[&SqsReceipt]) -> Result<(), String> {
+        if self.runtime.is_none() {
+            self.runtime = Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let runtime = self.runtime.as_ref().expect("just built");
+        let mut failed = None;
         for chunk in receipts.chunks(MAX_BATCH) {
             let entries = chunk
                 .iter()
@@ -510,20 +609,42 @@ impl<T: DeserializeOwned> QueueConsumer<T> for SqsConsumer {
                     ChangeMessageVisibilityBatchRequestEntry::builder()
                         .id(i.to_string())
                         .receipt_handle(&r.handle)
-                        .visibility_timeout(timeout)
+                        .visibility_timeout(self.visibility)
                         .build()
                         .expect("id and receipt handle are set")
                 })
                 .collect();
-            self.client
+            let request = self
+                .client
                 .change_message_visibility_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(SqsQueueError::sqs)?;
+                .send();
+            // Entries already deleted fail one by one in the reply; only the call's own
+            // failure counts.
+            match runtime.block_on(async { tokio::time::timeout(self.timeout, request).await }) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failed = Some(SqsQueueError::sqs(e).to_string()),
+                Err(_) => {
+                    failed = Some(format!(
+                        "ChangeMessageVisibilityBatch timed out after {:?}",
+                        self.timeout
+                    ));
+                }
+            }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// `maxReceiveCount` of a `RedrivePolicy` attribute (a JSON object; the count may be a number
+/// or a string).
+fn max_receive_count(policy: &str) -> Option<u32> {
+    let value: serde_json::Value = serde_json::from_str(policy).ok()?;
+    match value.get("maxReceiveCount")? {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
     }
 }
 
@@ -616,6 +737,19 @@ fn seconds(d: Duration) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_redrive_policy_max_receive_count_is_read() {
+        assert_eq!(
+            max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"3"}"#),
+            Some(3)
+        );
+        assert_eq!(
+            max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":4}"#),
+            Some(4)
+        );
+        assert_eq!(max_receive_count("not json"), None);
+    }
 
     #[test]
     fn durations_round_up_to_whole_seconds() {

@@ -106,6 +106,17 @@ pub enum SqsQueueError {
         #[source]
         source: Box<aws_sdk_sqs::Error>,
     },
+    /// A [`send_timeout`](crate::Producer::send_timeout) was cut off before SQS answered: the
+    /// message may or may not be in the queue.
+    #[error(
+        "sqs: no answer to SendMessage to `{queue}` within {after:?}; the message may be in the queue"
+    )]
+    TimedOut {
+        /// The queue sent to.
+        queue: String,
+        /// The wait.
+        after: std::time::Duration,
+    },
     /// The payload could not be encoded as JSON.
     #[error("cannot encode the payload: {0}")]
     Encode(#[source] serde_json::Error),

@@ -157,3 +157,27 @@ impl SqsProducer {
         Ok(url)
     }
 }
+
+impl<T: Serialize + Send + Sync> crate::Producer<T> for SqsProducer {
+    type Error = SqsQueueError;
+
+    async fn send(&self, msg: TracedMessage<T>) -> Result<String, SqsQueueError> {
+        SqsProducer::send(self, msg).await
+    }
+
+    /// No local room to wait for: sends as [`send`](SqsProducer::send).
+    async fn try_send(&self, msg: TracedMessage<T>) -> Result<String, SqsQueueError> {
+        SqsProducer::send(self, msg).await
+    }
+
+    async fn send_timeout(
+        &self,
+        msg: TracedMessage<T>,
+        wait: std::time::Duration,
+    ) -> Result<String, SqsQueueError> {
+        let queue = msg.queue().to_owned();
+        tokio::time::timeout(wait, SqsProducer::send(self, msg))
+            .await
+            .unwrap_or(Err(SqsQueueError::TimedOut { queue, after: wait }))
+    }
+}
