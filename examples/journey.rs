@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use gorax_trace::span;
 use gorax_trace::{SdkTracer, TelemetryHandle};
@@ -41,6 +41,10 @@ pub const QUEUE: &str = "gorax-executions";
 pub const EXECUTE_ROUTE: &str = "/api/v1/workflows/{id}/execute";
 /// The downstream route a step calls.
 pub const STEP_ROUTE: &str = "/api/v1/steps/{node}";
+/// The API route that streams a workflow's progress as server-sent events (3 events, 100 ms
+/// apart; each made inside a `workflow.progress` span, a child of the request's server span,
+/// which lasts as long as the stream).
+pub const EVENTS_ROUTE: &str = "/api/v1/workflows/{id}/events";
 
 /// A message to the worker: one workflow execution.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -184,6 +188,7 @@ pub async fn start_with(
     };
     let app = Router::new()
         .route(EXECUTE_ROUTE, post(execute))
+        .route(EVENTS_ROUTE, get(events))
         .with_state(Arc::new(api))
         .layer(ServerTraceLayer::new().with_telemetry(&telemetry));
     let (api_addr, api_task) = serve(app).await?;
@@ -269,6 +274,34 @@ async fn serve(app: Router) -> std::io::Result<(SocketAddr, tokio::task::JoinHan
 }
 
 /// `POST /api/v1/workflows/{id}/execute`: runs the workflow's HTTP step, then queues the rest.
+/// Server-sent events of a workflow's progress: the stream runs in the request's context.
+async fn events(
+    State(api): State<Arc<Api>>,
+    Path(workflow_id): Path<String>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use opentelemetry::trace::{Span as _, Tracer as _};
+    let tracer = api.tracer.clone();
+    let stream = futures_util::stream::unfold(0u32, move |step| {
+        let (tracer, workflow_id) = (tracer.clone(), workflow_id.clone());
+        async move {
+            if step == 3 {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let mut span = tracer.start("workflow.progress");
+            span.set_attribute(KeyValue::new("step", i64::from(step)));
+            span.end();
+            let event = axum::response::sse::Event::default()
+                .event("progress")
+                .data(format!("{workflow_id} step {step}"));
+            Some((Ok(event), step + 1))
+        }
+    });
+    axum::response::sse::Sse::new(stream)
+}
+
 async fn execute(
     State(api): State<Arc<Api>>,
     Path(workflow_id): Path<String>,

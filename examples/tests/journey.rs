@@ -31,6 +31,25 @@ struct Span {
     name: String,
     /// `messaging.system`, when the span has it.
     system: Option<String>,
+    /// End minus start, in nanoseconds.
+    duration_ns: u64,
+    /// `gorax.http.response.body.outcome`, when recorded.
+    outcome: Option<String>,
+}
+
+/// The string value of `key` among `attributes`, if present.
+fn string_attribute(
+    attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+    key: &str,
+) -> Option<String> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(v) => {
+                Some(v.clone())
+            }
+            _ => None,
+        }
+    })
 }
 
 /// What a collector saw: spans, and every request with its path and arrival time.
@@ -72,18 +91,9 @@ impl Seen {
                 .flat_map(|ss| ss.spans)
                 .map(move |s| Span {
                     service: service.clone(),
-                    system: s
-                        .attributes
-                        .iter()
-                        .find(|kv| kv.key == "messaging.system")
-                        .and_then(|kv| {
-                            match kv.value.as_ref()?.value.as_ref()? {
-                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                                v,
-                            ) => Some(v.clone()),
-                            _ => None,
-                        }
-                        }),
+                    system: string_attribute(&s.attributes, "messaging.system"),
+                    duration_ns: s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano),
+                    outcome: string_attribute(&s.attributes, "gorax.http.response.body.outcome"),
                     trace_id: s.trace_id,
                     span_id: s.span_id,
                     parent: s.parent_span_id,
@@ -469,6 +479,34 @@ fn silent_collector() -> (std::thread::JoinHandle<()>, SocketAddr) {
 fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
+}
+
+/// The trace-context participant started as a process with `env`, listening (checked) on a free
+/// port of 127.0.0.1; its port, and a thread that collects its stderr until it exits.
+fn participant(env: &[(&str, String)]) -> (Child, u16, std::thread::JoinHandle<String>) {
+    let port = closed_port().port();
+    let mut child = command(env!("CARGO_BIN_EXE_tracecontext"), env)
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the participant listens");
+    (child, port, reader)
 }
 
 /// The finished run of a program.
@@ -944,19 +982,21 @@ fn viewer_get(addr: SocketAddr, path: &str) -> String {
     out
 }
 
+/// Issue 23: the demo's SSE route, called while `demo --serve` runs: the API's server span
+/// lasts as long as the stream (3 events, 100 ms apart), ends `completed`, and the spans the
+/// stream makes are its children, all delivered to the collector.
 #[test]
-fn the_participant_runs_as_a_process_and_stops_on_sigterm() {
+fn an_sse_stream_of_demo_serve_is_one_span_as_long_as_the_stream() {
     let rt = runtime();
     let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
-    let port = closed_port().port();
     let mut child = command(
-        env!("CARGO_BIN_EXE_tracecontext"),
+        env!("CARGO_BIN_EXE_demo"),
         &[
             ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
             ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
         ],
     )
-    .args(["--port", &port.to_string()])
+    .arg("--serve")
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
     .spawn()
@@ -966,16 +1006,69 @@ fn the_participant_runs_as_a_process_and_stops_on_sigterm() {
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening on") {
-                let _ = tx.send(());
+            if line.contains("curl -X POST") {
+                let _ = tx.send(line.clone());
             }
             all.push_str(&line);
             all.push('\n');
         }
         all
     });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("the participant listens");
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the demo prints its API URL");
+    let execute = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let events = execute.replace("/execute", "/events");
+    let body = rt
+        .block_on(async { reqwest::get(&events).await?.text().await })
+        .unwrap();
+    assert_eq!(body.matches("event: progress").count(), 3, "{body}");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{stderr}");
+    let spans = seen.spans();
+    let server: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "GET /api/v1/workflows/{id}/events")
+        .collect();
+    assert_eq!(server.len(), 1, "{stderr}");
+    let server = server[0];
+    assert!(
+        (300_000_000..2_000_000_000).contains(&server.duration_ns),
+        "{} ns",
+        server.duration_ns
+    );
+    assert_eq!(server.outcome.as_deref(), Some("completed"));
+    let progress: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "workflow.progress")
+        .collect();
+    assert_eq!(progress.len(), 3);
+    assert!(
+        progress
+            .iter()
+            .all(|p| p.parent == server.span_id && p.trace_id == server.trace_id)
+    );
+    assert_no_span_lost(&stderr);
+}
+
+#[test]
+fn the_participant_runs_as_a_process_and_stops_on_sigterm() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let (mut child, port, reader) = participant(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+    ]);
     let client = reqwest::Client::new();
     let response = rt
         .block_on(
@@ -1148,36 +1241,12 @@ fn json_logs_parse_line_by_line_and_the_sdk_is_quiet() {
 fn a_failed_call_with_secrets_in_its_url_exports_no_secret() {
     let rt = runtime();
     let (seen, addr) = http_collector(&rt, Behaviour::All, None);
-    let port = closed_port().port();
     let closed = closed_port();
-    let mut child = command(
-        env!("CARGO_BIN_EXE_tracecontext"),
-        &[
-            ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
-            ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
-            ("OTEL_LOGS_EXPORTER", "otlp".into()),
-        ],
-    )
-    .args(["--port", &port.to_string()])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening on") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("the participant listens");
+    let (mut child, port, reader) = participant(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+        ("OTEL_LOGS_EXPORTER", "otlp".into()),
+    ]);
     let secret_url = format!(
         "http://user:PLANTED0@{closed}/x?access_token=PLANTED1&a=1;token=PLANTED2&next=%2Fcb%3Ftoken%3DPLANTED3"
     );

@@ -55,6 +55,7 @@
 //! ```
 
 mod attributes;
+mod body;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod metrics;

@@ -59,6 +59,30 @@ impl RequestMetrics {
                 ),
                 Err(error_type) => (None, None, Some(error_type.into())),
             };
+        self.record(seconds, status, version, error, span);
+    }
+
+    /// Records the attempt as ending at `end` (the response body's mode: its last frame read).
+    pub(crate) fn finish_at(
+        self,
+        end: Instant,
+        status: i64,
+        version: &'static str,
+        error: Option<Value>,
+        span: &SpanContext,
+    ) {
+        let seconds = end.saturating_duration_since(self.start).as_secs_f64();
+        self.record(seconds, Some(status), Some(version), error, span);
+    }
+
+    fn record(
+        self,
+        seconds: f64,
+        status: Option<i64>,
+        version: Option<&'static str>,
+        error: Option<Value>,
+        span: &SpanContext,
+    ) {
         self.metrics.record_present(
             RequestDuration::HttpClient,
             seconds,

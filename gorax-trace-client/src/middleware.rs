@@ -200,6 +200,8 @@ pub(crate) struct Config {
     /// Attribute value length limit of `url.full` and `server.address`, in characters.
     /// Set by `with_attribute_value_length_limit`; otherwise the handle's limit.
     pub(crate) attr_limit: Option<usize>,
+    /// [`ClientTraceMiddleware::with_response_body_in_span`].
+    pub(crate) body_in_span: bool,
 }
 
 /// A [reqwest-middleware](reqwest_middleware) [`Middleware`] that records one OpenTelemetry
@@ -230,8 +232,10 @@ pub(crate) struct Config {
 ///   status (what retry middlewares retry) are counted in the request's `Extensions`, which
 ///   reqwest-middleware passes to every attempt; reuse one `Extensions` value for one logical
 ///   request only. A retry after a 1xx–3xx response is not counted.
-/// - **Span end**: when the response head arrives (or the request fails); reading the body is
-///   not part of the span. A dropped (cancelled) request ends its span when it is dropped.
+/// - **Span end**: when the response head arrives (or the request fails), as the HTTP
+///   conventions ask of client spans; reading the body is not part of the span (opt in with
+///   [`with_response_body_in_span`](Self::with_response_body_in_span)). A dropped (cancelled)
+///   request ends its span when it is dropped.
 ///
 /// Defaults (each changed by a `with_*` method):
 /// - telemetry: the [installed](gorax_trace::Telemetry::install) handle, resolved per request
@@ -270,6 +274,7 @@ impl std::fmt::Debug for ClientTraceMiddleware {
             .field("baggage_hosts", &c.baggage_hosts)
             .field("baggage", &c.baggage)
             .field("attr_limit", &c.attr_limit)
+            .field("body_in_span", &c.body_in_span)
             .finish_non_exhaustive()
     }
 }
@@ -298,8 +303,27 @@ impl ClientTraceMiddleware {
                 on_request: None,
                 on_response: None,
                 attr_limit: None,
+                body_in_span: false,
             },
         }
+    }
+
+    /// The client span and `http.client.request.duration` cover the response body (for callers
+    /// that read it: LLM streams, downloads): they end at the body's last frame, when it fails
+    /// (status Error, `error.type=body`), or, when the body is dropped unread, at the last frame
+    /// read (at the head if none was), never at the drop itself (the conventions' rule against
+    /// ending in an asynchronous clean-up). The span records
+    /// `gorax.http.response.body.outcome` (`completed`, `failed`, `abandoned`: not an error)
+    /// and `http.response.body.size` (bytes read). Off by default: the conventions end client
+    /// spans after the response head. Costs a boxed body per response.
+    ///
+    /// Without it, an error while reading the body (after the span ended) is on no span: the
+    /// caller sees it from reqwest (`Response::chunk`, `bytes`, `text`), and
+    /// `http.client.request.duration` measured the head. The conventions' client exception
+    /// record for it needs OTLP logs (a later issue).
+    pub fn with_response_body_in_span(mut self) -> Self {
+        self.config.body_in_span = true;
+        self
     }
 
     /// Records with this handle (a [`Telemetry`](gorax_trace::Telemetry) or a
@@ -495,6 +519,39 @@ impl Middleware for ClientTraceMiddleware {
         };
         let result = pending.await;
         count_failure(extensions, &result);
+        if config.body_in_span
+            && let Ok(res) = result
+        {
+            let cx = match hook_cx {
+                Some(cx) => cx,
+                None => match (sdk_span.take(), unsampled_sc.take()) {
+                    (Some(span), _) => Context::new().with_span(span),
+                    (None, sc) => Context::new()
+                        .with_remote_span_context(sc.unwrap_or_else(SpanContext::empty_context)),
+                },
+            };
+            if let Some(hook) = &config.on_response {
+                hook.on_response(&res, &cx.span());
+            }
+            let head_error = measured.as_ref().and_then(|_| {
+                config
+                    .classify
+                    .classify(&gorax_trace::httpconv::ResponseHead::new(
+                        res.status(),
+                        res.headers(),
+                    ))
+            });
+            let span = cx.span();
+            if span.is_recording() {
+                let mut attrs = AttributeList::default();
+                attributes::on_response(&mut attrs, &res, config, dup);
+                span.set_attributes(attrs.attributes);
+                if let Some(status) = attrs.status {
+                    span.set_status(status);
+                }
+            }
+            return Ok(crate::body::in_span(res, cx, measured, head_error));
+        }
         let Some(cx) = hook_cx else {
             // No hooks: the SDK span stays in our hands (no context, no span mutex).
             if let Err(error) = &result {

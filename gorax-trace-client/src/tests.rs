@@ -683,3 +683,85 @@ async fn hooks_see_the_request_response_and_span() {
     spans.assert_attr(span, semconv::ERROR_TYPE, "404");
     assert_eq!(span.span_kind, opentelemetry::trace::SpanKind::Client);
 }
+
+/// A server streaming 4 chunks of 1 KiB, the first at once, then one per 150 ms.
+async fn streaming_server() -> String {
+    let app = Router::new().route(
+        "/stream",
+        get(|| async {
+            let stream = futures_util::stream::unfold(0, |i| async move {
+                if i == 4 {
+                    return None;
+                }
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                Some((Ok::<_, std::convert::Infallible>(vec![b'x'; 1024]), i + 1))
+            });
+            axum::body::Body::from_stream(stream)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn span_duration(span: &SpanData) -> Duration {
+    span.end_time.duration_since(span.start_time).unwrap()
+}
+
+#[tokio::test]
+async fn response_body_in_span_covers_the_body_when_opted_in() {
+    let base = streaming_server().await;
+    let url = format!("{base}/stream");
+    // Default: the span ends at the head (the conventions' client span).
+    let t = TestTracing::new();
+    let client = traced_client(traced(&t));
+    let mut res = client.get(&url).send().await.unwrap();
+    while res.chunk().await.unwrap().is_some() {}
+    let spans = t.spans();
+    let head = spans.find("GET");
+    assert!(span_duration(head) < Duration::from_millis(300));
+    spans.assert_no_attr(head, semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME);
+
+    // Opted in, read to the end.
+    let t = TestTracing::new();
+    let client = traced_client(traced(&t).with_response_body_in_span());
+    let mut res = client.get(&url).send().await.unwrap();
+    assert_eq!(res.url().as_str(), url, "the response keeps its URL");
+    assert!(t.spans().is_empty(), "open while the body is read");
+    let mut read = 0;
+    while let Some(chunk) = res.chunk().await.unwrap() {
+        read += chunk.len();
+    }
+    assert_eq!(read, 4096);
+    let spans = t.spans();
+    let full = spans.find("GET");
+    assert!(
+        span_duration(full) >= Duration::from_millis(450),
+        "{:?}",
+        span_duration(full)
+    );
+    spans.assert_attr(full, semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME, "completed");
+    spans.assert_attr(full, semconv::HTTP_RESPONSE_BODY_SIZE, 4096_i64);
+    assert_eq!(full.status, Status::Unset);
+
+    // Opted in, dropped after the first chunk: the span ends at that chunk, not at the drop.
+    let t = TestTracing::new();
+    let client = traced_client(traced(&t).with_response_body_in_span());
+    let mut res = client.get(&url).send().await.unwrap();
+    res.chunk().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drop(res);
+    let spans = t.spans();
+    let left = spans.find("GET");
+    assert!(
+        span_duration(left) < Duration::from_millis(300),
+        "{:?}",
+        span_duration(left)
+    );
+    spans.assert_attr(left, semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME, "abandoned");
+    spans.assert_attr(left, semconv::HTTP_RESPONSE_BODY_SIZE, 1024_i64);
+    assert_eq!(left.status, Status::Unset);
+}

@@ -110,7 +110,9 @@ impl<'a> Found<'a> {
 pub(crate) fn capacity(config: &Config, dup: bool) -> usize {
     // Request: method and its original, path, query, scheme, route, server address and port,
     // client address, peer address and port, protocol version, user agent, body size (14);
-    // response: status code, body size, error type (3).
+    // response: status code, body size, error type (3). A streamed response's end adds the body
+    // outcome and the time to its first frame: its list grows once then (sized for the plain
+    // response, which is the common one and must not pay for the larger list).
     let stable = 17;
     let legacy = if dup { 5 } else { 0 };
     let rpc = if config.grpc { 4 } else { 0 };
@@ -257,7 +259,8 @@ pub(crate) fn on_request<B>(
 }
 
 /// Sets the response attributes and the status (5xx is an error on a server span; 4xx is not).
-/// Each write locks the span once; the usual response has two attributes.
+/// Each write locks the span once; the usual response has two attributes. Returns whether
+/// `http.response.body.size` was known from the head.
 pub(crate) fn on_response<B: http_body::Body>(
     span: &SpanRef<'_>,
     res: &Response<B>,
@@ -265,7 +268,7 @@ pub(crate) fn on_response<B: http_body::Body>(
     dup: bool,
     limit: usize,
     error_type: Option<opentelemetry::Value>,
-) {
+) -> bool {
     let status = res.status().as_u16();
     span.set_attribute(KeyValue::new(
         semconv::HTTP_RESPONSE_STATUS_CODE,
@@ -283,6 +286,7 @@ pub(crate) fn on_response<B: http_body::Body>(
     if let Some(size) = size {
         span.set_attribute(KeyValue::new(semconv::HTTP_RESPONSE_BODY_SIZE, size));
     }
+    let size_known = size.is_some();
     if !config.response_headers.is_empty() {
         let mut captured = Vec::new();
         capture(
@@ -305,6 +309,7 @@ pub(crate) fn on_response<B: http_body::Body>(
         span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type));
         span.set_status(opentelemetry::trace::Status::error(""));
     }
+    size_known
 }
 
 /// An inner service error: status Error, `error.type` the error's type name (low cardinality),

@@ -3,6 +3,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, ready};
+use std::time::Instant;
 
 use gorax_trace::httpconv::ResponseHead;
 use gorax_trace::propagation::{RandomTraceId, Traceparent, with_random_flag};
@@ -12,8 +13,9 @@ use opentelemetry::trace::TraceContextExt;
 use pin_project_lite::pin_project;
 
 use crate::attributes;
-use crate::body::Pending;
-use crate::layer::{Config, Http, Mode, ResponseHeader};
+use crate::body::BodyEnd;
+use crate::layer::sealed::Wraps;
+use crate::layer::{Config, Http, ResponseHeader, SpanEnd};
 use crate::metrics::RequestMetrics;
 
 /// W3C Trace Context Level 2 response header.
@@ -31,14 +33,17 @@ pub(crate) struct Traced {
     /// Whether the span recorded when it started (saves a lock of its mutex to ask again; a
     /// span ended early by the handler ignores what is written to it either way).
     pub(crate) recording: bool,
+    /// The request is a `CONNECT` (a 2xx answer is a tunnel or an HTTP/2 extended CONNECT
+    /// upgrade: its span ends at the head).
+    pub(crate) connect: bool,
 }
 
 pin_project! {
     /// The response future of [`ServerTraceService`](crate::ServerTraceService).
     ///
     /// The request's context is current while the inner future is polled. The server span ends
-    /// when the inner service returns the response head (or an error): it measures the handler,
-    /// not the streaming of the body that follows.
+    /// when the inner service returns an error or a response whose span ends at its head (see
+    /// [`SpanEnd`](crate::SpanEnd)); otherwise the response's body ends it.
     pub struct ResponseFuture<F, M = Http> {
         #[pin]
         inner: F,
@@ -75,12 +80,44 @@ impl<F, M> ResponseFuture<F, M> {
     }
 }
 
+/// Whether the span of `response` ends with its body: never for an upgrade (101, a 2xx answer
+/// to `CONNECT`) or a body complete at the head; else the response's own [`SpanEnd`], else the
+/// layer's.
+#[inline]
+fn ends_with_body<B: http_body::Body>(
+    response: &Response<B>,
+    config: &Config,
+    connect: bool,
+) -> bool {
+    let body = response.body();
+    if body.is_end_stream()
+        || body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= SpanEnd::SENT_WITH_HEAD)
+    {
+        return false;
+    }
+    let status = response.status();
+    if status == http::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success()) {
+        return false;
+    }
+    let end = match response.extensions().get::<SpanEnd>() {
+        Some(end) => *end,
+        None => match &config.span_end_by {
+            Some(by) => by(&ResponseHead::new(status, response.headers())),
+            None => config.span_end,
+        },
+    };
+    end == SpanEnd::Body
+}
+
 impl<F, M, B, E> Future for ResponseFuture<F, M>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: http_body::Body,
     E: std::fmt::Display,
-    M: Mode,
+    M: Wraps<B>,
 {
     type Output = Result<Response<M::Body<B>>, E>;
 
@@ -93,9 +130,9 @@ where
         };
         // Read in place (not moved out) and cleared at the end.
         let Some(traced) = this.traced.as_mut() else {
-            return Poll::Ready(result.map(|r| r.map(|b| M::body(b, None))));
+            return Poll::Ready(result.map(|r| r.map(|b| M::wrap(b, None))));
         };
-        let mut pending = None;
+        let mut body_end = None;
         let span = this.cx.span();
         let recording = traced.recording;
         match &mut result {
@@ -105,6 +142,8 @@ where
                     && traced.config.grpc
                     && response.status() == http::StatusCode::OK
                     && gorax_trace::httpconv::grpc_status(response.headers()).is_none();
+                let with_body =
+                    in_trailers || ends_with_body(response, &traced.config, traced.connect);
                 // Classified once, for the span and the metrics.
                 let error_type = if !in_trailers && (recording || traced.metrics.is_some()) {
                     traced
@@ -114,8 +153,9 @@ where
                 } else {
                     None
                 };
+                let mut size_known = false;
                 if recording {
-                    attributes::on_response(
+                    size_known = attributes::on_response(
                         &span,
                         response,
                         &traced.config,
@@ -130,6 +170,15 @@ where
                         &span,
                     );
                 }
+                let abandon_fails = with_body
+                    && !in_trailers
+                    && traced
+                        .config
+                        .body_outcome
+                        .abandoned_is_failure(&ResponseHead::new(
+                            response.status(),
+                            response.headers(),
+                        ));
                 let headers = response.headers_mut();
                 match &traced.config.response_header {
                     ResponseHeader::None => {}
@@ -151,16 +200,22 @@ where
                         }
                     }
                 }
-                if in_trailers {
-                    if recording || traced.metrics.is_some() {
-                        pending = Some(Box::new(Pending {
-                            cx: this.cx.clone(),
-                            recording,
-                            metrics: traced.metrics.take(),
-                            config: traced.config.clone(),
-                            status: response.status(),
-                        }));
-                    }
+                if with_body {
+                    body_end = Some(Box::new(BodyEnd {
+                        cx: this.cx.clone(),
+                        bridge: this.bridge.clone(),
+                        recording,
+                        metrics: traced.metrics.take(),
+                        config: traced.config.clone(),
+                        status: response.status(),
+                        in_trailers,
+                        head_error: error_type,
+                        abandon_fails,
+                        size_known,
+                        head_at: recording.then(Instant::now),
+                        first_frame: None,
+                        bytes: 0,
+                    }));
                 } else if let Some(m) = traced.metrics.take() {
                     m.finish(
                         Some((response.status(), response.headers())),
@@ -179,10 +234,10 @@ where
             }
         }
         // Ending a span that does not record would only read the clock.
-        if recording && pending.is_none() {
+        if recording && body_end.is_none() {
             span.end();
         }
         *this.traced = None;
-        Poll::Ready(result.map(|r| r.map(|b| M::body(b, pending))))
+        Poll::Ready(result.map(|r| r.map(|b| M::wrap(b, body_end))))
     }
 }

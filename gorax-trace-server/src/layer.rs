@@ -57,6 +57,78 @@ pub enum ResponseHeader {
     TraceId(HeaderName),
 }
 
+/// Where the server span (and the request's duration measurement) of a response ends.
+///
+/// The default is [`SpanEnd::Body`] for every response. Chosen per layer
+/// ([`ServerTraceLayer::with_span_end`], [`ServerTraceLayer::with_span_end_by`]) or per response:
+/// a handler that puts a `SpanEnd` in the response's extensions (with axum,
+/// `(Extension(SpanEnd::Head), body)`) overrides the layer's choice.
+///
+/// Whatever is chosen, these end at the head: a `101 Switching Protocols` response and a 2xx
+/// answer to `CONNECT` (HTTP/2 extended CONNECT: WebSockets over HTTP/2), whose "body" is the
+/// upgraded connection, and a body complete at the head (known to be empty, or of an exact
+/// length of at most [`SpanEnd::SENT_WITH_HEAD`] bytes: strings, JSON, `Full` bodies, which
+/// are written with the head), so that such a response costs what it did before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpanEnd {
+    /// At the response head: the span measures the handler, not the body's streaming (the
+    /// behaviour before issue 23, for latency dashboards that must keep measuring the head).
+    Head,
+    /// When the response body ends: at its last frame (trailers included), when it fails, or
+    /// when it is dropped before its end (the client went away).
+    #[default]
+    Body,
+}
+
+impl SpanEnd {
+    /// Bodies of an exact length up to this many bytes are complete at the head.
+    pub const SENT_WITH_HEAD: u64 = 64 * 1024;
+}
+
+pub(crate) type SpanEndFn = Arc<dyn Fn(&ResponseHead<'_>) -> SpanEnd + Send + Sync>;
+
+/// Decides whether a response body dropped before its end (abandoned) fails the span.
+///
+/// The HTTP conventions' example "HTTP server call: connection dropped before response body was
+/// sent" records `error.type` beside the status code the head had sent; whether that makes the
+/// request a failure depends on the response: [`DefaultBodyOutcome`] does not count an
+/// abandoned `text/event-stream` (a client closing is how server-sent events end) and counts
+/// every other body. A failed body (one that yields an error) is always a failure, and a
+/// completed one never is (the head's status still decides).
+pub trait ClassifyBodyOutcome: Send + Sync + 'static {
+    /// Whether the body of the response with this head is a failure when dropped before its end.
+    fn abandoned_is_failure(&self, head: &ResponseHead<'_>) -> bool;
+}
+
+impl<F> ClassifyBodyOutcome for F
+where
+    F: Fn(&ResponseHead<'_>) -> bool + Send + Sync + 'static,
+{
+    fn abandoned_is_failure(&self, head: &ResponseHead<'_>) -> bool {
+        self(head)
+    }
+}
+
+/// The default [`ClassifyBodyOutcome`]: an abandoned body is a failure unless the response is a
+/// `text/event-stream` (server-sent events).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultBodyOutcome;
+
+impl ClassifyBodyOutcome for DefaultBodyOutcome {
+    fn abandoned_is_failure(&self, head: &ResponseHead<'_>) -> bool {
+        !is_event_stream(head.headers)
+    }
+}
+
+/// Whether the `Content-Type` is `text/event-stream` (case-insensitive, parameters ignored).
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
 pub(crate) type RequestHook = Arc<dyn for<'a> OnRequest<RequestHead<'a>>>;
 pub(crate) type ResponseHook = Arc<dyn for<'a> OnResponse<ResponseHead<'a>>>;
 
@@ -86,6 +158,10 @@ pub(crate) struct Config {
     pub(crate) attr_limit: Option<usize>,
     /// gRPC mode ([`ServerTraceLayer::grpc`]): RPC span names and `rpc.*` attributes.
     pub(crate) grpc: bool,
+    /// Where spans end when the response does not say (`span_end_by` first, when set).
+    pub(crate) span_end: SpanEnd,
+    pub(crate) span_end_by: Option<SpanEndFn>,
+    pub(crate) body_outcome: Arc<dyn ClassifyBodyOutcome>,
 }
 
 /// A tower [`Layer`] that traces inbound HTTP requests: it continues the caller's W3C trace,
@@ -102,7 +178,10 @@ pub(crate) struct Config {
 ///   changes it, e.g. to [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server));
 /// - `url.query` values of [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS) redacted;
 /// - trusted peers: the handle's (`TRACING_TRUSTED_PEERS`, default every caller), baggage kept, no request filtered, no response header, no header
-///   captured, `client.address` from the connection peer only (no proxy trusted).
+///   captured, `client.address` from the connection peer only (no proxy trusted);
+/// - span end: when the response body ends ([`SpanEnd::Body`]; plain and upgraded responses at
+///   the head), an abandoned body an error unless it is a `text/event-stream`
+///   ([`DefaultBodyOutcome`]).
 ///
 /// ```
 /// use axum::{Router, routing::post};
@@ -132,13 +211,17 @@ impl<M> Clone for ServerTraceLayer<M> {
     }
 }
 
-/// HTTP mode of [`ServerTraceLayer`]: the response body passes through as it is; the span ends
-/// at the response head.
+/// HTTP mode of [`ServerTraceLayer`]: the response body keeps its type (a [`SpanBody`]: axum's
+/// `Body`, or a boxed body); a streamed one is wrapped in a [`ResponseBody`](crate::ResponseBody)
+/// that ends the span with the body (see [`SpanEnd`]).
+///
+/// [`SpanBody`]: crate::SpanBody
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Http;
 
 /// gRPC mode of [`ServerTraceLayer`] ([`ServerTraceLayer::grpc`]): the response body is a
-/// [`ResponseBody`](crate::ResponseBody), which ends the span when the trailers arrive.
+/// [`ResponseBody`](crate::ResponseBody), which ends the span when the trailers arrive (or the
+/// body ends, fails or is dropped).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Grpc;
 
@@ -149,31 +232,42 @@ pub trait Mode: sealed::Sealed + Send + Sync + 'static {
 }
 
 pub(crate) mod sealed {
-    use crate::body::Pending;
+    use crate::body::BodyEnd;
 
     /// What the layer does differently per mode (not for implementing elsewhere).
     pub trait Sealed {
         /// Whether a call may end at its trailers.
         const TRAILERS: bool;
-        /// The response body for `body`, with what ends the call at its trailers, if anything.
-        fn body<B>(body: B, pending: Option<Box<Pending>>) -> <Self as super::Mode>::Body<B>
-        where
-            Self: super::Mode;
+    }
+
+    /// The response body of a mode for an inner body `B`.
+    pub trait Wraps<B>: super::Mode {
+        /// `body`, ending the span with `end` when there is one.
+        fn wrap(body: B, end: Option<Box<BodyEnd>>) -> <Self as super::Mode>::Body<B>;
     }
 
     impl Sealed for super::Http {
         const TRAILERS: bool = false;
+    }
+
+    impl<B: crate::SpanBody> Wraps<B> for super::Http {
         #[inline]
-        fn body<B>(body: B, _: Option<Box<Pending>>) -> B {
-            body
+        fn wrap(body: B, end: Option<Box<BodyEnd>>) -> B {
+            match end {
+                None => body,
+                Some(end) => B::from_traced(crate::ResponseBody::new(body, Some(end))),
+            }
         }
     }
 
     impl Sealed for super::Grpc {
         const TRAILERS: bool = true;
+    }
+
+    impl<B> Wraps<B> for super::Grpc {
         #[inline]
-        fn body<B>(body: B, pending: Option<Box<Pending>>) -> crate::ResponseBody<B> {
-            crate::ResponseBody::new(body, pending)
+        fn wrap(body: B, end: Option<Box<BodyEnd>>) -> crate::ResponseBody<B> {
+            crate::ResponseBody::new(body, end)
         }
     }
 }
@@ -204,6 +298,8 @@ impl<M> std::fmt::Debug for ServerTraceLayer<M> {
             .field("recorded_sensitive", &c.recorded_sensitive)
             .field("attr_limit", &c.attr_limit)
             .field("grpc", &c.grpc)
+            .field("span_end", &c.span_end)
+            .field("span_end_by", &c.span_end_by.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -240,6 +336,9 @@ impl ServerTraceLayer {
                 recorded_sensitive: Vec::new(),
                 attr_limit: None,
                 grpc: false,
+                span_end: SpanEnd::Body,
+                span_end_by: None,
+                body_outcome: Arc::new(DefaultBodyOutcome),
             }),
         }
     }
@@ -464,6 +563,45 @@ impl<M> ServerTraceLayer<M> {
         {
             h.set_recorded(&config.recorded_sensitive);
         }
+        self
+    }
+
+    /// Where the span of every response ends (default [`SpanEnd::Body`]), unless the response
+    /// carries its own [`SpanEnd`] extension. [`SpanEnd::Head`] keeps the span (and
+    /// `http.server.request.duration`) measuring the handler only, as before issue 23.
+    pub fn with_span_end(mut self, end: SpanEnd) -> Self {
+        let config = self.config();
+        config.span_end = end;
+        config.span_end_by = None;
+        self
+    }
+
+    /// Where the span ends, decided per response from its head (unless the response carries
+    /// its own [`SpanEnd`] extension).
+    ///
+    /// ```
+    /// use gorax_trace_server::{ServerTraceLayer, SpanEnd};
+    ///
+    /// // Downloads are measured to their last byte, everything else at the head.
+    /// let layer = ServerTraceLayer::new().with_span_end_by(|head| {
+    ///     match head.headers.get("content-type").map(|v| v.as_bytes()) {
+    ///         Some(b"application/octet-stream") => SpanEnd::Body,
+    ///         _ => SpanEnd::Head,
+    ///     }
+    /// });
+    /// ```
+    pub fn with_span_end_by(
+        mut self,
+        end: impl Fn(&ResponseHead<'_>) -> SpanEnd + Send + Sync + 'static,
+    ) -> Self {
+        self.config().span_end_by = Some(Arc::new(end));
+        self
+    }
+
+    /// Decides whether a response body dropped before its end fails the span (default
+    /// [`DefaultBodyOutcome`]: every body but a `text/event-stream`).
+    pub fn with_body_outcome_classifier(mut self, classify: impl ClassifyBodyOutcome) -> Self {
+        self.config().body_outcome = Arc::new(classify);
         self
     }
 

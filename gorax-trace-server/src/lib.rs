@@ -11,7 +11,12 @@
 //!   too in `http/dup` mode. Nothing is formatted when the span is not recording.
 //! - **Status**: 5xx is an error, 4xx is not; an `Err` from the inner service is an error with
 //!   `error.type` set to the error's type name.
-//! - **Span end**: at the response head. The span measures the handler, not the body stream.
+//! - **Span end**: when the response body ends (its last frame, trailers included, an error, or
+//!   dropped before its end), with `gorax.http.response.body.outcome`, the bytes sent and the
+//!   time to the first frame; the request's context is current while the body is polled. Plain
+//!   responses (complete at the head) and upgrades (`101`, `CONNECT` 2xx) end at the head; see
+//!   [`SpanEnd`] to keep the head for every response, and [`ClassifyBodyOutcome`] for which
+//!   abandoned bodies are errors (not a `text/event-stream` by default).
 //! - **gRPC** (tonic): [`ServerTraceLayer::grpc`] names spans `{package.Service}/{Method}`,
 //!   records `rpc.*` attributes and judges the outcome by `grpc-status`.
 //! - **Edge policy, noise control, response header, header capture**: see the `with_*` methods of
@@ -39,15 +44,20 @@ mod metrics;
 mod request_id;
 mod service;
 
-pub use body::ResponseBody;
+pub use body::{ResponseBody, SpanBody};
 pub use future::ResponseFuture;
 pub use gorax_trace::propagation::BaggagePolicy;
-pub use layer::{Grpc, Http, Mode, RequestHead, ResponseHeader, ServerTraceLayer};
+pub use layer::{
+    ClassifyBodyOutcome, DefaultBodyOutcome, Grpc, Http, Mode, RequestHead, ResponseHeader,
+    ServerTraceLayer, SpanEnd,
+};
 #[cfg(feature = "axum")]
 pub use metrics::prometheus_route;
 #[cfg(feature = "request-id")]
 pub use request_id::TraceIdRequestId;
 pub use service::ServerTraceService;
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

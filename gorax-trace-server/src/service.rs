@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::attributes;
 use crate::future::{ResponseFuture, Traced};
+use crate::layer::sealed::Wraps;
 use crate::layer::{Config, Http, Mode, RequestHead};
 use crate::metrics::RequestMetrics;
 
@@ -107,7 +108,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Error: std::fmt::Display,
     ResBody: http_body::Body,
-    M: Mode,
+    M: Mode + Wraps<ResBody>,
 {
     type Response = Response<M::Body<ResBody>>;
     type Error = S::Error;
@@ -187,6 +188,7 @@ where
             let head = RequestHead::of(&req, route);
             hook.on_request(&head, &cx.span());
         }
+        let connect = req.method() == http::Method::CONNECT;
         let active = cx.clone().attach();
         // Created while the server span is current, so it stands for that span.
         let bridge = gorax_trace::subscriber::bridge_span();
@@ -206,6 +208,7 @@ where
                 limit,
                 recording,
                 metrics,
+                connect,
             }),
         )
     }

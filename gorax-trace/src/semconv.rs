@@ -7,7 +7,8 @@
 //!   built on it) use them; they are emitted next to the stable keys when
 //!   `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` (see [`HttpSemconv`](crate::httpconv::HttpSemconv)).
 //!   They are spelled here because upstream marks them deprecated.
-//! - **gorax** keys the specification lacks: workflow identifiers and the guide's queue keys.
+//! - **gorax** keys the specification lacks: workflow identifiers, the guide's queue keys, and
+//!   how a streamed HTTP response body ended.
 //!
 //! Adapters never spell an attribute key as a string literal; they use these constants.
 
@@ -81,6 +82,20 @@ pub mod metric {
 
 /// `gorax.keep.outcome` of [`metric::GORAX_KEEP_TRACES`]: `kept` or `discarded`.
 pub const GORAX_KEEP_OUTCOME: &str = "gorax.keep.outcome";
+
+/// `gorax.http.response.body.outcome`: how the response body of a server span that covered
+/// it ended: `completed` (its last frame was sent), `failed` (it yielded an error) or
+/// `abandoned` (dropped before its end: the client went away, or the server stopped sending).
+/// The HTTP conventions have no such key.
+pub const GORAX_HTTP_RESPONSE_BODY_OUTCOME: &str = "gorax.http.response.body.outcome";
+/// `gorax.http.response.time_to_first_frame`: seconds (double) from the response head to the
+/// first data frame of its body (time to first token of an LLM stream, first event of an SSE
+/// stream). The HTTP conventions have no such key.
+pub const GORAX_HTTP_RESPONSE_TIME_TO_FIRST_FRAME: &str = "gorax.http.response.time_to_first_frame";
+/// `error.type` of a server span whose response body was dropped before its end and counted as
+/// a failure (the conventions' "connection dropped before response body was sent" example sets
+/// `error.type` beside the status code the head had sent).
+pub const ERROR_TYPE_RESPONSE_ABANDONED: &str = "response_abandoned";
 
 /// `error.type` of spans dropped because the export queue was full (in spans).
 pub const ERROR_TYPE_QUEUE_FULL: &str = "queue_full";

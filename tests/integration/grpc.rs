@@ -162,3 +162,130 @@ async fn tonic_server_and_client_spans() {
 
     server.abort();
 }
+
+/// Issue 23: a server-streaming call through tonic. The messages are produced while the
+/// response body is polled, in the call's context: a span made then is a child of the server
+/// span, which ends at the trailers (after the last message).
+mod server_streaming {
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use opentelemetry::trace::{Span as _, Tracer as _};
+    use opentelemetry_sdk::trace::SdkTracer;
+    use tonic::server::NamedService;
+    use tonic_prost::ProstCodec;
+
+    use super::*;
+
+    const PATH: &str = "/gorax.test.Feed/Watch";
+    type Msg = ExportTraceServiceResponse;
+    type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+    type MsgStream = Pin<Box<dyn futures_util::Stream<Item = Result<Msg, tonic::Status>> + Send>>;
+
+    #[derive(Clone)]
+    struct Feed(SdkTracer);
+
+    impl NamedService for Feed {
+        const NAME: &'static str = "gorax.test.Feed";
+    }
+
+    struct Watch(SdkTracer);
+
+    impl tonic::server::ServerStreamingService<ExportTraceServiceRequest> for Watch {
+        type Response = Msg;
+        type ResponseStream = MsgStream;
+        type Future = BoxFuture<Result<tonic::Response<MsgStream>, tonic::Status>>;
+
+        fn call(&mut self, _: tonic::Request<ExportTraceServiceRequest>) -> Self::Future {
+            let tracer = self.0.clone();
+            Box::pin(async move {
+                let stream = futures_util::stream::unfold(0, move |i| {
+                    let tracer = tracer.clone();
+                    async move {
+                        if i == 3 {
+                            return None;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        tracer.start("produce.message").end();
+                        Some((Ok(Msg::default()), i + 1))
+                    }
+                });
+                Ok(tonic::Response::new(Box::pin(stream) as MsgStream))
+            })
+        }
+    }
+
+    impl tower::Service<http::Request<tonic::body::Body>> for Feed {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = Infallible;
+        type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+            let tracer = self.0.clone();
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(
+                    ProstCodec::<Msg, ExportTraceServiceRequest>::default(),
+                );
+                Ok(grpc.server_streaming(Watch(tracer), request).await)
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_of_the_stream_is_a_child_of_the_server_span() {
+        let t = TestTracing::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tonic::transport::Server::builder()
+            .layer(ServerTraceLayer::grpc().with_tracer(t.tracer()))
+            .add_service(Feed(t.tracer()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        let server = tokio::spawn(server);
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.unwrap();
+        let mut stream = client
+            .server_streaming(
+                tonic::Request::new(ExportTraceServiceRequest::default()),
+                http::uri::PathAndQuery::from_static(PATH),
+                ProstCodec::<ExportTraceServiceRequest, Msg>::default(),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        let mut received = 0;
+        while stream.message().await.unwrap().is_some() {
+            received += 1;
+        }
+        assert_eq!(received, 3);
+        // The trailers were sent: the span has ended (liveness bound).
+        let start = std::time::Instant::now();
+        while t.spans().find_all("gorax.test.Feed/Watch").is_empty() {
+            assert!(start.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.abort();
+        let spans = t.spans();
+        let call = spans.find("gorax.test.Feed/Watch");
+        assert_eq!(call.span_kind, SpanKind::Server);
+        spans.assert_attr(call, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+        spans.assert_attr(call, semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME, "completed");
+        assert_eq!(call.status, Status::Unset);
+        let produced = spans.find_all("produce.message");
+        assert_eq!(produced.len(), 3);
+        for p in produced {
+            assert_eq!(p.parent_span_id, call.span_context.span_id());
+        }
+    }
+}

@@ -38,6 +38,8 @@ struct Receiver {
     /// (path, arrival, status)
     requests: Arc<Mutex<Vec<(String, Instant, u16)>>>,
     spans: Arc<Mutex<usize>>,
+    /// Spans per accepted traces request.
+    batches: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Receiver {
@@ -96,6 +98,7 @@ async fn receive(
         .map(|ss| ss.spans.len())
         .sum();
     *r.spans.lock().unwrap() += n;
+    r.batches.lock().unwrap().push(n);
     let answer = ExportTraceServiceResponse {
         partial_success: (reject > 0).then(|| ExportTracePartialSuccess {
             rejected_spans: reject,
@@ -115,6 +118,7 @@ fn receiver(rt: &tokio::runtime::Runtime, answer: Answer) -> (Receiver, String) 
         answer,
         requests: Arc::default(),
         spans: Arc::default(),
+        batches: Arc::default(),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -285,11 +289,19 @@ fn partial_success_counts_the_rejected_spans_as_lost() {
     let health = telemetry.health();
     spans(&telemetry, 10);
     let error = telemetry.shutdown().expect_err("3 spans were rejected");
-    let requests = receiver.requests("/v1/traces").len() as u64;
     assert_eq!(*receiver.spans.lock().unwrap(), 10);
+    // The collector rejects 3 of each request (all of a smaller one): the spans may come in
+    // more than one batch (the provider's resource wakes the export thread once after init).
+    let rejected: u64 = receiver
+        .batches
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| (*n as u64).min(3))
+        .sum();
     let h = health.snapshot();
-    assert_eq!(h.spans_rejected, 3 * requests, "{error}");
-    assert_exact(h, &error, 10, 10 - 3 * requests);
+    assert_eq!(h.spans_rejected, rejected, "{error}");
+    assert_exact(h, &error, 10, 10 - rejected);
     assert!(
         error.to_string().contains("rejected by the collector"),
         "{error}"

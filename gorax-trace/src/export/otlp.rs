@@ -592,6 +592,65 @@ pub(crate) fn grpc_metadata(
     })
 }
 
+/// The transport of an OTLP exporter of another signal than traces (metrics, logs): an HTTP
+/// client and its endpoint, or a gRPC channel with its metadata on an export runtime of its own.
+/// The exporter of each signal encodes its request and sends it over this.
+pub(crate) enum SignalTransport {
+    #[cfg(feature = "otlp-http")]
+    Http {
+        client: CountingClient,
+        endpoint: http::Uri,
+    },
+    #[cfg(feature = "otlp-grpc")]
+    Grpc {
+        channel: tonic::transport::Channel,
+        metadata: tonic::metadata::MetadataMap,
+        runtime: tokio::runtime::Handle,
+        gzip: bool,
+    },
+}
+
+impl SignalTransport {
+    /// The transport `config` describes; `runtime_name` names the gRPC export runtime's thread.
+    pub(crate) fn build(
+        config: &OtlpSettings<'_>,
+        runtime_name: &str,
+    ) -> Result<(Self, Option<ExportRuntime>), BuildError> {
+        let material = tls_material(config)?;
+        match config.protocol {
+            #[cfg(feature = "otlp-http")]
+            Protocol::HttpProtobuf => {
+                let _ = runtime_name;
+                let endpoint: http::Uri = config.endpoint.parse().map_err(|e| {
+                    BuildError::Exporter(format!("invalid endpoint {:?}: {e}", config.endpoint))
+                })?;
+                let (client, runtime) = http_transport(config, &material)?;
+                Ok((Self::Http { client, endpoint }, runtime))
+            }
+            #[cfg(feature = "otlp-grpc")]
+            Protocol::Grpc => {
+                let metadata = tonic::metadata::MetadataMap::from_headers(header_map(config)?);
+                let runtime = export_runtime(runtime_name)?;
+                let channel = grpc_channel(config, &material, &runtime)?;
+                Ok((
+                    Self::Grpc {
+                        channel,
+                        metadata,
+                        runtime: runtime.handle().clone(),
+                        gzip: config.compression == Compression::Gzip,
+                    },
+                    Some(ExportRuntime { runtime }),
+                ))
+            }
+            #[allow(unreachable_patterns)]
+            other => {
+                let _ = runtime_name;
+                Err(BuildError::protocol_missing(other))
+            }
+        }
+    }
+}
+
 pub(crate) fn build(config: &OtlpSettings<'_>) -> Result<Otlp, BuildError> {
     let endpoint = config.endpoint;
     let timeout = config.timeout;

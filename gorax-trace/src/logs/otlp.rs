@@ -18,22 +18,9 @@ use super::processor::LogSink;
 use crate::export::gate::{Gate, Signal};
 use crate::export::otlp::OtlpSettings;
 use crate::export::retry::with_retries;
-use crate::export::{BuildError, ExportRuntime, LossKind, Protocol};
+use crate::export::{BuildError, ExportRuntime, LossKind};
 
-enum Transport {
-    #[cfg(feature = "otlp-http")]
-    Http {
-        client: crate::export::otlp::CountingClient,
-        endpoint: http::Uri,
-    },
-    #[cfg(feature = "otlp-grpc")]
-    Grpc {
-        channel: tonic::transport::Channel,
-        metadata: tonic::metadata::MetadataMap,
-        runtime: tokio::runtime::Handle,
-        gzip: bool,
-    },
-}
+use crate::export::otlp::SignalTransport as Transport;
 
 /// The limits applied to each record before it is sent.
 #[derive(Clone, Copy, Debug)]
@@ -57,36 +44,7 @@ impl OtlpLogExporter {
         config: &OtlpSettings<'_>,
         limits: RecordLimits,
     ) -> Result<(Self, Option<ExportRuntime>), BuildError> {
-        let material = crate::export::otlp::tls_material(config)?;
-        let (transport, runtime) = match config.protocol {
-            #[cfg(feature = "otlp-http")]
-            Protocol::HttpProtobuf => {
-                let endpoint: http::Uri = config.endpoint.parse().map_err(|e| {
-                    BuildError::Exporter(format!("invalid endpoint {:?}: {e}", config.endpoint))
-                })?;
-                let (client, runtime) = crate::export::otlp::http_transport(config, &material)?;
-                (Transport::Http { client, endpoint }, runtime)
-            }
-            #[cfg(feature = "otlp-grpc")]
-            Protocol::Grpc => {
-                let metadata = tonic::metadata::MetadataMap::from_headers(
-                    crate::export::otlp::header_map(config)?,
-                );
-                let runtime = crate::export::otlp::export_runtime("gorax-trace-grpc-logs")?;
-                let channel = crate::export::otlp::grpc_channel(config, &material, &runtime)?;
-                (
-                    Transport::Grpc {
-                        channel,
-                        metadata,
-                        runtime: runtime.handle().clone(),
-                        gzip: config.compression == crate::export::Compression::Gzip,
-                    },
-                    Some(ExportRuntime { runtime }),
-                )
-            }
-            #[allow(unreachable_patterns)]
-            other => return Err(BuildError::protocol_missing(other)),
-        };
+        let (transport, runtime) = Transport::build(config, "gorax-trace-grpc-logs")?;
         Ok((
             Self {
                 transport,

@@ -28,22 +28,9 @@ use super::{Exemplars, RequestDuration};
 use crate::export::gate;
 use crate::export::gate::{Closed, Gate, Signal};
 use crate::export::otlp::OtlpSettings;
-use crate::export::{BuildError, ExportRuntime, LossKind, Protocol};
+use crate::export::{BuildError, ExportRuntime, LossKind};
 
-enum Transport {
-    #[cfg(feature = "otlp-http")]
-    Http {
-        client: crate::export::otlp::CountingClient,
-        endpoint: http::Uri,
-    },
-    #[cfg(feature = "otlp-grpc")]
-    Grpc {
-        channel: tonic::transport::Channel,
-        metadata: tonic::metadata::MetadataMap,
-        runtime: tokio::runtime::Handle,
-        gzip: bool,
-    },
-}
+use crate::export::otlp::SignalTransport as Transport;
 
 /// The OTLP push exporter of the metrics pipeline.
 pub(crate) struct OtlpMetricExporter {
@@ -68,37 +55,7 @@ impl OtlpMetricExporter {
         config: &OtlpSettings<'_>,
         exemplars: Arc<Exemplars>,
     ) -> Result<(Self, Option<ExportRuntime>), BuildError> {
-        let (transport, runtime) = match config.protocol {
-            #[cfg(feature = "otlp-http")]
-            Protocol::HttpProtobuf => {
-                let endpoint: http::Uri = config.endpoint.parse().map_err(|e| {
-                    BuildError::Exporter(format!("invalid endpoint {:?}: {e}", config.endpoint))
-                })?;
-                let material = crate::export::otlp::tls_material(config)?;
-                let (client, runtime) = crate::export::otlp::http_transport(config, &material)?;
-                (Transport::Http { client, endpoint }, runtime)
-            }
-            #[cfg(feature = "otlp-grpc")]
-            Protocol::Grpc => {
-                let metadata = tonic::metadata::MetadataMap::from_headers(
-                    crate::export::otlp::header_map(config)?,
-                );
-                let material = crate::export::otlp::tls_material(config)?;
-                let runtime = crate::export::otlp::export_runtime("gorax-trace-grpc-metrics")?;
-                let channel = crate::export::otlp::grpc_channel(config, &material, &runtime)?;
-                (
-                    Transport::Grpc {
-                        channel,
-                        metadata,
-                        runtime: runtime.handle().clone(),
-                        gzip: config.compression == crate::export::Compression::Gzip,
-                    },
-                    Some(ExportRuntime { runtime }),
-                )
-            }
-            #[allow(unreachable_patterns)]
-            other => return Err(BuildError::protocol_missing(other)),
-        };
+        let (transport, runtime) = Transport::build(config, "gorax-trace-grpc-metrics")?;
         Ok((
             Self {
                 transport,
