@@ -7,6 +7,7 @@
 //! TRACING_ENDPOINT=http://localhost:4318/v1/traces cargo run -p gorax-examples --bin demo   # + /v1/metrics
 //! cargo run -p gorax-examples --bin demo -- --redis redis://127.0.0.1:6379/   # Redis Streams
 //! cargo run -p gorax-examples --bin demo -- --serve   # then stays up until SIGTERM or Ctrl-C
+//! cargo run -p gorax-examples --bin demo -- --viewer  # then serves the trace viewer until SIGTERM or Ctrl-C
 //! ```
 
 use std::time::Duration;
@@ -43,23 +44,37 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // (TRACING_SERVICE_NAME renames it, TRACING_METRICS_ENABLED=false turns metrics off).
     // Metrics go to the traces' collector when there is one (a collector that takes only
     // traces, like Jaeger, refuses them: one warning, the traces are unaffected).
-    let defaults = TraceConfig::new()
-        .with_service_name("gorax-demo")
-        .with_metrics(true);
-    let config = TraceConfig::from_env_with_defaults(defaults)?;
-    let exporting = config.exporter() == ExporterKind::Otlp;
-    let telemetry = gorax_trace::init(config)?;
-
     let mut broker = journey::Broker::Memory;
-    let mut serve = false;
+    let (mut serve, mut viewer) = (false, false);
     let mut args = std::env::args().skip(1).peekable();
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next_if(|a| !a.starts_with("--"))) {
             ("--redis", Some(url)) => broker = journey::Broker::Redis(url),
             ("--serve", None) => serve = true,
-            _ => return Err(format!("usage: demo [--redis URL] [--serve] (got {arg:?})").into()),
+            ("--viewer", None) => viewer = true,
+            _ => {
+                return Err(format!(
+                    "usage: demo [--redis URL] [--serve] [--viewer] (got {arg:?})"
+                )
+                .into());
+            }
         }
     }
+    let defaults = TraceConfig::new()
+        .with_service_name("gorax-demo")
+        .with_metrics(true);
+    let config = TraceConfig::from_env_with_defaults(defaults)?;
+    // `--viewer` adds the embedded viewer to the configured exporters (console, or OTLP with an
+    // endpoint), as `TRACING_EXPORTER=console,viewer` would.
+    let config = if viewer {
+        let exporters = config.exporters();
+        config.with_exporters(exporters.into_iter().chain([ExporterKind::Viewer]))
+    } else {
+        config
+    };
+    let exporting = config.exporters().contains(&ExporterKind::Otlp);
+    let telemetry = gorax_trace::init(config)?;
+
     let mut services = journey::start_with(&telemetry, &broker).await?;
     let body = journey::execute_workflow(services.api, "wf-42").await?;
     tracing::info!(%body, "API answered");
@@ -68,16 +83,25 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("the worker stopped")?;
     tracing::info!(execution = %processed.execution_id, "worker processed the execution");
 
-    if serve {
-        // The services stay up for requests of the user's own until SIGTERM or Ctrl-C, as a
-        // service in Kubernetes stops.
-        tracing::info!(
-            api = %format!("http://{}/api/v1/workflows/wf-1/execute", services.api),
-            downstream = %format!("http://{}/api/v1/steps/{{node}}", services.downstream),
-            notifier = %format!("http://{}", services.notifier),
-            "serving until SIGTERM or Ctrl-C; try: curl -X POST http://{}/api/v1/workflows/wf-1/execute",
-            services.api
-        );
+    let viewer_url = telemetry.viewer().and_then(|v| v.url());
+    if viewer && viewer_url.is_none() {
+        tracing::warn!("the trace viewer is not serving (see the warning above)");
+    }
+    if serve || viewer_url.is_some() {
+        // The services (and the viewer) stay up until SIGTERM or Ctrl-C, as a service in
+        // Kubernetes stops.
+        if serve {
+            tracing::info!(
+                api = %format!("http://{}/api/v1/workflows/wf-1/execute", services.api),
+                downstream = %format!("http://{}/api/v1/steps/{{node}}", services.downstream),
+                notifier = %format!("http://{}", services.notifier),
+                "serving until SIGTERM or Ctrl-C; try: curl -X POST http://{}/api/v1/workflows/wf-1/execute",
+                services.api
+            );
+        }
+        if let Some(url) = &viewer_url {
+            tracing::info!(%url, "trace viewer: {url} (until SIGTERM or Ctrl-C)");
+        }
         let stop = gorax_examples::stop_signal();
         tokio::pin!(stop);
         loop {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite with the real servers it needs, started here on 127.0.0.1:
 # an OTLP/HTTP receiver (oteltap, from PyPI), Redis (Debian's redis-server, in memory) and an SQS
-# emulator (moto, from PyPI).
+# emulator (moto, from PyPI); and Debian's Chromium with chromedriver for the trace viewer's
+# browser test (examples/tests/viewer.rs, which chromedriver starts headless on loopback).
 # Installs them on first use.
 # Usage: scripts/test.sh [extra cargo test args, e.g. -p gorax-trace-queue]
 set -euo pipefail
@@ -39,6 +40,14 @@ PIDS+=($!)
 for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || { echo "redis-server did not start:"; cat "$WORK/redis.log"; exit 1; }
 export GORAX_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+
+# Chromium and chromedriver (Debian's) for the trace viewer's browser test.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+export GORAX_TEST_CHROMIUM=$(command -v chromium) GORAX_TEST_CHROMEDRIVER=$(command -v chromedriver)
 
 # SQS emulator (moto in server mode) for the gorax-trace-queue SQS tests.
 MOTO_VENV=${GORAX_MOTO_VENV:-$HOME/.cache/gorax-trace/moto-venv}

@@ -680,6 +680,28 @@ fn a_traces_only_collector_over_http_gets_the_whole_trace_and_the_demo_exits_0()
     assert!(run.elapsed < Duration::from_secs(20), "{:?}", run.elapsed);
 }
 
+/// `TRACING_EXPORTER=console,otlp` (a list, issue 27): the collector gets the whole trace and
+/// the terminal shows the tree.
+#[test]
+fn an_exporter_list_sends_to_the_collector_and_prints_the_tree() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let run = demo(&[
+        ("TRACING_EXPORTER", "console,otlp".into()),
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_METRICS_ENABLED", "false".into()),
+    ]);
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    assert_journey(&seen.spans(), &run.stderr);
+    assert!(
+        run.stderr.contains("exporter=console,otlp"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("└─ workflow.execute"), "{}", run.stderr);
+    assert_no_span_lost(&run.stderr);
+}
+
 /// A server address from the environment; `None` (the case is skipped, saying so) when unset,
 /// a failure under `CI=true`.
 fn server_env(name: &str) -> Option<String> {
@@ -875,6 +897,89 @@ fn sigterm_stops_demo_serve_with_every_request_delivered() {
     assert_eq!(api, 4, "{stderr}");
     assert_no_span_lost(&stderr);
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+/// `--viewer --serve`: the viewer answers until Ctrl-C, and SIGINT ends the demo within the
+/// shutdown budget (the viewer's server stops without waiting).
+#[test]
+fn sigint_stops_demo_viewer_within_the_shutdown_budget() {
+    let mut child = command(
+        env!("CARGO_BIN_EXE_demo"),
+        &[
+            ("TRACING_VIEWER_ADDR", "127.0.0.1:0".into()),
+            ("TRACING_SHUTDOWN_TIMEOUT_MS", "2000".into()),
+        ],
+    )
+    .args(["--viewer", "--serve"])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("trace viewer: http") {
+                let _ = tx.send(line.clone());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the demo prints the viewer's URL");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    // The viewer answers, with the journey's trace in its list.
+    let list = viewer_get(addr, "/api/traces");
+    assert!(
+        list.contains("POST /api/v1/workflows/{id}/execute"),
+        "{list}"
+    );
+    let int = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(int.success());
+    let stopping = Instant::now();
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{stderr}");
+    // Within the 2 s budget (plus the process's own exit).
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert!(
+        stderr.contains("workflow.execute"),
+        "the console tree:\n{stderr}"
+    );
+    assert_no_span_lost(&stderr);
+}
+
+/// `GET path` on `addr` (Host: the address), the body as text.
+fn viewer_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
 }
 
 /// Issue 23: the demo's SSE route, called while `demo --serve` runs: the API's server span

@@ -13,6 +13,12 @@ use crate::export::{AnyExporter, BatchProcessor, ConsoleExporter, ExportHealth};
 use crate::telemetry::{MetricsPipeline, Settings, Telemetry};
 use crate::{sampling, semconv};
 
+/// The OTLP exporter, in builds that have one.
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+type OtlpExporterBox = Box<crate::export::otlp::OtlpExporter>;
+#[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+type OtlpExporterBox = std::convert::Infallible;
+
 /// Why [`init`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,23 +74,38 @@ pub fn init(config: TraceConfig) -> Result<Telemetry, InitError> {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
-    match (config.enabled(), config.exporter(), config.otlp_endpoint()) {
+    let exporters = config.exporters();
+    let exporter = exporters
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    match (
+        config.enabled(),
+        exporters.contains(&ExporterKind::Otlp),
+        config.otlp_endpoint(),
+    ) {
         (false, _, _) => {
             tracing::info!("distributed tracing disabled; trace context still propagates")
         }
-        (true, ExporterKind::Otlp, Some(endpoint)) => tracing::info!(
+        (true, true, Some(endpoint)) => tracing::info!(
             service.name = config.service_name(),
+            %exporter,
             endpoint,
             protocol = %config.protocol(),
             sampler = %config.sampler(),
             "distributed tracing enabled"
         ),
-        (true, exporter, _) => tracing::info!(
+        (true, _, _) => tracing::info!(
             service.name = config.service_name(),
             %exporter,
             sampler = %config.sampler(),
             "distributed tracing enabled"
         ),
+    }
+    #[cfg(feature = "viewer")]
+    if let Some(url) = telemetry.viewer().and_then(crate::viewer::Viewer::url) {
+        tracing::info!(%url, "trace viewer serving");
     }
     Ok(telemetry)
 }
@@ -101,6 +122,8 @@ impl Telemetry {
         let mut runtimes = Vec::new();
         let mut keep_stats = None;
         let mut runtime = None;
+        #[cfg(feature = "viewer")]
+        let mut viewer = None;
         let settings = Settings::default()
             .with_propagators(config.propagators())
             .with_http_semconv(config.http_semconv())
@@ -124,9 +147,15 @@ impl Telemetry {
                 .build()
         } else {
             let builder = SdkTracerProvider::builder().with_resource(resource);
-            let exporter = match (config.exporter(), config.otlp_endpoint()) {
-                (ExporterKind::None, _) => None,
-                (ExporterKind::Otlp, Some(endpoint)) => {
+            let exporters = config.exporters();
+            let console = exporters.contains(&ExporterKind::Console)
+                // OTLP without an endpoint prints instead, as it always did.
+                || (exporters.contains(&ExporterKind::Otlp) && config.otlp_endpoint().is_none());
+            let otlp: Option<OtlpExporterBox> = match (
+                exporters.contains(&ExporterKind::Otlp),
+                config.otlp_endpoint(),
+            ) {
+                (true, Some(endpoint)) => {
                     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
                     {
                         let otlp =
@@ -141,7 +170,7 @@ impl Telemetry {
                                 client_certificate: config.client_certificate(),
                             })?;
                         runtime = otlp.runtime;
-                        Some(AnyExporter::Otlp(Box::new(otlp.exporter)))
+                        Some(Box::new(otlp.exporter))
                     }
                     #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
                     {
@@ -151,14 +180,36 @@ impl Telemetry {
                         );
                     }
                 }
-                _ => Some(AnyExporter::Console(match config.log_format() {
-                    // Stderr carries one JSON object per line: the tree goes to stdout.
-                    crate::config::LogFormat::Json => {
-                        ConsoleExporter::new().with_writer(std::io::stdout())
-                    }
-                    _ => ConsoleExporter::new(),
-                })),
+                _ => None,
             };
+            // With JSON log lines on stderr, the tree goes to stdout.
+            let console_exporter = || match config.log_format() {
+                crate::config::LogFormat::Json => {
+                    ConsoleExporter::new().with_writer(std::io::stdout())
+                }
+                _ => ConsoleExporter::new(),
+            };
+            let exporter = match (console, otlp) {
+                (false, None) => None,
+                (true, None) => Some(AnyExporter::Console(console_exporter())),
+                #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+                (false, Some(otlp)) => Some(AnyExporter::Otlp(otlp)),
+                #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+                (true, Some(otlp)) => Some(AnyExporter::ConsoleAndOtlp(console_exporter(), otlp)),
+                #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+                (_, Some(never)) => match never {},
+            };
+            if exporters.contains(&ExporterKind::Viewer) {
+                #[cfg(feature = "viewer")]
+                {
+                    viewer = Some(crate::viewer::Viewer::start(config.viewer()));
+                }
+                #[cfg(not(feature = "viewer"))]
+                return Err(InitError::FeatureMissing {
+                    what: "the trace viewer (TRACING_EXPORTER=viewer)",
+                    feature: "viewer",
+                });
+            }
             // Keeping failures needs an exporter; without one it would only cost.
             let keep = config.keep().is_enabled() && exporter.is_some();
             let builder = match (config.sampling_rules().is_empty(), keep) {
@@ -178,7 +229,7 @@ impl Telemetry {
                     }
                 }
             };
-            match exporter {
+            let builder = match exporter {
                 Some(exporter) => {
                     let processor = BatchProcessor::with_concurrent_exports(
                         exporter,
@@ -189,13 +240,20 @@ impl Telemetry {
                     if keep {
                         let keep = KeepProcessor::new(processor, config.keep().clone());
                         keep_stats = Some(keep.stats());
-                        builder.with_span_processor(keep).build()
+                        builder.with_span_processor(keep)
                     } else {
-                        builder.with_span_processor(processor).build()
+                        builder.with_span_processor(processor)
                     }
                 }
-                None => builder.build(),
-            }
+                None => builder,
+            };
+            // The viewer takes every sampled span as it ends, beside the exporters.
+            #[cfg(feature = "viewer")]
+            let builder = match &viewer {
+                Some(v) => builder.with_span_processor(v.processor()),
+                None => builder,
+            };
+            builder.build()
         };
         runtimes.extend(runtime);
         let metrics = metrics_pipeline(
@@ -226,6 +284,8 @@ impl Telemetry {
         for rt in runtimes {
             telemetry = telemetry.with_runtime(Some(rt));
         }
+        #[cfg(feature = "viewer")]
+        let telemetry = telemetry.with_viewer(viewer);
         #[cfg(feature = "logs")]
         let telemetry = telemetry.with_logs_pipeline(logs);
         Ok(telemetry
@@ -424,8 +484,11 @@ mod tests {
     fn missing_features_are_errors() {
         let grpc = TraceConfig::new().with_endpoint("localhost:4317");
         let https = TraceConfig::new().with_endpoint("https://collector.example.com:443");
+        let viewer =
+            TraceConfig::new().with_exporters([ExporterKind::Console, ExporterKind::Viewer]);
         let cases: Vec<(TraceConfig, &str)> = [
             (!cfg!(feature = "otlp-grpc")).then_some((grpc, "otlp-grpc")),
+            (!cfg!(feature = "viewer")).then_some((viewer, "viewer")),
             (!cfg!(feature = "tls") && cfg!(feature = "otlp-grpc")).then_some((https, "tls")),
         ]
         .into_iter()

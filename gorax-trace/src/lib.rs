@@ -21,6 +21,7 @@
 //! | [`semconv`] | every attribute key the family writes |
 //! | [`span`] | starting spans, recording errors and events, trace ids for logs |
 //! | [`subscriber`] | the `tracing` bridge and log lines with trace ids |
+//! | `viewer` | the embedded trace viewer: a waterfall on a local web page (feature `viewer`) |
 //! | `testing` | in-memory provider and span-tree assertions (feature `testing`) |
 //!
 //! # Quick start
@@ -66,6 +67,8 @@ mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trust;
+#[cfg(feature = "viewer")]
+pub mod viewer;
 
 pub use config::TraceConfig;
 pub use init::{InitError, init};

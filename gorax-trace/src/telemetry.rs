@@ -438,6 +438,9 @@ pub struct Telemetry {
     runtime: Mutex<Vec<crate::export::ExportRuntime>>,
     metrics: Option<MetricsPipeline>,
     keep: Option<Arc<crate::export::keep::KeepStats>>,
+    /// Dropped with the rest (its server stops without waiting).
+    #[cfg(feature = "viewer")]
+    viewer: Option<crate::viewer::Viewer>,
     #[cfg(feature = "logs")]
     logs: Option<LogsPipeline>,
 }
@@ -494,9 +497,24 @@ impl Telemetry {
             runtime: Mutex::new(Vec::new()),
             metrics: None,
             keep: None,
+            #[cfg(feature = "viewer")]
+            viewer: None,
             #[cfg(feature = "logs")]
             logs: None,
         }
+    }
+
+    #[cfg(feature = "viewer")]
+    pub(crate) fn with_viewer(mut self, viewer: Option<crate::viewer::Viewer>) -> Self {
+        self.viewer = viewer;
+        self
+    }
+
+    /// The trace viewer, when `TRACING_EXPORTER` (or [`with_exporters`](crate::TraceConfig::with_exporters))
+    /// includes `viewer` (cargo feature `viewer`).
+    #[cfg(feature = "viewer")]
+    pub fn viewer(&self) -> Option<&crate::viewer::Viewer> {
+        self.viewer.as_ref()
     }
 
     #[cfg(feature = "logs")]

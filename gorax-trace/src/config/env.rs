@@ -67,6 +67,11 @@ const OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIM
 // The trust boundary (issue 11): `all`, `none` or a comma list of networks.
 const TRACING_TRUSTED_PEERS: &str = "TRACING_TRUSTED_PEERS";
 
+// The trace viewer (issue 27).
+const TRACING_VIEWER_ADDR: &str = "TRACING_VIEWER_ADDR";
+const TRACING_VIEWER_MAX_TRACES: &str = "TRACING_VIEWER_MAX_TRACES";
+const TRACING_VIEWER_MAX_BYTES: &str = "TRACING_VIEWER_MAX_BYTES";
+
 /// Every variable read; [`TraceConfig::from_env`] reports non-UTF-8 values of these only.
 const KNOWN_VARS: &[&str] = &[
     TRACING_ENABLED,
@@ -126,6 +131,9 @@ const KNOWN_VARS: &[&str] = &[
     OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
     OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
     TRACING_TRUSTED_PEERS,
+    TRACING_VIEWER_ADDR,
+    TRACING_VIEWER_MAX_TRACES,
+    TRACING_VIEWER_MAX_BYTES,
 ];
 /// Variables whose values are secrets (API keys): shown as `k=***`.
 const SECRET_VARS: [&str; 5] = [
@@ -368,6 +376,17 @@ impl TraceConfig {
         }
         let trusted_peers = v.parse(TRACING_TRUSTED_PEERS, crate::trust::TrustedPeers::parse);
         let shutdown_timeout = v.parse(TRACING_SHUTDOWN_TIMEOUT_MS, parse_timeout);
+        let viewer_addr = v.parse(TRACING_VIEWER_ADDR, |s| {
+            s.parse::<std::net::SocketAddr>().map_err(|_| {
+                "expected host:port with an IP address, e.g. 127.0.0.1:16786".to_owned()
+            })
+        });
+        let viewer_traces = v.parse(TRACING_VIEWER_MAX_TRACES, |s| {
+            parse_in_range(s, 1, 100_000, "traces")
+        });
+        let viewer_bytes = v.parse(TRACING_VIEWER_MAX_BYTES, |s| {
+            parse_in_range(s, 1 << 16, 1 << 30, "bytes")
+        });
         let log_format = v.parse(TRACING_LOG_FORMAT, parse_log_format);
         let keep = v.keep(&defaults.keep);
         let metrics = v.metrics().or(&defaults.metrics);
@@ -418,6 +437,14 @@ impl TraceConfig {
                 .or(defaults.shutdown_timeout),
             log_format: log_format.map(|s| s.value).or(defaults.log_format),
             logs,
+            viewer: {
+                let d = &defaults.viewer;
+                super::ViewerSettings {
+                    addr: viewer_addr.map(|s| s.value).or(d.addr),
+                    max_traces: viewer_traces.map_or(d.max_traces, |s| s.value),
+                    max_bytes: viewer_bytes.map_or(d.max_bytes, |s| s.value),
+                }
+            },
         };
         Ok(config)
     }
@@ -772,15 +799,41 @@ fn parse_millis(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn parse_exporter(s: &str) -> Result<ExporterKind, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "otlp" => Ok(ExporterKind::Otlp),
-        "console" => Ok(ExporterKind::Console),
-        "none" => Ok(ExporterKind::None),
-        list if list.contains(',') => {
-            Err("only one exporter is supported: otlp, console or none".to_owned())
+/// A comma-separated list (the SDK specification's `OTEL_TRACES_EXPORTER`): `otlp`, `console`,
+/// `viewer`, each once; or `none` alone.
+fn parse_exporter(s: &str) -> Result<Vec<ExporterKind>, String> {
+    let mut list = Vec::new();
+    for item in s.split(',') {
+        let kind = match item.trim().to_ascii_lowercase().as_str() {
+            "otlp" => ExporterKind::Otlp,
+            "console" => ExporterKind::Console,
+            "viewer" => ExporterKind::Viewer,
+            "none" => ExporterKind::None,
+            "" => return Err("empty item in the exporter list".to_owned()),
+            _ => {
+                return Err(
+                    "unsupported exporter; expected a list of otlp, console, viewer, or none"
+                        .to_owned(),
+                );
+            }
+        };
+        if !list.contains(&kind) {
+            list.push(kind);
         }
-        _ => Err("unsupported exporter; expected otlp, console or none".to_owned()),
+    }
+    if list.len() > 1 && list.contains(&ExporterKind::None) {
+        return Err("none cannot be combined with other exporters".to_owned());
+    }
+    Ok(list)
+}
+
+/// A whole number in `min..=max`.
+fn parse_in_range(s: &str, min: usize, max: usize, unit: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) && !s.starts_with('+') => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of {unit} from {min} to {max}"
+        )),
     }
 }
 

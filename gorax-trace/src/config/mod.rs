@@ -7,7 +7,9 @@
 //! | setting | code (`with_*`) | gorax var | standard var | default |
 //! |---|---|---|---|---|
 //! | enabled | `with_enabled` | `TRACING_ENABLED` (`true`, `false`, `1`, `0`, `yes`, `no`) | `OTEL_SDK_DISABLED` (`true`, `false`; inverted) | `true` |
-//! | exporter | `with_exporter` | `TRACING_EXPORTER` (`otlp`, `console`, `none`) | `OTEL_TRACES_EXPORTER` (same values) | `otlp` with an endpoint, else `console` |
+//! | exporters | `with_exporter`, `with_exporters` | `TRACING_EXPORTER` (a comma-separated list of `otlp`, `console`, `viewer`; or `none`) | `OTEL_TRACES_EXPORTER` (same values) | `otlp` with an endpoint, else `console` |
+//! | trace viewer address | `with_viewer` | `TRACING_VIEWER_ADDR` (`host:port`; given explicitly, a non-loopback address is a warning) | – | [`DEFAULT_VIEWER_ADDR`] (`127.0.0.1:16786`) |
+//! | trace viewer bounds | `with_viewer` | `TRACING_VIEWER_MAX_TRACES` (1 to 100000), `TRACING_VIEWER_MAX_BYTES` (65536 to 1073741824) | – | 1000 traces, 33554432 bytes (32 MiB) |
 //! | endpoint | `with_endpoint` | `TRACING_ENDPOINT` (`host:port` or `http(s)://host[:port][/path]`) | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (URL, verbatim), then `OTEL_EXPORTER_OTLP_ENDPOINT` (base URL; HTTP appends `/v1/traces`) | none |
 //! | protocol | `with_protocol` | `TRACING_PROTOCOL` (`grpc`, `http`, `http/protobuf`) | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, `http/protobuf`) | `http/protobuf` for an `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` (specification), port 4318 or a `/v1/traces` path; else `grpc` (`TRACING_ENDPOINT=localhost:4317`) |
 //! | headers | `with_header` | `TRACING_HEADERS` (`k=v,k2=v2`) | `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, then `OTEL_EXPORTER_OTLP_HEADERS` (values percent-decoded); names and values must be valid HTTP headers, for both protocols | none |
@@ -103,6 +105,9 @@ pub enum ExporterKind {
     Console,
     /// Nothing is exported.
     None,
+    /// The embedded trace viewer: recent traces kept in memory and shown as a waterfall on a
+    /// local web page (cargo feature `viewer`; see [`ViewerSettings`]).
+    Viewer,
 }
 
 impl fmt::Display for ExporterKind {
@@ -111,7 +116,47 @@ impl fmt::Display for ExporterKind {
             Self::Otlp => "otlp",
             Self::Console => "console",
             Self::None => "none",
+            Self::Viewer => "viewer",
         })
+    }
+}
+
+/// Where the trace viewer listens by default: a loopback port no common tool takes (not
+/// Jaeger's 16686, 16685 or 16687, nor OTLP's 4317/4318).
+pub const DEFAULT_VIEWER_ADDR: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 16786);
+
+/// The trace viewer's address and memory bounds ([`ExporterKind::Viewer`]; cargo feature
+/// `viewer`).
+///
+/// ```
+/// use gorax_trace::config::{ExporterKind, TraceConfig, ViewerSettings};
+///
+/// let config = TraceConfig::from_vars([("TRACING_EXPORTER", "console,viewer")])?
+///     .with_viewer(ViewerSettings { max_traces: 200, ..ViewerSettings::default() });
+/// assert_eq!(config.exporters(), [ExporterKind::Console, ExporterKind::Viewer]);
+/// assert_eq!(config.viewer().addr, None); // the loopback default
+/// # Ok::<(), gorax_trace::config::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewerSettings {
+    /// The address given explicitly (`TRACING_VIEWER_ADDR`); `None` is [`DEFAULT_VIEWER_ADDR`].
+    /// Port 0 takes a free port.
+    pub addr: Option<std::net::SocketAddr>,
+    /// Traces kept; the oldest is evicted first. Default 1000.
+    pub max_traces: usize,
+    /// Bytes of span data kept (the viewer's own estimate of what it holds); the oldest traces
+    /// are evicted first. Default 32 MiB.
+    pub max_bytes: usize,
+}
+
+impl Default for ViewerSettings {
+    fn default() -> Self {
+        Self {
+            addr: None,
+            max_traces: 1000,
+            max_bytes: 32 << 20,
+        }
     }
 }
 
@@ -193,8 +238,9 @@ impl ConfigError {
 #[derive(Clone)]
 pub struct TraceConfig {
     enabled: bool,
-    exporter: Option<ExporterKind>,
+    exporter: Option<Vec<ExporterKind>>,
     endpoint: Option<Endpoint>,
+    viewer: ViewerSettings,
     protocol: Option<Protocol>,
     headers: Vec<(String, String)>,
     insecure: bool,
@@ -229,6 +275,7 @@ impl Default for TraceConfig {
             enabled: true,
             exporter: None,
             endpoint: None,
+            viewer: ViewerSettings::default(),
             protocol: None,
             headers: Vec::new(),
             insecure: false,
@@ -267,7 +314,8 @@ impl fmt::Debug for TraceConfig {
             .collect();
         f.debug_struct("TraceConfig")
             .field("enabled", &self.enabled)
-            .field("exporter", &self.exporter())
+            .field("exporters", &self.exporters())
+            .field("viewer", &self.viewer)
             .field("otlp_endpoint", &self.otlp_endpoint())
             .field("protocol", &self.protocol())
             .field("headers", &headers)
@@ -309,10 +357,47 @@ impl TraceConfig {
         self
     }
 
-    /// Sets the exporter.
+    /// Sets the exporter (one; see [`with_exporters`](Self::with_exporters) for several).
     pub fn with_exporter(mut self, exporter: ExporterKind) -> Self {
-        self.exporter = Some(exporter);
+        self.exporter = Some(vec![exporter]);
         self
+    }
+
+    /// Sets several exporters, as `TRACING_EXPORTER=otlp,viewer` does: every finished span goes
+    /// to each. Duplicates count once; [`ExporterKind::None`] beside others is ignored.
+    ///
+    /// ```
+    /// use gorax_trace::config::{ExporterKind, TraceConfig};
+    ///
+    /// let config = TraceConfig::new().with_exporters([ExporterKind::Console, ExporterKind::Viewer]);
+    /// assert_eq!(config.exporters(), [ExporterKind::Console, ExporterKind::Viewer]);
+    /// ```
+    pub fn with_exporters(mut self, exporters: impl IntoIterator<Item = ExporterKind>) -> Self {
+        let mut list: Vec<ExporterKind> = Vec::new();
+        for e in exporters {
+            if !list.contains(&e) {
+                list.push(e);
+            }
+        }
+        if list.len() > 1 {
+            list.retain(|e| *e != ExporterKind::None);
+        }
+        if list.is_empty() {
+            list.push(ExporterKind::None);
+        }
+        self.exporter = Some(list);
+        self
+    }
+
+    /// Sets the trace viewer's address and bounds (used with [`ExporterKind::Viewer`]).
+    pub fn with_viewer(mut self, viewer: ViewerSettings) -> Self {
+        self.viewer = viewer;
+        self
+    }
+
+    /// The trace viewer's address and bounds.
+    pub fn viewer(&self) -> &ViewerSettings {
+        &self.viewer
     }
 
     /// Sets the OTLP endpoint, written as in `TRACING_ENDPOINT` (`host:port` or
@@ -516,14 +601,19 @@ impl TraceConfig {
         self.enabled
     }
 
-    /// The exporter: as set, else [`ExporterKind::Otlp`] when an endpoint is configured and
-    /// [`ExporterKind::Console`] when not.
+    /// The first of [`exporters`](Self::exporters) (the only one unless a list is set).
     pub fn exporter(&self) -> ExporterKind {
-        self.exporter.unwrap_or(if self.endpoint.is_some() {
-            ExporterKind::Otlp
-        } else {
-            ExporterKind::Console
-        })
+        self.exporters()[0]
+    }
+
+    /// The exporters: as set, else [`ExporterKind::Otlp`] when an endpoint is configured and
+    /// [`ExporterKind::Console`] when not. Never empty; [`ExporterKind::None`] only alone.
+    pub fn exporters(&self) -> Vec<ExporterKind> {
+        match &self.exporter {
+            Some(list) if !list.is_empty() => list.clone(),
+            _ if self.endpoint.is_some() => vec![ExporterKind::Otlp],
+            _ => vec![ExporterKind::Console],
+        }
     }
 
     /// The exact URL for the OTLP exporter builder, if an endpoint is configured: `host:port`

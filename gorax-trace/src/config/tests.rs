@@ -422,9 +422,34 @@ fn bad_values() {
             "zipkin",
         ),
         (
-            &["OTEL_TRACES_EXPORTER=otlp,console"],
+            &["OTEL_TRACES_EXPORTER=otlp,none"],
             "OTEL_TRACES_EXPORTER",
-            "otlp,console",
+            "otlp,none",
+        ),
+        (
+            &["TRACING_EXPORTER=otlp,,viewer"],
+            "TRACING_EXPORTER",
+            "otlp,,viewer",
+        ),
+        (
+            &["TRACING_EXPORTER=viewer,jaeger"],
+            "TRACING_EXPORTER",
+            "viewer,jaeger",
+        ),
+        (
+            &["TRACING_VIEWER_ADDR=localhost:16786"],
+            "TRACING_VIEWER_ADDR",
+            "localhost:16786",
+        ),
+        (
+            &["TRACING_VIEWER_MAX_TRACES=0"],
+            "TRACING_VIEWER_MAX_TRACES",
+            "0",
+        ),
+        (
+            &["TRACING_VIEWER_MAX_BYTES=1024"],
+            "TRACING_VIEWER_MAX_BYTES",
+            "1024",
         ),
         (&["TRACING_PROTOCOL=udp"], "TRACING_PROTOCOL", "udp"),
         (
@@ -1737,6 +1762,61 @@ fn timeouts_are_bounded_and_the_shutdown_budget_defaults_to_the_export_timeout()
         .validate()
         .unwrap_err();
     assert_eq!(e.errors()[0].variable, "with_batch");
+}
+
+/// Issue 27: `TRACING_EXPORTER` / `OTEL_TRACES_EXPORTER` are comma-separated lists; the viewer's
+/// address and bounds.
+#[test]
+fn exporter_lists_and_the_viewer() {
+    use crate::config::{DEFAULT_VIEWER_ADDR, ViewerSettings};
+    let c = TraceConfig::from_vars([("TRACING_EXPORTER", " otlp , Viewer,console,otlp")]).unwrap();
+    assert_eq!(
+        c.exporters(),
+        [
+            ExporterKind::Otlp,
+            ExporterKind::Viewer,
+            ExporterKind::Console
+        ]
+    );
+    assert_eq!(c.exporter(), ExporterKind::Otlp);
+    let c = TraceConfig::from_vars([("OTEL_TRACES_EXPORTER", "console,viewer")]).unwrap();
+    assert_eq!(c.exporters(), [ExporterKind::Console, ExporterKind::Viewer]);
+    // TRACING_* wins over OTEL_*, with a warning.
+    let c = TraceConfig::from_vars([
+        ("TRACING_EXPORTER", "viewer"),
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+    ])
+    .unwrap();
+    assert_eq!(c.exporters(), [ExporterKind::Viewer]);
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+    // In code: duplicates once, `none` beside others ignored, nothing is `none`.
+    let c = TraceConfig::new().with_exporters([
+        ExporterKind::None,
+        ExporterKind::Viewer,
+        ExporterKind::Viewer,
+    ]);
+    assert_eq!(c.exporters(), [ExporterKind::Viewer]);
+    assert_eq!(
+        TraceConfig::new().with_exporters([]).exporters(),
+        [ExporterKind::None]
+    );
+    // The viewer's settings.
+    assert_eq!(TraceConfig::new().viewer(), &ViewerSettings::default());
+    assert_eq!(DEFAULT_VIEWER_ADDR.to_string(), "127.0.0.1:16786");
+    let c = TraceConfig::from_vars([
+        ("TRACING_VIEWER_ADDR", "0.0.0.0:9999"),
+        ("TRACING_VIEWER_MAX_TRACES", "50"),
+        ("TRACING_VIEWER_MAX_BYTES", "1048576"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.viewer(),
+        &ViewerSettings {
+            addr: Some("0.0.0.0:9999".parse().unwrap()),
+            max_traces: 50,
+            max_bytes: 1 << 20,
+        }
+    );
 }
 
 /// Issue 20: endpoints that cannot work are configuration errors naming the variable and value;

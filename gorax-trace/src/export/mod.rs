@@ -163,6 +163,9 @@ pub(crate) enum AnyExporter {
     Console(ConsoleExporter),
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     Otlp(Box<otlp::OtlpExporter>),
+    /// `TRACING_EXPORTER=console,otlp`: the tree printed, then the batch sent.
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+    ConsoleAndOtlp(ConsoleExporter, Box<otlp::OtlpExporter>),
 }
 
 impl AnyExporter {
@@ -172,6 +175,8 @@ impl AnyExporter {
             AnyExporter::Console(_) => None,
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             AnyExporter::Otlp(e) => Some(e.health()),
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::ConsoleAndOtlp(_, e) => Some(e.health()),
         }
     }
 
@@ -182,6 +187,8 @@ impl AnyExporter {
             AnyExporter::Console(_) => None,
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             AnyExporter::Otlp(e) => e.throttled_until(),
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::ConsoleAndOtlp(_, e) => e.throttled_until(),
         }
     }
 
@@ -194,6 +201,8 @@ impl AnyExporter {
             }),
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             AnyExporter::Otlp(e) => Some(e.target()),
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::ConsoleAndOtlp(_, e) => Some(e.target()),
         }
     }
 }
@@ -204,6 +213,11 @@ impl SpanExporter for AnyExporter {
             AnyExporter::Console(e) => e.export(batch).await,
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             AnyExporter::Otlp(e) => e.export(batch).await,
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::ConsoleAndOtlp(c, e) => {
+                let _ = c.export(batch.clone()).await;
+                e.export(batch).await
+            }
         }
     }
 
@@ -212,6 +226,11 @@ impl SpanExporter for AnyExporter {
             AnyExporter::Console(e) => e.shutdown_with_timeout(timeout),
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             AnyExporter::Otlp(e) => e.shutdown_with_timeout(timeout),
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::ConsoleAndOtlp(c, e) => {
+                let _ = c.shutdown_with_timeout(timeout);
+                e.shutdown_with_timeout(timeout)
+            }
         }
     }
 
@@ -220,6 +239,11 @@ impl SpanExporter for AnyExporter {
             AnyExporter::Console(e) => e.force_flush(),
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             AnyExporter::Otlp(e) => e.force_flush(),
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::ConsoleAndOtlp(c, e) => {
+                let _ = c.force_flush();
+                e.force_flush()
+            }
         }
     }
 
@@ -228,6 +252,11 @@ impl SpanExporter for AnyExporter {
             AnyExporter::Console(e) => e.set_resource(resource),
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             AnyExporter::Otlp(e) => e.set_resource(resource),
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+            AnyExporter::ConsoleAndOtlp(c, e) => {
+                c.set_resource(resource);
+                e.set_resource(resource)
+            }
         }
     }
 }
