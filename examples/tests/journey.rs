@@ -852,17 +852,26 @@ fn sigterm_stops_demo_serve_with_every_request_delivered() {
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("curl -X POST") {
-                let _ = tx.send(line.clone());
-            }
+            let _ = tx.send(line.clone());
             all.push_str(&line);
             all.push('\n');
         }
         all
     });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the demo prints its API URL");
+    // Waits (bounded) for the line that holds every one of `words`.
+    let wait_for = |words: &[&str]| -> String {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no line with {words:?} within 30 s"));
+            if words.iter().all(|w| line.contains(w)) {
+                return line;
+            }
+        }
+    };
+    let line = wait_for(&["curl -X POST"]);
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
@@ -872,6 +881,11 @@ fn sigterm_stops_demo_serve_with_every_request_delivered() {
     for _ in 0..3 {
         let status = rt.block_on(client.post(&url).send()).unwrap().status();
         assert!(status.is_success(), "{status}");
+    }
+    // Each request's execution goes through the queue to the worker: SIGTERM once the three
+    // were processed (a stop in the middle of one loses its spans, and says so).
+    for _ in 0..3 {
+        wait_for(&["worker processed the execution"]);
     }
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
