@@ -553,7 +553,9 @@ impl<T: DeserializeOwned> QueueConsumer<T> for NatsConsumer {
             .await
             .map_err(|e| js_error("pull")(e.into()))?;
         let mut batch = Batch::default();
-        let deadline = tokio::time::Instant::now() + self.config.wait + Duration::from_secs(5);
+        // A pull sent while the client was away (a server restart) is never answered: the
+        // batch ends a second after the pull would have expired, and the next pull goes out.
+        let deadline = tokio::time::Instant::now() + self.config.wait + Duration::from_secs(1);
         loop {
             let next = tokio::time::timeout_at(deadline, messages.next()).await;
             match next {
