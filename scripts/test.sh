@@ -4,6 +4,7 @@
 # emulator (moto, from PyPI) and NATS with JetStream (Debian's nats-server).
 # Installs them on first use.
 # Usage: scripts/test.sh [extra cargo test args, e.g. -p gorax-trace-queue]
+#        scripts/test.sh --run CMD [ARGS...]   (CMD with the servers started)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=$(mktemp -d)
@@ -67,6 +68,14 @@ PIDS+=($!)
 for _ in $(seq 100); do grep -q "Server is ready" "$WORK/nats.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "Server is ready" "$WORK/nats.log" || { echo "nats-server did not start:"; cat "$WORK/nats.log"; exit 1; }
 export GORAX_TEST_NATS_URL="127.0.0.1:$NATS_PORT"
+
+# `--run CMD...` runs CMD with the servers up and their variables exported, instead of the tests
+# (.ci/run runs the journey suite so).
+if [ "${1:-}" = "--run" ]; then
+  shift
+  "$@"
+  exit
+fi
 
 # `-p NAME` tests just that package (cargo lets `--workspace` override `-p`).
 SCOPE=(--workspace)

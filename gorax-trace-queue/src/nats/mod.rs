@@ -75,6 +75,9 @@ use crate::consumer::{
 };
 use crate::{Headers, ProducerTracer, TracedMessage};
 
+/// The NATS client crate this adapter is built on (connect with it, manage streams).
+pub use async_nats;
+
 /// The `messaging.system` value of this adapter (not a registry value).
 pub const SYSTEM: &str = "nats";
 /// Header added to a dead-lettered copy: why it was given up.
@@ -566,7 +569,7 @@ impl<T: DeserializeOwned> QueueConsumer<T> for NatsConsumer {
                 }
                 // An error after some messages ends the pull with what arrived.
                 Ok(Some(Err(e))) if batch.received.is_empty() => {
-                    return Err(js_error("pull")(e.into()));
+                    return Err(js_error("pull")(e));
                 }
                 Ok(Some(Err(_)) | None) | Err(_) => break,
             }
