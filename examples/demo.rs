@@ -59,7 +59,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             ("--redis", Some(url)) => broker = journey::Broker::Redis(url),
             ("--nats", Some(url)) => broker = journey::Broker::Nats(url),
             ("--serve", None) => serve = true,
-            _ => return Err(format!("usage: demo [--redis URL | --nats URL] [--serve] (got {arg:?})").into()),
+            _ => {
+                return Err(format!(
+                    "usage: demo [--redis URL | --nats URL] [--serve] (got {arg:?})"
+                )
+                .into());
+            }
         }
     }
     let mut services = journey::start_with(&telemetry, &broker).await?;

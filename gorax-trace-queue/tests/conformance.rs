@@ -1971,6 +1971,86 @@ mod nats {
     }
 
     #[tokio::test]
+    #[ignore = "started as a child process by the SIGKILL case"]
+    async fn sigkill_child() {
+        let (Ok(url), Ok(stream)) = (
+            std::env::var("GORAX_TEST_NATS_URL"),
+            std::env::var("GORAX_SIGKILL_STREAM"),
+        ) else {
+            return;
+        };
+        let mut c = config(&stream);
+        c.batch_size = 5;
+        let consumer = consumer(&url, c).await;
+        let t = TestTracing::new();
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |id, _| {
+            if id == 2 {
+                use std::io::Write as _;
+                println!("HANDLING 2");
+                let _ = std::io::stdout().flush();
+                Act::Hang
+            } else {
+                Act::Ok
+            }
+        });
+        for _ in 0..100 {
+            let _ = process_batch(&consumer, &mut w).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_process_killed_with_sigkill_loses_nothing() {
+        use std::io::BufRead as _;
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream("sigkill");
+        let producer = producer(&url, &stream).await;
+        produce(&producer, &stream, 0..20).await;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["nats::sigkill_child", "--exact", "--ignored", "--nocapture"])
+            .env("GORAX_TEST_NATS_URL", &url)
+            .env("GORAX_SIGKILL_STREAM", &stream)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let handling = tokio::task::spawn_blocking(move || {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .take(50)
+                .any(|l| l.is_ok_and(|l| l.contains("HANDLING 2")))
+        });
+        let handling = tokio::time::timeout(Duration::from_secs(30), handling).await;
+        child.kill().unwrap(); // SIGKILL, mid-batch, mid-handler
+        child.wait().unwrap();
+        assert!(
+            matches!(handling, Ok(Ok(true))),
+            "the child never reached job 2"
+        );
+
+        let survivor = consumer(&url, config(&stream)).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&survivor, &mut ok, Duration::from_secs(20), |_| {
+            ledger.unique_ok() == 18
+        })
+        .await;
+        // produced 20 = acked 2 (by the killed process) + 18 (by the survivor, 3 of them
+        // redelivered after the dead one's ack_wait); none lost, none twice.
+        let mut ids: Vec<u32> = ledger.ok.lock().unwrap().keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (2..20).collect::<Vec<_>>(), "{totals:?}");
+        assert_eq!((totals.acked, ledger.duplicates()), (18, 0));
+        assert_eq!(
+            left_in(&url, &stream).await,
+            0,
+            "nothing left in the stream"
+        );
+    }
+
+    #[tokio::test]
     async fn poison_and_over_delivered_messages_are_dead_lettered_and_panics_retried() {
         let Some(url) = url() else { return };
         let t = TestTracing::new();

@@ -390,7 +390,9 @@ impl std::fmt::Debug for NatsConsumer {
 impl NatsConsumer {
     /// Connects to `url` (a client of its own, and another on the lease thread), creates the
     /// stream, the dead-letter stream and the durable consumer if missing, and starts the lease
-    /// thread. An existing durable consumer is updated to `config` (its `ack_wait`).
+    /// thread. An existing durable consumer of that name is reused: the same configuration is
+    /// a no-op; whether a different one (another `ack_wait`) is accepted is the server's call,
+    /// and a refusal is an error here.
     pub async fn connect(url: &str, config: NatsConsumerConfig) -> Result<Self, NatsQueueError> {
         let client = async_nats::connect(url).await?;
         ensure_stream(&client, &config.stream, &config.subject).await?;
