@@ -1,7 +1,9 @@
 //! The consumer contract, proved the same way on every broker: the in-process queue, a real
-//! Redis (`GORAX_TEST_REDIS_URL`; the restart case starts its own `redis-server`) and the SQS
-//! emulator (`GORAX_TEST_SQS_ENDPOINT`). scripts/test.sh starts both servers. Without them the
-//! broker cases say they are skipped, except under `CI=true`, where a missing server fails.
+//! Redis (`GORAX_TEST_REDIS_URL`; the restart case starts its own `redis-server`), the SQS
+//! emulator (`GORAX_TEST_SQS_ENDPOINT`) and, with the `nats` feature, a real NATS JetStream
+//! (`GORAX_TEST_NATS_URL`; the restart case starts its own `nats-server -js`). scripts/test.sh
+//! starts the servers. Without them the broker cases say they are skipped, except under
+//! `CI=true`, where a missing server fails.
 //!
 //! Each case injects one fault and asserts the counts: every produced message is acknowledged
 //! or dead-lettered (`produced = acked + dead-lettered`), none is lost, and duplicates (a
