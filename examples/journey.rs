@@ -114,7 +114,8 @@ impl Producer {
 enum Consumer {
     Memory(MemoryConsumer<Execution>),
     Redis(RedisConsumer),
-    Nats(NatsConsumer),
+    // Boxed: the JetStream consumer carries its server-side info (about 1.7 kB).
+    Nats(Box<NatsConsumer>),
 }
 
 #[derive(Clone)]
@@ -172,7 +173,7 @@ async fn broker(
                 .await
                 .map_err(|e| other(&e))?;
             let producer = NatsProducer::new(client).with_telemetry(telemetry);
-            (Producer::Nats(producer), Consumer::Nats(consumer))
+            (Producer::Nats(producer), Consumer::Nats(Box::new(consumer)))
         }
     })
 }
