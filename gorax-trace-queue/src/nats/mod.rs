@@ -27,10 +27,12 @@
 //! - Reconnects: the `async-nats` client reconnects by itself after a server restart; a pull or
 //!   an acknowledgement made while it is away fails (counted), and the loop goes on. The
 //!   durable consumer and the streams survive a restart when the server stores them on disk
-//!   (`nats-server -js -sd DIR`, file storage: what [`ensure_stream`] creates).
+//!   (`nats-server -js -sd DIR`, file storage: what [`ensure_stream`] creates). NATS 2.9 keeps
+//!   recent file-store writes in a cache of its own: a server killed with SIGKILL (or a power
+//!   loss) can lose messages it had already PubAcked; a restart (SIGTERM) loses none.
 //!
-//! `messaging.system` is `nats`: not a value of the OpenTelemetry registry (see the README's
-//! extras table).
+//! `messaging.system` is `nats`: not a value of the OpenTelemetry registry (the README's
+//! `messaging.system` table lists it).
 //!
 //! ```no_run
 //! use gorax_trace_queue::nats::{NatsConsumer, NatsConsumerConfig, NatsProducer, ensure_stream};
@@ -38,7 +40,7 @@
 //! use tower::{ServiceBuilder, service_fn};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = async_nats::connect("127.0.0.1:4222").await?;
+//! let client = gorax_trace_queue::nats::async_nats::connect("127.0.0.1:4222").await?;
 //! ensure_stream(&client, "EXECUTIONS", "gorax-executions").await?;
 //! let producer = NatsProducer::new(client);
 //! producer.send(TracedMessage::new("gorax-executions", "exec-7".to_owned())).await?;
