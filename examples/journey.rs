@@ -26,6 +26,7 @@ use gorax_trace::span;
 use gorax_trace::{SdkTracer, TelemetryHandle};
 use gorax_trace_client::ClientTraceMiddleware;
 use gorax_trace_queue::memory::{self, MemoryConsumer, MemoryProducer};
+use gorax_trace_queue::nats::{NatsConsumer, NatsConsumerConfig, NatsProducer, async_nats};
 use gorax_trace_queue::redis::{RedisConsumer, RedisProducer};
 use gorax_trace_queue::{ConsumerTraceLayer, TracedMessage};
 use gorax_trace_server::ServerTraceLayer;
@@ -37,6 +38,8 @@ use tower::ServiceBuilder;
 
 /// The queue the API publishes executions to.
 pub const QUEUE: &str = "gorax-executions";
+/// The JetStream stream that takes [`QUEUE`] in the demo over NATS.
+pub const NATS_STREAM: &str = "GORAX_EXECUTIONS";
 /// The API route that executes a workflow.
 pub const EXECUTE_ROUTE: &str = "/api/v1/workflows/{id}/execute";
 /// The downstream route a step calls.
@@ -85,12 +88,15 @@ pub enum Broker {
     Memory,
     /// Redis Streams at this URL (`redis://127.0.0.1:6379/`).
     Redis(String),
+    /// NATS JetStream at this address (`127.0.0.1:4222`; the server runs with `-js`).
+    Nats(String),
 }
 
 #[derive(Clone)]
 enum Producer {
     Memory(MemoryProducer<Execution>),
     Redis(RedisProducer),
+    Nats(NatsProducer),
 }
 
 impl Producer {
@@ -101,6 +107,10 @@ impl Producer {
                 .send(TracedMessage::new(QUEUE, execution))
                 .await
                 .map_err(|e| e.to_string()),
+            Producer::Nats(p) => p
+                .send(TracedMessage::new(QUEUE, execution))
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -108,6 +118,8 @@ impl Producer {
 enum Consumer {
     Memory(MemoryConsumer<Execution>),
     Redis(RedisConsumer),
+    // Boxed: the JetStream consumer carries its server-side info (about 1.7 kB).
+    Nats(Box<NatsConsumer>),
 }
 
 #[derive(Clone)]
@@ -150,6 +162,22 @@ async fn broker(
                 .with_block(std::time::Duration::from_millis(200));
             let producer = RedisProducer::new(conn).with_telemetry(telemetry);
             (Producer::Redis(producer), Consumer::Redis(consumer))
+        }
+        Broker::Nats(url) => {
+            let other = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+            let client = async_nats::connect(url.as_str())
+                .await
+                .map_err(|e| other(&e))?;
+            // A fresh stream: the demo's worker must not replay an earlier run's executions.
+            let js = async_nats::jetstream::new(client.clone());
+            let _ = js.delete_stream(NATS_STREAM).await;
+            let mut config = NatsConsumerConfig::new(NATS_STREAM, QUEUE, "workers");
+            config.wait = std::time::Duration::from_millis(200);
+            let consumer = NatsConsumer::connect(url, config)
+                .await
+                .map_err(|e| other(&e))?;
+            let producer = NatsProducer::new(client).with_telemetry(telemetry);
+            (Producer::Nats(producer), Consumer::Nats(Box::new(consumer)))
         }
     })
 }
@@ -231,6 +259,7 @@ pub async fn start_with(
             let more = match &mut consumer {
                 Consumer::Memory(c) => c.process(&mut worker).await.is_some(),
                 Consumer::Redis(c) => c.process(&mut worker).await.is_ok(),
+                Consumer::Nats(c) => c.process(&mut worker).await.is_ok(),
             };
             while let Ok(execution) = handled.try_recv() {
                 let _ = done_tx.send(execution).await;

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite with the real servers it needs, started here on 127.0.0.1:
-# an OTLP/HTTP receiver (oteltap, from PyPI), Redis (Debian's redis-server, in memory) and an SQS
-# emulator (moto, from PyPI); and Debian's Chromium with chromedriver for the trace viewer's
-# browser test (examples/tests/viewer.rs, which chromedriver starts headless on loopback).
+# an OTLP/HTTP receiver (oteltap, from PyPI), Redis (Debian's redis-server, in memory), an SQS
+# emulator (moto, from PyPI) and NATS with JetStream (Debian's nats-server); and Debian's Chromium
+# with chromedriver for the trace viewer's browser test (examples/tests/viewer.rs, which
+# chromedriver starts headless on loopback).
 # Installs them on first use.
 # Usage: scripts/test.sh [extra cargo test args, e.g. -p gorax-trace-queue]
+#        scripts/test.sh --run CMD [ARGS...]   (CMD with the servers started)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=$(mktemp -d)
@@ -62,6 +64,28 @@ for _ in $(seq 300); do curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/n
 curl -sf "http://127.0.0.1:$MOTO_PORT/moto-api/" >/dev/null 2>&1 || { echo "moto_server did not start:"; cat "$WORK/moto.log"; exit 1; }
 export GORAX_TEST_SQS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+
+# NATS with JetStream (streams on disk, so a restart keeps them) for the gorax-trace-queue NATS
+# tests; its restart case starts a nats-server of its own.
+if ! command -v nats-server >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nats-server >/dev/null
+fi
+NATS_PORT=$(free_port)
+nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/js" >"$WORK/nats.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q "Server is ready" "$WORK/nats.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "Server is ready" "$WORK/nats.log" || { echo "nats-server did not start:"; cat "$WORK/nats.log"; exit 1; }
+export GORAX_TEST_NATS_URL="127.0.0.1:$NATS_PORT"
+
+# `--run CMD...` runs CMD with the servers up and their variables exported, instead of the tests
+# (.ci/run runs the journey suite so).
+if [ "${1:-}" = "--run" ]; then
+  shift
+  "$@"
+  exit
+fi
 
 # `-p NAME` tests just that package (cargo lets `--workspace` override `-p`).
 SCOPE=(--workspace)

@@ -18,6 +18,9 @@
 //!   link per message, `messaging.batch.message_count`.
 //! - Adapters (features): `memory` — an in-process queue ([`memory::channel`]); `redis` — Redis Streams ([`redis::RedisProducer`],
 //!   [`redis::RedisConsumer`]) with `retry_count` from the pending entry's delivery count.
+//!   `nats` — NATS JetStream ([`nats::NatsProducer`], [`nats::NatsConsumer`]) with `send`
+//!   returning after the PubAck, `ack_wait` as the lease and `retry_count` from the delivery
+//!   count.
 //!   `sqs` — Amazon SQS ([`sqs::SqsProducer`], [`sqs::SqsConsumer`]) with headers as message
 //!   attributes and `retry_count` from `ApproximateReceiveCount`.
 //! - One consumer contract ([`QueueConsumer`]) that every adapter implements with broker calls
@@ -83,6 +86,9 @@ mod service;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
+#[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
+pub mod nats;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

@@ -1,7 +1,9 @@
 //! The consumer contract, proved the same way on every broker: the in-process queue, a real
-//! Redis (`GORAX_TEST_REDIS_URL`; the restart case starts its own `redis-server`) and the SQS
-//! emulator (`GORAX_TEST_SQS_ENDPOINT`). scripts/test.sh starts both servers. Without them the
-//! broker cases say they are skipped, except under `CI=true`, where a missing server fails.
+//! Redis (`GORAX_TEST_REDIS_URL`; the restart case starts its own `redis-server`), the SQS
+//! emulator (`GORAX_TEST_SQS_ENDPOINT`) and, with the `nats` feature, a real NATS JetStream
+//! (`GORAX_TEST_NATS_URL`; the restart case starts its own `nats-server -js`). scripts/test.sh
+//! starts the servers. Without them the broker cases say they are skipped, except under
+//! `CI=true`, where a missing server fails.
 //!
 //! Each case injects one fault and asserts the counts: every produced message is acknowledged
 //! or dead-lettered (`produced = acked + dead-lettered`), none is lost, and duplicates (a
@@ -1798,5 +1800,676 @@ mod sqs {
                 .unwrap_or(0)
         })
         .sum()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// NATS JetStream (nats-server -js)
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(feature = "nats")]
+mod nats {
+    use super::*;
+    use gorax_trace_queue::nats::{
+        DEAD_LETTER_DELIVERIES_HEADER, DEAD_LETTER_REASON_HEADER, NatsConsumer, NatsConsumerConfig,
+        NatsProducer, NatsQueueError, ensure_stream,
+    };
+    use opentelemetry::trace::SpanKind;
+
+    fn url() -> Option<String> {
+        gorax_trace::testing::server_env("GORAX_TEST_NATS_URL")
+    }
+
+    /// A stream name and its subject (the queue name): unique per test and run.
+    fn stream(test: &str) -> String {
+        gorax_trace::testing::unique_name(&format!("gorax-conf-{test}"))
+    }
+
+    /// A consumer of the durable `workers` with a 1 s lease, renewed every 333 ms.
+    fn config(stream: &str) -> NatsConsumerConfig {
+        let mut config = NatsConsumerConfig::new(stream, stream, "workers");
+        config.wait = Duration::from_millis(200);
+        config.ack_wait = Duration::from_secs(1);
+        config
+    }
+
+    async fn consumer(url: &str, config: NatsConsumerConfig) -> NatsConsumer {
+        NatsConsumer::connect(url, config).await.unwrap()
+    }
+
+    async fn producer(url: &str, stream: &str) -> NatsProducer {
+        let client = async_nats::connect(url).await.unwrap();
+        ensure_stream(&client, stream, stream).await.unwrap();
+        NatsProducer::new(client)
+    }
+
+    async fn produce(producer: &NatsProducer, stream: &str, ids: std::ops::Range<u32>) {
+        for id in ids {
+            producer
+                .send(TracedMessage::new(stream, Job { id }))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The reasons and delivery counts of the copies in the dead-letter stream.
+    async fn dead_letters(url: &str, config: &NatsConsumerConfig) -> Vec<(String, String)> {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(&config.dead_letter_stream).await.unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            let Ok(msg) = stream.get_raw_message(seq).await else {
+                continue;
+            };
+            let get = |h: &str| {
+                msg.headers
+                    .get(h)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default()
+            };
+            out.push((
+                get(DEAD_LETTER_REASON_HEADER),
+                get(DEAD_LETTER_DELIVERIES_HEADER),
+            ));
+        }
+        out
+    }
+
+    /// Messages still in the (work-queue) stream: neither acknowledged nor terminated.
+    async fn left_in(url: &str, stream: &str) -> u64 {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(stream).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    }
+
+    #[tokio::test]
+    async fn the_producer_contract_holds_and_an_unroutable_send_is_an_error() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream("contract");
+        let producer = producer(&url, &stream).await.with_tracer(t.tracer());
+        producer_contract(&producer, &stream, 0).await;
+        // No stream takes this subject: an error, nothing stored.
+        let unroutable = producer
+            .send(TracedMessage::new(
+                format!("{stream}-nowhere"),
+                Job { id: 9 },
+            ))
+            .await;
+        assert!(
+            matches!(unroutable, Err(NatsQueueError::NoStream { .. })),
+            "{unroutable:?}"
+        );
+        let consumer = consumer(&url, config(&stream)).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&consumer, &mut w, Duration::from_secs(10), |_| {
+            ledger.unique_ok() == 3
+        })
+        .await;
+        assert_eq!(totals.acked, 3);
+        assert_eq!(left_in(&url, &stream).await, 0, "acked messages are gone");
+        // Each consumer span is a child of its producer span, and links to it.
+        let spans = t.spans();
+        let sends: Vec<_> = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Producer && s.name.starts_with("send "))
+            .collect();
+        let processes: Vec<_> = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Consumer)
+            .collect();
+        assert_eq!(processes.len(), 3);
+        for p in &processes {
+            let parent = sends
+                .iter()
+                .find(|s| s.span_context.span_id() == p.parent_span_id)
+                .unwrap_or_else(|| panic!("no send span is the parent of {p:?}"));
+            assert_eq!(parent.span_context.trace_id(), p.span_context.trace_id());
+            assert_eq!(p.links.len(), 1);
+            let attr = |k: &str| {
+                p.attributes
+                    .iter()
+                    .find(|kv| kv.key.as_str() == k)
+                    .map(|kv| kv.value.as_str().into_owned())
+            };
+            assert_eq!(attr("messaging.system").as_deref(), Some("nats"));
+            assert_eq!(attr("queue.name").as_deref(), Some(stream.as_str()));
+            assert!(attr("queue.message_id").is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_killed_mid_batch_loses_nothing() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream("kill");
+        let producer = producer(&url, &stream).await.with_tracer(t.tracer());
+        produce(&producer, &stream, 0..20).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut c = config(&stream);
+        c.batch_size = 5;
+        let doomed = consumer(&url, c).await;
+        let mut hangs = worker(
+            &t,
+            &ledger,
+            |id, _| if id == 2 { Act::Hang } else { Act::Ok },
+        );
+        kill_mid_batch(&doomed, &mut hangs, Duration::from_millis(500)).await;
+        drop(doomed);
+        let survivor = consumer(&url, config(&stream)).await;
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&survivor, &mut ok, Duration::from_secs(20), |_| {
+            ledger.unique_ok() == 20
+        })
+        .await;
+        // 2 acked by the killed consumer, 18 by the survivor (3 of them after the lapsed
+        // ack_wait of the killed one).
+        assert_eq!((totals.acked, totals.dead_lettered), (18, 0), "{totals:?}");
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (20, 0));
+    }
+
+    #[tokio::test]
+    #[ignore = "started as a child process by the SIGKILL case"]
+    async fn sigkill_child() {
+        let (Ok(url), Ok(stream)) = (
+            std::env::var("GORAX_TEST_NATS_URL"),
+            std::env::var("GORAX_SIGKILL_STREAM"),
+        ) else {
+            return;
+        };
+        let mut c = config(&stream);
+        c.batch_size = 5;
+        let consumer = consumer(&url, c).await;
+        let t = TestTracing::new();
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |id, _| {
+            if id == 2 {
+                use std::io::Write as _;
+                println!("HANDLING 2");
+                let _ = std::io::stdout().flush();
+                Act::Hang
+            } else {
+                Act::Ok
+            }
+        });
+        for _ in 0..100 {
+            let _ = process_batch(&consumer, &mut w).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_process_killed_with_sigkill_loses_nothing() {
+        use std::io::BufRead as _;
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream("sigkill");
+        let producer = producer(&url, &stream).await;
+        produce(&producer, &stream, 0..20).await;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["nats::sigkill_child", "--exact", "--ignored", "--nocapture"])
+            .env("GORAX_TEST_NATS_URL", &url)
+            .env("GORAX_SIGKILL_STREAM", &stream)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let handling = tokio::task::spawn_blocking(move || {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .take(50)
+                .any(|l| l.is_ok_and(|l| l.contains("HANDLING 2")))
+        });
+        let handling = tokio::time::timeout(Duration::from_secs(30), handling).await;
+        child.kill().unwrap(); // SIGKILL, mid-batch, mid-handler
+        child.wait().unwrap();
+        assert!(
+            matches!(handling, Ok(Ok(true))),
+            "the child never reached job 2"
+        );
+
+        let survivor = consumer(&url, config(&stream)).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&survivor, &mut ok, Duration::from_secs(20), |_| {
+            ledger.unique_ok() == 18
+        })
+        .await;
+        // produced 20 = acked 2 (by the killed process) + 18 (by the survivor, 3 of them
+        // redelivered after the dead one's ack_wait); none lost, none twice.
+        let mut ids: Vec<u32> = ledger.ok.lock().unwrap().keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (2..20).collect::<Vec<_>>(), "{totals:?}");
+        assert_eq!((totals.acked, ledger.duplicates()), (18, 0));
+        assert_eq!(
+            left_in(&url, &stream).await,
+            0,
+            "nothing left in the stream"
+        );
+    }
+
+    #[tokio::test]
+    async fn poison_and_over_delivered_messages_are_dead_lettered_and_panics_retried() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream("poison");
+        let producer = producer(&url, &stream).await.with_tracer(t.tracer());
+        produce(&producer, &stream, 0..10).await;
+        // Not JSON: poison, dead-lettered at its first delivery.
+        let client = async_nats::connect(url.as_str()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.publish(stream.clone(), "not json".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let mut c = config(&stream);
+        c.max_deliveries = 3;
+        let consumer = consumer(&url, c.clone()).await.with_tracer(t.tracer());
+        let ledger = Arc::new(Ledger::default());
+        // Job 7 always fails; even jobs panic on their first attempt.
+        let mut w = worker(&t, &ledger, |id, attempt| match (id, attempt) {
+            (7, _) => Act::Fail,
+            (id, 0) if id % 2 == 0 => Act::Panic,
+            _ => Act::Ok,
+        });
+        let totals = drive(&consumer, &mut w, Duration::from_secs(30), |t| {
+            t.acked == 9 && t.dead_lettered == 2
+        })
+        .await;
+        // produced 11 = acked 9 + dead-lettered 2 (the poison one, job 7 after 3 deliveries).
+        assert_eq!((totals.panicked, totals.failed), (5, 5 + 3), "{totals:?}");
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (9, 0));
+        assert_eq!(panic_spans(&t), 5);
+        assert_eq!(dead_letter_spans(&t), 2);
+        let mut dead = dead_letters(&url, &c).await;
+        dead.sort();
+        assert_eq!(dead.len(), 2, "{dead:?}");
+        assert!(dead[0].0.starts_with("bad JSON payload"), "{dead:?}");
+        assert_eq!(dead[0].1, "1");
+        assert_eq!(dead[1], (REASON_MAX_DELIVERIES.to_owned(), "4".to_owned()));
+        assert_eq!(left_in(&url, &stream).await, 0, "terminated or acked");
+    }
+
+    #[tokio::test]
+    async fn a_message_dead_lettered_twice_is_copied_once() {
+        let Some(url) = url() else { return };
+        let stream = stream("dead-once");
+        let client = async_nats::connect(url.as_str()).await.unwrap();
+        ensure_stream(&client, &stream, &stream).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.publish(stream.clone(), "not json".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let c = config(&stream);
+        let consumer = consumer(&url, c.clone()).await;
+        let mut batch = QueueConsumer::<Job>::receive_batch(&consumer)
+            .await
+            .unwrap();
+        let received = batch.received.pop().expect("one delivery");
+        // As after a consumer that died between the copy and `+TERM`, or a `+TERM` that failed:
+        // the dead-letter move runs twice for the same message.
+        for _ in 0..2 {
+            QueueConsumer::<Job>::dead_letter(&consumer, &received.receipt, "poison", 1)
+                .await
+                .unwrap();
+        }
+        assert_eq!(dead_letters(&url, &c).await.len(), 1, "one copy");
+        assert_eq!(left_in(&url, &stream).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_retried_and_traced() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream("panic");
+        let producer = producer(&url, &stream).await.with_tracer(t.tracer());
+        produce(&producer, &stream, 0..10).await;
+        let consumer = consumer(&url, config(&stream)).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |id, attempt| {
+            if id % 2 == 0 && attempt == 0 {
+                Act::Panic
+            } else {
+                Act::Ok
+            }
+        });
+        let totals = drive(&consumer, &mut w, Duration::from_secs(20), |t| {
+            t.acked == 10
+        })
+        .await;
+        assert_eq!(
+            (totals.panicked, totals.dead_lettered),
+            (5, 0),
+            "{totals:?}"
+        );
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (10, 0));
+        assert_eq!(panic_spans(&t), 5);
+        // The retries saw their retry count.
+        assert!(t.spans().iter().any(|s| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "retry_count" && kv.value.as_str() == "1")
+        }));
+    }
+
+    #[tokio::test]
+    async fn short_handlers_in_a_long_batch_beside_a_healthy_consumer_are_not_duplicated() {
+        const N: u32 = 100;
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream("short");
+        let producer = producer(&url, &stream).await;
+        produce(&producer, &stream, 0..N).await;
+        let ledger = Arc::new(Ledger::default());
+        // Each batch (10 × 150 ms) outlasts the ack_wait (1 s).
+        let a = consumer(&url, config(&stream)).await;
+        let b = consumer(&url, config(&stream)).await;
+        let mut wa = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(150)));
+        let mut wb = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(150)));
+        let all = |_: &Totals| ledger.unique_ok() == N as usize;
+        let (ta, tb) = tokio::join!(
+            drive(&a, &mut wa, Duration::from_secs(60), all),
+            drive(&b, &mut wb, Duration::from_secs(60), all),
+        );
+        eprintln!(
+            "nats short handlers: duplicates {} of {N} (a {ta:?}, b {tb:?})",
+            ledger.duplicates()
+        );
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
+        assert_eq!(ledger.duplicates(), 0, "a {ta:?} b {tb:?}");
+        assert_eq!((ta + tb).acked, N as usize);
+        assert!(a.stats().snapshot().lease_extensions >= 1);
+    }
+
+    /// A member whose handler blocks its thread for 2 s on every tenth job, on the test's
+    /// runtime, beside a healthy member on a thread and runtime of its own.
+    async fn a_blocking_handler_is_not_duplicated(flavour: &str) {
+        const N: u32 = 60;
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream(&format!("block-{flavour}"));
+        let producer = producer(&url, &stream).await;
+        produce(&producer, &stream, 0..N).await;
+        let ledger = Arc::new(Ledger::default());
+        let blocker = consumer(&url, config(&stream)).await;
+        let mut w = worker(&t, &ledger, |id, _| {
+            if id % 10 == 0 {
+                Act::Block(Duration::from_secs(2))
+            } else {
+                Act::Sleep(Duration::from_millis(100))
+            }
+        });
+        let l = ledger.clone();
+        let blocked = tokio::spawn(async move {
+            let totals = drive(&blocker, &mut w, Duration::from_secs(60), |_| {
+                l.unique_ok() == N as usize
+            })
+            .await;
+            (totals, blocker.stats().snapshot())
+        });
+        let (s, l, u) = (stream.clone(), ledger.clone(), url.clone());
+        let healthy = on_own_thread(move || async move {
+            // Let the blocker take its batch first.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let healthy = consumer(&u, config(&s)).await;
+            let t = TestTracing::new();
+            let mut w = worker(&t, &l, |_, _| Act::Sleep(Duration::from_millis(100)));
+            drive(&healthy, &mut w, Duration::from_secs(60), |_| {
+                l.unique_ok() == N as usize
+            })
+            .await
+        });
+        let (ta, stats) = blocked.await.unwrap();
+        let tb = join(healthy).await;
+        eprintln!(
+            "nats blocking handler ({flavour}): duplicates {} of {N} (blocker {ta:?}, healthy {tb:?})",
+            ledger.duplicates()
+        );
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
+        assert_eq!(ledger.duplicates(), 0, "blocker {ta:?} healthy {tb:?}");
+        assert_eq!((ta + tb).acked, N as usize);
+        assert!(stats.lease_extensions >= 1, "{stats:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_blocking_its_thread_is_not_duplicated_multi_thread() {
+        a_blocking_handler_is_not_duplicated("multi").await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_handler_blocking_its_thread_is_not_duplicated_current_thread() {
+        a_blocking_handler_is_not_duplicated("current").await;
+    }
+
+    #[tokio::test]
+    async fn a_slow_handler_beside_a_fast_consumer_is_not_duplicated() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream("slow");
+        let producer = producer(&url, &stream).await;
+        produce(&producer, &stream, 0..30).await;
+        let ledger = Arc::new(Ledger::default());
+        // Each slow attempt outlasts the ack_wait (1 s): without in-progress acks the fast
+        // consumer gets them again.
+        let mut c = config(&stream);
+        c.batch_size = 3;
+        let slow = consumer(&url, c.clone()).await;
+        let fast = consumer(&url, c).await;
+        let mut slow_w = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(1500)));
+        let mut fast_w = worker(&t, &ledger, |_, _| Act::Ok);
+        let all = |_: &Totals| ledger.unique_ok() == 30;
+        let (a, b) = tokio::join!(
+            drive(&slow, &mut slow_w, Duration::from_secs(30), all),
+            drive(&fast, &mut fast_w, Duration::from_secs(30), all),
+        );
+        let totals = a + b;
+        assert!(a.acked >= 1, "the slow consumer took part: {a:?}");
+        assert_eq!(ledger.duplicates(), 0, "slow {a:?} fast {b:?}");
+        assert_eq!((totals.acked, totals.dead_lettered), (30, 0));
+        assert!(slow.stats().snapshot().lease_extensions >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_hung_handler_gives_its_message_up_after_max_lease() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let stream = stream("hung");
+        let producer = producer(&url, &stream).await;
+        produce(&producer, &stream, 0..5).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut c = config(&stream);
+        c.batch_size = 1;
+        c.max_lease = Some(Duration::from_millis(600));
+        let hung = consumer(&url, c).await;
+        let other = consumer(&url, config(&stream)).await;
+        let mut hung_w = worker(&t, &ledger, |_, _| Act::Hang);
+        let mut other_w = worker(&t, &ledger, |_, _| Act::Ok);
+        let (cut, totals) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(8), process_batch(&hung, &mut hung_w)),
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                // Well before the hung call is cut off (8 s): only a lapsed lease (600 ms of
+                // renewals, then the 1 s ack_wait) lets the other consumer have it that early.
+                drive(&other, &mut other_w, Duration::from_secs(6), |_| {
+                    ledger.unique_ok() == 5
+                })
+                .await
+            },
+        );
+        assert!(cut.is_err(), "the hung handler never returns");
+        assert_eq!((totals.acked, ledger.duplicates()), (5, 0), "{totals:?}");
+    }
+
+    /// A `nats-server -js` of this test's own on a fixed port, its streams on disk.
+    struct Server {
+        child: Option<std::process::Child>,
+    }
+
+    impl Server {
+        fn start(port: u16, dir: &std::path::Path) -> Self {
+            std::fs::create_dir_all(dir).unwrap();
+            let child = std::process::Command::new("nats-server")
+                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                .arg(dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("nats-server (scripts/test.sh installs it)");
+            let server = Self { child: Some(child) };
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return server;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("nats-server did not start on {port}");
+        }
+
+        /// Stops it as a restart does (SIGTERM: it writes its stores out and exits), or kills
+        /// it (SIGKILL, on drop).
+        fn stop(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+                for _ in 0..100 {
+                    if child.try_wait().ok().flatten().is_some() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+
+        fn kill(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill(); // SIGKILL
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Killed when dropped; its directory stays (for the next server on it): the test removes
+    /// it.
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.kill();
+        }
+    }
+
+    /// Sends until the producer says it was stored; returns how many sends had an unknown
+    /// outcome (each may have stored a duplicate).
+    async fn send_surely(producer: &NatsProducer, stream: &str, id: u32) -> u32 {
+        let mut unknown = 0;
+        let mut last = String::new();
+        for _ in 0..200 {
+            match producer.send(TracedMessage::new(stream, Job { id })).await {
+                Ok(_) => return unknown,
+                Err(NatsQueueError::OutcomeUnknown { .. }) => unknown += 1,
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {id} was never sent: {last}");
+    }
+
+    #[tokio::test]
+    async fn producer_and_consumer_survive_a_broker_restart() {
+        // Needs the nats-server binary, which the test script installs with the server.
+        let Some(_) = url() else { return };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("127.0.0.1:{port}");
+        let dir = std::env::temp_dir().join(gorax_trace::testing::unique_name("gorax-nats"));
+        let mut server = Server::start(port, &dir);
+        let t = TestTracing::new();
+        let stream = stream("restart");
+        let producer = producer(&url, &stream)
+            .await
+            .with_ack_timeout(Duration::from_secs(1))
+            .with_tracer(t.tracer());
+        let mut c = config(&stream);
+        c.batch_size = 5;
+        let consumer = consumer(&url, c).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let mut unknown = 0;
+        for id in 0..10 {
+            unknown += send_surely(&producer, &stream, id).await;
+        }
+        // Five acknowledged before the restart, five left in the stream across it.
+        let mut totals = drive(&consumer, &mut w, Duration::from_secs(10), |t| t.acked >= 5).await;
+        assert_eq!(totals.acked, 5, "{totals:?}");
+        assert_eq!(left_in(&url, &stream).await, 5);
+
+        // Restarted (NATS 2.9 keeps recent writes in a cache of the server's own: a SIGKILL
+        // may lose messages it had acknowledged; a restart does not).
+        server.stop();
+        drop(server);
+        // Unavailable: a send is an error within the PubAck timeout (1 s), not a hang; the
+        // client may still deliver it once the server is back (an unknown outcome).
+        let down = producer
+            .send(TracedMessage::new(stream.clone(), Job { id: 20 }))
+            .await;
+        match down {
+            Err(NatsQueueError::OutcomeUnknown { .. }) => unknown += 1,
+            Err(_) => {}
+            Ok(id) => panic!("sent to a stopped server: {id}"),
+        }
+        let server = Server::start(port, &dir);
+        let restarted = Instant::now();
+        // The consumer takes the five left across the restart.
+        totals = totals + drive(&consumer, &mut w, Duration::from_secs(30), |t| t.acked >= 5).await;
+        let consumer_back = restarted.elapsed();
+        unknown += send_surely(&producer, &stream, 10).await;
+        let producer_back = restarted.elapsed();
+        for id in 11..20 {
+            unknown += send_surely(&producer, &stream, id).await;
+        }
+        totals = totals
+            + drive(&consumer, &mut w, Duration::from_secs(30), |_| {
+                (0..20).all(|id| ledger.ok.lock().unwrap().contains_key(&id))
+            })
+            .await;
+        // Job 20, sent while the server was down, may have been delivered after all.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Ok(r) = process_batch(&consumer, &mut w).await {
+            totals.acked += r.acked;
+        }
+        let late = ledger.ok.lock().unwrap().contains_key(&20);
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // produced 20 = acked 20 (+ job 20 if its unknown send did arrive; + at most one
+        // duplicate per send of unknown outcome, and per acknowledgement lost with the server).
+        assert_eq!(ledger.unique_ok(), 20 + usize::from(late), "{totals:?}");
+        assert!(
+            ledger.duplicates() <= unknown + totals.errors as u32,
+            "{totals:?} unknown {unknown}"
+        );
+        assert_eq!(totals.dead_lettered, 0);
+        eprintln!(
+            "nats restart: {totals:?}, sends with unknown outcome: {unknown}, duplicates {}, \
+             producer back after {producer_back:?}, consumer after {consumer_back:?}, \
+             the send made while it was down arrived: {late}",
+            ledger.duplicates()
+        );
     }
 }
