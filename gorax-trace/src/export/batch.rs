@@ -1386,10 +1386,13 @@ mod tests {
         );
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
         let s = health.snapshot();
-        assert_eq!((s.spans_failed, s.export_failures), (8, 2), "{s:?}");
+        // Two helpers hold two batches: 4 and 4, or, when the export thread woke in the middle
+        // of the burst, 4 and what it took with them; a batch past them fails at once.
+        assert_eq!(s.spans_failed, 8, "{s:?}");
+        assert!((2..=3).contains(&s.export_failures), "{s:?}");
         // The hung exports still hold their spans: they count against the bounds (the queue of
         // 8 plus one batch of 4 per export in flight, 16 in all).
-        assert_eq!(shared.lock().in_flight, 8);
+        assert_eq!(shared.lock().in_flight as u64, s.spans_timed_out, "{s:?}");
 
         // Every helper is held: later batches fail at once, nothing more reaches the exporter,
         // and what does not fit is dropped and counted.
