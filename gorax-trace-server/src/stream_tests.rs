@@ -69,10 +69,9 @@ impl Harness {
         for rm in self.exporter.get_finished_metrics().unwrap() {
             for m in rm.scope_metrics().flat_map(|sm| sm.metrics()) {
                 match (m.name(), m.data()) {
-                    (
-                        "http.server.request.duration",
-                        AggregatedMetrics::F64(MetricData::Histogram(h)),
-                    ) => {
+                    (name, AggregatedMetrics::F64(MetricData::Histogram(h)))
+                        if name == semconv::metric::HTTP_SERVER_REQUEST_DURATION =>
+                    {
                         for p in h.data_points() {
                             if p.attributes().any(|kv| {
                                 kv.key.as_str() == semconv::HTTP_ROUTE && kv.value.as_str() == route
@@ -82,7 +81,9 @@ impl Harness {
                             }
                         }
                     }
-                    ("http.server.active_requests", AggregatedMetrics::I64(MetricData::Sum(s))) => {
+                    (name, AggregatedMetrics::I64(MetricData::Sum(s)))
+                        if name == semconv::metric::HTTP_SERVER_ACTIVE_REQUESTS =>
+                    {
                         active += s.data_points().map(|p| p.value()).sum::<i64>();
                     }
                     _ => {}
