@@ -11,23 +11,7 @@ use http::{HeaderMap, HeaderName, Method, Version, header};
 use opentelemetry::trace::SpanRef;
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 
-/// Which HTTP semantic conventions spans carry (`OTEL_SEMCONV_STABILITY_OPT_IN`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum HttpSemconv {
-    /// The stable HTTP conventions only.
-    #[default]
-    Stable,
-    /// The stable conventions plus the legacy pre-1.21 keys (`http/dup`).
-    Dup,
-}
-
-impl HttpSemconv {
-    /// Whether the legacy keys are emitted beside the stable ones.
-    pub fn emits_legacy(self) -> bool {
-        self == Self::Dup
-    }
-}
+pub use crate::conventions::HttpSemconv;
 
 /// `http.request.method` as the HTTP conventions spell it: a known method as itself (with
 /// `true`), any other as `_OTHER` (with `false`; record the original in

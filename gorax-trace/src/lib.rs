@@ -14,6 +14,7 @@
 //! | [`export`] | the bounded batch processor, health counters, console tree and OTLP exporters |
 //! | [`sampling`] | the [`Sampler`](sampling::Sampler) setting, parent-based ratio sampling, route rules |
 //! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` over any carrier, baggage policy |
+//! | [`conventions`] | which semantic-conventions version each category emits: `OTEL_SEMCONV_STABILITY_OPT_IN`, schema URLs |
 //! | [`httpconv`] | the HTTP vocabulary of server and client: names, redaction, failure rules, hooks |
 //! | [`metrics`] | RED histograms with exemplars, the OTLP push, the Prometheus scrape |
 //! | `logs` | `tracing` events as OTLP log records (feature `logs`) |
@@ -51,6 +52,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
+pub mod conventions;
 pub mod export;
 pub mod httpconv;
 mod init;

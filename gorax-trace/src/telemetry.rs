@@ -18,7 +18,7 @@ use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, Tracer
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SdkTracer, SdkTracerProvider};
 
 use crate::export::ExportHealth;
-use crate::httpconv::HttpSemconv;
+use crate::conventions::{HttpSemconv, MessagingSemconv, RpcSemconv};
 use opentelemetry::Context;
 
 use crate::propagation::{Carrier, CarrierMut, Propagators, W3cPropagator};
@@ -38,6 +38,8 @@ struct Shared {
     tracer: SdkTracer,
     propagators: Propagators,
     http_semconv: HttpSemconv,
+    rpc_semconv: RpcSemconv,
+    messaging_semconv: MessagingSemconv,
     route_attributes: bool,
     attribute_value_length_limit: Option<usize>,
     trusted_peers: TrustedPeers,
@@ -76,6 +78,10 @@ pub struct Settings {
     pub propagators: Propagators,
     /// Which HTTP attribute names adapters write.
     pub http_semconv: HttpSemconv,
+    /// Which RPC attribute names the gRPC layers write.
+    pub rpc_semconv: RpcSemconv,
+    /// Which messaging names the queue crate writes (reserved: one version today).
+    pub messaging_semconv: MessagingSemconv,
     /// Whether the server layer gives the sampler `http.route` and `http.request.method` when a
     /// span starts (needed by per-route sampling rules; costs an allocation per request).
     pub route_attributes: bool,
@@ -107,6 +113,8 @@ impl Default for Settings {
         Self {
             propagators: Propagators::default(),
             http_semconv: HttpSemconv::default(),
+            rpc_semconv: RpcSemconv::default(),
+            messaging_semconv: MessagingSemconv::default(),
             route_attributes: false,
             attribute_value_length_limit: Some(
                 crate::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
@@ -129,6 +137,18 @@ impl Settings {
     /// With this HTTP convention mode.
     pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
         self.http_semconv = mode;
+        self
+    }
+
+    /// With this RPC convention mode.
+    pub fn with_rpc_semconv(mut self, mode: RpcSemconv) -> Self {
+        self.rpc_semconv = mode;
+        self
+    }
+
+    /// With this messaging convention mode.
+    pub fn with_messaging_semconv(mut self, mode: MessagingSemconv) -> Self {
+        self.messaging_semconv = mode;
         self
     }
 
@@ -177,6 +197,8 @@ impl TelemetryHandle {
             tracer,
             propagators: settings.propagators,
             http_semconv: settings.http_semconv,
+            rpc_semconv: settings.rpc_semconv,
+            messaging_semconv: settings.messaging_semconv,
             route_attributes: settings.route_attributes,
             attribute_value_length_limit: settings.attribute_value_length_limit,
             trusted_peers: settings.trusted_peers,
@@ -309,6 +331,16 @@ impl TelemetryHandle {
     /// The HTTP convention mode.
     pub fn http_semconv(&self) -> HttpSemconv {
         self.0.http_semconv
+    }
+
+    /// The RPC convention mode of the gRPC layers.
+    pub fn rpc_semconv(&self) -> RpcSemconv {
+        self.0.rpc_semconv
+    }
+
+    /// The messaging convention mode of the queue crate.
+    pub fn messaging_semconv(&self) -> MessagingSemconv {
+        self.0.messaging_semconv
     }
 
     /// Whether the sampler needs route attributes when a server span starts.
