@@ -16,6 +16,7 @@
 //! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` over any carrier, baggage policy |
 //! | [`conventions`] | which semantic-conventions version each category emits: `OTEL_SEMCONV_STABILITY_OPT_IN`, schema URLs |
 //! | [`httpconv`] | the HTTP vocabulary of server and client: names, redaction, failure rules, hooks |
+//! | [`rpcconv`] | the gRPC vocabulary of the gRPC layers: methods and their recognition, `grpc-status` names and failure rules, channel targets |
 //! | [`metrics`] | RED histograms with exemplars, the OTLP push, the Prometheus scrape |
 //! | `logs` | `tracing` events as OTLP log records (feature `logs`) |
 //! | [`trust`] | which connection peers may continue their trace (`TRACING_TRUSTED_PEERS`) |
@@ -60,6 +61,7 @@ mod init;
 pub mod logs;
 pub mod metrics;
 pub mod propagation;
+pub mod rpcconv;
 pub mod sampling;
 pub mod semconv;
 pub mod shutdown;
