@@ -7,7 +7,7 @@
 //!   the request URI has an authority (a tonic channel adds it below the layer, so build the
 //!   client with `with_origin(channel, uri)` to have them).
 //! - **Status**: every code but `OK` is an error
-//!   ([`GrpcErrors::client`](gorax_trace::httpconv::GrpcErrors::client)), `error.type` the
+//!   ([`GrpcErrors::client`](gorax_trace::rpcconv::GrpcErrors::client)), `error.type` the
 //!   numeric code; a transport error is an error with `error.type` its type name.
 //! - **Span end**: when the response's trailers arrive (the response body, [`GrpcBody`], reads
 //!   their `grpc-status`), so the span covers the whole call and records the status of an `OK`
@@ -141,10 +141,10 @@ where
             .start_with_context(tracer, &parent);
         if span.is_recording() {
             let mut attrs = Vec::with_capacity(5);
-            attrs.push(KeyValue::new(semconv::RPC_SYSTEM, "grpc"));
+            attrs.push(KeyValue::new(semconv::rpc_legacy::RPC_SYSTEM, "grpc"));
             if let Some((service, method)) = rpc {
                 attrs.push(KeyValue::new(
-                    semconv::RPC_SERVICE,
+                    semconv::rpc_legacy::RPC_SERVICE,
                     gorax_trace::httpconv::limited(service, limit),
                 ));
                 attrs.push(KeyValue::new(
@@ -213,7 +213,7 @@ fn record_status(
     let mut attrs = Vec::with_capacity(2);
     if let Some(code) = grpc_status(headers) {
         attrs.push(KeyValue::new(
-            semconv::RPC_GRPC_STATUS_CODE,
+            semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
             i64::from(code),
         ));
     }
@@ -452,11 +452,11 @@ mod tests {
         let spans = t.spans();
         let span = spans.find("pkg.Echo/Stream");
         assert_eq!(span.span_kind, SpanKind::Client);
-        spans.assert_attr(span, semconv::RPC_SERVICE, "pkg.Echo");
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_SERVICE, "pkg.Echo");
         spans.assert_attr(span, semconv::RPC_METHOD, "Stream");
         spans.assert_attr(span, semconv::SERVER_ADDRESS, "svc.internal");
         spans.assert_attr(span, semconv::SERVER_PORT, 50051_i64);
-        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 13_i64);
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 13_i64);
         spans.assert_attr(span, semconv::ERROR_TYPE, 13_i64);
         assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
     }
@@ -474,7 +474,7 @@ mod tests {
         let response = svc.oneshot(req).await.unwrap();
         let spans = t.spans();
         let span = spans.find("pkg.Echo/Say");
-        spans.assert_no_attr(span, semconv::RPC_GRPC_STATUS_CODE);
+        spans.assert_no_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE);
         spans.assert_attr(span, semconv::ERROR_TYPE, "503");
         drop(response);
     }
@@ -497,7 +497,7 @@ mod tests {
         drain(response.into_body()).await;
         let spans = t.spans();
         let span = spans.find("pkg.Echo/Say");
-        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 0_i64);
         assert_eq!(span.status, Status::Unset);
         // Its own span id (flags: sampled, and Level 2's `random` on a root it started).
         let expected = format!(

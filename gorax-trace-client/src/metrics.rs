@@ -118,8 +118,10 @@ impl RpcMetrics {
             metrics: metrics.clone(),
             start: Instant::now(),
             attrs: [
-                Some(KeyValue::new(semconv::RPC_SYSTEM, "grpc")),
-                rpc.map(|(s, _)| KeyValue::new(semconv::RPC_SERVICE, metrics.intern(s))),
+                Some(KeyValue::new(semconv::rpc_legacy::RPC_SYSTEM, "grpc")),
+                rpc.map(|(s, _)| {
+                    KeyValue::new(semconv::rpc_legacy::RPC_SERVICE, metrics.intern(s))
+                }),
                 rpc.map(|(_, m)| KeyValue::new(semconv::RPC_METHOD, metrics.intern(m))),
             ],
         }
@@ -149,7 +151,7 @@ impl RpcMetrics {
                 system,
                 service,
                 method,
-                code.map(|c| KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, c)),
+                code.map(|c| KeyValue::new(semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, c)),
                 error.map(|e| KeyValue::new(semconv::ERROR_TYPE, e)),
             ],
             span,

@@ -2,11 +2,13 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use gorax_trace::conventions::RpcSemconv;
 use gorax_trace::httpconv::{
     CapturedHeader, ClassifyFailure, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest,
     OnResponse, ResponseHead, ServerErrors,
 };
 use gorax_trace::propagation::BaggagePolicy;
+use gorax_trace::rpcconv::{GrpcErrors, GrpcMethods};
 use gorax_trace::trust::TrustedPeers;
 use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
@@ -158,6 +160,12 @@ pub(crate) struct Config {
     pub(crate) attr_limit: Option<usize>,
     /// gRPC mode ([`ServerTraceLayer::grpc`]): RPC span names and `rpc.*` attributes.
     pub(crate) grpc: bool,
+    /// Set by `with_rpc_semconv`; otherwise the handle's mode.
+    pub(crate) rpc_semconv: Option<RpcSemconv>,
+    /// Which gRPC methods are recognized (`with_grpc_methods`).
+    pub(crate) grpc_methods: GrpcMethods,
+    /// `classify` is the gRPC mode's default (the stable conventions then name the codes).
+    pub(crate) grpc_default_classifier: bool,
     /// Where spans end when the response does not say (`span_end_by` first, when set).
     pub(crate) span_end: SpanEnd,
     pub(crate) span_end_by: Option<SpanEndFn>,
@@ -175,7 +183,7 @@ pub(crate) struct Config {
 /// - HTTP conventions, propagators: the handle's (`OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` adds
 ///   the legacy names);
 /// - failures: 5xx ([`ServerErrors`]; [`with_failure_classifier`](Self::with_failure_classifier)
-///   changes it, e.g. to [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server));
+///   changes it, e.g. to [`GrpcErrors::server`](gorax_trace::rpcconv::GrpcErrors::server));
 /// - `url.query` values of [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS) redacted;
 /// - trusted peers: the handle's (`TRACING_TRUSTED_PEERS`, default every caller), baggage kept, no request filtered, no response header, no header
 ///   captured, `client.address` from the connection peer only (no proxy trusted);
@@ -336,6 +344,9 @@ impl ServerTraceLayer {
                 recorded_sensitive: Vec::new(),
                 attr_limit: None,
                 grpc: false,
+                rpc_semconv: None,
+                grpc_methods: GrpcMethods::default(),
+                grpc_default_classifier: false,
                 span_end: SpanEnd::Body,
                 span_end_by: None,
                 body_outcome: Arc::new(DefaultBodyOutcome),
@@ -363,14 +374,31 @@ impl ServerTraceLayer {
         Self::new().with_trusted_peers(TrustedPeers::None)
     }
 
-    /// gRPC mode, for requests whose path is `/{package.Service}/{Method}`:
-    /// - span name `{package.Service}/{Method}` (other paths keep the HTTP name);
-    /// - `rpc.system=grpc`, `rpc.service`, `rpc.method` besides the HTTP attributes;
-    /// - `rpc.grpc.status_code` from the `grpc-status` of the response headers or trailers;
-    /// - failures by [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server): the codes
-    ///   the RPC conventions call server errors (`UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`,
-    ///   `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`), `error.type` the numeric code (a later
-    ///   [`with_failure_classifier`](Self::with_failure_classifier) replaces it).
+    /// gRPC mode, for requests whose path is `/{package.Service}/{Method}`, in the RPC
+    /// conventions' mode of the handle (`OTEL_SEMCONV_STABILITY_OPT_IN`) or
+    /// [`with_rpc_semconv`](ServerTraceLayer::with_rpc_semconv):
+    ///
+    /// | | old keys (default) | `rpc` (stable, v1.45.0) | `rpc/dup` |
+    /// |---|---|---|---|
+    /// | span name | `{package.Service}/{Method}` | the same; `grpc` for an unrecognized method | as `rpc` |
+    /// | attributes | `rpc.system=grpc`, `rpc.service`, `rpc.method` (`Method`), `rpc.grpc.status_code` (int), and the HTTP attributes | `rpc.system.name=grpc`, `rpc.method` (`package.Service/Method` or `_OTHER`), `rpc.method_original`, `rpc.status_code` (`"OK"`), `server.address`/`server.port` (`:authority`), `network.peer.*`; no HTTP key | both; `rpc.method` as in `rpc` |
+    /// | `error.type` | the numeric code | the code's name (`UNAVAILABLE`) | the name |
+    /// | `rpc.server.call.duration` | `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, `error.type` | `rpc.system.name`, `rpc.method`, `rpc.status_code`, `error.type` | both |
+    ///
+    /// - Failures, by [`GrpcErrors::server`](gorax_trace::rpcconv::GrpcErrors::server): the
+    ///   codes the gRPC conventions call server errors (`UNKNOWN`, `DEADLINE_EXCEEDED`,
+    ///   `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`; a later
+    ///   [`with_failure_classifier`](ServerTraceLayer::with_failure_classifier) replaces it).
+    ///   `error.type` is one of those names (or, with the old keys, numbers); an error of the
+    ///   inner service before any status is its type name (see
+    ///   [`record_error`](gorax_trace::span::record_error)); an HTTP error without
+    ///   `grpc-status` is named by gRPC's HTTP-to-status mapping.
+    /// - Methods: recognized unless the answer is `UNIMPLEMENTED`, or only those of
+    ///   [`with_grpc_methods`](ServerTraceLayer::with_grpc_methods) (see
+    ///   [`rpcconv`](gorax_trace::rpcconv)). An unrecognized method is `_OTHER` in the
+    ///   stable keys and in every mode's metrics, so request paths never grow the series.
+    /// - Captured headers ([`with_request_headers`](ServerTraceLayer::with_request_headers))
+    ///   are `rpc.request.metadata.<key>` / `rpc.response.metadata.<key>` in the stable mode.
     ///
     /// A status the server returns before the first message (a *trailers-only* response: with
     /// tonic, every `Err(Status)` of a unary handler and of a streaming handler before its
@@ -383,11 +411,43 @@ impl ServerTraceLayer {
     pub fn with_grpc(mut self) -> ServerTraceLayer<Grpc> {
         let config = self.config();
         config.grpc = true;
-        config.classify = Arc::new(gorax_trace::httpconv::GrpcErrors::server());
+        config.classify = Arc::new(GrpcErrors::server());
+        config.grpc_default_classifier = true;
         ServerTraceLayer {
             config: self.config,
             mode: PhantomData,
         }
+    }
+}
+
+impl ServerTraceLayer<Grpc> {
+    /// Chooses the RPC conventions (old keys, stable, or both: see
+    /// [`with_grpc`](ServerTraceLayer::with_grpc)) instead of the handle's mode.
+    ///
+    /// ```
+    /// use gorax_trace::conventions::RpcSemconv;
+    /// use gorax_trace_server::ServerTraceLayer;
+    ///
+    /// let layer = ServerTraceLayer::grpc().with_rpc_semconv(RpcSemconv::Stable);
+    /// ```
+    pub fn with_rpc_semconv(mut self, mode: RpcSemconv) -> Self {
+        self.config().rpc_semconv = Some(mode);
+        self
+    }
+
+    /// Which methods are recognized (default: every method unless the answer is
+    /// `UNIMPLEMENTED`); [`GrpcMethods::only`] lists them, e.g. from the service's descriptors.
+    ///
+    /// ```
+    /// use gorax_trace::rpcconv::GrpcMethods;
+    /// use gorax_trace_server::ServerTraceLayer;
+    ///
+    /// let layer = ServerTraceLayer::grpc()
+    ///     .with_grpc_methods(GrpcMethods::only(["gorax.notify.v1.Notifier/Notify"]));
+    /// ```
+    pub fn with_grpc_methods(mut self, methods: GrpcMethods) -> Self {
+        self.config().grpc_methods = methods;
+        self
     }
 }
 
@@ -418,7 +478,9 @@ impl<M> ServerTraceLayer<M> {
 
     /// Decides which responses fail the span (default [`ServerErrors`]: 5xx).
     pub fn with_failure_classifier(mut self, classify: impl ClassifyFailure) -> Self {
-        self.config().classify = Arc::new(classify);
+        let config = self.config();
+        config.classify = Arc::new(classify);
+        config.grpc_default_classifier = false;
         self
     }
 

@@ -42,6 +42,7 @@ mod layer;
 mod metrics;
 #[cfg(feature = "request-id")]
 mod request_id;
+mod rpc;
 mod service;
 
 pub use body::{ResponseBody, SpanBody};

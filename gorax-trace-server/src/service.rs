@@ -16,6 +16,7 @@ use crate::future::{ResponseFuture, Traced};
 use crate::layer::sealed::Wraps;
 use crate::layer::{Config, Http, Mode, RequestHead};
 use crate::metrics::RequestMetrics;
+use gorax_trace::rpcconv::GrpcCall;
 
 /// The [`Service`] made by [`ServerTraceLayer`](crate::ServerTraceLayer), in the layer's
 /// protocol mode `M`.
@@ -143,14 +144,6 @@ where
                 .as_ref()
                 .is_some_and(|is_untrusted| is_untrusted(&head));
 
-        let rpc = if config.grpc {
-            gorax_trace::httpconv::grpc_path(req.uri().path())
-        } else {
-            None
-        };
-        let metrics = telemetry
-            .metrics()
-            .map(|m| RequestMetrics::start(m, &req, route, rpc, config));
         let dup = config
             .semconv
             .unwrap_or(telemetry.http_semconv())
@@ -159,6 +152,13 @@ where
             .attr_limit
             .or(telemetry.attribute_value_length_limit())
             .unwrap_or(usize::MAX);
+        let rpc = config.grpc.then(|| {
+            let mode = config.rpc_semconv.unwrap_or(telemetry.rpc_semconv());
+            GrpcCall::new(req.uri().path(), mode, &config.grpc_methods, limit)
+        });
+        let metrics = telemetry
+            .metrics()
+            .map(|m| RequestMetrics::start(m, &req, route, config));
         let caller =
             (!untrusted).then(|| caller_parts(req.headers(), propagators, &config.baggage));
         // A caller that did not sample, under a sampler that follows it: the span context the
@@ -182,7 +182,7 @@ where
                 };
                 (baggage.with_remote_span_context(child), false)
             }
-            (_, caller) => self.start(&req, &telemetry, caller, route, rpc, dup, limit),
+            (_, caller) => self.start(&req, &telemetry, caller, route, rpc.as_ref(), dup, limit),
         };
         if let Some(hook) = &config.on_request {
             let head = RequestHead::of(&req, route);
@@ -209,6 +209,7 @@ where
                 recording,
                 metrics,
                 connect,
+                rpc,
             }),
         )
     }
@@ -224,7 +225,7 @@ impl<S, M> ServerTraceService<S, M> {
         telemetry: &gorax_trace::TelemetryHandle,
         caller: Option<(Option<SpanContext>, Context)>,
         route: Option<&str>,
-        rpc: Option<(&str, &str)>,
+        rpc: Option<&GrpcCall>,
         dup: bool,
         limit: usize,
     ) -> (Context, bool) {
@@ -232,10 +233,9 @@ impl<S, M> ServerTraceService<S, M> {
         let propagators = telemetry.propagators();
         let tracer = telemetry.tracer();
         let (method, _) = gorax_trace::httpconv::method(req.method());
-        let name: Cow<'static, str> = match rpc {
-            Some((service, rpc_method)) => format!("{service}/{rpc_method}").into(),
-            None => method.into(),
-        };
+        let name: Cow<'static, str> = rpc
+            .and_then(GrpcCall::span_name)
+            .unwrap_or(Cow::Borrowed(method));
         let mut links = None;
         let rules = telemetry.route_attributes();
         let parent = if let Some(caller) = caller {

@@ -190,7 +190,12 @@ mod tests {
     /// One row per rule of the list.
     #[test]
     fn opt_in_list() {
-        let cases: &[(&str, Option<HttpSemconv>, Option<RpcSemconv>, Option<MessagingSemconv>)] = &[
+        let cases: &[(
+            &str,
+            Option<HttpSemconv>,
+            Option<RpcSemconv>,
+            Option<MessagingSemconv>,
+        )] = &[
             ("", None, None, None),
             ("http", Some(HttpSemconv::Stable), None, None),
             ("http/dup", Some(HttpSemconv::Dup), None, None),
@@ -201,7 +206,12 @@ mod tests {
             (" RPC , Rpc/Dup ", None, Some(RpcSemconv::Dup), None),
             ("http/dup,http", Some(HttpSemconv::Dup), None, None),
             ("messaging", None, None, Some(MessagingSemconv::Stable)),
-            ("messaging,messaging/dup", None, None, Some(MessagingSemconv::Dup)),
+            (
+                "messaging,messaging/dup",
+                None,
+                None,
+                Some(MessagingSemconv::Dup),
+            ),
             // other categories and unknown values are someone else's
             ("database,db/dup,rpcx,http/dupe", None, None, None),
             (

@@ -22,13 +22,19 @@
 //! In every mode, metrics never take an unrecognized method as a label: it is `_OTHER` there
 //! (`rpc.service` too, in the old mode).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, StatusCode};
 use opentelemetry::{StringValue, Value};
 
-use crate::httpconv::{ClassifyFailure, ClientErrors, ResponseHead, ServerErrors};
+use crate::conventions::RpcSemconv;
+use crate::httpconv::{
+    ClassifyFailure, ClientErrors, ResponseHead, ServerErrors, limited, truncate_value,
+};
+use crate::semconv::{self, rpc_legacy};
+use opentelemetry::KeyValue;
 
 /// `rpc.system.name` (and the old `rpc.system`) of gRPC.
 pub const GRPC: &str = "grpc";
@@ -375,6 +381,189 @@ fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
+/// One gRPC call as the RPC conventions see it, in one mode ([`RpcSemconv`]): made once when
+/// the call starts, read by its span's attributes at the start and at the end and by its
+/// measurement. Shared by the server and client layers (and any gRPC layer built on them).
+///
+/// ```
+/// use gorax_trace::conventions::RpcSemconv;
+/// use gorax_trace::rpcconv::{GrpcCall, GrpcMethods};
+/// use gorax_trace::semconv;
+///
+/// let call = GrpcCall::new("/pkg.Echo/Say", RpcSemconv::Stable, &GrpcMethods::default(), 4096);
+/// assert_eq!(call.span_name().as_deref(), Some("pkg.Echo/Say"));
+/// let mut attrs = Vec::new();
+/// call.start_attributes(&mut attrs, 4096);
+/// // The server answered UNIMPLEMENTED: the method is not recognized after all.
+/// assert_eq!(call.end_attributes(Some(12), &mut attrs), Some("grpc"));
+/// let method = attrs.iter().find(|kv| kv.key.as_str() == semconv::RPC_METHOD).unwrap();
+/// assert_eq!(method.value.as_str(), "_OTHER");
+/// ```
+#[derive(Clone, Debug)]
+pub struct GrpcCall {
+    mode: RpcSemconv,
+    /// The request path without its leading `/` (`package.Service/Method` for a gRPC path),
+    /// bounded by the attribute value length limit; shared by the span and the measurement.
+    path: StringValue,
+    /// Where `service/method` splits, for a gRPC path.
+    split: Option<usize>,
+    recognition: Recognition,
+}
+
+impl GrpcCall {
+    /// The call of a request `path`, bounded by the attribute value length `limit`.
+    pub fn new(path: &str, mode: RpcSemconv, methods: &GrpcMethods, limit: usize) -> Self {
+        let recognition = methods.recognize(path);
+        let split = grpc_path(path).map(|(service, _)| service.len());
+        let bare = path.strip_prefix('/').unwrap_or(path);
+        Self {
+            mode,
+            path: Arc::<str>::from(truncate_value(bare, limit).as_ref()).into(),
+            split,
+            recognition,
+        }
+    }
+
+    /// The conventions' mode.
+    pub fn mode(&self) -> RpcSemconv {
+        self.mode
+    }
+
+    /// A gRPC path (`/{service}/{method}`).
+    pub fn is_grpc_path(&self) -> bool {
+        self.split.is_some()
+    }
+
+    /// The span's name when it starts: the method (`package.Service/Method`) or, for an
+    /// unrecognized method in the stable conventions, `grpc`; `None`: the HTTP name (a path that
+    /// is not a gRPC path, old keys only).
+    pub fn span_name(&self) -> Option<Cow<'static, str>> {
+        if self.mode.emits_stable() && self.recognition == Recognition::Unrecognized {
+            return Some(GRPC.into());
+        }
+        self.split
+            .map(|_| Cow::Owned(self.path.as_str().to_owned()))
+    }
+
+    /// The attributes known when the span starts.
+    pub fn start_attributes(&self, attrs: &mut Vec<KeyValue>, limit: usize) {
+        if self.mode.emits_legacy()
+            && let Some(at) = self.split
+        {
+            let path = self.path.as_str();
+            attrs.push(KeyValue::new(rpc_legacy::RPC_SYSTEM, GRPC));
+            attrs.push(KeyValue::new(
+                rpc_legacy::RPC_SERVICE,
+                limited(&path[..at], limit),
+            ));
+            if !self.mode.emits_stable() {
+                attrs.push(KeyValue::new(
+                    semconv::RPC_METHOD,
+                    limited(&path[at + 1..], limit),
+                ));
+            }
+        }
+        if self.mode.emits_stable() {
+            attrs.push(KeyValue::new(semconv::RPC_SYSTEM_NAME, GRPC));
+            match self.recognition {
+                Recognition::Recognized => {
+                    attrs.push(KeyValue::new(semconv::RPC_METHOD, self.path.clone()));
+                }
+                Recognition::Unrecognized => self.unrecognized(attrs),
+                // Decided by the status.
+                Recognition::UnlessUnimplemented => {}
+            }
+        }
+    }
+
+    fn unrecognized(&self, attrs: &mut Vec<KeyValue>) {
+        attrs.push(KeyValue::new(semconv::RPC_METHOD, OTHER));
+        attrs.push(KeyValue::new(
+            semconv::RPC_METHOD_ORIGINAL,
+            self.path.clone(),
+        ));
+    }
+
+    /// The attributes of the call's end, with its status `code` (`None`: it ended without
+    /// one); returns the span's new name when an unrecognized method is found out only now.
+    pub fn end_attributes(
+        &self,
+        code: Option<u8>,
+        attrs: &mut Vec<KeyValue>,
+    ) -> Option<&'static str> {
+        if let Some(code) = code {
+            if self.mode.emits_legacy() {
+                attrs.push(KeyValue::new(
+                    rpc_legacy::RPC_GRPC_STATUS_CODE,
+                    i64::from(code),
+                ));
+            }
+            if self.mode.emits_stable() {
+                attrs.push(KeyValue::new(
+                    semconv::RPC_STATUS_CODE,
+                    status_code_value(code),
+                ));
+            }
+        }
+        if !self.mode.emits_stable() || self.recognition != Recognition::UnlessUnimplemented {
+            return None;
+        }
+        if self.recognition.resolve(code) {
+            attrs.push(KeyValue::new(semconv::RPC_METHOD, self.path.clone()));
+            None
+        } else {
+            self.unrecognized(attrs);
+            Some(GRPC)
+        }
+    }
+
+    /// The measurement's labels (`rpc.server.call.duration`) by the status `code`, with
+    /// `error_type`: an unrecognized method is `_OTHER` in every mode (`rpc.service` too, with
+    /// the old keys), so no request path makes a series of its own.
+    pub fn metric_attributes(
+        &self,
+        code: Option<u8>,
+        error_type: Option<Value>,
+        intern: impl Fn(&str) -> StringValue,
+    ) -> [Option<KeyValue>; 7] {
+        let recognized = self.is_grpc_path() && self.recognition.resolve(code);
+        let path = self.path.as_str();
+        let part = |range: std::ops::Range<usize>| -> Value {
+            if recognized {
+                intern(&path[range]).into()
+            } else {
+                OTHER.into()
+            }
+        };
+        let at = self.split.unwrap_or(0);
+        let mut attrs: [Option<KeyValue>; 7] = Default::default();
+        if self.mode.emits_stable() {
+            attrs[0] = Some(KeyValue::new(semconv::RPC_SYSTEM_NAME, GRPC));
+            attrs[1] = Some(KeyValue::new(semconv::RPC_METHOD, part(0..path.len())));
+            attrs[2] = code.map(|c| KeyValue::new(semconv::RPC_STATUS_CODE, status_code_value(c)));
+        }
+        if self.mode.emits_legacy() {
+            attrs[3] = Some(KeyValue::new(rpc_legacy::RPC_SYSTEM, GRPC));
+            attrs[4] = Some(KeyValue::new(rpc_legacy::RPC_SERVICE, part(0..at)));
+            if !self.mode.emits_stable() {
+                // One key, one value: in `rpc/dup` mode `rpc.method` is the stable one.
+                let method = path.len().min(at + 1)..path.len();
+                attrs[1] = Some(KeyValue::new(semconv::RPC_METHOD, part(method)));
+            }
+            attrs[5] = code.map(|c| KeyValue::new(rpc_legacy::RPC_GRPC_STATUS_CODE, i64::from(c)));
+        }
+        attrs[6] = error_type.map(|e| KeyValue::new(semconv::ERROR_TYPE, e));
+        attrs
+    }
+
+    /// Whether the span carries the HTTP attributes too (the old keys); the stable
+    /// conventions only have none (`url.*`, `http.*`, `user_agent.*`, `network.protocol.*`,
+    /// `client.address`).
+    pub fn http_attributes(&self) -> bool {
+        self.mode.emits_legacy()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,7 +694,11 @@ mod tests {
                 "ipv4:198.51.100.123:50051,198.51.100.124:50051",
                 None,
             ),
-            ("ipv4:198.51.100.123:50051", "ipv4:198.51.100.123:50051", None),
+            (
+                "ipv4:198.51.100.123:50051",
+                "ipv4:198.51.100.123:50051",
+                None,
+            ),
             ("http://127.0.0.1:4317", "127.0.0.1", Some(4317)),
             ("http://notify.internal", "notify.internal", Some(80)),
             ("https://notify.internal/", "notify.internal", Some(443)),

@@ -186,6 +186,9 @@ mod tests {
         use opentelemetry_semantic_conventions::attribute as up;
         assert_eq!(super::rpc_legacy::RPC_SYSTEM, up::RPC_SYSTEM);
         assert_eq!(super::rpc_legacy::RPC_SERVICE, up::RPC_SERVICE);
-        assert_eq!(super::rpc_legacy::RPC_GRPC_STATUS_CODE, up::RPC_GRPC_STATUS_CODE);
+        assert_eq!(
+            super::rpc_legacy::RPC_GRPC_STATUS_CODE,
+            up::RPC_GRPC_STATUS_CODE
+        );
     }
 }

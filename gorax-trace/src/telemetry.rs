@@ -17,8 +17,8 @@ use arc_swap::ArcSwapOption;
 use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TracerProvider as _};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SdkTracer, SdkTracerProvider};
 
-use crate::export::ExportHealth;
 use crate::conventions::{HttpSemconv, MessagingSemconv, RpcSemconv};
+use crate::export::ExportHealth;
 use opentelemetry::Context;
 
 use crate::propagation::{Carrier, CarrierMut, Propagators, W3cPropagator};

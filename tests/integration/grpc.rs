@@ -94,18 +94,26 @@ async fn tonic_server_and_client_spans() {
     let client_span = of_kind(&spans, SpanKind::Client);
     for span in [server_span, client_span] {
         assert_eq!(span.name, NAME);
-        spans.assert_attr(span, semconv::RPC_SYSTEM, "grpc");
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_SYSTEM, "grpc");
         spans.assert_attr(
             span,
-            semconv::RPC_SERVICE,
+            semconv::rpc_legacy::RPC_SERVICE,
             "opentelemetry.proto.collector.trace.v1.TraceService",
         );
         spans.assert_attr(span, semconv::RPC_METHOD, "Export");
         assert_eq!(span.status, Status::Unset, "{span:?}");
     }
     // Both spans end with the trailers and have their status (required by the RPC conventions).
-    spans.assert_attr(client_span, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
-    spans.assert_attr(server_span, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+    spans.assert_attr(
+        client_span,
+        semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
+        0_i64,
+    );
+    spans.assert_attr(
+        server_span,
+        semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
+        0_i64,
+    );
     // The server span covers the response body: it ends after it starts, before the client's.
     assert!(server_span.end_time <= client_span.end_time);
     assert_eq!(
@@ -133,7 +141,7 @@ async fn tonic_server_and_client_spans() {
         of_kind(&spans, SpanKind::Server),
         of_kind(&spans, SpanKind::Client),
     ] {
-        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 14_i64);
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 14_i64);
         spans.assert_attr(span, semconv::ERROR_TYPE, 14_i64);
         assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
     }
@@ -151,10 +159,18 @@ async fn tonic_server_and_client_spans() {
     let spans = t.spans();
     let server_span = of_kind(&spans, SpanKind::Server);
     let client_span = of_kind(&spans, SpanKind::Client);
-    spans.assert_attr(server_span, semconv::RPC_GRPC_STATUS_CODE, 5_i64);
+    spans.assert_attr(
+        server_span,
+        semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
+        5_i64,
+    );
     assert_eq!(server_span.status, Status::Unset, "{server_span:?}");
     spans.assert_no_attr(server_span, semconv::ERROR_TYPE);
-    spans.assert_attr(client_span, semconv::RPC_GRPC_STATUS_CODE, 5_i64);
+    spans.assert_attr(
+        client_span,
+        semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
+        5_i64,
+    );
     assert!(
         matches!(client_span.status, Status::Error { .. }),
         "{client_span:?}"
@@ -279,7 +295,7 @@ mod server_streaming {
         let spans = t.spans();
         let call = spans.find("gorax.test.Feed/Watch");
         assert_eq!(call.span_kind, SpanKind::Server);
-        spans.assert_attr(call, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+        spans.assert_attr(call, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 0_i64);
         spans.assert_attr(call, semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME, "completed");
         assert_eq!(call.status, Status::Unset);
         let produced = spans.find_all("produce.message");

@@ -338,7 +338,9 @@ impl TraceConfig {
             parse_propagators,
         );
         let opt_in = v
-            .parse(OTEL_SEMCONV_STABILITY_OPT_IN, |s| Ok(SemconvOptIn::parse(s)))
+            .parse(OTEL_SEMCONV_STABILITY_OPT_IN, |s| {
+                Ok(SemconvOptIn::parse(s))
+            })
             .map(|s| s.value)
             .unwrap_or_default();
         let batch = v.batch(&defaults.batch);

@@ -71,8 +71,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::export::BatchSettings;
 use crate::conventions::{HttpSemconv, MessagingSemconv, RpcSemconv};
+use crate::export::BatchSettings;
 use crate::propagation::Propagators;
 use crate::sampling::{Sampler, SamplingRule};
 use crate::semconv;

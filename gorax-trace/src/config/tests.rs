@@ -296,14 +296,26 @@ fn good_values() {
             semconv,
             "Dup",
         ),
-        (&["OTEL_SEMCONV_STABILITY_OPT_IN=http/dup,rpc"], rpc, "Stable"),
-        (&["OTEL_SEMCONV_STABILITY_OPT_IN=messaging"], messaging, "Stable"),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=http/dup,rpc"],
+            rpc,
+            "Stable",
+        ),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=messaging"],
+            messaging,
+            "Stable",
+        ),
         (
             &["OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup"],
             messaging,
             "Dup",
         ),
-        (&["OTEL_SEMCONV_STABILITY_OPT_IN=rpc"], messaging, "Development"),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=rpc"],
+            messaging,
+            "Development",
+        ),
         (
             &["OTEL_SEMCONV_STABILITY_OPT_IN=database"],
             semconv,
@@ -1894,9 +1906,18 @@ fn semconv_opt_in_per_category_over_code_defaults() {
         .unwrap()
     };
     let c = with("");
-    assert_eq!((c.http_semconv(), c.rpc_semconv()), (HttpSemconv::Dup, RpcSemconv::Dup));
+    assert_eq!(
+        (c.http_semconv(), c.rpc_semconv()),
+        (HttpSemconv::Dup, RpcSemconv::Dup)
+    );
     let c = with("OTEL_SEMCONV_STABILITY_OPT_IN=rpc");
-    assert_eq!((c.http_semconv(), c.rpc_semconv()), (HttpSemconv::Dup, RpcSemconv::Stable));
+    assert_eq!(
+        (c.http_semconv(), c.rpc_semconv()),
+        (HttpSemconv::Dup, RpcSemconv::Stable)
+    );
     let c = with("OTEL_SEMCONV_STABILITY_OPT_IN=http");
-    assert_eq!((c.http_semconv(), c.rpc_semconv()), (HttpSemconv::Stable, RpcSemconv::Dup));
+    assert_eq!(
+        (c.http_semconv(), c.rpc_semconv()),
+        (HttpSemconv::Stable, RpcSemconv::Dup)
+    );
 }
