@@ -2,16 +2,30 @@
 //! `http::Response` service, such as a tonic `Channel`, that records one CLIENT span per call and
 //! propagates the trace context in the request metadata (headers).
 //!
-//! - **Name and attributes**: `{package.Service}/{Method}` from the request path, `rpc.system=grpc`,
-//!   `rpc.service`, `rpc.method`, `rpc.grpc.status_code`; `server.address`/`server.port` when
-//!   the request URI has an authority (a tonic channel adds it below the layer, so build the
-//!   client with `with_origin(channel, uri)` to have them).
+//! - **Conventions**: the RPC conventions' mode of the handle (`OTEL_SEMCONV_STABILITY_OPT_IN`)
+//!   or [`with_rpc_semconv`](GrpcClientLayer::with_rpc_semconv):
+//!
+//!   | | old keys (default) | `rpc` (stable, v1.45.0) | `rpc/dup` |
+//!   |---|---|---|---|
+//!   | span name | `{package.Service}/{Method}` | the same; `grpc` for an unrecognized method | as `rpc` |
+//!   | attributes | `rpc.system=grpc`, `rpc.service`, `rpc.method` (`Method`), `rpc.grpc.status_code` (int) | `rpc.system.name=grpc`, `rpc.method` (`package.Service/Method` or `_OTHER`), `rpc.method_original`, `rpc.status_code` (`"OK"`) | both; `rpc.method` as in `rpc` |
+//!   | `error.type` | the numeric code | the code's name | the name |
+//!   | `rpc.client.call.duration` | `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, `error.type` | `rpc.system.name`, `rpc.method`, `rpc.status_code`, `error.type`, `server.address`, `server.port` | both |
+//!
+//!   `server.address`/`server.port` (every mode) come from the channel's target given to
+//!   [`with_target`](GrpcClientLayer::with_target) (parsed as [`GrpcTarget`] says), else from
+//!   the request URI's authority (tonic adds it only below the layer, unless the client is
+//!   built `with_origin`). Methods are recognized unless the server answers `UNIMPLEMENTED`,
+//!   or only those of [`with_grpc_methods`](GrpcClientLayer::with_grpc_methods); an
+//!   unrecognized method is `_OTHER` in the stable keys and in every mode's metrics.
 //! - **Status**: every code but `OK` is an error
-//!   ([`GrpcErrors::client`](gorax_trace::rpcconv::GrpcErrors::client)), `error.type` the
-//!   numeric code; a transport error is an error with `error.type` its type name.
+//!   ([`GrpcErrors::client`](gorax_trace::rpcconv::GrpcErrors::client)); an HTTP answer without
+//!   `grpc-status` is judged (and, in the stable mode, given a `rpc.status_code`) by gRPC's
+//!   HTTP-to-status mapping ([`code_of_http_status`](gorax_trace::rpcconv::code_of_http_status));
+//!   a transport error before any status is an error with `error.type` its type name.
 //! - **Span end**: when the response's trailers arrive (the response body, [`GrpcBody`], reads
 //!   their `grpc-status`), so the span covers the whole call and records the status of an `OK`
-//!   unary call (`0`) and of an error in the middle of a stream. A *trailers-only* response (a
+//!   unary call and of an error in the middle of a stream. A *trailers-only* response (a
 //!   status in the headers: how tonic answers every `Err(Status)` of a unary handler) and a
 //!   transport error end it at the response head. A body dropped before its trailers (the call
 //!   cancelled) ends the span without a status code.
@@ -22,7 +36,9 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect().await?;
-//! let channel = ServiceBuilder::new().layer(GrpcClientLayer::new()).service(channel);
+//! let channel = ServiceBuilder::new()
+//!     .layer(GrpcClientLayer::new().with_target("http://127.0.0.1:50051"))
+//!     .service(channel);
 //! // let client = my_proto::echo_client::EchoClient::with_origin(channel, origin);
 //! # drop(channel); Ok(()) }
 //! ```
@@ -31,8 +47,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, ready};
 
-use gorax_trace::httpconv::{ClassifyFailure, GrpcErrors, ResponseHead, grpc_path, grpc_status};
+use std::sync::Arc;
+
+use gorax_trace::conventions::RpcSemconv;
+use gorax_trace::httpconv::{ClassifyFailure, ResponseHead};
 use gorax_trace::propagation;
+use gorax_trace::rpcconv::{GrpcCall, GrpcErrors, GrpcMethods, GrpcTarget, grpc_status};
 use gorax_trace::semconv;
 use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
 
@@ -53,7 +73,15 @@ use tower_service::Service;
 /// [`with_telemetry`](Self::with_telemetry) fixes one.
 #[derive(Debug, Clone, Default)]
 pub struct GrpcClientLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Config {
     binding: Binding,
+    target: Option<GrpcTarget>,
+    methods: GrpcMethods,
+    semconv: Option<RpcSemconv>,
 }
 
 impl GrpcClientLayer {
@@ -62,16 +90,48 @@ impl GrpcClientLayer {
         Self::default()
     }
 
+    fn config(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
     /// Records with this handle (a [`Telemetry`](gorax_trace::Telemetry) or a
     /// [`TelemetryHandle`]) instead of the installed one.
     pub fn with_telemetry(mut self, telemetry: impl Into<TelemetryHandle>) -> Self {
-        self.binding = Binding::fixed(telemetry);
+        self.config().binding = Binding::fixed(telemetry);
         self
     }
 
     /// Records with this tracer (e.g. of a test provider) and default settings.
     pub fn with_tracer(self, tracer: SdkTracer) -> Self {
         self.with_telemetry(tracer)
+    }
+
+    /// The target of the channel below (`dns:///notify.internal:50051`, a tonic `Endpoint`'s
+    /// `http://host:port`, `unix:///run/x.sock`, ...): the source of `server.address` and
+    /// `server.port`, parsed once here ([`GrpcTarget`]).
+    ///
+    /// ```
+    /// use gorax_trace_client::grpc::GrpcClientLayer;
+    ///
+    /// let layer = GrpcClientLayer::new().with_target("dns:///notify.internal:50051");
+    /// ```
+    pub fn with_target(mut self, target: &str) -> Self {
+        self.config().target = Some(GrpcTarget::parse(target));
+        self
+    }
+
+    /// Chooses the RPC conventions (see the [module](self) documentation) instead of the
+    /// handle's mode.
+    pub fn with_rpc_semconv(mut self, mode: RpcSemconv) -> Self {
+        self.config().semconv = Some(mode);
+        self
+    }
+
+    /// Which methods are recognized (default: every method unless the server answers
+    /// `UNIMPLEMENTED`); [`GrpcMethods::only`] lists them.
+    pub fn with_grpc_methods(mut self, methods: GrpcMethods) -> Self {
+        self.config().methods = methods;
+        self
     }
 }
 
@@ -81,7 +141,7 @@ impl<S> Layer<S> for GrpcClientLayer {
     fn layer(&self, inner: S) -> Self::Service {
         GrpcClientService {
             inner,
-            binding: self.binding.clone(),
+            config: self.config.clone(),
         }
     }
 }
@@ -90,7 +150,7 @@ impl<S> Layer<S> for GrpcClientLayer {
 #[derive(Debug, Clone)]
 pub struct GrpcClientService<S> {
     inner: S,
-    binding: Binding,
+    config: Arc<Config>,
 }
 
 impl<S> GrpcClientService<S> {
@@ -124,46 +184,42 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let telemetry = self.binding.get();
+        let config = &*self.config;
+        let telemetry = config.binding.get();
         let tracer = telemetry.tracer();
         let limit = telemetry
             .attribute_value_length_limit()
             .unwrap_or(usize::MAX);
-        let rpc = grpc_path(req.uri().path());
-        let name = match rpc {
-            Some((service, method)) => format!("{service}/{method}"),
-            None => req.uri().path().to_owned(),
-        };
+        let mode = config.semconv.unwrap_or(telemetry.rpc_semconv());
+        let call = GrpcCall::new(req.uri().path(), mode, &config.methods, limit);
+        let name = call
+            .span_name()
+            .unwrap_or_else(|| req.uri().path().to_owned().into());
         let parent = Context::current();
         let mut span = tracer
             .span_builder(name)
             .with_kind(SpanKind::Client)
             .start_with_context(tracer, &parent);
+        let server = match &config.target {
+            Some(target) => Some((target.address_value(), target.port())),
+            None => req.uri().authority().map(|a| {
+                let host: opentelemetry::StringValue =
+                    gorax_trace::httpconv::limited(a.host(), limit);
+                (host, a.port_u16())
+            }),
+        };
         if span.is_recording() {
-            let mut attrs = Vec::with_capacity(5);
-            attrs.push(KeyValue::new(semconv::rpc_legacy::RPC_SYSTEM, "grpc"));
-            if let Some((service, method)) = rpc {
-                attrs.push(KeyValue::new(
-                    semconv::rpc_legacy::RPC_SERVICE,
-                    gorax_trace::httpconv::limited(service, limit),
-                ));
-                attrs.push(KeyValue::new(
-                    semconv::RPC_METHOD,
-                    gorax_trace::httpconv::limited(method, limit),
-                ));
-            }
-            if let Some(authority) = req.uri().authority() {
-                attrs.push(KeyValue::new(
-                    semconv::SERVER_ADDRESS,
-                    authority.host().to_owned(),
-                ));
-                if let Some(port) = authority.port_u16() {
-                    attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+            let mut attrs = Vec::with_capacity(6);
+            call.start_attributes(&mut attrs, limit);
+            if let Some((address, port)) = &server {
+                attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, address.clone()));
+                if let Some(port) = port {
+                    attrs.push(KeyValue::new(semconv::SERVER_PORT, i64::from(*port)));
                 }
             }
             span.set_attributes(attrs);
         }
-        let metrics = telemetry.metrics().map(|m| RpcMetrics::start(m, rpc));
+        let metrics = telemetry.metrics().map(|m| RpcMetrics::start(m, server));
         let propagators = telemetry.propagators();
         let sc = span.span_context().clone();
         if sc.is_valid() {
@@ -183,6 +239,7 @@ where
             inner: future,
             cx: Some(cx),
             metrics,
+            call: Some(call),
         }
     }
 }
@@ -194,6 +251,7 @@ pin_project! {
         inner: F,
         cx: Option<Context>,
         metrics: Option<RpcMetrics>,
+        call: Option<GrpcCall>,
     }
 }
 
@@ -203,25 +261,66 @@ impl<F> std::fmt::Debug for GrpcResponseFuture<F> {
     }
 }
 
-/// Records the `grpc-status` of `headers` (response headers or trailers) and the outcome;
-/// without a `grpc-status`, the HTTP status decides (4xx and 5xx fail).
+/// The client rule of the stable conventions: `error.type` the status code's name.
+static NAMED_CLIENT_ERRORS: GrpcErrors = GrpcErrors::client().with_code_names();
+
+/// The failure rule of a call in its conventions' mode.
+pub(crate) fn classifier(call: &GrpcCall) -> &'static GrpcErrors {
+    static CLIENT_ERRORS: GrpcErrors = GrpcErrors::client();
+    if call.mode().emits_stable() {
+        &NAMED_CLIENT_ERRORS
+    } else {
+        &CLIENT_ERRORS
+    }
+}
+
+/// The status code of an answer: its `grpc-status`, else (stable conventions) the code a gRPC
+/// client makes of its HTTP status.
+pub(crate) fn status_code(
+    call: &GrpcCall,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+) -> Option<u8> {
+    grpc_status(headers).or_else(|| {
+        call.mode()
+            .emits_stable()
+            .then(|| gorax_trace::rpcconv::code_of_http_status(status))
+            .flatten()
+    })
+}
+
+/// Records the status of `headers` (response headers or trailers) and the outcome.
 fn record_status(
     span: &opentelemetry::trace::SpanRef<'_>,
+    call: &GrpcCall,
     status: http::StatusCode,
     headers: &http::HeaderMap,
 ) {
-    let mut attrs = Vec::with_capacity(2);
-    if let Some(code) = grpc_status(headers) {
-        attrs.push(KeyValue::new(
-            semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
-            i64::from(code),
-        ));
-    }
-    if let Some(error_type) = GrpcErrors::client().classify(&ResponseHead::new(status, headers)) {
+    let mut attrs = Vec::with_capacity(4);
+    let rename = call.end_attributes(status_code(call, status, headers), &mut attrs);
+    if let Some(error_type) = classifier(call).classify(&ResponseHead::new(status, headers)) {
         attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type));
         span.set_status(Status::error(""));
     }
     span.set_attributes(attrs);
+    if let Some(name) = rename {
+        span.update_name(name);
+    }
+}
+
+/// A call that failed before any status: `error.type` its type name; the method is resolved.
+fn record_failure<E: std::fmt::Display>(
+    span: &opentelemetry::trace::SpanRef<'_>,
+    call: &GrpcCall,
+    error: &E,
+) {
+    gorax_trace::span::record_exception_on(span, error, gorax_trace::span::Exception::RPC_CLIENT);
+    let mut attrs = Vec::with_capacity(2);
+    let rename = call.end_attributes(None, &mut attrs);
+    span.set_attributes(attrs);
+    if let Some(name) = rename {
+        span.update_name(name);
+    }
 }
 
 impl<F, B, E> Future for GrpcResponseFuture<F>
@@ -243,15 +342,10 @@ where
         let cx = this.cx.take();
         let metrics = this.metrics.take();
         let cx = cx.filter(|cx| cx.span().is_recording());
-        if cx.is_none() && metrics.is_none() {
-            return Poll::Ready(result.map(|r| {
-                r.map(|inner| GrpcBody {
-                    inner,
-                    cx: None,
-                    metrics: None,
-                })
-            }));
-        }
+        let call = this.call.take();
+        let (Some(call), true) = (call, cx.is_some() || metrics.is_some()) else {
+            return Poll::Ready(result.map(|r| r.map(GrpcBody::done)));
+        };
         let span_context = |cx: &Option<Context>| {
             cx.as_ref().map_or_else(SpanContext::empty_context, |cx| {
                 cx.span().span_context().clone()
@@ -266,33 +360,38 @@ where
                 if over {
                     if let Some(cx) = &cx {
                         let span = cx.span();
-                        record_status(&span, status, response.headers());
+                        record_status(&span, &call, status, response.headers());
                         span.end();
                     }
                     if let Some(m) = metrics {
-                        m.finish(Some((status, response.headers())), &span_context(&cx));
+                        m.finish(
+                            Some((status, response.headers())),
+                            &call,
+                            &span_context(&cx),
+                        );
                     }
+                    Poll::Ready(Ok(response.map(GrpcBody::done)))
+                } else {
                     Poll::Ready(Ok(response.map(|inner| GrpcBody {
                         inner,
-                        cx: None,
-                        metrics: None,
+                        cx,
+                        metrics,
+                        call: Some(call),
                     })))
-                } else {
-                    Poll::Ready(Ok(response.map(|inner| GrpcBody { inner, cx, metrics })))
                 }
             }
             Err(error) => {
                 if let Some(cx) = &cx {
                     let span = cx.span();
-                    gorax_trace::span::record_exception_on(
-                        &span,
-                        &error,
-                        gorax_trace::span::Exception::RPC_CLIENT,
-                    );
+                    record_failure(&span, &call, &error);
                     span.end();
                 }
                 if let Some(m) = metrics {
-                    m.finish(None, &span_context(&cx));
+                    m.finish_failed(
+                        gorax_trace::span::short_type_name::<E>(),
+                        &call,
+                        &span_context(&cx),
+                    );
                 }
                 Poll::Ready(Err(error))
             }
@@ -310,6 +409,8 @@ pin_project! {
         cx: Option<Context>,
         // The call's measurement while it waits for the trailers.
         metrics: Option<RpcMetrics>,
+        // The call, while its span or measurement waits for the trailers.
+        call: Option<GrpcCall>,
     }
 }
 
@@ -320,6 +421,16 @@ impl<B> std::fmt::Debug for GrpcBody<B> {
 }
 
 impl<B> GrpcBody<B> {
+    /// A body whose call is already recorded.
+    fn done(inner: B) -> Self {
+        Self {
+            inner,
+            cx: None,
+            metrics: None,
+            call: None,
+        }
+    }
+
     /// Unwraps the inner body (the span, if still open, ends without a status code).
     pub fn into_inner(self) -> B {
         self.inner
@@ -352,20 +463,27 @@ where
             _ => None,
         };
         let cx = this.cx.take();
+        let Some(call) = this.call.take() else {
+            return Poll::Ready(frame);
+        };
         if let Some(cx) = &cx {
             let span = cx.span();
             match &frame {
                 Some(Ok(_)) => {
                     if let Some(trailers) = trailers {
-                        record_status(&span, http::StatusCode::OK, trailers);
+                        record_status(&span, &call, http::StatusCode::OK, trailers);
                     }
                 }
-                Some(Err(error)) => gorax_trace::span::record_exception_on(
-                    &span,
-                    error,
-                    gorax_trace::span::Exception::RPC_CLIENT,
-                ),
-                None => {}
+                Some(Err(error)) => record_failure(&span, &call, error),
+                // Ended without trailers: no status (judged as an HTTP 200 below).
+                None => {
+                    let mut attrs = Vec::with_capacity(2);
+                    let rename = call.end_attributes(None, &mut attrs);
+                    span.set_attributes(attrs);
+                    if let Some(name) = rename {
+                        span.update_name(name);
+                    }
+                }
             }
             span.end();
         }
@@ -375,12 +493,11 @@ where
             });
             // A body that ended without trailers has no grpc-status: judged as an HTTP 200.
             let none = http::HeaderMap::new();
-            let outcome = match (&frame, trailers) {
-                (_, Some(t)) => Some((http::StatusCode::OK, t)),
-                (None, None) => Some((http::StatusCode::OK, &none)),
-                _ => None,
-            };
-            m.finish(outcome, &sc);
+            match (&frame, trailers) {
+                (_, Some(t)) => m.finish(Some((http::StatusCode::OK, t)), &call, &sc),
+                (None, None) => m.finish(Some((http::StatusCode::OK, &none)), &call, &sc),
+                _ => m.finish_failed(gorax_trace::span::short_type_name::<B::Error>(), &call, &sc),
+            }
         }
         Poll::Ready(frame)
     }
