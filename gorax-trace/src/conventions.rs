@@ -190,12 +190,13 @@ mod tests {
     /// One row per rule of the list.
     #[test]
     fn opt_in_list() {
-        let cases: &[(
-            &str,
+        type Row = (
+            &'static str,
             Option<HttpSemconv>,
             Option<RpcSemconv>,
             Option<MessagingSemconv>,
-        )] = &[
+        );
+        let cases: &[Row] = &[
             ("", None, None, None),
             ("http", Some(HttpSemconv::Stable), None, None),
             ("http/dup", Some(HttpSemconv::Dup), None, None),
