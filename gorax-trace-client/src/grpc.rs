@@ -186,12 +186,12 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
         let telemetry = config.binding.get();
-        let tracer = telemetry.tracer();
         let limit = telemetry
             .attribute_value_length_limit()
             .unwrap_or(usize::MAX);
         let mode = config.semconv.unwrap_or(telemetry.rpc_semconv());
         let call = GrpcCall::new(req.uri().path(), mode, &config.methods, limit);
+        let tracer = telemetry.tracer_in(crate::SCOPES.for_schema(mode.schema_url()));
         let name = call
             .span_name()
             .unwrap_or_else(|| req.uri().path().to_owned().into());

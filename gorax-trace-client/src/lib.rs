@@ -54,6 +54,10 @@
 //! # Ok(()) }
 //! ```
 
+/// The scopes this crate's spans are recorded under.
+static SCOPES: gorax_trace::AdapterScopes =
+    gorax_trace::AdapterScopes::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+
 mod attributes;
 mod body;
 #[cfg(feature = "grpc")]

@@ -436,11 +436,9 @@ impl Middleware for ClientTraceMiddleware {
         let pending = {
             let mut req = req;
             let telemetry = config.binding.get();
-            let tracer = telemetry.tracer();
-            dup = config
-                .semconv
-                .unwrap_or(telemetry.http_semconv())
-                .emits_legacy();
+            let mode = config.semconv.unwrap_or(telemetry.http_semconv());
+            dup = mode.emits_legacy();
+            let tracer = telemetry.tracer_in(crate::SCOPES.for_schema(mode.schema_url()));
             let resend_count = resend_count(extensions);
             let propagate =
                 extensions.get::<NoPropagation>().is_none() && config.propagation.allows(req.url());

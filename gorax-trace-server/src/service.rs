@@ -3,6 +3,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
+use gorax_trace::httpconv::HttpSemconv;
 use gorax_trace::propagation::{self, BaggagePolicy, Propagators};
 use http::{Request, Response};
 use opentelemetry::trace::{
@@ -231,7 +232,13 @@ impl<S, M> ServerTraceService<S, M> {
     ) -> (Context, bool) {
         let config = &*self.config;
         let propagators = telemetry.propagators();
-        let tracer = telemetry.tracer();
+        // The scope of the conventions this span follows.
+        let schema = match rpc {
+            Some(call) => call.mode().schema_url(),
+            None if dup => HttpSemconv::Dup.schema_url(),
+            None => HttpSemconv::Stable.schema_url(),
+        };
+        let tracer = telemetry.tracer_in(crate::SCOPES.for_schema(schema));
         let (method, _) = gorax_trace::httpconv::method(req.method());
         let name: Cow<'static, str> = rpc
             .and_then(GrpcCall::span_name)

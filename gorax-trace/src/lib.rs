@@ -78,4 +78,6 @@ pub use config::TraceConfig;
 pub use init::{InitError, init};
 pub use opentelemetry_sdk::trace::SdkTracer;
 pub use shutdown::ShutdownError;
-pub use telemetry::{Binding, SCOPE_NAME, Settings, Telemetry, TelemetryHandle};
+pub use telemetry::{
+    AdapterScope, AdapterScopes, Binding, SCOPE_NAME, Settings, Telemetry, TelemetryHandle,
+};

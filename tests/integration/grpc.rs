@@ -445,6 +445,19 @@ mod stable {
         }
         // `network.peer.*` (recommended) needs axum's `ConnectInfo`; tonic's own connect
         // info is not read (no tonic dependency in the server crate).
+        // Each crate's own scope, with the schema URL of v1.45.0 (the stable keys only).
+        for (span, crate_name) in [
+            (server_span, "gorax-trace-server"),
+            (client_span, "gorax-trace-client"),
+        ] {
+            let scope = &span.instrumentation_scope;
+            assert_eq!(scope.name(), crate_name);
+            assert_eq!(scope.version(), Some(env!("CARGO_PKG_VERSION")));
+            assert_eq!(
+                scope.schema_url(),
+                Some(gorax_trace::conventions::SCHEMA_URL_1_45_0)
+            );
+        }
         assert_eq!(
             server_span.parent_span_id,
             client_span.span_context.span_id()
@@ -535,6 +548,12 @@ mod stable {
             spans.assert_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 0_i64);
         }
         let server_span = of_kind(&spans, SpanKind::Server);
+        // Two versions at once: no schema URL.
+        assert_eq!(
+            server_span.instrumentation_scope.name(),
+            "gorax-trace-server"
+        );
+        assert_eq!(server_span.instrumentation_scope.schema_url(), None);
         assert!(
             Spans::attr(server_span, semconv::URL_PATH).is_some(),
             "the HTTP keys stay in dup mode: {:?}",
