@@ -119,7 +119,7 @@ fn start<T>(
     creation_sc: SpanContext,
     msg: &TracedMessage<T>,
 ) -> Context {
-    let tracer = crate::tracer(&telemetry);
+    let tracer = crate::tracer(telemetry);
     let system = msg.system_name().unwrap_or(&config.system);
     let builder = SpanBuilder {
         name: PROCESS.into(),
