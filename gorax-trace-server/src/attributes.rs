@@ -15,7 +15,7 @@ use std::sync::Arc;
 use opentelemetry::trace::{Span, SpanRef};
 use opentelemetry::{KeyValue, StringValue};
 
-use crate::layer::Config;
+use crate::config::Config;
 use gorax_trace::rpcconv::GrpcCall;
 
 /// `url.scheme` without allocating for the usual schemes.

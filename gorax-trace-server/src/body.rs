@@ -11,7 +11,7 @@ use opentelemetry::trace::{SpanContext, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, Value};
 use pin_project_lite::pin_project;
 
-use crate::layer::Config;
+use crate::config::Config;
 use crate::metrics::RequestMetrics;
 use gorax_trace::rpcconv::GrpcCall;
 

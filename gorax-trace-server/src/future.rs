@@ -14,9 +14,10 @@ use pin_project_lite::pin_project;
 
 use crate::attributes;
 use crate::body::BodyEnd;
-use crate::layer::sealed::Wraps;
-use crate::layer::{Config, Http, ResponseHeader, SpanEnd};
+use crate::config::{Config, ResponseHeader, SpanEnd};
 use crate::metrics::RequestMetrics;
+use crate::mode::Http;
+use crate::mode::sealed::Wraps;
 use gorax_trace::rpcconv::GrpcCall;
 
 /// W3C Trace Context Level 2 response header.

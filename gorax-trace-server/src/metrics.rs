@@ -14,7 +14,7 @@ use http::{HeaderMap, Request, StatusCode};
 use opentelemetry::trace::SpanContext;
 use opentelemetry::{KeyValue, StringValue, Value};
 
-use crate::layer::Config;
+use crate::config::Config;
 use gorax_trace::rpcconv::GrpcCall;
 
 /// One request being measured. Dropped unfinished (the client went away), it still leaves the

@@ -4,7 +4,7 @@
 use gorax_trace::httpconv::ClassifyFailure;
 use gorax_trace::rpcconv::{GrpcCall, GrpcErrors};
 
-use crate::layer::Config;
+use crate::config::Config;
 
 /// The server rule of the stable conventions: `error.type` the status code's name.
 static NAMED_SERVER_ERRORS: GrpcErrors = GrpcErrors::server().with_code_names();

@@ -13,10 +13,11 @@ use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
 use crate::attributes;
+use crate::config::{Config, RequestHead};
 use crate::future::{ResponseFuture, Traced};
-use crate::layer::sealed::Wraps;
-use crate::layer::{Config, Http, Mode, RequestHead};
 use crate::metrics::RequestMetrics;
+use crate::mode::sealed::Wraps;
+use crate::mode::{Http, Mode};
 use gorax_trace::rpcconv::GrpcCall;
 
 /// The [`Service`] made by [`ServerTraceLayer`](crate::ServerTraceLayer), in the layer's
