@@ -60,13 +60,15 @@ static SCOPES: gorax_trace::AdapterScopes =
 
 mod attributes;
 mod body;
+mod config;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod metrics;
 mod middleware;
 
+pub use config::{NoPropagation, PropagationPolicy, UrlTemplate};
 pub use gorax_trace::propagation::BaggagePolicy;
-pub use middleware::{ClientTraceMiddleware, NoPropagation, PropagationPolicy, UrlTemplate};
+pub use middleware::ClientTraceMiddleware;
 
 #[allow(dead_code)]
 fn assert_send_sync() {
