@@ -4,8 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use gorax_trace::httpconv::{
-    capture_headers as capture, content_length, has_sensitive_key, limited, method as method_name,
-    protocol_version, redact_query, route_names, span_name, truncate_value,
+    capture_headers as capture, content_length, has_sensitive_key, limited, protocol_version,
+    redact_query, truncate_value,
 };
 use gorax_trace::rpcconv;
 use gorax_trace::semconv::{self, legacy};
@@ -16,6 +16,7 @@ use opentelemetry::trace::{Span, SpanRef};
 use opentelemetry::{KeyValue, StringValue};
 
 use crate::config::Config;
+use crate::request::RequestFacts;
 use gorax_trace::rpcconv::GrpcCall;
 
 /// `url.scheme` without allocating for the usual schemes.
@@ -24,14 +25,6 @@ fn scheme_value(scheme: &str) -> StringValue {
         "http" => "http".into(),
         "https" => "https".into(),
         other => other.to_owned().into(),
-    }
-}
-
-/// `http.route`: the route kept for the process ([`route_names`]), so not allocated per request.
-pub(crate) fn route_value(route: &str) -> StringValue {
-    match route_names(route) {
-        Some(names) => names.route().into(),
-        None => route.to_owned().into(),
     }
 }
 
@@ -122,28 +115,23 @@ pub(crate) fn capacity(config: &Config, dup: bool) -> usize {
     stable + legacy + rpc + config.request_headers.len() + config.response_headers.len()
 }
 
-/// Sets the request attributes and the final span name. `initial_given`: the method and route
-/// were already set when the span started (for the sampler). `rpc`: the gRPC service and method
-/// (gRPC mode), whose name the span already has.
-#[allow(clippy::too_many_arguments)]
+/// Sets the request attributes (the span is already named). `initial_given`: the method and
+/// route were already set when the span started (for the sampler).
 pub(crate) fn on_request<B>(
     span: &mut impl Span,
     req: &Request<B>,
-    route: Option<&str>,
+    facts: &RequestFacts<'_>,
     config: &Config,
-    dup: bool,
-    limit: usize,
     initial_given: bool,
-    rpc: Option<&GrpcCall>,
 ) {
-    if let Some(rpc) = rpc.filter(|rpc| !rpc.http_attributes()) {
+    let limit = facts.limit;
+    if let Some(rpc) = facts.rpc.as_ref().filter(|rpc| !rpc.http_attributes()) {
         return on_rpc_request(span, req, rpc, config, limit);
     }
-    let (method, known) = method_name(req.method());
     if !initial_given {
-        span.set_attribute(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
+        span.set_attribute(KeyValue::new(semconv::HTTP_REQUEST_METHOD, facts.method));
     }
-    if !known {
+    if !facts.known_method {
         span.set_attribute(KeyValue::new(
             semconv::HTTP_REQUEST_METHOD_ORIGINAL,
             limited(req.method().as_str(), limit),
@@ -165,13 +153,8 @@ pub(crate) fn on_request<B>(
     let trusted = peer.is_some_and(|p| config.trusted_proxies.contains(&p.ip()));
     let scheme = scheme_value(request_scheme(req, trusted));
     span.set_attribute(KeyValue::new(semconv::URL_SCHEME, scheme.clone()));
-    let names = route.and_then(route_names);
-    if let Some(route) = route.filter(|_| !initial_given) {
-        let value: StringValue = match names {
-            Some(names) => names.route().into(),
-            None => route.to_owned().into(),
-        };
-        span.set_attribute(KeyValue::new(semconv::HTTP_ROUTE, value));
+    if let Some(route) = facts.route_value().filter(|_| !initial_given) {
+        span.set_attribute(KeyValue::new(semconv::HTTP_ROUTE, route));
     }
     let headers = Found::of(req.headers());
     server_address(span, uri, headers.host, limit);
@@ -214,7 +197,7 @@ pub(crate) fn on_request<B>(
         capture(&mut captured, req.headers(), &config.request_headers, limit);
         span.set_attributes(captured);
     }
-    if dup {
+    if facts.dup {
         span.set_attribute(KeyValue::new(
             legacy::HTTP_METHOD,
             limited(req.method().as_str(), limit),
@@ -232,19 +215,10 @@ pub(crate) fn on_request<B>(
             span.set_attribute(KeyValue::new(legacy::HTTP_USER_AGENT, limited(ua, limit)));
         }
     }
-    if let Some(rpc) = rpc {
+    if let Some(rpc) = &facts.rpc {
         let mut attrs = Vec::with_capacity(5);
         rpc.start_attributes(&mut attrs, limit);
         span.set_attributes(attrs);
-        if rpc.span_name().is_some() {
-            // Named when it started.
-            return;
-        }
-    }
-    match names {
-        Some(names) => span.update_name(names.span_name(req.method())),
-        None if route.is_some() || !known => span.update_name(span_name(req.method(), route)),
-        None => {}
     }
 }
 
@@ -406,17 +380,6 @@ fn split_host_port(value: &str) -> (&str, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::Method;
-
-    #[test]
-    fn method_and_span_names() {
-        assert_eq!(method_name(&Method::POST), ("POST", true));
-        let custom = Method::from_bytes(b"PURGE").unwrap();
-        assert_eq!(method_name(&custom), ("_OTHER", false));
-        assert_eq!(span_name(&Method::GET, Some("/a/{id}")), "GET /a/{id}");
-        assert_eq!(span_name(&Method::GET, None), "GET");
-        assert_eq!(span_name(&custom, Some("/a")), "HTTP /a");
-    }
 
     #[test]
     fn host_header_split() {

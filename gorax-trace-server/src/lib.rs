@@ -47,6 +47,7 @@ mod layer;
 mod metrics;
 mod mode;
 #[cfg(feature = "request-id")]
+mod request;
 mod request_id;
 mod rpc;
 mod service;

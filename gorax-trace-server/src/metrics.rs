@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use gorax_trace::httpconv::{method as method_name, protocol_version};
+use gorax_trace::httpconv::protocol_version;
 use gorax_trace::metrics::{Metrics, RequestDuration};
 use gorax_trace::rpcconv::grpc_status;
 use gorax_trace::semconv;
@@ -15,6 +15,7 @@ use opentelemetry::trace::SpanContext;
 use opentelemetry::{KeyValue, StringValue, Value};
 
 use crate::config::Config;
+use crate::request::RequestFacts;
 use gorax_trace::rpcconv::GrpcCall;
 
 /// One request being measured. Dropped unfinished (the client went away), it still leaves the
@@ -32,10 +33,10 @@ impl RequestMetrics {
     pub(crate) fn start<B>(
         metrics: &Metrics,
         req: &Request<B>,
-        route: Option<&str>,
+        facts: &RequestFacts<'_>,
         config: &Config,
     ) -> Self {
-        let method = method_name(req.method()).0;
+        let method = facts.method;
         // The span's rule (a trusted proxy's `X-Forwarded-Proto`), narrowed to the two values so
         // a header cannot grow the series.
         let trusted = crate::attributes::from_trusted_proxy(req, config);
@@ -50,7 +51,10 @@ impl RequestMetrics {
             method,
             scheme,
             version: protocol_version(req.version()),
-            route: route.map(|r| metrics.intern(r)),
+            route: facts
+                .names
+                .map(|n| StringValue::from(n.route()))
+                .or_else(|| facts.route.map(|r| metrics.intern(r))),
         }
     }
 
