@@ -13,7 +13,7 @@ use reqwest_middleware::{Middleware, Next};
 
 use crate::attributes::{self, AttributeList};
 use crate::config::{
-    Config, NoPropagation, PropagationPolicy, UrlTemplate, count_failure, resend_count,
+    Attempt, Config, NoPropagation, PropagationPolicy, UrlTemplate, count_failure, resend_count,
 };
 use crate::metrics::RequestMetrics;
 
@@ -252,10 +252,20 @@ impl Middleware for ClientTraceMiddleware {
             let mode = config.semconv.unwrap_or(telemetry.http_semconv());
             dup = mode.emits_legacy();
             let tracer = telemetry.tracer_in(crate::SCOPES.for_schema(mode.schema_url()));
-            let resend_count = resend_count(extensions);
             let propagate =
                 extensions.get::<NoPropagation>().is_none() && config.propagation.allows(req.url());
-            let (method, known) = gorax_trace::httpconv::method(req.method());
+            let (method, known_method) = gorax_trace::httpconv::method(req.method());
+            let attempt = Attempt {
+                method,
+                known_method,
+                dup,
+                limit: config
+                    .attr_limit
+                    .or(telemetry.attribute_value_length_limit())
+                    .unwrap_or(usize::MAX),
+                resend_count: resend_count(extensions),
+                template: extensions.get::<UrlTemplate>(),
+            };
             let hooked = config.on_request.is_some() || config.on_response.is_some();
             // A clone of the current context (a reference count or two): the span, several
             // hundred bytes, is built where it stays, not moved out of the thread-local access.
@@ -281,7 +291,7 @@ impl Middleware for ClientTraceMiddleware {
                 None => {
                     sdk_span = Some(
                         SpanBuilder {
-                            name: (if known { method } else { "HTTP" }).into(),
+                            name: attempt.span_name(req.method()),
                             span_kind: Some(SpanKind::Client),
                             attributes: likely.then(|| Vec::with_capacity(attributes::CAPACITY)),
                             ..SpanBuilder::default()
@@ -303,14 +313,11 @@ impl Middleware for ClientTraceMiddleware {
             if let Some(span) = &mut sdk_span
                 && span.is_recording()
             {
-                let template = extensions.get::<UrlTemplate>();
-                let limit = config
-                    .attr_limit
-                    .or(telemetry.attribute_value_length_limit())
-                    .unwrap_or(usize::MAX);
-                attributes::on_request(span, &req, template, resend_count, config, dup, limit);
+                attributes::on_request(span, &req, &attempt, config);
             }
-            measured = telemetry.metrics().map(|m| RequestMetrics::start(m, &req));
+            measured = telemetry
+                .metrics()
+                .map(|m| RequestMetrics::start(m, &req, attempt.method));
             hook_cx = match hooked {
                 false => None,
                 true => {
