@@ -62,8 +62,8 @@ impl UrlTemplate {
 pub struct NoPropagation;
 
 /// Which hosts receive the trace context (see
-/// [`ClientTraceMiddleware::with_propagation_policy`]) or the baggage (see
-/// [`ClientTraceMiddleware::with_baggage_hosts`]).
+/// [`ClientTraceMiddleware::with_propagation_policy`](crate::ClientTraceMiddleware::with_propagation_policy)) or the baggage (see
+/// [`ClientTraceMiddleware::with_baggage_hosts`](crate::ClientTraceMiddleware::with_baggage_hosts)).
 ///
 /// ```
 /// use gorax_trace_client::PropagationPolicy;

@@ -60,7 +60,7 @@ pub enum ResponseHeader {
 /// Where the server span (and the request's duration measurement) of a response ends.
 ///
 /// The default is [`SpanEnd::Body`] for every response. Chosen per layer
-/// ([`ServerTraceLayer::with_span_end`], [`ServerTraceLayer::with_span_end_by`]) or per response:
+/// ([`ServerTraceLayer::with_span_end`](crate::ServerTraceLayer::with_span_end), [`ServerTraceLayer::with_span_end_by`](crate::ServerTraceLayer::with_span_end_by)) or per response:
 /// a handler that puts a `SpanEnd` in the response's extensions (with axum,
 /// `(Extension(SpanEnd::Head), body)`) overrides the layer's choice.
 ///

@@ -3,7 +3,7 @@
 
 /// HTTP mode of [`ServerTraceLayer`](crate::ServerTraceLayer): the response body keeps its type (a [`SpanBody`]: axum's
 /// `Body`, or a boxed body); a streamed one is wrapped in a [`ResponseBody`](crate::ResponseBody)
-/// that ends the span with the body (see [`SpanEnd`]).
+/// that ends the span with the body (see [`SpanEnd`](crate::SpanEnd)).
 ///
 /// [`SpanBody`]: crate::SpanBody
 #[derive(Debug, Clone, Copy, Default)]

@@ -2,8 +2,8 @@
 //! methods are *recognized* ([`GrpcMethods`]), `grpc-status` and its names, which statuses are
 //! failures ([`GrpcErrors`]), and `server.address`/`server.port` from a channel's target
 //! ([`GrpcTarget`]). Which keys carry these values is the mode's business
-//! ([`RpcSemconv`](crate::conventions::RpcSemconv)); the keys live in
-//! [`semconv`](crate::semconv).
+//! ([`RpcSemconv`]); the keys live in
+//! [`semconv`].
 //!
 //! # Method recognition
 //!

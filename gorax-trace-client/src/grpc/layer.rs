@@ -10,7 +10,7 @@ use tower_layer::Layer;
 use super::config::Config;
 use super::service::GrpcClientService;
 
-/// A tower [`Layer`] that traces outbound gRPC calls (see the [module](self) documentation).
+/// A tower [`Layer`] that traces outbound gRPC calls (see the [module](super) documentation).
 ///
 /// Records with the [installed](gorax_trace::Telemetry::install) handle, resolved per call (the
 /// layer may be built before [`gorax_trace::init`]), and injects with that handle's propagators;
@@ -56,7 +56,7 @@ impl GrpcClientLayer {
         self
     }
 
-    /// Chooses the RPC conventions (see the [module](self) documentation) instead of the
+    /// Chooses the RPC conventions (see the [module](super) documentation) instead of the
     /// handle's mode.
     pub fn with_rpc_semconv(mut self, mode: RpcSemconv) -> Self {
         self.config().semconv = Some(mode);

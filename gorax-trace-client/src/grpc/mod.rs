@@ -13,7 +13,7 @@
 //!   | `rpc.client.call.duration` | `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, `error.type` | `rpc.system.name`, `rpc.method`, `rpc.status_code`, `error.type`, `server.address`, `server.port` | both |
 //!
 //!   `server.address`/`server.port` (every mode) come from the channel's target given to
-//!   [`with_target`](GrpcClientLayer::with_target) (parsed as [`GrpcTarget`] says), else from
+//!   [`with_target`](GrpcClientLayer::with_target) (parsed as [`GrpcTarget`](gorax_trace::rpcconv::GrpcTarget) says), else from
 //!   the request URI's authority (tonic adds it only below the layer, unless the client is
 //!   built `with_origin`). Methods are recognized unless the server answers `UNIMPLEMENTED`,
 //!   or only those of [`with_grpc_methods`](GrpcClientLayer::with_grpc_methods); an

@@ -16,7 +16,7 @@ use super::config::Config;
 use super::future::GrpcResponseFuture;
 use crate::metrics::RpcMetrics;
 
-/// The [`Service`] made by [`GrpcClientLayer`].
+/// The [`Service`] made by [`GrpcClientLayer`](super::GrpcClientLayer).
 #[derive(Debug, Clone)]
 pub struct GrpcClientService<S> {
     pub(crate) inner: S,
