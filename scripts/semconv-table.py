@@ -4,7 +4,7 @@
 Reads the YAML registry of `../shared/semconv/model` (both file formats: the classic `groups:`
 and weaver's `file_format: definition/2`) and writes facts only, one per line, tab-separated:
 
-    attr      KEY  TYPE  STABILITY  DEPRECATED  MEMBERS
+    attr      KEY  TYPE  STABILITY  DEPRECATED  MEMBERS  CLOSED
     metric    NAME INSTRUMENT UNIT STABILITY DEPRECATED
     event     NAME STABILITY DEPRECATED
     required  DEFINITION  KEY,KEY,...
@@ -13,9 +13,12 @@ and weaver's `file_format: definition/2`) and writes facts only, one per line, t
   `KEY.<suffix>`), `enum[string]` / `enum[int]` for member types.
 - DEPRECATED: `-` when not deprecated; else `renamed:<key>` or the reason (`obsoleted`,
   `uncategorized`).
-- MEMBERS: `-`, or the values of a closed enum (comma-separated), deprecated members marked with
-  a leading `~`. An enum is closed unless it is in OPEN_ENUMS below (their values are by
-  definition the instrumented thing's own: `error.type` is the error's type name).
+- MEMBERS: `-`, or an enum's values (comma-separated), deprecated members marked with a leading
+  `~`; none for the keys of UNLISTED_ENUMS below (their values are by definition the
+  instrumented thing's own: `error.type` is the error's type name).
+- CLOSED: `closed` when the enum has the catch-all member `_OTHER` (a value outside the list
+  MUST be sent as `_OTHER`: nothing else is valid), `open` for the other enums (the registry
+  lists well-known values; others are allowed), `-` for non-enums.
 - `required`: the attributes whose requirement level is `required` (unconditionally) in the
   resolved definition (its `extends` chain, `ref_group`s and refinements applied), for the span,
   metric and entity definitions in DEFINITIONS.
@@ -53,8 +56,8 @@ DEFINITIONS = [
     "event.exception",
 ]
 
-# Enums whose values are open by definition (the table lists no members for them).
-OPEN_ENUMS = {"error.type"}
+# Enums whose values are the instrumented thing's own (the table lists no members for them).
+UNLISTED_ENUMS = {"error.type"}
 
 
 def load(root):
@@ -91,10 +94,11 @@ def enum_fields(key, t):
     members = t.get("members", []) if isinstance(t, dict) else []
     values = [m.get("value") for m in members]
     kind = "int" if values and all(isinstance(v, int) for v in values) else "string"
-    if key in OPEN_ENUMS:
-        return kind, "-"
+    if key in UNLISTED_ENUMS:
+        return kind, "-", "-"
     shown = [("~" if m.get("deprecated") else "") + str(m.get("value")) for m in members]
-    return "enum[" + kind + "]", ",".join(shown) if shown else "-"
+    closed = "closed" if "_OTHER" in values else "open"
+    return "enum[" + kind + "]", ",".join(shown) if shown else "-", closed
 
 
 def main():
@@ -108,10 +112,10 @@ def main():
     def add_attr(key, d):
         t = d.get("type")
         ty = type_of(t)
-        members = "-"
+        members, closed = "-", "-"
         if ty is None:
-            ty, members = enum_fields(key, t if isinstance(t, dict) else {"members": d.get("members", [])})
-        attrs[key] = (ty, d.get("stability", "-"), deprecated_of(d), members)
+            ty, members, closed = enum_fields(key, t if isinstance(t, dict) else {"members": d.get("members", [])})
+        attrs[key] = (ty, d.get("stability", "-"), deprecated_of(d), members, closed)
 
     for doc in docs:
         for g in doc.get("groups", []) or []:
