@@ -8,6 +8,7 @@ and weaver's `file_format: definition/2`) and writes facts only, one per line, t
     metric    NAME INSTRUMENT UNIT STABILITY DEPRECATED
     event     NAME STABILITY DEPRECATED
     required  DEFINITION  KEY,KEY,...
+    conditional DEFINITION KEY,KEY,...
 
 - TYPE: string, int, double, boolean, string[] ..., `template[T]` (KEY is then a prefix
   `KEY.<suffix>`), `enum[string]` / `enum[int]` for member types.
@@ -21,7 +22,8 @@ and weaver's `file_format: definition/2`) and writes facts only, one per line, t
   lists well-known values; others are allowed), `-` for non-enums.
 - `required`: the attributes whose requirement level is `required` (unconditionally) in the
   resolved definition (its `extends` chain, `ref_group`s and refinements applied), for the span,
-  metric and entity definitions in DEFINITIONS.
+  metric and entity definitions in DEFINITIONS; `conditional`: those `conditionally_required`
+  there (the test requires the ones whose condition always holds for this project).
 
 Usage (from the project root; PyYAML needed: `python3 -m venv /tmp/v && /tmp/v/bin/pip install
 pyyaml`):
@@ -199,6 +201,10 @@ def main():
     for gid in DEFINITIONS:
         required = sorted(k for k, lvl in resolve(gid).items() if lvl == "required")
         out.write("required\t" + gid + "\t" + (",".join(required) or "-") + "\n")
+    for gid in DEFINITIONS:
+        conditional = sorted(k for k, lvl in resolve(gid).items()
+                             if isinstance(lvl, dict) and "conditionally_required" in lvl)
+        out.write("conditional\t" + gid + "\t" + (",".join(conditional) or "-") + "\n")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,51 @@ const MODES: &[Mode] = &[
     },
 ];
 
+/// The conditionally required keys whose condition always holds for what the crates record in
+/// the demo (a response status was received, a route matched, the operation has a type, the
+/// destination is a low-cardinality queue name, a gRPC method and status are known): required
+/// like the registry's own. Each must be conditionally required in the table (a test checks).
+const APPLICABLE: &[(&str, &[&str])] = &[
+    (
+        "span.http.server",
+        &["http.response.status_code", "http.route"],
+    ),
+    ("span.http.client", &["http.response.status_code"]),
+    (
+        "metric.http.server.request.duration",
+        &["http.response.status_code", "http.route"],
+    ),
+    (
+        "metric.http.client.request.duration",
+        &["http.response.status_code"],
+    ),
+    ("span.rpc.grpc.call.server", &["rpc.method"]),
+    (
+        "metric.rpc.server.call.duration",
+        &["rpc.method", "rpc.status_code"],
+    ),
+    (
+        "metric.rpc.client.call.duration",
+        &["rpc.method", "rpc.status_code", "server.address"],
+    ),
+    (
+        "messaging.send.producer",
+        &["messaging.operation.type", "messaging.destination.name"],
+    ),
+    (
+        "messaging.process.consumer",
+        &["messaging.operation.type", "messaging.destination.name"],
+    ),
+    (
+        "metric.messaging.client.operation.duration",
+        &["messaging.operation.type", "messaging.destination.name"],
+    ),
+    (
+        "metric.messaging.process.duration",
+        &["messaging.destination.name"],
+    ),
+];
+
 /// [`MODES`] and the RPC modes still to come: the checker itself is tested in each.
 const CHECKER_MODES: &[Mode] = &[
     MODES[0],
@@ -160,6 +205,8 @@ struct Registry {
     events: BTreeMap<String, String>,
     /// definition id → required keys
     required: BTreeMap<String, Vec<String>>,
+    /// definition id → conditionally required keys
+    conditional: BTreeMap<String, Vec<String>>,
 }
 
 impl Registry {
@@ -197,12 +244,17 @@ impl Registry {
                 "event" => {
                     r.events.insert(f[1].to_owned(), f[3].to_owned());
                 }
-                "required" => {
+                "required" | "conditional" => {
                     let keys = match f[2] {
                         "-" => Vec::new(),
                         k => k.split(',').map(str::to_owned).collect(),
                     };
-                    r.required.insert(f[1].to_owned(), keys);
+                    let rows = if f[0] == "required" {
+                        &mut r.required
+                    } else {
+                        &mut r.conditional
+                    };
+                    rows.insert(f[1].to_owned(), keys);
                 }
                 other => panic!("unknown row {other:?} in semconv-table.tsv"),
             }
@@ -231,10 +283,19 @@ impl Registry {
         None
     }
 
-    fn required(&self, definition: &str) -> &[String] {
-        self.required
+    /// The keys `definition` requires, with the conditionally required ones of [`APPLICABLE`].
+    fn required(&self, definition: &str) -> Vec<String> {
+        let mut keys = self
+            .required
             .get(definition)
             .unwrap_or_else(|| panic!("{definition} is not in semconv-table.tsv"))
+            .clone();
+        for (d, applicable) in APPLICABLE {
+            if *d == definition {
+                keys.extend(applicable.iter().map(|k| k.to_string()));
+            }
+        }
+        keys
     }
 }
 
@@ -565,7 +626,7 @@ fn check(registry: &Registry, extras: &Extras, mode: &Mode, emitted: &Emitted) -
         }
         for definition in definitions(item, mode) {
             let required: Vec<String> = match definition {
-                Definition::Registry(id) => registry.required(id).to_vec(),
+                Definition::Registry(id) => registry.required(id),
                 Definition::LegacyRpc => {
                     LEGACY_RPC_REQUIRED.iter().map(|k| k.to_string()).collect()
                 }
@@ -850,7 +911,7 @@ fn conformant(registry: &Registry, mode: &Mode) -> Emitted {
         };
         for d in definitions(&item, mode) {
             let keys: Vec<String> = match d {
-                Definition::Registry(id) => registry.required(id).to_vec(),
+                Definition::Registry(id) => registry.required(id),
                 Definition::LegacyRpc => {
                     LEGACY_RPC_REQUIRED.iter().map(|k| k.to_string()).collect()
                 }
@@ -988,6 +1049,21 @@ fn the_checker_fails_an_empty_collection() {
                 .iter()
                 .any(|f| f == "metric rpc.server.call.duration was not collected")
         );
+    }
+}
+
+/// Each key [`APPLICABLE`] requires is conditionally required by its definition.
+#[test]
+fn applicable_keys_are_conditionally_required_in_the_registry() {
+    let registry = Registry::load();
+    for (definition, keys) in APPLICABLE {
+        let conditional = &registry.conditional[*definition];
+        for key in *keys {
+            assert!(
+                conditional.iter().any(|k| k == key),
+                "{key} is not conditionally required by {definition}: {conditional:?}"
+            );
+        }
     }
 }
 
