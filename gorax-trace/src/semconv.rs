@@ -2,7 +2,9 @@
 //!
 //! Three groups:
 //! - **Upstream** keys re-exported from [`opentelemetry_semantic_conventions`] (stable HTTP, URL,
-//!   network, error and exception keys; the messaging keys are still experimental upstream).
+//!   network, error and exception keys).
+//! - **Messaging** keys, still `development` upstream: one table per conventions version in
+//!   [`messaging`]; the top-level `MESSAGING_*` are those of the version emitted.
 //! - **Legacy HTTP** keys of the pre-1.21 HTTP conventions. The gorax user guide (and dashboards
 //!   built on it) use them; they are emitted next to the stable keys when
 //!   `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` (see [`HttpSemconv`](crate::httpconv::HttpSemconv)).
