@@ -172,13 +172,14 @@ pub const DELIVERY_COUNT: &str = "messaging.message.delivery_count";
 ///
 /// Messaging is still `development` in the semantic conventions and its names keep moving, so
 /// the queue crate (`gorax-trace-queue`) takes every messaging name it writes from one
-/// [`MessagingConventions`] table: [`EMITTED`]. A version is a module holding its keys and its
-/// table ([`dev_384d661`] today); when a stable messaging version is released, it becomes a
+/// [`MessagingConventions`](messaging::MessagingConventions) table:
+/// [`EMITTED`](messaging::EMITTED). A version is a module holding its keys and its table
+/// ([`dev_384d661`](messaging::dev_384d661) today); when a stable messaging version is released, it becomes a
 /// second module and the `OTEL_SEMCONV_STABILITY_OPT_IN` values `messaging` and `messaging/dup`
 /// (reserved) select it, as `http` and `rpc` do for theirs.
 ///
-/// The names that are this project's own (the guide's [`QUEUE_NAME`](super::QUEUE_NAME),
-/// [`QUEUE_MESSAGE_ID`](super::QUEUE_MESSAGE_ID), [`RETRY_COUNT`](super::RETRY_COUNT), the
+/// The names that are this project's own (the guide's [`QUEUE_NAME`], [`QUEUE_MESSAGE_ID`],
+/// [`RETRY_COUNT`], the
 /// dead-letter keys, the `messaging.system` values `gorax_memory`, `redis`, `nats`) are in no
 /// version: the README's extras table lists them.
 pub mod messaging {
@@ -231,7 +232,7 @@ pub mod messaging {
     /// handler call (`messaging.process.consumer`, kind CONSUMER, `process {queue}`,
     /// `messaging.batch.message_count` for a batch), `messaging.send.exception` /
     /// `messaging.process.exception`, and the two duration histograms. The snapshot holds no
-    /// copy of v1.44.0 itself, so no release is claimed: [`CONVENTIONS`] has no schema URL.
+    /// copy of v1.44.0 itself, so no release is claimed: [`CONVENTIONS`](dev_384d661::CONVENTIONS) has no schema URL.
     pub mod dev_384d661 {
         use super::MessagingConventions;
 
