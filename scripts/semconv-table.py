@@ -9,6 +9,7 @@ and weaver's `file_format: definition/2`) and writes facts only, one per line, t
     event     NAME STABILITY DEPRECATED
     required  DEFINITION  KEY,KEY,...
     conditional DEFINITION KEY,KEY,...
+    attributes  DEFINITION KEY,KEY,...
 
 - TYPE: string, int, double, boolean, string[] ..., `template[T]` (KEY is then a prefix
   `KEY.<suffix>`), `enum[string]` / `enum[int]` for member types.
@@ -23,7 +24,8 @@ and weaver's `file_format: definition/2`) and writes facts only, one per line, t
 - `required`: the attributes whose requirement level is `required` (unconditionally) in the
   resolved definition (its `extends` chain, `ref_group`s and refinements applied), for the span,
   metric and entity definitions in DEFINITIONS; `conditional`: those `conditionally_required`
-  there (the test requires the ones whose condition always holds for this project).
+  there (the test requires the ones whose condition always holds for this project);
+  `attributes`: every attribute of the resolved definition, whatever its level.
 
 Usage (from the project root; PyYAML needed: `python3 -m venv /tmp/v && /tmp/v/bin/pip install
 pyyaml`):
@@ -205,6 +207,8 @@ def main():
         conditional = sorted(k for k, lvl in resolve(gid).items()
                              if isinstance(lvl, dict) and "conditionally_required" in lvl)
         out.write("conditional\t" + gid + "\t" + (",".join(conditional) or "-") + "\n")
+    for gid in DEFINITIONS:
+        out.write("attributes\t" + gid + "\t" + (",".join(sorted(resolve(gid))) or "-") + "\n")
 
 
 if __name__ == "__main__":

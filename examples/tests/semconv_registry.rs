@@ -207,6 +207,8 @@ struct Registry {
     required: BTreeMap<String, Vec<String>>,
     /// definition id → conditionally required keys
     conditional: BTreeMap<String, Vec<String>>,
+    /// definition id → all its attributes
+    attributes: BTreeMap<String, Vec<String>>,
 }
 
 impl Registry {
@@ -244,15 +246,15 @@ impl Registry {
                 "event" => {
                     r.events.insert(f[1].to_owned(), f[3].to_owned());
                 }
-                "required" | "conditional" => {
+                "required" | "conditional" | "attributes" => {
                     let keys = match f[2] {
                         "-" => Vec::new(),
                         k => k.split(',').map(str::to_owned).collect(),
                     };
-                    let rows = if f[0] == "required" {
-                        &mut r.required
-                    } else {
-                        &mut r.conditional
+                    let rows = match f[0] {
+                        "required" => &mut r.required,
+                        "conditional" => &mut r.conditional,
+                        _ => &mut r.attributes,
                     };
                     rows.insert(f[1].to_owned(), keys);
                 }
@@ -624,6 +626,7 @@ fn check(registry: &Registry, extras: &Extras, mode: &Mode, emitted: &Emitted) -
                 &mut findings,
             );
         }
+        check_closed_set(registry, &allowed, mode, item, &mut findings);
         for definition in definitions(item, mode) {
             let required: Vec<String> = match definition {
                 Definition::Registry(id) => registry.required(id),
@@ -695,6 +698,50 @@ fn check(registry: &Registry, extras: &Extras, mode: &Mode, emitted: &Emitted) -
         }
     }
     findings.into_iter().collect()
+}
+
+/// Metric data points, and the gRPC spans in `rpc` mode (the gRPC page's attributes only, no
+/// HTTP ones), carry no registry key outside their definitions (beside the deprecated keys the
+/// mode must emit); the project's extras are allowed.
+fn check_closed_set(
+    registry: &Registry,
+    allowed: &BTreeSet<&str>,
+    mode: &Mode,
+    item: &Item,
+    findings: &mut BTreeSet<String>,
+) {
+    let closed = match item.kind {
+        Kind::Metric => true,
+        Kind::GrpcServer | Kind::GrpcClient => mode.rpc == Rpc::Stable,
+        _ => false,
+    };
+    let ids: Vec<&str> = definitions(item, mode)
+        .into_iter()
+        .filter_map(|d| match d {
+            Definition::Registry(id) => Some(id),
+            Definition::LegacyRpc => None,
+        })
+        .collect();
+    if !closed || ids.is_empty() {
+        return;
+    }
+    let defined: BTreeSet<&str> = ids
+        .iter()
+        .flat_map(|id| &registry.attributes[*id])
+        .map(String::as_str)
+        .collect();
+    for (key, _) in &item.attrs {
+        if let Some((k, _)) = registry.attr(key)
+            && !defined.contains(k)
+            && !allowed.contains(k)
+        {
+            findings.insert(format!(
+                "{}: {key} is not an attribute of {ids:?} [{}]",
+                item.what,
+                mode.name()
+            ));
+        }
+    }
 }
 
 fn check_attr(
@@ -1029,6 +1076,36 @@ fn the_checker_fails_a_deprecated_key_outside_its_mode() {
         !findings.iter().any(|f| f.contains("event exception ")),
         "{findings:#?}"
     );
+}
+
+#[test]
+fn the_checker_fails_keys_outside_a_closed_definition() {
+    let registry = Registry::load();
+    let rpc = CHECKER_MODES.iter().find(|m| m.rpc == Rpc::Stable).unwrap();
+    for (mode, kind, what, fails) in [
+        (rpc, Kind::GrpcServer, "GrpcServer", true),
+        (&MODES[0], Kind::GrpcServer, "GrpcServer", false),
+        (
+            &MODES[0],
+            Kind::Metric,
+            "http.server.request.duration",
+            true,
+        ),
+        (&MODES[0], Kind::HttpServer, "HttpServer", false),
+    ] {
+        let mut e = conformant(&registry, mode);
+        e.items
+            .iter_mut()
+            .find(|i| i.kind == kind && i.what == what)
+            .unwrap()
+            .attrs
+            .push(("url.path".into(), Val::Str("/a/b".into())));
+        let findings = check(&registry, &Extras::load(), mode, &e);
+        let found = findings
+            .iter()
+            .any(|f| f.starts_with(&format!("{what}: url.path is not an attribute of")));
+        assert_eq!(found, fails, "{what} in {}: {findings:#?}", mode.name());
+    }
 }
 
 #[test]
