@@ -82,7 +82,8 @@ const MODES: &[Mode] = &[
 /// The conditionally required keys whose condition always holds for what the crates record in
 /// the demo (a response status was received, a route matched, the operation has a type, the
 /// destination is a low-cardinality queue name, a gRPC method and status are known): required
-/// like the registry's own. Each must be conditionally required in the table (a test checks).
+/// like the registry's own, except [`HTTP_STATUS`] on a failure (`error.type`) that may have
+/// had no response. Each must be conditionally required in the table (a test checks).
 const APPLICABLE: &[(&str, &[&str])] = &[
     (
         "span.http.server",
@@ -123,6 +124,9 @@ const APPLICABLE: &[(&str, &[&str])] = &[
         &["messaging.destination.name"],
     ),
 ];
+
+/// `http.response.status_code`: conditionally required "if and only if one was received/sent".
+const HTTP_STATUS: &str = "http.response.status_code";
 
 /// [`MODES`] and the RPC modes still to come: the checker itself is tested in each.
 const CHECKER_MODES: &[Mode] = &[
@@ -285,8 +289,9 @@ impl Registry {
         None
     }
 
-    /// The keys `definition` requires, with the conditionally required ones of [`APPLICABLE`].
-    fn required(&self, definition: &str) -> Vec<String> {
+    /// The keys `definition` requires, with the conditionally required ones of [`APPLICABLE`]
+    /// (without [`HTTP_STATUS`] for an item that `failed`).
+    fn required(&self, definition: &str, failed: bool) -> Vec<String> {
         let mut keys = self
             .required
             .get(definition)
@@ -294,7 +299,12 @@ impl Registry {
             .clone();
         for (d, applicable) in APPLICABLE {
             if *d == definition {
-                keys.extend(applicable.iter().map(|k| k.to_string()));
+                keys.extend(
+                    applicable
+                        .iter()
+                        .filter(|k| !(failed && **k == HTTP_STATUS))
+                        .map(|k| k.to_string()),
+                );
             }
         }
         keys
@@ -432,28 +442,55 @@ enum Kind {
     Metric,
 }
 
-/// The kinds every run must have collected.
-const MUST_COLLECT: &[Kind] = &[
-    Kind::HttpServer,
-    Kind::HttpClient,
-    Kind::GrpcServer,
-    Kind::GrpcClient,
-    Kind::Producer,
-    Kind::Consumer,
-    Kind::Resource,
-    Kind::Metric,
-];
+/// What a run must have collected at least: kinds (each item with its definitions' required
+/// keys), metrics and events. An empty or partial collection fails.
+#[derive(Debug)]
+struct Expect {
+    kinds: &'static [Kind],
+    metrics: &'static [&'static str],
+    events: &'static [&'static str],
+}
 
-/// The metrics every run must have collected.
-const MUST_COLLECT_METRICS: &[&str] = &[
-    "http.server.request.duration",
-    "http.server.active_requests",
-    "http.client.request.duration",
-    "rpc.server.call.duration",
-    "rpc.client.call.duration",
-    "messaging.client.operation.duration",
-    "messaging.process.duration",
-];
+/// The demo's journey: every kind and every RED metric.
+const JOURNEY: Expect = Expect {
+    kinds: &[
+        Kind::HttpServer,
+        Kind::HttpClient,
+        Kind::GrpcServer,
+        Kind::GrpcClient,
+        Kind::Producer,
+        Kind::Consumer,
+        Kind::Resource,
+        Kind::Metric,
+    ],
+    metrics: &[
+        "http.server.request.duration",
+        "http.server.active_requests",
+        "http.client.request.duration",
+        "rpc.server.call.duration",
+        "rpc.client.call.duration",
+        "messaging.client.operation.duration",
+        "messaging.process.duration",
+    ],
+    events: &[],
+};
+
+/// The participant asked to call a closed port and then itself: a failed and a successful
+/// client call, and the failure's exception as a span event and as a log record
+/// (`OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN=logs/dup`).
+const FAILED_CALL: Expect = Expect {
+    kinds: &[
+        Kind::HttpServer,
+        Kind::HttpClient,
+        Kind::Resource,
+        Kind::Metric,
+    ],
+    metrics: &[
+        "http.server.request.duration",
+        "http.client.request.duration",
+    ],
+    events: &["exception", "http.client.request.exception"],
+};
 
 /// One attribute set that was emitted, and where.
 #[derive(Clone, Debug)]
@@ -611,7 +648,13 @@ impl Emitted {
 // The check.
 
 /// Every finding of `emitted` in `mode` (empty: conformant).
-fn check(registry: &Registry, extras: &Extras, mode: &Mode, emitted: &Emitted) -> Vec<String> {
+fn check(
+    registry: &Registry,
+    extras: &Extras,
+    mode: &Mode,
+    expect: &Expect,
+    emitted: &Emitted,
+) -> Vec<String> {
     let mut findings = BTreeSet::new();
     let allowed = mode.allowed_deprecated();
     for item in &emitted.items {
@@ -629,7 +672,7 @@ fn check(registry: &Registry, extras: &Extras, mode: &Mode, emitted: &Emitted) -
         check_closed_set(registry, &allowed, mode, item, &mut findings);
         for definition in definitions(item, mode) {
             let required: Vec<String> = match definition {
-                Definition::Registry(id) => registry.required(id),
+                Definition::Registry(id) => registry.required(id, has(&item.attrs, "error.type")),
                 Definition::LegacyRpc => {
                     LEGACY_RPC_REQUIRED.iter().map(|k| k.to_string()).collect()
                 }
@@ -687,14 +730,19 @@ fn check(registry: &Registry, extras: &Extras, mode: &Mode, emitted: &Emitted) -
     // At least one of each kind, each with its required keys (checked above): an empty or
     // partial collection fails.
     let kinds: BTreeSet<Kind> = emitted.items.iter().map(|i| i.kind).collect();
-    for kind in MUST_COLLECT {
+    for kind in expect.kinds {
         if !kinds.contains(kind) {
             findings.insert(format!("nothing of kind {kind:?} was collected"));
         }
     }
-    for name in MUST_COLLECT_METRICS {
+    for name in expect.metrics {
         if !emitted.metrics.iter().any(|m| m.name == *name) {
             findings.insert(format!("metric {name} was not collected"));
+        }
+    }
+    for name in expect.events {
+        if !emitted.events.iter().any(|(e, _)| e == name) {
+            findings.insert(format!("event {name} was not collected"));
         }
     }
     findings.into_iter().collect()
@@ -888,9 +936,9 @@ fn run_demo(mode: &Mode, args: &[&str]) -> Emitted {
     Emitted::from(&collector.received())
 }
 
-fn assert_conformant(mode: &Mode, what: &str, emitted: &Emitted) {
+fn assert_conformant(mode: &Mode, what: &str, expect: &Expect, emitted: &Emitted) {
     let registry = Registry::load();
-    let findings = check(&registry, &Extras::load(), mode, emitted);
+    let findings = check(&registry, &Extras::load(), mode, expect, emitted);
     assert!(
         findings.is_empty(),
         "{what} in mode {} against the registry snapshot {}:\n  {}",
@@ -904,7 +952,7 @@ fn assert_conformant(mode: &Mode, what: &str, emitted: &Emitted) {
 fn the_demo_emits_registry_names_in_every_opt_in_mode() {
     for mode in MODES {
         let emitted = run_demo(mode, &[]);
-        assert_conformant(mode, "the demo (memory queue)", &emitted);
+        assert_conformant(mode, "the demo (memory queue)", &JOURNEY, &emitted);
     }
 }
 
@@ -914,7 +962,7 @@ fn the_demo_over_redis_streams_emits_registry_names() {
         return;
     };
     let emitted = run_demo(&MODES[0], &["--redis", &url]);
-    assert_conformant(&MODES[0], "the demo over Redis Streams", &emitted);
+    assert_conformant(&MODES[0], "the demo over Redis Streams", &JOURNEY, &emitted);
 }
 
 #[test]
@@ -923,7 +971,107 @@ fn the_demo_over_nats_jetstream_emits_registry_names() {
         return;
     };
     let emitted = run_demo(&MODES[0], &["--nats", &url]);
-    assert_conformant(&MODES[0], "the demo over NATS JetStream", &emitted);
+    assert_conformant(
+        &MODES[0],
+        "the demo over NATS JetStream",
+        &JOURNEY,
+        &emitted,
+    );
+}
+
+/// Runs the trace-context participant in `mode` and asks it to call a closed port (a failed
+/// client call: `error.type` and the exception event) and then itself; what arrived after
+/// SIGTERM.
+fn run_failed_call(mode: &Mode) -> Emitted {
+    use std::io::BufRead;
+    let rt = runtime();
+    let collector = Collector::start(&rt);
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, closed) = (free_port(), free_port());
+    let mut env = vec![
+        ("TRACING_ENDPOINT", collector.endpoint()),
+        ("TRACING_METRICS_ENABLED", "true".to_owned()),
+        ("OTEL_LOGS_EXPORTER", "otlp".to_owned()),
+        ("TRACING_EXPORT_TIMEOUT_MS", "2000".to_owned()),
+        (
+            "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN",
+            "logs/dup".to_owned(),
+        ),
+    ];
+    if let Some(v) = mode.opt_in {
+        env.push(("OTEL_SEMCONV_STABILITY_OPT_IN", v.to_owned()));
+    }
+    let mut child = support::command(env!("CARGO_BIN_EXE_tracecontext"), &env)
+        .args(["--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the participant listens");
+    let calls = serde_json::json!([
+        { "url": format!("http://127.0.0.1:{closed}/test"), "arguments": [] },
+        { "url": format!("http://127.0.0.1:{port}/test"), "arguments": [] },
+    ]);
+    let status = rt
+        .block_on(
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/test"))
+                .json(&calls)
+                .send(),
+        )
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = support::wait_bounded(&mut child, std::time::Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}:\n{stderr}");
+    assert!(
+        !stderr.contains("not fully delivered"),
+        "everything delivered in mode {}:\n{stderr}",
+        mode.name()
+    );
+    Emitted::from(&collector.received())
+}
+
+#[test]
+fn a_failed_client_call_emits_registry_names_in_every_opt_in_mode() {
+    for mode in MODES {
+        let emitted = run_failed_call(mode);
+        assert_conformant(
+            mode,
+            "the participant's failed call",
+            &FAILED_CALL,
+            &emitted,
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -958,7 +1106,7 @@ fn conformant(registry: &Registry, mode: &Mode) -> Emitted {
         };
         for d in definitions(&item, mode) {
             let keys: Vec<String> = match d {
-                Definition::Registry(id) => registry.required(id),
+                Definition::Registry(id) => registry.required(id, false),
                 Definition::LegacyRpc => {
                     LEGACY_RPC_REQUIRED.iter().map(|k| k.to_string()).collect()
                 }
@@ -974,12 +1122,12 @@ fn conformant(registry: &Registry, mode: &Mode) -> Emitted {
             .extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         item
     };
-    for kind in MUST_COLLECT {
+    for kind in JOURNEY.kinds {
         if *kind != Kind::Metric {
             e.items.push(item(*kind, &format!("{kind:?}"), &[]));
         }
     }
-    for name in MUST_COLLECT_METRICS {
+    for name in JOURNEY.metrics {
         e.items.push(item(Kind::Metric, name, &[]));
         let (instrument, unit, _) = &registry.metrics[*name];
         e.metrics.insert(MetricFacts {
@@ -999,6 +1147,7 @@ fn the_checker_passes_a_conformant_collection_in_every_mode() {
             &registry,
             &Extras::load(),
             mode,
+            &JOURNEY,
             &conformant(&registry, mode),
         );
         assert!(findings.is_empty(), "{}: {findings:#?}", mode.name());
@@ -1012,7 +1161,7 @@ fn the_checker_fails_a_misspelled_key() {
     e.items[0]
         .attrs
         .push(("http.request.methd".into(), Val::Str("GET".into())));
-    let findings = check(&registry, &Extras::load(), &MODES[0], &e);
+    let findings = check(&registry, &Extras::load(), &MODES[0], &JOURNEY, &e);
     assert!(
         findings.iter().any(|f| f.contains("http.request.methd")
             && f.contains("neither in the registry nor in the extras table")),
@@ -1030,7 +1179,7 @@ fn the_checker_fails_a_deprecated_key_outside_its_mode() {
         e.items[0]
             .attrs
             .push(("http.method".into(), Val::Str("GET".into())));
-        let findings = check(&registry, &Extras::load(), mode, &e);
+        let findings = check(&registry, &Extras::load(), mode, &JOURNEY, &e);
         let found = findings
             .iter()
             .any(|f| f.contains("http.method is deprecated (renamed:http.request.method)"));
@@ -1059,7 +1208,7 @@ fn the_checker_fails_a_deprecated_key_outside_its_mode() {
         instrument: "histogram".into(),
         unit: "ms".into(),
     });
-    let findings = check(&registry, &Extras::load(), &MODES[0], &e);
+    let findings = check(&registry, &Extras::load(), &MODES[0], &JOURNEY, &e);
     for expected in [
         "server.port is string, the registry says int",
         "http.request.method=FETCH is not a value of this closed enum",
@@ -1100,7 +1249,7 @@ fn the_checker_fails_keys_outside_a_closed_definition() {
             .unwrap()
             .attrs
             .push(("url.path".into(), Val::Str("/a/b".into())));
-        let findings = check(&registry, &Extras::load(), mode, &e);
+        let findings = check(&registry, &Extras::load(), mode, &JOURNEY, &e);
         let found = findings
             .iter()
             .any(|f| f.starts_with(&format!("{what}: url.path is not an attribute of")));
@@ -1112,8 +1261,14 @@ fn the_checker_fails_keys_outside_a_closed_definition() {
 fn the_checker_fails_an_empty_collection() {
     let registry = Registry::load();
     for mode in CHECKER_MODES {
-        let findings = check(&registry, &Extras::load(), mode, &Emitted::default());
-        for kind in MUST_COLLECT {
+        let findings = check(
+            &registry,
+            &Extras::load(),
+            mode,
+            &JOURNEY,
+            &Emitted::default(),
+        );
+        for kind in JOURNEY.kinds {
             assert!(
                 findings
                     .iter()
