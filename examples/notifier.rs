@@ -107,11 +107,15 @@ impl NotifierClient {
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(5))
             .connect_lazy();
+        // The channel's target is where the client span's `server.address` and `server.port`
+        // come from (the channel adds the authority only below the layer).
         let channel = tower::ServiceBuilder::new()
-            .layer(GrpcClientLayer::new().with_telemetry(telemetry))
+            .layer(
+                GrpcClientLayer::new()
+                    .with_telemetry(telemetry)
+                    .with_target(&origin.to_string()),
+            )
             .service(channel);
-        // With the origin the request URI has the authority, so the client span records
-        // `server.address` and `server.port` (the channel adds it only below the layer).
         Self(tonic::client::Grpc::with_origin(channel, origin))
     }
 

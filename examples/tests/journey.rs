@@ -35,6 +35,9 @@ struct Span {
     duration_ns: u64,
     /// `gorax.http.response.body.outcome`, when recorded.
     outcome: Option<String>,
+    /// Every attribute, its value as text (strings as they are, other values as numbers or
+    /// `Debug`).
+    attributes: Vec<(String, String)>,
 }
 
 /// The string value of `key` among `attributes`, if present.
@@ -50,6 +53,19 @@ fn string_attribute(
             _ => None,
         }
     })
+}
+
+/// An attribute value as text: a string as it is, an integer or a bool in decimal, anything
+/// else in `Debug` form.
+fn value_text(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
 }
 
 /// What a collector saw: spans, and every request with its path and arrival time.
@@ -94,6 +110,11 @@ impl Seen {
                     system: string_attribute(&s.attributes, "messaging.system"),
                     duration_ns: s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano),
                     outcome: string_attribute(&s.attributes, "gorax.http.response.body.outcome"),
+                    attributes: s
+                        .attributes
+                        .iter()
+                        .map(|kv| (kv.key.clone(), value_text(kv.value.as_ref())))
+                        .collect(),
                     trace_id: s.trace_id,
                     span_id: s.span_id,
                     parent: s.parent_span_id,
@@ -1436,4 +1457,77 @@ fn otlp_logs_over_grpc_carry_the_ids_of_the_journeys_spans() {
     assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
     assert_journey(&seen.spans(), &run.stderr);
     assert_logs_correlate(&seen, &run.stderr);
+}
+
+/// Issue 22: the demo's gRPC call in each RPC conventions mode, configured by the environment
+/// only: `rpc` gives the stable keys and none of the old or HTTP ones, `rpc/dup` both sets,
+/// no opt-in the old keys as before.
+#[test]
+fn the_demos_grpc_spans_follow_otel_semconv_stability_opt_in() {
+    const NOTIFY: &str = "gorax.notify.v1.Notifier/Notify";
+    const NOT_IN_RPC_MODE: [&str; 8] = [
+        "rpc.system",
+        "rpc.service",
+        "rpc.grpc.",
+        "http.",
+        "url.",
+        "user_agent.",
+        "network.protocol.",
+        "client.address",
+    ];
+    for (mode, stable, old) in [
+        ("rpc", true, false),
+        ("rpc/dup", true, true),
+        ("", false, true),
+    ] {
+        let rt = runtime();
+        let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+        let mut env = vec![
+            ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+            ("TRACING_METRICS_ENABLED", "false".into()),
+        ];
+        if !mode.is_empty() {
+            env.push(("OTEL_SEMCONV_STABILITY_OPT_IN", mode.into()));
+        }
+        let run = demo(&env);
+        assert!(run.ok, "{mode}: exit {:?}:\n{}", run.code, run.stderr);
+        let spans = seen.spans();
+        assert_journey(&spans, &run.stderr);
+        let calls: Vec<&Span> = spans.iter().filter(|s| s.name == NOTIFY).collect();
+        assert_eq!(
+            calls.len(),
+            2,
+            "{mode}: a client and a server span: {:#?}",
+            names(&spans)
+        );
+        for span in calls {
+            let get = |key: &str| {
+                span.attributes
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_str())
+            };
+            let attrs = &span.attributes;
+            if stable {
+                assert_eq!(get("rpc.system.name"), Some("grpc"), "{mode}: {attrs:?}");
+                assert_eq!(get("rpc.method"), Some(NOTIFY), "{mode}: {attrs:?}");
+                assert_eq!(get("rpc.status_code"), Some("OK"), "{mode}: {attrs:?}");
+            } else {
+                assert_eq!(get("rpc.method"), Some("Notify"), "{mode}: {attrs:?}");
+                assert_eq!(get("rpc.system.name"), None, "{mode}: {attrs:?}");
+            }
+            if old {
+                assert_eq!(get("rpc.system"), Some("grpc"), "{mode}: {attrs:?}");
+                assert_eq!(get("rpc.grpc.status_code"), Some("0"), "{mode}: {attrs:?}");
+            } else {
+                for (key, _) in attrs {
+                    // Prefixes end with a dot; other entries are whole keys.
+                    let banned = NOT_IN_RPC_MODE
+                        .iter()
+                        .any(|k| key == k || (k.ends_with('.') && key.starts_with(k)));
+                    assert!(!banned, "{mode}: {key} in {attrs:?}");
+                }
+            }
+        }
+    }
 }

@@ -10,8 +10,7 @@ use opentelemetry::trace::{Span, Status};
 use opentelemetry::{KeyValue, Value};
 use reqwest::{Request, Response, Url};
 
-use crate::UrlTemplate;
-use crate::middleware::Config;
+use crate::config::{Config, UrlTemplate};
 
 /// `url.full`: the URL without userinfo, with the values of sensitive query keys replaced by
 /// `REDACTED`.

@@ -54,15 +54,21 @@
 //! # Ok(()) }
 //! ```
 
+/// The scopes this crate's spans are recorded under.
+static SCOPES: gorax_trace::AdapterScopes =
+    gorax_trace::AdapterScopes::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+
 mod attributes;
 mod body;
+mod config;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 mod metrics;
 mod middleware;
 
+pub use config::{NoPropagation, PropagationPolicy, UrlTemplate};
 pub use gorax_trace::propagation::BaggagePolicy;
-pub use middleware::{ClientTraceMiddleware, NoPropagation, PropagationPolicy, UrlTemplate};
+pub use middleware::ClientTraceMiddleware;
 
 #[allow(dead_code)]
 fn assert_send_sync() {

@@ -104,54 +104,73 @@ impl RequestMetrics {
 
 #[cfg(feature = "grpc")]
 /// One gRPC call being measured (`rpc.client.call.duration`), until its `grpc-status` arrives
-/// (response headers of a trailers-only answer, or the trailers).
+/// (response headers of a trailers-only answer, or the trailers). Its labels come from the
+/// call ([`GrpcCall::metric_attributes`](gorax_trace::rpcconv::GrpcCall::metric_attributes)),
+/// plus `server.address`/`server.port` in the stable conventions.
 pub(crate) struct RpcMetrics {
     metrics: Metrics,
     start: Instant,
-    attrs: [Option<KeyValue>; 3],
+    server: Option<(StringValue, Option<u16>)>,
 }
 
 #[cfg(feature = "grpc")]
 impl RpcMetrics {
-    pub(crate) fn start(metrics: &Metrics, rpc: Option<(&str, &str)>) -> Self {
+    pub(crate) fn start(metrics: &Metrics, server: Option<(StringValue, Option<u16>)>) -> Self {
         Self {
             metrics: metrics.clone(),
             start: Instant::now(),
-            attrs: [
-                Some(KeyValue::new(semconv::RPC_SYSTEM, "grpc")),
-                rpc.map(|(s, _)| KeyValue::new(semconv::RPC_SERVICE, metrics.intern(s))),
-                rpc.map(|(_, m)| KeyValue::new(semconv::RPC_METHOD, metrics.intern(m))),
-            ],
+            server,
         }
     }
 
     /// Records the call: `outcome` is the HTTP status and the headers or trailers holding
-    /// `grpc-status`, `None` when the call failed without one.
+    /// `grpc-status`.
     pub(crate) fn finish(
         self,
         outcome: Option<(http::StatusCode, &http::HeaderMap)>,
+        call: &gorax_trace::rpcconv::GrpcCall,
         span: &SpanContext,
     ) {
-        use gorax_trace::httpconv::{GrpcErrors, grpc_status};
-        let seconds = self.start.elapsed().as_secs_f64();
-        let (code, error): (Option<i64>, Option<Value>) = match outcome {
+        let (code, error) = match outcome {
             Some((status, headers)) => (
-                grpc_status(headers).map(i64::from),
-                GrpcErrors::client().classify(&ResponseHead::new(status, headers)),
+                crate::grpc::status_code(call, status, headers),
+                crate::grpc::classifier(call).classify(&ResponseHead::new(status, headers)),
             ),
-            None => (None, Some("_OTHER".into())),
+            None => (None, Some(gorax_trace::rpcconv::OTHER.into())),
         };
-        let [system, service, method] = self.attrs;
+        self.record(code, error, call, span);
+    }
+
+    /// Records a call that failed before any status, with `error.type` the error's type.
+    pub(crate) fn finish_failed(
+        self,
+        error_type: &'static str,
+        call: &gorax_trace::rpcconv::GrpcCall,
+        span: &SpanContext,
+    ) {
+        self.record(None, Some(error_type.into()), call, span);
+    }
+
+    fn record(
+        self,
+        code: Option<u8>,
+        error: Option<Value>,
+        call: &gorax_trace::rpcconv::GrpcCall,
+        span: &SpanContext,
+    ) {
+        let seconds = self.start.elapsed().as_secs_f64();
+        let [a, b, c, d, e, f, g] = call.metric_attributes(code, error, |v| self.metrics.intern(v));
+        let (address, port) = match (&self.server, call.mode().emits_stable()) {
+            (Some((address, port)), true) => (
+                Some(KeyValue::new(semconv::SERVER_ADDRESS, address.clone())),
+                port.map(|p| KeyValue::new(semconv::SERVER_PORT, i64::from(p))),
+            ),
+            _ => (None, None),
+        };
         self.metrics.record_present(
             RequestDuration::RpcClient,
             seconds,
-            [
-                system,
-                service,
-                method,
-                code.map(|c| KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, c)),
-                error.map(|e| KeyValue::new(semconv::ERROR_TYPE, e)),
-            ],
+            [a, b, c, d, e, f, g, address, port],
             span,
         );
     }

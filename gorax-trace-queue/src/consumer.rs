@@ -511,7 +511,7 @@ fn dead_letter_span<T>(
     reason: &str,
 ) -> Context {
     let telemetry = settings.telemetry.get();
-    let tracer = telemetry.tracer();
+    let tracer = crate::tracer(&telemetry);
     let parent = msg
         .map(|m| telemetry.extract(m.headers()))
         .filter(|cx| cx.span().span_context().is_valid())

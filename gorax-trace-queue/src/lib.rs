@@ -72,6 +72,15 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// The scopes this crate's spans are recorded under.
+static SCOPES: gorax_trace::AdapterScopes =
+    gorax_trace::AdapterScopes::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+
+/// The tracer of this crate's scope, with the schema URL of the messaging conventions it emits.
+fn tracer(telemetry: &gorax_trace::TelemetryHandle) -> &gorax_trace::SdkTracer {
+    telemetry.tracer_in(SCOPES.for_schema(telemetry.messaging_semconv().schema_url()))
+}
+
 mod attributes;
 pub mod consumer;
 mod future;

@@ -140,7 +140,7 @@ impl ProducerTracer {
         existing: &SpanContext,
         msg: &TracedMessage<T>,
     ) -> Context {
-        let tracer = telemetry.tracer();
+        let tracer = crate::tracer(telemetry);
         // One builder, moved once; the attribute list is sized so that it never grows when the
         // span will likely record (the sampler still sees no attributes, as before).
         let builder = SpanBuilder {

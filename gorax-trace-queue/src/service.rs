@@ -119,7 +119,7 @@ fn start<T>(
     creation_sc: SpanContext,
     msg: &TracedMessage<T>,
 ) -> Context {
-    let tracer = telemetry.tracer();
+    let tracer = crate::tracer(telemetry);
     let system = msg.system_name().unwrap_or(&config.system);
     let builder = SpanBuilder {
         name: PROCESS.into(),
@@ -173,7 +173,7 @@ where
     fn call(&mut self, batch: Vec<TracedMessage<T>>) -> Self::Future {
         let config = &*self.config;
         let telemetry = config.binding.get();
-        let tracer = telemetry.tracer();
+        let tracer = crate::tracer(&telemetry);
         let propagators = telemetry.propagators();
         let links: Vec<Link> = batch
             .iter()

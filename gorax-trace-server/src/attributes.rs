@@ -4,9 +4,10 @@
 use std::net::{IpAddr, SocketAddr};
 
 use gorax_trace::httpconv::{
-    capture_headers as capture, content_length, has_sensitive_key, limited, method as method_name,
-    protocol_version, redact_query, route_names, span_name, truncate_value,
+    capture_headers as capture, content_length, has_sensitive_key, limited, protocol_version,
+    redact_query, truncate_value,
 };
+use gorax_trace::rpcconv;
 use gorax_trace::semconv::{self, legacy};
 use http::{HeaderMap, HeaderValue, Request, Response, header};
 use std::sync::Arc;
@@ -14,7 +15,9 @@ use std::sync::Arc;
 use opentelemetry::trace::{Span, SpanRef};
 use opentelemetry::{KeyValue, StringValue};
 
-use crate::layer::Config;
+use crate::config::Config;
+use crate::request::RequestFacts;
+use gorax_trace::rpcconv::GrpcCall;
 
 /// `url.scheme` without allocating for the usual schemes.
 fn scheme_value(scheme: &str) -> StringValue {
@@ -22,14 +25,6 @@ fn scheme_value(scheme: &str) -> StringValue {
         "http" => "http".into(),
         "https" => "https".into(),
         other => other.to_owned().into(),
-    }
-}
-
-/// `http.route`: the route kept for the process ([`route_names`]), so not allocated per request.
-pub(crate) fn route_value(route: &str) -> StringValue {
-    match route_names(route) {
-        Some(names) => names.route().into(),
-        None => route.to_owned().into(),
     }
 }
 
@@ -115,29 +110,28 @@ pub(crate) fn capacity(config: &Config, dup: bool) -> usize {
     // response, which is the common one and must not pay for the larger list).
     let stable = 17;
     let legacy = if dup { 5 } else { 0 };
-    let rpc = if config.grpc { 4 } else { 0 };
+    // Old and stable RPC keys together (`rpc/dup`), status codes included.
+    let rpc = if config.grpc { 8 } else { 0 };
     stable + legacy + rpc + config.request_headers.len() + config.response_headers.len()
 }
 
-/// Sets the request attributes and the final span name. `initial_given`: the method and route
-/// were already set when the span started (for the sampler). `rpc`: the gRPC service and method
-/// (gRPC mode), whose name the span already has.
-#[allow(clippy::too_many_arguments)]
+/// Sets the request attributes (the span is already named). `initial_given`: the method and
+/// route were already set when the span started (for the sampler).
 pub(crate) fn on_request<B>(
     span: &mut impl Span,
     req: &Request<B>,
-    route: Option<&str>,
+    facts: &RequestFacts<'_>,
     config: &Config,
-    dup: bool,
-    limit: usize,
     initial_given: bool,
-    rpc: Option<(&str, &str)>,
 ) {
-    let (method, known) = method_name(req.method());
-    if !initial_given {
-        span.set_attribute(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
+    let limit = facts.limit;
+    if let Some(rpc) = facts.rpc.as_ref().filter(|rpc| !rpc.http_attributes()) {
+        return on_rpc_request(span, req, rpc, config, limit);
     }
-    if !known {
+    if !initial_given {
+        span.set_attribute(KeyValue::new(semconv::HTTP_REQUEST_METHOD, facts.method));
+    }
+    if !facts.known_method {
         span.set_attribute(KeyValue::new(
             semconv::HTTP_REQUEST_METHOD_ORIGINAL,
             limited(req.method().as_str(), limit),
@@ -159,28 +153,11 @@ pub(crate) fn on_request<B>(
     let trusted = peer.is_some_and(|p| config.trusted_proxies.contains(&p.ip()));
     let scheme = scheme_value(request_scheme(req, trusted));
     span.set_attribute(KeyValue::new(semconv::URL_SCHEME, scheme.clone()));
-    let names = route.and_then(route_names);
-    if let Some(route) = route.filter(|_| !initial_given) {
-        let value: StringValue = match names {
-            Some(names) => names.route().into(),
-            None => route.to_owned().into(),
-        };
-        span.set_attribute(KeyValue::new(semconv::HTTP_ROUTE, value));
+    if let Some(route) = facts.route_value().filter(|_| !initial_given) {
+        span.set_attribute(KeyValue::new(semconv::HTTP_ROUTE, route));
     }
     let headers = Found::of(req.headers());
-    let host = match uri.authority() {
-        Some(a) => Some((a.host(), a.port_u16())),
-        None => headers
-            .host
-            .and_then(|h| h.to_str().ok())
-            .map(split_host_port),
-    };
-    if let Some((host, port)) = host {
-        span.set_attribute(KeyValue::new(semconv::SERVER_ADDRESS, limited(host, limit)));
-        if let Some(port) = port {
-            span.set_attribute(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
-        }
-    }
+    server_address(span, uri, headers.host, limit);
     let client = if trusted {
         forwarded_for(req.headers())
     } else {
@@ -196,11 +173,7 @@ pub(crate) fn on_request<B>(
         (None, None) => {}
     }
     if let (Some(p), Some(ip)) = (peer, peer_ip) {
-        span.set_attribute(KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip));
-        span.set_attribute(KeyValue::new(
-            semconv::NETWORK_PEER_PORT,
-            i64::from(p.port()),
-        ));
+        network_peer(span, p, ip);
     }
     span.set_attribute(KeyValue::new(
         semconv::NETWORK_PROTOCOL_VERSION,
@@ -224,7 +197,7 @@ pub(crate) fn on_request<B>(
         capture(&mut captured, req.headers(), &config.request_headers, limit);
         span.set_attributes(captured);
     }
-    if dup {
+    if facts.dup {
         span.set_attribute(KeyValue::new(
             legacy::HTTP_METHOD,
             limited(req.method().as_str(), limit),
@@ -242,20 +215,76 @@ pub(crate) fn on_request<B>(
             span.set_attribute(KeyValue::new(legacy::HTTP_USER_AGENT, limited(ua, limit)));
         }
     }
-    if let Some((service, rpc_method)) = rpc {
-        span.set_attribute(KeyValue::new(semconv::RPC_SYSTEM, "grpc"));
-        span.set_attribute(KeyValue::new(semconv::RPC_SERVICE, limited(service, limit)));
-        span.set_attribute(KeyValue::new(
-            semconv::RPC_METHOD,
-            limited(rpc_method, limit),
-        ));
-        return;
+    if let Some(rpc) = &facts.rpc {
+        let mut attrs = Vec::with_capacity(5);
+        rpc.start_attributes(&mut attrs, limit);
+        span.set_attributes(attrs);
     }
-    match names {
-        Some(names) => span.update_name(names.span_name(req.method())),
-        None if route.is_some() || !known => span.update_name(span_name(req.method(), route)),
-        None => {}
+}
+
+/// `server.address` and `server.port` from the request's authority (HTTP/2 `:authority`),
+/// else its `Host` header; never from the socket.
+fn server_address(
+    span: &mut impl Span,
+    uri: &http::Uri,
+    host_header: Option<&HeaderValue>,
+    limit: usize,
+) {
+    let host = match uri.authority() {
+        Some(a) => Some((a.host(), a.port_u16())),
+        None => host_header
+            .and_then(|h| h.to_str().ok())
+            .map(split_host_port),
+    };
+    if let Some((host, port)) = host {
+        span.set_attribute(KeyValue::new(semconv::SERVER_ADDRESS, limited(host, limit)));
+        if let Some(port) = port {
+            span.set_attribute(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+        }
     }
+}
+
+fn network_peer(span: &mut impl Span, peer: SocketAddr, ip: StringValue) {
+    span.set_attribute(KeyValue::new(semconv::NETWORK_PEER_ADDRESS, ip));
+    span.set_attribute(KeyValue::new(
+        semconv::NETWORK_PEER_PORT,
+        i64::from(peer.port()),
+    ));
+}
+
+/// The request attributes of the stable RPC conventions only: the gRPC page's keys, no HTTP
+/// key (captured headers become `rpc.request.metadata.<key>`).
+fn on_rpc_request<B>(
+    span: &mut impl Span,
+    req: &Request<B>,
+    rpc: &GrpcCall,
+    config: &Config,
+    limit: usize,
+) {
+    let mut attrs = Vec::with_capacity(8);
+    rpc.start_attributes(&mut attrs, limit);
+    span.set_attributes(attrs);
+    server_address(span, req.uri(), req.headers().get(header::HOST), limit);
+    if let Some(p) = peer(req.extensions()) {
+        network_peer(span, p, Arc::<str>::from(p.ip().to_string()).into());
+    }
+    if !config.request_headers.is_empty() {
+        let mut captured = Vec::new();
+        capture(&mut captured, req.headers(), &config.request_headers, limit);
+        span.set_attributes(as_metadata(captured, semconv::RPC_REQUEST_METADATA_PREFIX));
+    }
+}
+
+/// Captured headers (`http.{request,response}.header.<key>`) renamed `{prefix}<key>`.
+fn as_metadata(captured: Vec<KeyValue>, prefix: &str) -> Vec<KeyValue> {
+    captured
+        .into_iter()
+        .map(|kv| {
+            let key = kv.key.as_str();
+            let name = key.rsplit_once(".header.").map_or(key, |(_, name)| name);
+            KeyValue::new(format!("{prefix}{name}"), kv.value)
+        })
+        .collect()
 }
 
 /// Sets the response attributes and the status (5xx is an error on a server span; 4xx is not).
@@ -268,25 +297,30 @@ pub(crate) fn on_response<B: http_body::Body>(
     dup: bool,
     limit: usize,
     error_type: Option<opentelemetry::Value>,
+    rpc: Option<(&GrpcCall, bool)>,
 ) -> bool {
-    let status = res.status().as_u16();
-    span.set_attribute(KeyValue::new(
-        semconv::HTTP_RESPONSE_STATUS_CODE,
-        i64::from(status),
-    ));
-    if dup {
-        span.set_attribute(KeyValue::new(legacy::HTTP_STATUS_CODE, i64::from(status)));
+    let http = rpc.is_none_or(|(rpc, _)| rpc.http_attributes());
+    let mut size_known = false;
+    if http {
+        let status = res.status().as_u16();
+        span.set_attribute(KeyValue::new(
+            semconv::HTTP_RESPONSE_STATUS_CODE,
+            i64::from(status),
+        ));
+        if dup {
+            span.set_attribute(KeyValue::new(legacy::HTTP_STATUS_CODE, i64::from(status)));
+        }
+        let size = content_length(res.headers()).or_else(|| {
+            res.body()
+                .size_hint()
+                .exact()
+                .and_then(|n| i64::try_from(n).ok())
+        });
+        if let Some(size) = size {
+            span.set_attribute(KeyValue::new(semconv::HTTP_RESPONSE_BODY_SIZE, size));
+        }
+        size_known = size.is_some();
     }
-    let size = content_length(res.headers()).or_else(|| {
-        res.body()
-            .size_hint()
-            .exact()
-            .and_then(|n| i64::try_from(n).ok())
-    });
-    if let Some(size) = size {
-        span.set_attribute(KeyValue::new(semconv::HTTP_RESPONSE_BODY_SIZE, size));
-    }
-    let size_known = size.is_some();
     if !config.response_headers.is_empty() {
         let mut captured = Vec::new();
         capture(
@@ -295,21 +329,31 @@ pub(crate) fn on_response<B: http_body::Body>(
             &config.response_headers,
             limit,
         );
+        if !http {
+            captured = as_metadata(captured, semconv::RPC_RESPONSE_METADATA_PREFIX);
+        }
         span.set_attributes(captured);
     }
-    if config.grpc
-        && let Some(code) = gorax_trace::httpconv::grpc_status(res.headers())
-    {
-        span.set_attribute(KeyValue::new(
-            semconv::RPC_GRPC_STATUS_CODE,
-            i64::from(code),
-        ));
+    // The call ends at its head (a trailers-only answer, or not a gRPC answer at all).
+    if let Some((rpc, true)) = rpc {
+        on_rpc_end(span, rpc, rpcconv::grpc_status(res.headers()));
     }
     if let Some(error_type) = error_type {
         span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type));
         span.set_status(opentelemetry::trace::Status::error(""));
     }
     size_known
+}
+
+/// The end of a gRPC call with its status `code` (`None`: none came): the status attributes,
+/// the method once recognized or not, and the name of a span whose method is unrecognized.
+pub(crate) fn on_rpc_end(span: &SpanRef<'_>, rpc: &GrpcCall, code: Option<u8>) {
+    let mut attrs = Vec::with_capacity(3);
+    let rename = rpc.end_attributes(code, &mut attrs);
+    span.set_attributes(attrs);
+    if let Some(name) = rename {
+        span.update_name(name);
+    }
 }
 
 /// An inner service error: status Error, `error.type` the error's type name (low cardinality),
@@ -336,17 +380,6 @@ fn split_host_port(value: &str) -> (&str, Option<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::Method;
-
-    #[test]
-    fn method_and_span_names() {
-        assert_eq!(method_name(&Method::POST), ("POST", true));
-        let custom = Method::from_bytes(b"PURGE").unwrap();
-        assert_eq!(method_name(&custom), ("_OTHER", false));
-        assert_eq!(span_name(&Method::GET, Some("/a/{id}")), "GET /a/{id}");
-        assert_eq!(span_name(&Method::GET, None), "GET");
-        assert_eq!(span_name(&custom, Some("/a")), "HTTP /a");
-    }
 
     #[test]
     fn host_header_split() {

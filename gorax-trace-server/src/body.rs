@@ -3,15 +3,17 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
-use gorax_trace::httpconv::{ResponseHead, grpc_status};
+use gorax_trace::httpconv::ResponseHead;
+use gorax_trace::rpcconv::grpc_status;
 use gorax_trace::semconv;
 use http::{HeaderMap, StatusCode};
 use opentelemetry::trace::{SpanContext, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, Value};
 use pin_project_lite::pin_project;
 
-use crate::layer::Config;
+use crate::config::Config;
 use crate::metrics::RequestMetrics;
+use gorax_trace::rpcconv::GrpcCall;
 
 /// How a response body ended (the value of
 /// [`GORAX_HTTP_RESPONSE_BODY_OUTCOME`](gorax_trace::semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME)).
@@ -57,6 +59,8 @@ pub struct BodyEnd {
     pub(crate) head_at: Option<Instant>,
     pub(crate) first_frame: Option<f64>,
     pub(crate) bytes: u64,
+    /// gRPC mode: the call.
+    pub(crate) rpc: Option<GrpcCall>,
 }
 
 impl std::fmt::Debug for BodyEnd {
@@ -83,10 +87,13 @@ impl BodyEnd {
                 // Dropped before its trailers: a cancelled call, not a server error (the RPC
                 // conventions do not count CANCELLED as one).
                 None if outcome == Outcome::Abandoned => None,
-                None => self
-                    .config
-                    .classify
-                    .classify(&ResponseHead::new(self.status, headers)),
+                None => {
+                    let classify = match &self.rpc {
+                        Some(rpc) => crate::rpc::classifier(rpc, &self.config),
+                        None => &*self.config.classify,
+                    };
+                    classify.classify(&ResponseHead::new(self.status, headers))
+                }
             }
         } else {
             self.head_error.clone()
@@ -100,27 +107,27 @@ impl BodyEnd {
         }
         if self.recording {
             let mut attrs = Vec::with_capacity(5);
-            attrs.push(KeyValue::new(
-                semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME,
-                outcome.as_str(),
-            ));
-            if !self.size_known {
+            // The stable RPC conventions only: the gRPC page's keys, no HTTP or body key.
+            if self.rpc.as_ref().is_none_or(GrpcCall::http_attributes) {
                 attrs.push(KeyValue::new(
-                    semconv::HTTP_RESPONSE_BODY_SIZE,
-                    i64::try_from(self.bytes).unwrap_or(i64::MAX),
+                    semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME,
+                    outcome.as_str(),
                 ));
+                if !self.size_known {
+                    attrs.push(KeyValue::new(
+                        semconv::HTTP_RESPONSE_BODY_SIZE,
+                        i64::try_from(self.bytes).unwrap_or(i64::MAX),
+                    ));
+                }
+                if let Some(seconds) = self.first_frame {
+                    attrs.push(KeyValue::new(
+                        semconv::GORAX_HTTP_RESPONSE_TIME_TO_FIRST_FRAME,
+                        seconds,
+                    ));
+                }
             }
-            if let Some(seconds) = self.first_frame {
-                attrs.push(KeyValue::new(
-                    semconv::GORAX_HTTP_RESPONSE_TIME_TO_FIRST_FRAME,
-                    seconds,
-                ));
-            }
-            if let Some(code) = grpc_status(headers).filter(|_| self.in_trailers) {
-                attrs.push(KeyValue::new(
-                    semconv::RPC_GRPC_STATUS_CODE,
-                    i64::from(code),
-                ));
+            if let Some(rpc) = self.rpc.as_ref().filter(|_| self.in_trailers) {
+                crate::attributes::on_rpc_end(&span, rpc, grpc_status(headers));
             }
             match error {
                 // gRPC mode (the status comes in trailers): the RPC exception's name.
@@ -153,7 +160,12 @@ impl BodyEnd {
             }
             let sc: &SpanContext = span.span_context();
             let headers = if self.in_trailers { headers } else { &none };
-            m.finish(Some((self.status, headers)), error_type, sc);
+            m.finish(
+                Some((self.status, headers)),
+                error_type,
+                sc,
+                self.rpc.as_ref(),
+            );
         }
     }
 }

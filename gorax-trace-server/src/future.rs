@@ -14,9 +14,11 @@ use pin_project_lite::pin_project;
 
 use crate::attributes;
 use crate::body::BodyEnd;
-use crate::layer::sealed::Wraps;
-use crate::layer::{Config, Http, ResponseHeader, SpanEnd};
+use crate::config::{Config, ResponseHeader, SpanEnd};
 use crate::metrics::RequestMetrics;
+use crate::mode::Http;
+use crate::mode::sealed::Wraps;
+use gorax_trace::rpcconv::GrpcCall;
 
 /// W3C Trace Context Level 2 response header.
 const TRACERESPONSE: http::HeaderName = http::HeaderName::from_static("traceresponse");
@@ -36,6 +38,8 @@ pub(crate) struct Traced {
     /// The request is a `CONNECT` (a 2xx answer is a tunnel or an HTTP/2 extended CONNECT
     /// upgrade: its span ends at the head).
     pub(crate) connect: bool,
+    /// gRPC mode: the call.
+    pub(crate) rpc: Option<GrpcCall>,
 }
 
 pin_project! {
@@ -141,15 +145,16 @@ where
                 let in_trailers = M::TRAILERS
                     && traced.config.grpc
                     && response.status() == http::StatusCode::OK
-                    && gorax_trace::httpconv::grpc_status(response.headers()).is_none();
+                    && gorax_trace::rpcconv::grpc_status(response.headers()).is_none();
                 let with_body =
                     in_trailers || ends_with_body(response, &traced.config, traced.connect);
                 // Classified once, for the span and the metrics.
                 let error_type = if !in_trailers && (recording || traced.metrics.is_some()) {
-                    traced
-                        .config
-                        .classify
-                        .classify(&ResponseHead::new(response.status(), response.headers()))
+                    let classify = match &traced.rpc {
+                        Some(rpc) => crate::rpc::classifier(rpc, &traced.config),
+                        None => &*traced.config.classify,
+                    };
+                    classify.classify(&ResponseHead::new(response.status(), response.headers()))
                 } else {
                     None
                 };
@@ -162,6 +167,7 @@ where
                         traced.dup,
                         traced.limit,
                         error_type.clone(),
+                        traced.rpc.as_ref().map(|rpc| (rpc, !in_trailers)),
                     );
                 }
                 if let Some(hook) = &traced.config.on_response {
@@ -215,21 +221,31 @@ where
                         head_at: recording.then(Instant::now),
                         first_frame: None,
                         bytes: 0,
+                        rpc: traced.rpc.take(),
                     }));
                 } else if let Some(m) = traced.metrics.take() {
                     m.finish(
                         Some((response.status(), response.headers())),
                         error_type,
                         span.span_context(),
+                        traced.rpc.as_ref(),
                     );
                 }
             }
             Err(error) => {
                 if recording {
                     attributes::on_error(&span, error);
+                    if let Some(rpc) = &traced.rpc {
+                        attributes::on_rpc_end(&span, rpc, None);
+                    }
                 }
                 if let Some(m) = traced.metrics.take() {
-                    m.finish(None, Some("_OTHER".into()), span.span_context());
+                    m.finish(
+                        None,
+                        Some("_OTHER".into()),
+                        span.span_context(),
+                        traced.rpc.as_ref(),
+                    );
                 }
             }
         }

@@ -2,167 +2,23 @@ use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use gorax_trace::conventions::RpcSemconv;
 use gorax_trace::httpconv::{
     CapturedHeader, ClassifyFailure, DEFAULT_REDACTED_QUERY_KEYS, HttpSemconv, OnRequest,
     OnResponse, ResponseHead, ServerErrors,
 };
 use gorax_trace::propagation::BaggagePolicy;
+use gorax_trace::rpcconv::{GrpcErrors, GrpcMethods};
 use gorax_trace::trust::TrustedPeers;
 use gorax_trace::{Binding, SdkTracer, TelemetryHandle};
-use http::{Extensions, HeaderMap, HeaderName, Method, Uri};
+use http::HeaderName;
 use tower_layer::Layer;
 
-use crate::ServerTraceService;
-
-/// What a predicate sees of a request: its head and, with axum, the matched route template.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct RequestHead<'a> {
-    /// The method.
-    pub method: &'a Method,
-    /// The URI (path and query; authority for HTTP/2 and absolute-form requests).
-    pub uri: &'a Uri,
-    /// The request headers.
-    pub headers: &'a HeaderMap,
-    /// The request extensions.
-    pub extensions: &'a Extensions,
-    /// The route template (`/api/v1/workflows/{id}/execute`) when the router matched one.
-    pub route: Option<&'a str>,
-}
-
-impl<'a> RequestHead<'a> {
-    /// The head of `req`, matched to `route`.
-    pub(crate) fn of<B>(req: &'a http::Request<B>, route: Option<&'a str>) -> Self {
-        Self {
-            method: req.method(),
-            uri: req.uri(),
-            headers: req.headers(),
-            extensions: req.extensions(),
-            route,
-        }
-    }
-}
-
-pub(crate) type Predicate = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
-
-/// The trace context written to the response, if any.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum ResponseHeader {
-    /// Nothing (default).
-    #[default]
-    None,
-    /// W3C `traceresponse: 00-{trace id}-{server span id}-{flags}` (Trace Context Level 2).
-    TraceResponse,
-    /// The trace id (32 lowercase hex digits) in a header of this name, e.g. `x-trace-id`.
-    TraceId(HeaderName),
-}
-
-/// Where the server span (and the request's duration measurement) of a response ends.
-///
-/// The default is [`SpanEnd::Body`] for every response. Chosen per layer
-/// ([`ServerTraceLayer::with_span_end`], [`ServerTraceLayer::with_span_end_by`]) or per response:
-/// a handler that puts a `SpanEnd` in the response's extensions (with axum,
-/// `(Extension(SpanEnd::Head), body)`) overrides the layer's choice.
-///
-/// Whatever is chosen, these end at the head: a `101 Switching Protocols` response and a 2xx
-/// answer to `CONNECT` (HTTP/2 extended CONNECT: WebSockets over HTTP/2), whose "body" is the
-/// upgraded connection, and a body complete at the head (known to be empty, or of an exact
-/// length of at most [`SpanEnd::SENT_WITH_HEAD`] bytes: strings, JSON, `Full` bodies, which
-/// are written with the head), so that such a response costs what it did before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SpanEnd {
-    /// At the response head: the span measures the handler, not the body's streaming (the
-    /// behaviour before issue 23, for latency dashboards that must keep measuring the head).
-    Head,
-    /// When the response body ends: at its last frame (trailers included), when it fails, or
-    /// when it is dropped before its end (the client went away).
-    #[default]
-    Body,
-}
-
-impl SpanEnd {
-    /// Bodies of an exact length up to this many bytes are complete at the head.
-    pub const SENT_WITH_HEAD: u64 = 64 * 1024;
-}
-
-pub(crate) type SpanEndFn = Arc<dyn Fn(&ResponseHead<'_>) -> SpanEnd + Send + Sync>;
-
-/// Decides whether a response body dropped before its end (abandoned) fails the span.
-///
-/// The HTTP conventions' example "HTTP server call: connection dropped before response body was
-/// sent" records `error.type` beside the status code the head had sent; whether that makes the
-/// request a failure depends on the response: [`DefaultBodyOutcome`] does not count an
-/// abandoned `text/event-stream` (a client closing is how server-sent events end) and counts
-/// every other body. A failed body (one that yields an error) is always a failure, and a
-/// completed one never is (the head's status still decides).
-pub trait ClassifyBodyOutcome: Send + Sync + 'static {
-    /// Whether the body of the response with this head is a failure when dropped before its end.
-    fn abandoned_is_failure(&self, head: &ResponseHead<'_>) -> bool;
-}
-
-impl<F> ClassifyBodyOutcome for F
-where
-    F: Fn(&ResponseHead<'_>) -> bool + Send + Sync + 'static,
-{
-    fn abandoned_is_failure(&self, head: &ResponseHead<'_>) -> bool {
-        self(head)
-    }
-}
-
-/// The default [`ClassifyBodyOutcome`]: an abandoned body is a failure unless the response is a
-/// `text/event-stream` (server-sent events).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultBodyOutcome;
-
-impl ClassifyBodyOutcome for DefaultBodyOutcome {
-    fn abandoned_is_failure(&self, head: &ResponseHead<'_>) -> bool {
-        !is_event_stream(head.headers)
-    }
-}
-
-/// Whether the `Content-Type` is `text/event-stream` (case-insensitive, parameters ignored).
-fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("text/event-stream"))
-}
-
-pub(crate) type RequestHook = Arc<dyn for<'a> OnRequest<RequestHead<'a>>>;
-pub(crate) type ResponseHook = Arc<dyn for<'a> OnResponse<ResponseHead<'a>>>;
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) binding: Binding,
-    /// Set by `with_http_semconv`; otherwise the handle's mode.
-    pub(crate) semconv: Option<HttpSemconv>,
-    pub(crate) classify: Arc<dyn ClassifyFailure>,
-    /// `None` for no hook: the common case costs no context lookup nor dynamic call.
-    pub(crate) on_request: Option<RequestHook>,
-    pub(crate) on_response: Option<ResponseHook>,
-    pub(crate) redact: Vec<String>,
-    pub(crate) trusted_proxies: Vec<IpAddr>,
-    pub(crate) untrusted: Option<Predicate>,
-    /// Set by `with_trusted_peers`/`public`; otherwise the handle's (`TRACING_TRUSTED_PEERS`).
-    pub(crate) trusted_peers: Option<TrustedPeers>,
-    pub(crate) filter: Option<Predicate>,
-    pub(crate) baggage: BaggagePolicy,
-    pub(crate) response_header: ResponseHeader,
-    pub(crate) request_headers: Vec<CapturedHeader>,
-    pub(crate) response_headers: Vec<CapturedHeader>,
-    /// Sensitive headers opted in by name (recorded in clear when captured).
-    pub(crate) recorded_sensitive: Vec<HeaderName>,
-    /// Attribute value length limit of attributes built from caller input, in characters.
-    /// Set by `with_attribute_value_length_limit`; otherwise the handle's limit.
-    pub(crate) attr_limit: Option<usize>,
-    /// gRPC mode ([`ServerTraceLayer::grpc`]): RPC span names and `rpc.*` attributes.
-    pub(crate) grpc: bool,
-    /// Where spans end when the response does not say (`span_end_by` first, when set).
-    pub(crate) span_end: SpanEnd,
-    pub(crate) span_end_by: Option<SpanEndFn>,
-    pub(crate) body_outcome: Arc<dyn ClassifyBodyOutcome>,
-}
+use crate::config::{
+    ClassifyBodyOutcome, Config, DefaultBodyOutcome, RequestHead, ResponseHeader, SpanEnd,
+};
+use crate::mode::{Grpc, Http, Mode};
+use crate::service::ServerTraceService;
 
 /// A tower [`Layer`] that traces inbound HTTP requests: it continues the caller's W3C trace,
 /// records one SERVER span per request with the stable HTTP semantic-convention attributes, and
@@ -175,7 +31,7 @@ pub(crate) struct Config {
 /// - HTTP conventions, propagators: the handle's (`OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` adds
 ///   the legacy names);
 /// - failures: 5xx ([`ServerErrors`]; [`with_failure_classifier`](Self::with_failure_classifier)
-///   changes it, e.g. to [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server));
+///   changes it, e.g. to [`GrpcErrors::server`](gorax_trace::rpcconv::GrpcErrors::server));
 /// - `url.query` values of [`DEFAULT_REDACTED_QUERY_KEYS`](gorax_trace::httpconv::DEFAULT_REDACTED_QUERY_KEYS) redacted;
 /// - trusted peers: the handle's (`TRACING_TRUSTED_PEERS`, default every caller), baggage kept, no request filtered, no response header, no header
 ///   captured, `client.address` from the connection peer only (no proxy trusted);
@@ -209,75 +65,6 @@ impl<M> Clone for ServerTraceLayer<M> {
             mode: PhantomData,
         }
     }
-}
-
-/// HTTP mode of [`ServerTraceLayer`]: the response body keeps its type (a [`SpanBody`]: axum's
-/// `Body`, or a boxed body); a streamed one is wrapped in a [`ResponseBody`](crate::ResponseBody)
-/// that ends the span with the body (see [`SpanEnd`]).
-///
-/// [`SpanBody`]: crate::SpanBody
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Http;
-
-/// gRPC mode of [`ServerTraceLayer`] ([`ServerTraceLayer::grpc`]): the response body is a
-/// [`ResponseBody`](crate::ResponseBody), which ends the span when the trailers arrive (or the
-/// body ends, fails or is dropped).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Grpc;
-
-/// The protocol modes of [`ServerTraceLayer`]: [`Http`] and [`Grpc`] (sealed).
-pub trait Mode: sealed::Sealed + Send + Sync + 'static {
-    /// The response body type the layer's service gives for an inner body `B`.
-    type Body<B>;
-}
-
-pub(crate) mod sealed {
-    use crate::body::BodyEnd;
-
-    /// What the layer does differently per mode (not for implementing elsewhere).
-    pub trait Sealed {
-        /// Whether a call may end at its trailers.
-        const TRAILERS: bool;
-    }
-
-    /// The response body of a mode for an inner body `B`.
-    pub trait Wraps<B>: super::Mode {
-        /// `body`, ending the span with `end` when there is one.
-        fn wrap(body: B, end: Option<Box<BodyEnd>>) -> <Self as super::Mode>::Body<B>;
-    }
-
-    impl Sealed for super::Http {
-        const TRAILERS: bool = false;
-    }
-
-    impl<B: crate::SpanBody> Wraps<B> for super::Http {
-        #[inline]
-        fn wrap(body: B, end: Option<Box<BodyEnd>>) -> B {
-            match end {
-                None => body,
-                Some(end) => B::from_traced(crate::ResponseBody::new(body, Some(end))),
-            }
-        }
-    }
-
-    impl Sealed for super::Grpc {
-        const TRAILERS: bool = true;
-    }
-
-    impl<B> Wraps<B> for super::Grpc {
-        #[inline]
-        fn wrap(body: B, end: Option<Box<BodyEnd>>) -> crate::ResponseBody<B> {
-            crate::ResponseBody::new(body, end)
-        }
-    }
-}
-
-impl Mode for Http {
-    type Body<B> = B;
-}
-
-impl Mode for Grpc {
-    type Body<B> = crate::ResponseBody<B>;
 }
 
 impl<M> std::fmt::Debug for ServerTraceLayer<M> {
@@ -336,6 +123,9 @@ impl ServerTraceLayer {
                 recorded_sensitive: Vec::new(),
                 attr_limit: None,
                 grpc: false,
+                rpc_semconv: None,
+                grpc_methods: GrpcMethods::default(),
+                grpc_default_classifier: false,
                 span_end: SpanEnd::Body,
                 span_end_by: None,
                 body_outcome: Arc::new(DefaultBodyOutcome),
@@ -363,14 +153,31 @@ impl ServerTraceLayer {
         Self::new().with_trusted_peers(TrustedPeers::None)
     }
 
-    /// gRPC mode, for requests whose path is `/{package.Service}/{Method}`:
-    /// - span name `{package.Service}/{Method}` (other paths keep the HTTP name);
-    /// - `rpc.system=grpc`, `rpc.service`, `rpc.method` besides the HTTP attributes;
-    /// - `rpc.grpc.status_code` from the `grpc-status` of the response headers or trailers;
-    /// - failures by [`GrpcErrors::server`](gorax_trace::httpconv::GrpcErrors::server): the codes
-    ///   the RPC conventions call server errors (`UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`,
-    ///   `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`), `error.type` the numeric code (a later
-    ///   [`with_failure_classifier`](Self::with_failure_classifier) replaces it).
+    /// gRPC mode, for requests whose path is `/{package.Service}/{Method}`, in the RPC
+    /// conventions' mode of the handle (`OTEL_SEMCONV_STABILITY_OPT_IN`) or
+    /// [`with_rpc_semconv`](ServerTraceLayer::with_rpc_semconv):
+    ///
+    /// | | old keys (default) | `rpc` (stable, v1.45.0) | `rpc/dup` |
+    /// |---|---|---|---|
+    /// | span name | `{package.Service}/{Method}` | the same; `grpc` for an unrecognized method | as `rpc` |
+    /// | attributes | `rpc.system=grpc`, `rpc.service`, `rpc.method` (`Method`), `rpc.grpc.status_code` (int), and the HTTP attributes | `rpc.system.name=grpc`, `rpc.method` (`package.Service/Method` or `_OTHER`), `rpc.method_original`, `rpc.status_code` (`"OK"`), `server.address`/`server.port` (`:authority`), `network.peer.*`; no HTTP key | both; `rpc.method` as in `rpc` |
+    /// | `error.type` | the numeric code | the code's name (`UNAVAILABLE`) | the name |
+    /// | `rpc.server.call.duration` | `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, `error.type` | `rpc.system.name`, `rpc.method`, `rpc.status_code`, `error.type` | both |
+    ///
+    /// - Failures, by [`GrpcErrors::server`](gorax_trace::rpcconv::GrpcErrors::server): the
+    ///   codes the gRPC conventions call server errors (`UNKNOWN`, `DEADLINE_EXCEEDED`,
+    ///   `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`; a later
+    ///   [`with_failure_classifier`](ServerTraceLayer::with_failure_classifier) replaces it).
+    ///   `error.type` is one of those names (or, with the old keys, numbers); an error of the
+    ///   inner service before any status is its type name (see
+    ///   [`record_error`](gorax_trace::span::record_error)); an HTTP error without
+    ///   `grpc-status` is named by gRPC's HTTP-to-status mapping.
+    /// - Methods: recognized unless the answer is `UNIMPLEMENTED`, or only those of
+    ///   [`with_grpc_methods`](ServerTraceLayer::with_grpc_methods) (see
+    ///   [`rpcconv`](gorax_trace::rpcconv)). An unrecognized method is `_OTHER` in the
+    ///   stable keys and in every mode's metrics, so request paths never grow the series.
+    /// - Captured headers ([`with_request_headers`](ServerTraceLayer::with_request_headers))
+    ///   are `rpc.request.metadata.<key>` / `rpc.response.metadata.<key>` in the stable mode.
     ///
     /// A status the server returns before the first message (a *trailers-only* response: with
     /// tonic, every `Err(Status)` of a unary handler and of a streaming handler before its
@@ -383,11 +190,43 @@ impl ServerTraceLayer {
     pub fn with_grpc(mut self) -> ServerTraceLayer<Grpc> {
         let config = self.config();
         config.grpc = true;
-        config.classify = Arc::new(gorax_trace::httpconv::GrpcErrors::server());
+        config.classify = Arc::new(GrpcErrors::server());
+        config.grpc_default_classifier = true;
         ServerTraceLayer {
             config: self.config,
             mode: PhantomData,
         }
+    }
+}
+
+impl ServerTraceLayer<Grpc> {
+    /// Chooses the RPC conventions (old keys, stable, or both: see
+    /// [`with_grpc`](ServerTraceLayer::with_grpc)) instead of the handle's mode.
+    ///
+    /// ```
+    /// use gorax_trace::conventions::RpcSemconv;
+    /// use gorax_trace_server::ServerTraceLayer;
+    ///
+    /// let layer = ServerTraceLayer::grpc().with_rpc_semconv(RpcSemconv::Stable);
+    /// ```
+    pub fn with_rpc_semconv(mut self, mode: RpcSemconv) -> Self {
+        self.config().rpc_semconv = Some(mode);
+        self
+    }
+
+    /// Which methods are recognized (default: every method unless the answer is
+    /// `UNIMPLEMENTED`); [`GrpcMethods::only`] lists them, e.g. from the service's descriptors.
+    ///
+    /// ```
+    /// use gorax_trace::rpcconv::GrpcMethods;
+    /// use gorax_trace_server::ServerTraceLayer;
+    ///
+    /// let layer = ServerTraceLayer::grpc()
+    ///     .with_grpc_methods(GrpcMethods::only(["gorax.notify.v1.Notifier/Notify"]));
+    /// ```
+    pub fn with_grpc_methods(mut self, methods: GrpcMethods) -> Self {
+        self.config().grpc_methods = methods;
+        self
     }
 }
 
@@ -418,7 +257,9 @@ impl<M> ServerTraceLayer<M> {
 
     /// Decides which responses fail the span (default [`ServerErrors`]: 5xx).
     pub fn with_failure_classifier(mut self, classify: impl ClassifyFailure) -> Self {
-        self.config().classify = Arc::new(classify);
+        let config = self.config();
+        config.classify = Arc::new(classify);
+        config.grpc_default_classifier = false;
         self
     }
 

@@ -35,24 +35,31 @@
 //!     .layer(layer);
 //! ```
 
+/// The scopes this crate's spans are recorded under.
+static SCOPES: gorax_trace::AdapterScopes =
+    gorax_trace::AdapterScopes::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+
 mod attributes;
 mod body;
+mod config;
 mod future;
 mod layer;
 mod metrics;
+mod mode;
 #[cfg(feature = "request-id")]
+mod request;
 mod request_id;
+mod rpc;
 mod service;
 
 pub use body::{ResponseBody, SpanBody};
+pub use config::{ClassifyBodyOutcome, DefaultBodyOutcome, RequestHead, ResponseHeader, SpanEnd};
 pub use future::ResponseFuture;
 pub use gorax_trace::propagation::BaggagePolicy;
-pub use layer::{
-    ClassifyBodyOutcome, DefaultBodyOutcome, Grpc, Http, Mode, RequestHead, ResponseHeader,
-    ServerTraceLayer, SpanEnd,
-};
+pub use layer::ServerTraceLayer;
 #[cfg(feature = "axum")]
 pub use metrics::prometheus_route;
+pub use mode::{Grpc, Http, Mode};
 #[cfg(feature = "request-id")]
 pub use request_id::TraceIdRequestId;
 pub use service::ServerTraceService;

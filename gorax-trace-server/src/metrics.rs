@@ -6,14 +6,17 @@
 
 use std::time::Instant;
 
-use gorax_trace::httpconv::{grpc_status, method as method_name, protocol_version};
+use gorax_trace::httpconv::protocol_version;
 use gorax_trace::metrics::{Metrics, RequestDuration};
+use gorax_trace::rpcconv::grpc_status;
 use gorax_trace::semconv;
 use http::{HeaderMap, Request, StatusCode};
 use opentelemetry::trace::SpanContext;
 use opentelemetry::{KeyValue, StringValue, Value};
 
-use crate::layer::Config;
+use crate::config::Config;
+use crate::request::RequestFacts;
+use gorax_trace::rpcconv::GrpcCall;
 
 /// One request being measured. Dropped unfinished (the client went away), it still leaves the
 /// active-requests count.
@@ -24,18 +27,16 @@ pub(crate) struct RequestMetrics {
     scheme: &'static str,
     version: &'static str,
     route: Option<StringValue>,
-    rpc: Option<(StringValue, StringValue)>,
 }
 
 impl RequestMetrics {
     pub(crate) fn start<B>(
         metrics: &Metrics,
         req: &Request<B>,
-        route: Option<&str>,
-        rpc: Option<(&str, &str)>,
+        facts: &RequestFacts<'_>,
         config: &Config,
     ) -> Self {
-        let method = method_name(req.method()).0;
+        let method = facts.method;
         // The span's rule (a trusted proxy's `X-Forwarded-Proto`), narrowed to the two values so
         // a header cannot grow the series.
         let trusted = crate::attributes::from_trusted_proxy(req, config);
@@ -50,33 +51,33 @@ impl RequestMetrics {
             method,
             scheme,
             version: protocol_version(req.version()),
-            route: route.map(|r| metrics.intern(r)),
-            rpc: rpc.map(|(s, m)| (metrics.intern(s), metrics.intern(m))),
+            route: facts
+                .names
+                .map(|n| StringValue::from(n.route()))
+                .or_else(|| facts.route.map(|r| metrics.intern(r))),
         }
     }
 
-    /// Records the request: `response` is the status and headers, `None` for an error of the
-    /// inner service; `error_type` is the failure classifier's verdict (the span's).
+    /// Records the request: `response` is the status and headers (trailers, for a gRPC call
+    /// whose status came there), `None` for an error of the inner service; `error_type` is the
+    /// failure classifier's verdict (the span's). A gRPC call (`rpc`) is recorded as
+    /// `rpc.server.call.duration`.
     pub(crate) fn finish(
         self,
         response: Option<(StatusCode, &HeaderMap)>,
         error_type: Option<Value>,
         span: &SpanContext,
+        rpc: Option<&GrpcCall>,
     ) {
         let seconds = self.start.elapsed().as_secs_f64();
-        let mut attrs: [Option<KeyValue>; 6] = Default::default();
-        if let Some((service, method)) = &self.rpc {
-            attrs[0] = Some(KeyValue::new(semconv::RPC_SYSTEM, "grpc"));
-            attrs[1] = Some(KeyValue::new(semconv::RPC_SERVICE, service.clone()));
-            attrs[2] = Some(KeyValue::new(semconv::RPC_METHOD, method.clone()));
-            attrs[3] = response
-                .and_then(|(_, headers)| grpc_status(headers))
-                .map(|code| KeyValue::new(semconv::RPC_GRPC_STATUS_CODE, i64::from(code)));
-            attrs[4] = error_type.map(|e| KeyValue::new(semconv::ERROR_TYPE, e));
+        if let Some(rpc) = rpc {
+            let code = response.and_then(|(_, headers)| grpc_status(headers));
+            let attrs = rpc.metric_attributes(code, error_type, |v| self.metrics.intern(v));
             return self
                 .metrics
                 .record_present(RequestDuration::RpcServer, seconds, attrs, span);
         }
+        let mut attrs: [Option<KeyValue>; 6] = Default::default();
         attrs[0] = Some(KeyValue::new(semconv::HTTP_REQUEST_METHOD, self.method));
         attrs[1] = Some(KeyValue::new(semconv::URL_SCHEME, self.scheme));
         attrs[2] = Some(KeyValue::new(

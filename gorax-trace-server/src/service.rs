@@ -1,4 +1,3 @@
-use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -12,10 +11,12 @@ use opentelemetry::{Context, KeyValue};
 use tower_service::Service;
 
 use crate::attributes;
+use crate::config::{Config, RequestHead};
 use crate::future::{ResponseFuture, Traced};
-use crate::layer::sealed::Wraps;
-use crate::layer::{Config, Http, Mode, RequestHead};
 use crate::metrics::RequestMetrics;
+use crate::mode::sealed::Wraps;
+use crate::mode::{Http, Mode};
+use crate::request::RequestFacts;
 
 /// The [`Service`] made by [`ServerTraceLayer`](crate::ServerTraceLayer), in the layer's
 /// protocol mode `M`.
@@ -132,63 +133,22 @@ where
             };
             return ResponseFuture::new(future, cx, tracing::Span::none(), None);
         }
-        let peers = config
-            .trusted_peers
-            .as_ref()
-            .unwrap_or_else(|| telemetry.trusted_peers());
-        let untrusted = (!peers.is_all()
-            && !peers.trusts(attributes::peer(req.extensions()).map(|p| p.ip())))
-            || config
-                .untrusted
-                .as_ref()
-                .is_some_and(|is_untrusted| is_untrusted(&head));
-
-        let rpc = if config.grpc {
-            gorax_trace::httpconv::grpc_path(req.uri().path())
-        } else {
-            None
-        };
+        let untrusted = is_untrusted(&req, &head, config, &telemetry);
+        let facts = RequestFacts::new(&req, route, config, &telemetry);
         let metrics = telemetry
             .metrics()
-            .map(|m| RequestMetrics::start(m, &req, route, rpc, config));
-        let dup = config
-            .semconv
-            .unwrap_or(telemetry.http_semconv())
-            .emits_legacy();
-        let limit = config
-            .attr_limit
-            .or(telemetry.attribute_value_length_limit())
-            .unwrap_or(usize::MAX);
+            .map(|m| RequestMetrics::start(m, &req, &facts, config));
         let caller =
             (!untrusted).then(|| caller_parts(req.headers(), propagators, &config.baggage));
-        // A caller that did not sample, under a sampler that follows it: the span context the
-        // SDK would make, without the SDK span it would discard.
-        let unsampled = match &caller {
-            Some((Some(caller), _)) => telemetry.unsampled_child(caller).map(|child| {
-                // What `propagation::random_flag` says for a child of this caller.
-                (
-                    child,
-                    caller.trace_flags().to_u8() & propagation::RANDOM_FLAG != 0,
-                )
-            }),
-            _ => None,
-        };
-        let (cx, recording) = match (unsampled, caller) {
-            (Some((child, random)), Some((_, baggage))) => {
-                let baggage = if random {
-                    baggage.with_value(propagation::RandomTraceId(child.trace_id()))
-                } else {
-                    baggage
-                };
-                (baggage.with_remote_span_context(child), false)
-            }
-            (_, caller) => self.start(&req, &telemetry, caller, route, rpc, dup, limit),
-        };
+        let (cx, recording) = self.context(&req, &telemetry, caller, &facts);
         if let Some(hook) = &config.on_request {
             let head = RequestHead::of(&req, route);
             hook.on_request(&head, &cx.span());
         }
         let connect = req.method() == http::Method::CONNECT;
+        let RequestFacts {
+            dup, limit, rpc, ..
+        } = facts;
         let active = cx.clone().attach();
         // Created while the server span is current, so it stands for that span.
         let bridge = gorax_trace::subscriber::bridge_span();
@@ -209,63 +169,82 @@ where
                 recording,
                 metrics,
                 connect,
+                rpc,
             }),
         )
     }
 }
 
+/// Whether the caller may not continue its trace: its connection's peer is not trusted, or the
+/// layer's predicate says so.
+fn is_untrusted<B>(
+    req: &Request<B>,
+    head: &RequestHead<'_>,
+    config: &Config,
+    telemetry: &gorax_trace::TelemetryHandle,
+) -> bool {
+    let peers = config
+        .trusted_peers
+        .as_ref()
+        .unwrap_or_else(|| telemetry.trusted_peers());
+    (!peers.is_all() && !peers.trusts(attributes::peer(req.extensions()).map(|p| p.ip())))
+        || config
+            .untrusted
+            .as_ref()
+            .is_some_and(|is_untrusted| is_untrusted(head))
+}
+
 impl<S, M> ServerTraceService<S, M> {
+    /// The request's context and whether its span records. A caller that did not sample,
+    /// under a sampler that follows it, gets the span context the SDK would make, without the
+    /// SDK span it would discard; any other request starts its span through the SDK.
+    fn context<B>(
+        &self,
+        req: &Request<B>,
+        telemetry: &gorax_trace::TelemetryHandle,
+        caller: Option<(Option<SpanContext>, Context)>,
+        facts: &RequestFacts<'_>,
+    ) -> (Context, bool) {
+        let unsampled = match &caller {
+            Some((Some(caller), _)) => telemetry.unsampled_child(caller).map(|child| {
+                // What `propagation::random_flag` says for a child of this caller.
+                (
+                    child,
+                    caller.trace_flags().to_u8() & propagation::RANDOM_FLAG != 0,
+                )
+            }),
+            _ => None,
+        };
+        match (unsampled, caller) {
+            (Some((child, random)), Some((_, baggage))) => {
+                let baggage = if random {
+                    baggage.with_value(propagation::RandomTraceId(child.trace_id()))
+                } else {
+                    baggage
+                };
+                (baggage.with_remote_span_context(child), false)
+            }
+            (_, caller) => self.start(req, telemetry, caller, facts),
+        }
+    }
+
     /// Starts the server span through the SDK: its context, and whether it records.
     /// `caller` is `None` for an untrusted caller, else the caller's span context and baggage.
-    #[allow(clippy::too_many_arguments)]
     fn start<B>(
         &self,
         req: &Request<B>,
         telemetry: &gorax_trace::TelemetryHandle,
         caller: Option<(Option<SpanContext>, Context)>,
-        route: Option<&str>,
-        rpc: Option<(&str, &str)>,
-        dup: bool,
-        limit: usize,
+        facts: &RequestFacts<'_>,
     ) -> (Context, bool) {
         let config = &*self.config;
         let propagators = telemetry.propagators();
-        let tracer = telemetry.tracer();
-        let (method, _) = gorax_trace::httpconv::method(req.method());
-        let name: Cow<'static, str> = match rpc {
-            Some((service, rpc_method)) => format!("{service}/{rpc_method}").into(),
-            None => method.into(),
-        };
-        let mut links = None;
+        let tracer = telemetry.tracer_in(crate::SCOPES.for_schema(facts.schema_url()));
         let rules = telemetry.route_attributes();
-        let parent = if let Some(caller) = caller {
-            match caller {
-                (Some(sc), cx) => cx.with_remote_span_context(sc),
-                (None, cx) => cx,
-            }
-        } else {
-            // New root; the caller's context is only a link; its flag is ignored and its
-            // baggage dropped but for the keys an `Allow` policy lists.
-            let allow = propagators.baggage && matches!(config.baggage, BaggagePolicy::Allow(_));
-            let caller = Propagators {
-                baggage: false,
-                ..propagators
-            }
-            .extract(req.headers());
-            let caller_span = caller.span();
-            if caller_span.span_context().is_valid() {
-                links = Some(vec![Link::with_context(caller_span.span_context().clone())]);
-            }
-            if allow {
-                let baggage_only = Propagators {
-                    baggage: true,
-                    ..Propagators::NONE
-                }
-                .extract(req.headers());
-                config.baggage.apply(baggage_only)
-            } else {
-                Context::new()
-            }
+        let (parent, links) = match caller {
+            Some((Some(sc), cx)) => (cx.with_remote_span_context(sc), None),
+            Some((None, cx)) => (cx, None),
+            None => new_root(req, config, propagators),
         };
         // The span's attribute list, sized for every attribute the request and the response
         // add, so that it never grows: when the span will likely record (the caller sampled, or
@@ -276,26 +255,22 @@ impl<S, M> ServerTraceService<S, M> {
             let caller = span.span_context();
             !caller.is_valid() || caller.is_sampled()
         };
-        let mut list = None;
-        if likely || rules {
-            let mut initial = Vec::with_capacity(attributes::capacity(config, dup));
+        let list = (likely || rules).then(|| {
+            let mut initial = Vec::with_capacity(attributes::capacity(config, facts.dup));
             if rules {
                 initial.push(KeyValue::new(
                     gorax_trace::semconv::HTTP_REQUEST_METHOD,
-                    method,
+                    facts.method,
                 ));
-                if let Some(route) = route {
-                    initial.push(KeyValue::new(
-                        gorax_trace::semconv::HTTP_ROUTE,
-                        attributes::route_value(route),
-                    ));
+                if let Some(route) = facts.route_value() {
+                    initial.push(KeyValue::new(gorax_trace::semconv::HTTP_ROUTE, route));
                 }
             }
-            list = Some(initial);
-        }
-        // One builder, moved once.
+            initial
+        });
+        // One builder, moved once; the span is named once, here.
         let builder = SpanBuilder {
-            name,
+            name: facts.span_name(req.method()),
             span_kind: Some(SpanKind::Server),
             attributes: list,
             links,
@@ -306,7 +281,7 @@ impl<S, M> ServerTraceService<S, M> {
         // Attributes go on the span itself, before it moves into the context (where every call
         // would lock its mutex and go through a boxed trait object).
         if recording {
-            attributes::on_request(&mut span, req, route, config, dup, limit, rules, rpc);
+            attributes::on_request(&mut span, req, facts, config, rules);
         }
         // Level 2 `random` flag: the SDK drops it from unsampled children and never sets it
         // on new roots; the marker makes every `traceparent` of this trace carry it.
@@ -326,4 +301,35 @@ impl<S, M> ServerTraceService<S, M> {
         };
         (cx, recording)
     }
+}
+
+/// The parent of an untrusted caller's span: a new root. The caller's context is only a link;
+/// its flag is ignored and its baggage dropped but for the keys an `Allow` policy lists.
+fn new_root<B>(
+    req: &Request<B>,
+    config: &Config,
+    propagators: Propagators,
+) -> (Context, Option<Vec<Link>>) {
+    let caller = Propagators {
+        baggage: false,
+        ..propagators
+    }
+    .extract(req.headers());
+    let caller_span = caller.span();
+    let links = caller_span
+        .span_context()
+        .is_valid()
+        .then(|| vec![Link::with_context(caller_span.span_context().clone())]);
+    let allow = propagators.baggage && matches!(config.baggage, BaggagePolicy::Allow(_));
+    let parent = if allow {
+        let baggage_only = Propagators {
+            baggage: true,
+            ..Propagators::NONE
+        }
+        .extract(req.headers());
+        config.baggage.apply(baggage_only)
+    } else {
+        Context::new()
+    };
+    (parent, links)
 }

@@ -660,7 +660,7 @@ async fn grpc_server_streaming_work_is_a_child_of_the_call() {
         .unwrap();
     let spans = t.spans();
     let call = spans.find("pkg.Feed/Watch");
-    spans.assert_attr(call, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+    spans.assert_attr(call, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 0_i64);
     assert_eq!(outcome(call), "completed");
     let produced = spans.find_all("produce.message");
     assert_eq!(produced.len(), 3);

@@ -715,7 +715,8 @@ fn futures_and_services_are_send() {
 
 #[tokio::test]
 async fn hooks_add_attributes_and_rename_and_grpc_status_classifies() {
-    use gorax_trace::httpconv::{GrpcErrors, ResponseHead};
+    use gorax_trace::httpconv::ResponseHead;
+    use gorax_trace::rpcconv::GrpcErrors;
     use opentelemetry::trace::SpanRef;
     let t = TestTracing::new();
     let grpc = Router::new()
@@ -878,14 +879,14 @@ mod grpc {
         );
         let spans = t.spans();
         let span = spans.find("pkg.Echo/Say");
-        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 0_i64);
         spans.assert_no_attr(span, semconv::ERROR_TYPE);
         assert_eq!(span.status, Status::Unset);
 
         call(svc.clone(), http::Method::POST, "/pkg.Echo/Fail").await;
         let spans = t.spans();
         let span = spans.find("pkg.Echo/Fail");
-        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 13_i64);
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 13_i64);
         spans.assert_attr(span, semconv::ERROR_TYPE, 13_i64);
         assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
 
@@ -894,7 +895,7 @@ mod grpc {
         assert!(res.into_body().collect().await.is_err());
         let spans = t.spans();
         let span = spans.find("pkg.Echo/Broken");
-        spans.assert_no_attr(span, semconv::RPC_GRPC_STATUS_CODE);
+        spans.assert_no_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE);
         assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
 
         // A body dropped before its trailers (the client went away) still ends the span, with
@@ -903,7 +904,7 @@ mod grpc {
         drop(respond(svc, http::Method::POST, "/pkg.Echo/Say").await);
         let spans = t.spans();
         let span = spans.find("pkg.Echo/Say");
-        spans.assert_no_attr(span, semconv::RPC_GRPC_STATUS_CODE);
+        spans.assert_no_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE);
         assert_eq!(span.status, Status::Unset);
     }
 
@@ -915,10 +916,10 @@ mod grpc {
         let span = spans.find("pkg.Echo/Nope");
         assert_eq!(span.span_kind, SpanKind::Server);
         assert_eq!(span.parent_span_id.to_string(), CALLER_SPAN);
-        spans.assert_attr(span, semconv::RPC_SYSTEM, "grpc");
-        spans.assert_attr(span, semconv::RPC_SERVICE, "pkg.Echo");
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_SYSTEM, "grpc");
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_SERVICE, "pkg.Echo");
         spans.assert_attr(span, semconv::RPC_METHOD, "Nope");
-        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 12_i64);
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 12_i64);
         spans.assert_attr(span, semconv::ERROR_TYPE, 12_i64);
         assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
     }
@@ -929,7 +930,7 @@ mod grpc {
         call(grpc_service(&t), http::Method::POST, "/pkg.Echo/Down").await;
         let spans = t.spans();
         let span = spans.find("pkg.Echo/Down");
-        spans.assert_no_attr(span, semconv::RPC_GRPC_STATUS_CODE);
+        spans.assert_no_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE);
         spans.assert_attr(span, semconv::ERROR_TYPE, "503");
     }
 
@@ -939,7 +940,7 @@ mod grpc {
         call(grpc_service(&t), http::Method::GET, "/health").await;
         let spans = t.spans();
         let span = spans.find("GET");
-        spans.assert_no_attr(span, semconv::RPC_SYSTEM);
+        spans.assert_no_attr(span, semconv::rpc_legacy::RPC_SYSTEM);
         spans.assert_no_attr(span, semconv::RPC_METHOD);
         assert_eq!(span.status, Status::Unset);
     }
@@ -958,7 +959,7 @@ mod grpc {
         rt.block_on(call(svc, http::Method::POST, "/pkg.Echo/Say"));
         let spans = t.spans();
         let span = spans.find("POST");
-        spans.assert_no_attr(span, semconv::RPC_SYSTEM);
+        spans.assert_no_attr(span, semconv::rpc_legacy::RPC_SYSTEM);
     }
 }
 

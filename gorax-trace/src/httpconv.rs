@@ -11,23 +11,7 @@ use http::{HeaderMap, HeaderName, Method, Version, header};
 use opentelemetry::trace::SpanRef;
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 
-/// Which HTTP semantic conventions spans carry (`OTEL_SEMCONV_STABILITY_OPT_IN`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum HttpSemconv {
-    /// The stable HTTP conventions only.
-    #[default]
-    Stable,
-    /// The stable conventions plus the legacy pre-1.21 keys (`http/dup`).
-    Dup,
-}
-
-impl HttpSemconv {
-    /// Whether the legacy keys are emitted beside the stable ones.
-    pub fn emits_legacy(self) -> bool {
-        self == Self::Dup
-    }
-}
+pub use crate::conventions::HttpSemconv;
 
 /// `http.request.method` as the HTTP conventions spell it: a known method as itself (with
 /// `true`), any other as `_OTHER` (with `false`; record the original in
@@ -680,76 +664,6 @@ impl ClassifyFailure for ClientErrors {
     }
 }
 
-/// gRPC over HTTP/2: the outcome is `grpc-status`, not the HTTP status (which is 200 for most
-/// failures). As a server, only the codes the RPC conventions call server errors fail the span
-/// (`UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`); as a
-/// client, every code but `OK`. `error.type` is the numeric code.
-///
-/// Only a `grpc-status` in the response *headers* (a trailers-only response, which is how
-/// servers answer an immediate error) is seen: the span ends at the response head.
-#[derive(Debug, Clone, Copy)]
-pub struct GrpcErrors {
-    server: bool,
-}
-
-impl GrpcErrors {
-    /// The server rule.
-    pub fn server() -> Self {
-        Self { server: true }
-    }
-
-    /// The client rule.
-    pub fn client() -> Self {
-        Self { server: false }
-    }
-}
-
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
-
-impl ClassifyFailure for GrpcErrors {
-    fn classify(&self, response: &ResponseHead<'_>) -> Option<Value> {
-        let Some(code) = grpc_status(response.headers) else {
-            // No grpc-status yet: judge by HTTP status like any HTTP exchange.
-            return if self.server {
-                ServerErrors.classify(response)
-            } else {
-                ClientErrors.classify(response)
-            };
-        };
-        let fails = if self.server {
-            matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
-        } else {
-            code != 0
-        };
-        fails.then(|| Value::from(i64::from(code)))
-    }
-}
-
-/// `(service, method)` of a gRPC request path `/{package.Service}/{Method}`, e.g.
-/// `("opentelemetry.proto.collector.trace.v1.TraceService", "Export")`; `None` for any other
-/// path (no leading slash, not two non-empty segments).
-///
-/// ```
-/// use gorax_trace::httpconv::grpc_path;
-///
-/// assert_eq!(grpc_path("/pkg.Echo/Say"), Some(("pkg.Echo", "Say")));
-/// assert_eq!(grpc_path("/health"), None);
-/// ```
-pub fn grpc_path(path: &str) -> Option<(&str, &str)> {
-    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
-        .then_some((service, method))
-}
-
-/// The numeric `grpc-status` of these headers (response headers of a trailers-only response, or
-/// trailers), if present and valid.
-pub fn grpc_status(headers: &HeaderMap) -> Option<u8> {
-    headers
-        .get(GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u8>().ok())
-}
-
 /// A hook called when a request's span has started and its attributes are set, to add
 /// attributes or rename the span. `()` does nothing; closures `Fn(&R, &SpanRef<'_>)` implement it.
 pub trait OnRequest<R: ?Sized>: Send + Sync + 'static {
@@ -939,19 +853,5 @@ mod tests {
         assert_eq!(ServerErrors.classify(&head(502, &h)), Some("502".into()));
         assert_eq!(ClientErrors.classify(&head(404, &h)), Some("404".into()));
         assert_eq!(ClientErrors.classify(&head(204, &h)), None);
-        let mut g = HeaderMap::new();
-        g.insert(GRPC_STATUS, "5".parse().unwrap()); // NOT_FOUND
-        assert_eq!(GrpcErrors::server().classify(&head(200, &g)), None);
-        assert_eq!(
-            GrpcErrors::client().classify(&head(200, &g)),
-            Some(5.into())
-        );
-        g.insert(GRPC_STATUS, "14".parse().unwrap()); // UNAVAILABLE
-        assert_eq!(
-            GrpcErrors::server().classify(&head(200, &g)),
-            Some(14.into())
-        );
-        g.insert(GRPC_STATUS, "0".parse().unwrap());
-        assert_eq!(GrpcErrors::client().classify(&head(200, &g)), None);
     }
 }

@@ -127,6 +127,8 @@ impl Telemetry {
         let settings = Settings::default()
             .with_propagators(config.propagators())
             .with_http_semconv(config.http_semconv())
+            .with_rpc_semconv(config.rpc_semconv())
+            .with_messaging_semconv(config.messaging_semconv())
             .with_route_attributes(config.enabled() && !config.sampling_rules().is_empty())
             .with_attribute_value_length_limit(config.attribute_value_length_limit())
             .with_trusted_peers(config.trusted_peers().clone())

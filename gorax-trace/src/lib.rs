@@ -14,7 +14,9 @@
 //! | [`export`] | the bounded batch processor, health counters, console tree and OTLP exporters |
 //! | [`sampling`] | the [`Sampler`](sampling::Sampler) setting, parent-based ratio sampling, route rules |
 //! | [`propagation`] | W3C `traceparent`/`tracestate`/`baggage` over any carrier, baggage policy |
+//! | [`conventions`] | which semantic-conventions version each category emits: `OTEL_SEMCONV_STABILITY_OPT_IN`, schema URLs |
 //! | [`httpconv`] | the HTTP vocabulary of server and client: names, redaction, failure rules, hooks |
+//! | [`rpcconv`] | the gRPC vocabulary of the gRPC layers: methods and their recognition, `grpc-status` names and failure rules, channel targets |
 //! | [`metrics`] | RED histograms with exemplars, the OTLP push, the Prometheus scrape |
 //! | `logs` | `tracing` events as OTLP log records (feature `logs`) |
 //! | [`trust`] | which connection peers may continue their trace (`TRACING_TRUSTED_PEERS`) |
@@ -51,6 +53,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
+pub mod conventions;
 pub mod export;
 pub mod httpconv;
 mod init;
@@ -58,6 +61,7 @@ mod init;
 pub mod logs;
 pub mod metrics;
 pub mod propagation;
+pub mod rpcconv;
 pub mod sampling;
 pub mod semconv;
 pub mod shutdown;
@@ -74,4 +78,6 @@ pub use config::TraceConfig;
 pub use init::{InitError, init};
 pub use opentelemetry_sdk::trace::SdkTracer;
 pub use shutdown::ShutdownError;
-pub use telemetry::{Binding, SCOPE_NAME, Settings, Telemetry, TelemetryHandle};
+pub use telemetry::{
+    AdapterScope, AdapterScopes, Binding, SCOPE_NAME, Settings, Telemetry, TelemetryHandle,
+};

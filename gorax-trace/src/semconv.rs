@@ -1,6 +1,6 @@
 //! Every attribute key the gorax-trace family writes, in one place.
 //!
-//! Three groups:
+//! Four groups:
 //! - **Upstream** keys re-exported from [`opentelemetry_semantic_conventions`] (stable HTTP, URL,
 //!   network, error and exception keys).
 //! - **Messaging** keys, still `development` upstream: one table per conventions version in
@@ -9,6 +9,8 @@
 //!   built on it) use them; they are emitted next to the stable keys when
 //!   `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` (see [`HttpSemconv`](crate::httpconv::HttpSemconv)).
 //!   They are spelled here because upstream marks them deprecated.
+//! - **Old RPC** keys ([`rpc_legacy`]) of the RPC conventions before 1.37, emitted without an `rpc`
+//!   opt-in and in `rpc/dup` mode (see [`RpcSemconv`](crate::conventions::RpcSemconv)).
 //! - **gorax** keys the specification lacks: workflow identifiers, the guide's queue keys, and
 //!   how a streamed HTTP response body ended.
 //!
@@ -20,9 +22,14 @@ pub use messaging::dev_384d661::{
     MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME,
     MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
 };
-/// `rpc.method`: the RPC method name, e.g. `Export` (gRPC conventions as collectors and
-/// dashboards read them today; see [`RPC_SYSTEM`]).
+/// `rpc.method`: in the stable RPC conventions the fully qualified method
+/// (`package.Service/Method`) or `_OTHER`; with the old keys the method's own name (`Export`).
 pub use opentelemetry_semantic_conventions::attribute::RPC_METHOD;
+/// `rpc.method_original` (stable RPC): the method the client sent, when `rpc.method` is
+/// `_OTHER`.
+pub use opentelemetry_semantic_conventions::attribute::RPC_METHOD_ORIGINAL;
+/// `rpc.system.name` (stable RPC): `grpc`.
+pub use opentelemetry_semantic_conventions::attribute::RPC_SYSTEM_NAME;
 pub use opentelemetry_semantic_conventions::attribute::{
     CLIENT_ADDRESS, CLIENT_PORT, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE,
     EXCEPTION_TYPE, HTTP_REQUEST_BODY_SIZE, HTTP_REQUEST_METHOD, HTTP_REQUEST_METHOD_ORIGINAL,
@@ -32,18 +39,30 @@ pub use opentelemetry_semantic_conventions::attribute::{
     URL_QUERY, URL_SCHEME, URL_TEMPLATE, USER_AGENT_ORIGINAL,
 };
 
-/// `rpc.system`: `grpc` for gRPC.
-///
-/// The gRPC keys ([`RPC_SYSTEM`], [`RPC_SERVICE`], [`RPC_METHOD`], [`RPC_GRPC_STATUS_CODE`]) are
-/// the ones collectors, Jaeger and existing dashboards read. Upstream (semantic conventions
-/// 1.37+, still experimental) is moving to `rpc.system.name`, a fully-qualified `rpc.method` and
-/// a string `rpc.response.status_code`, and marks three of these deprecated, so they are spelled
-/// here (and pinned to upstream's spelling by a test).
-pub const RPC_SYSTEM: &str = "rpc.system";
-/// `rpc.service`: the full service name, e.g. `opentelemetry.proto.collector.trace.v1.TraceService`.
-pub const RPC_SERVICE: &str = "rpc.service";
-/// `rpc.grpc.status_code`: the numeric gRPC status (`0` OK, `14` UNAVAILABLE, ...).
-pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+/// `rpc.status_code` (stable RPC): the status code's name (`"OK"`, `"UNAVAILABLE"`). Spelled
+/// here: opentelemetry-semantic-conventions 0.33.1 (conventions 1.42) still has its previous
+/// name, `rpc.response.status_code`, which v1.45.0 renamed.
+pub const RPC_STATUS_CODE: &str = "rpc.status_code";
+/// Prefix of captured request metadata in the stable RPC conventions:
+/// `rpc.request.metadata.<lowercase key>`.
+pub const RPC_REQUEST_METADATA_PREFIX: &str = "rpc.request.metadata.";
+/// Prefix of captured response metadata in the stable RPC conventions:
+/// `rpc.response.metadata.<lowercase key>`.
+pub const RPC_RESPONSE_METADATA_PREFIX: &str = "rpc.response.metadata.";
+
+/// The old RPC keys (conventions before 1.37, still what many collectors and dashboards read),
+/// emitted without an `rpc` opt-in and in `rpc/dup` mode; deprecated upstream, so spelled here.
+pub mod rpc_legacy {
+    /// `rpc.system`: `grpc` for gRPC; replaced by [`RPC_SYSTEM_NAME`](super::RPC_SYSTEM_NAME).
+    pub const RPC_SYSTEM: &str = "rpc.system";
+    /// `rpc.service`: the full service name, e.g.
+    /// `opentelemetry.proto.collector.trace.v1.TraceService`; now part of
+    /// [`RPC_METHOD`](super::RPC_METHOD).
+    pub const RPC_SERVICE: &str = "rpc.service";
+    /// `rpc.grpc.status_code`: the numeric gRPC status (`0` OK, `14` UNAVAILABLE, ...); replaced
+    /// by [`RPC_STATUS_CODE`](super::RPC_STATUS_CODE).
+    pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+}
 
 pub use opentelemetry_semantic_conventions::resource::{
     DEPLOYMENT_ENVIRONMENT_NAME, SERVICE_NAME, SERVICE_VERSION,
@@ -331,8 +350,11 @@ mod tests {
     #[allow(deprecated)]
     fn rpc_keys_match_upstream() {
         use opentelemetry_semantic_conventions::attribute as up;
-        assert_eq!(super::RPC_SYSTEM, up::RPC_SYSTEM);
-        assert_eq!(super::RPC_SERVICE, up::RPC_SERVICE);
-        assert_eq!(super::RPC_GRPC_STATUS_CODE, up::RPC_GRPC_STATUS_CODE);
+        assert_eq!(super::rpc_legacy::RPC_SYSTEM, up::RPC_SYSTEM);
+        assert_eq!(super::rpc_legacy::RPC_SERVICE, up::RPC_SERVICE);
+        assert_eq!(
+            super::rpc_legacy::RPC_GRPC_STATUS_CODE,
+            up::RPC_GRPC_STATUS_CODE
+        );
     }
 }

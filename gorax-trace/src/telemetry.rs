@@ -9,23 +9,117 @@
 //!
 //! [`ServerTraceLayer::new().with_telemetry(&telemetry)`]: https://docs.rs/gorax-trace-server
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TracerProvider as _};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, SdkTracer, SdkTracerProvider};
 
+use crate::conventions::{HttpSemconv, MessagingSemconv, RpcSemconv};
 use crate::export::ExportHealth;
-use crate::httpconv::HttpSemconv;
 use opentelemetry::Context;
 
 use crate::propagation::{Carrier, CarrierMut, Propagators, W3cPropagator};
 use crate::trust::TrustedPeers;
 
-/// The instrumentation scope name of the spans gorax-trace makes.
+/// The instrumentation scope name of the spans gorax-trace makes (helpers of [`span`](crate::span),
+/// the `tracing` bridge); the adapter crates record under their own ([`AdapterScope`]).
 pub const SCOPE_NAME: &str = "gorax-trace";
+
+/// How many adapter scopes a handle keeps tracers for (three crates, a few schema URLs each);
+/// scopes past that record with the handle's tracer.
+const SCOPE_SLOTS: usize = 16;
+static NEXT_SCOPE_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+/// An instrumentation scope an adapter crate records its spans under: the crate's name and
+/// version and the schema URL of the semantic-conventions version it emits (none where its keys
+/// match no single version). A `static` per crate and schema; see
+/// [`TelemetryHandle::tracer_in`] and [`AdapterScopes`].
+#[derive(Debug)]
+pub struct AdapterScope {
+    name: &'static str,
+    version: &'static str,
+    schema_url: Option<&'static str>,
+    slot: OnceLock<usize>,
+}
+
+impl AdapterScope {
+    /// A scope (`version`: the crate's, e.g. `env!("CARGO_PKG_VERSION")`).
+    pub const fn new(
+        name: &'static str,
+        version: &'static str,
+        schema_url: Option<&'static str>,
+    ) -> Self {
+        Self {
+            name,
+            version,
+            schema_url,
+            slot: OnceLock::new(),
+        }
+    }
+
+    /// The scope's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The scope's schema URL.
+    pub fn schema_url(&self) -> Option<&'static str> {
+        self.schema_url
+    }
+
+    fn to_scope(&self) -> opentelemetry::InstrumentationScope {
+        let builder =
+            opentelemetry::InstrumentationScope::builder(self.name).with_version(self.version);
+        match self.schema_url {
+            Some(url) => builder.with_schema_url(url).build(),
+            None => builder.build(),
+        }
+    }
+}
+
+/// One adapter crate's scopes, one per schema URL it may emit under:
+/// [`for_schema`](Self::for_schema) picks the one of a mode's
+/// [`schema_url`](crate::conventions::RpcSemconv::schema_url).
+///
+/// ```
+/// use gorax_trace::AdapterScopes;
+/// use gorax_trace::conventions::RpcSemconv;
+///
+/// static SCOPES: AdapterScopes = AdapterScopes::new("my-grpc-layer", "0.1.0");
+/// let scope = SCOPES.for_schema(RpcSemconv::Stable.schema_url());
+/// assert_eq!(scope.schema_url(), Some("https://opentelemetry.io/schemas/1.45.0"));
+/// assert_eq!(SCOPES.for_schema(RpcSemconv::Dup.schema_url()).schema_url(), None);
+/// ```
+#[derive(Debug)]
+pub struct AdapterScopes {
+    v1_45_0: AdapterScope,
+    v1_44_0: AdapterScope,
+    none: AdapterScope,
+}
+
+impl AdapterScopes {
+    /// The scopes of crate `name` at `version`.
+    pub const fn new(name: &'static str, version: &'static str) -> Self {
+        Self {
+            v1_45_0: AdapterScope::new(name, version, Some(crate::conventions::SCHEMA_URL_1_45_0)),
+            v1_44_0: AdapterScope::new(name, version, Some(crate::conventions::SCHEMA_URL_1_44_0)),
+            none: AdapterScope::new(name, version, None),
+        }
+    }
+
+    /// The scope for this schema URL (one of [`conventions`](crate::conventions)' or none; an
+    /// unknown URL gets the scope without one).
+    pub fn for_schema(&'static self, schema_url: Option<&str>) -> &'static AdapterScope {
+        match schema_url {
+            Some(crate::conventions::SCHEMA_URL_1_45_0) => &self.v1_45_0,
+            Some(crate::conventions::SCHEMA_URL_1_44_0) => &self.v1_44_0,
+            _ => &self.none,
+        }
+    }
+}
 
 /// What adapters record with: the tracer, the propagation fields, the HTTP convention mode and
 /// whether the sampler reads route attributes. Cheap to clone (one reference count); taken from
@@ -36,8 +130,15 @@ pub struct TelemetryHandle(Arc<Shared>);
 #[derive(Debug)]
 struct Shared {
     tracer: SdkTracer,
+    /// The provider the tracer belongs to, when known: the adapters' scoped tracers come
+    /// from it ([`TelemetryHandle::tracer_in`]).
+    provider: Option<SdkTracerProvider>,
+    /// The adapters' tracers, one per [`AdapterScope`] slot, made on first use.
+    scoped: [OnceLock<SdkTracer>; SCOPE_SLOTS],
     propagators: Propagators,
     http_semconv: HttpSemconv,
+    rpc_semconv: RpcSemconv,
+    messaging_semconv: MessagingSemconv,
     route_attributes: bool,
     attribute_value_length_limit: Option<usize>,
     trusted_peers: TrustedPeers,
@@ -76,6 +177,10 @@ pub struct Settings {
     pub propagators: Propagators,
     /// Which HTTP attribute names adapters write.
     pub http_semconv: HttpSemconv,
+    /// Which RPC attribute names the gRPC layers write.
+    pub rpc_semconv: RpcSemconv,
+    /// Which messaging names the queue crate writes (reserved: one version today).
+    pub messaging_semconv: MessagingSemconv,
     /// Whether the server layer gives the sampler `http.route` and `http.request.method` when a
     /// span starts (needed by per-route sampling rules; costs an allocation per request).
     pub route_attributes: bool,
@@ -107,6 +212,8 @@ impl Default for Settings {
         Self {
             propagators: Propagators::default(),
             http_semconv: HttpSemconv::default(),
+            rpc_semconv: RpcSemconv::default(),
+            messaging_semconv: MessagingSemconv::default(),
             route_attributes: false,
             attribute_value_length_limit: Some(
                 crate::httpconv::DEFAULT_ATTRIBUTE_VALUE_LENGTH_LIMIT,
@@ -129,6 +236,18 @@ impl Settings {
     /// With this HTTP convention mode.
     pub fn with_http_semconv(mut self, mode: HttpSemconv) -> Self {
         self.http_semconv = mode;
+        self
+    }
+
+    /// With this RPC convention mode.
+    pub fn with_rpc_semconv(mut self, mode: RpcSemconv) -> Self {
+        self.rpc_semconv = mode;
+        self
+    }
+
+    /// With this messaging convention mode.
+    pub fn with_messaging_semconv(mut self, mode: MessagingSemconv) -> Self {
+        self.messaging_semconv = mode;
         self
     }
 
@@ -173,10 +292,38 @@ impl Settings {
 impl TelemetryHandle {
     /// A handle recording with `tracer` (e.g. of a test provider) under `settings`.
     pub fn new(tracer: SdkTracer, settings: Settings, health: ExportHealth) -> Self {
+        Self::build(tracer, None, settings, health)
+    }
+
+    /// A handle recording with `provider`: adapters record under their own instrumentation
+    /// scopes ([`tracer_in`](Self::tracer_in)), other spans under [`SCOPE_NAME`].
+    pub fn with_provider(
+        provider: &SdkTracerProvider,
+        settings: Settings,
+        health: ExportHealth,
+    ) -> Self {
+        Self::build(
+            provider.tracer(SCOPE_NAME),
+            Some(provider.clone()),
+            settings,
+            health,
+        )
+    }
+
+    fn build(
+        tracer: SdkTracer,
+        provider: Option<SdkTracerProvider>,
+        settings: Settings,
+        health: ExportHealth,
+    ) -> Self {
         Self(Arc::new(Shared {
             tracer,
+            provider,
+            scoped: Default::default(),
             propagators: settings.propagators,
             http_semconv: settings.http_semconv,
+            rpc_semconv: settings.rpc_semconv,
+            messaging_semconv: settings.messaging_semconv,
             route_attributes: settings.route_attributes,
             attribute_value_length_limit: settings.attribute_value_length_limit,
             trusted_peers: settings.trusted_peers,
@@ -296,9 +443,38 @@ impl TelemetryHandle {
         });
     }
 
-    /// The tracer.
+    /// The tracer (scope [`SCOPE_NAME`]).
     pub fn tracer(&self) -> &SdkTracer {
         &self.0.tracer
+    }
+
+    /// The tracer of an adapter's instrumentation `scope` (its crate's name and version, and
+    /// the schema URL of the conventions it emits), made once per handle and scope; without a
+    /// known provider (a handle made from a bare tracer), [`tracer`](Self::tracer). Costs an
+    /// atomic load once made.
+    ///
+    /// ```
+    /// use gorax_trace::{AdapterScope, Settings, TelemetryHandle};
+    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    ///
+    /// static SCOPE: AdapterScope =
+    ///     AdapterScope::new("my-adapter", "1.0.0", Some(gorax_trace::conventions::SCHEMA_URL_1_45_0));
+    /// let provider = SdkTracerProvider::builder().build();
+    /// let handle = TelemetryHandle::with_provider(&provider, Settings::default(), Default::default());
+    /// let tracer = handle.tracer_in(&SCOPE);
+    /// # drop(tracer);
+    /// ```
+    pub fn tracer_in(&self, scope: &'static AdapterScope) -> &SdkTracer {
+        let Some(provider) = &self.0.provider else {
+            return &self.0.tracer;
+        };
+        let slot = *scope
+            .slot
+            .get_or_init(|| NEXT_SCOPE_SLOT.fetch_add(1, Ordering::Relaxed));
+        match self.0.scoped.get(slot) {
+            Some(cell) => cell.get_or_init(|| provider.tracer_with_scope(scope.to_scope())),
+            None => &self.0.tracer,
+        }
     }
 
     /// The propagation fields.
@@ -309,6 +485,16 @@ impl TelemetryHandle {
     /// The HTTP convention mode.
     pub fn http_semconv(&self) -> HttpSemconv {
         self.0.http_semconv
+    }
+
+    /// The RPC convention mode of the gRPC layers.
+    pub fn rpc_semconv(&self) -> RpcSemconv {
+        self.0.rpc_semconv
+    }
+
+    /// The messaging convention mode of the queue crate.
+    pub fn messaging_semconv(&self) -> MessagingSemconv {
+        self.0.messaging_semconv
     }
 
     /// Whether the sampler needs route attributes when a server span starts.
@@ -488,7 +674,7 @@ impl Telemetry {
         health: ExportHealth,
         timeout: Duration,
     ) -> Self {
-        let handle = TelemetryHandle::new(provider.tracer(SCOPE_NAME), settings, health);
+        let handle = TelemetryHandle::with_provider(&provider, settings, health);
         Self {
             provider,
             handle,

@@ -142,7 +142,7 @@ impl TestTracing {
 
     /// A handle recording into this provider with `settings` (as given).
     pub fn handle_with(&self, settings: Settings) -> TelemetryHandle {
-        TelemetryHandle::new(self.tracer(), settings, Default::default())
+        TelemetryHandle::with_provider(&self.provider, settings, Default::default())
     }
 
     /// Makes this provider the installed handle (with default [`Settings`]) and OpenTelemetry's

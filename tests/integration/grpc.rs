@@ -94,18 +94,26 @@ async fn tonic_server_and_client_spans() {
     let client_span = of_kind(&spans, SpanKind::Client);
     for span in [server_span, client_span] {
         assert_eq!(span.name, NAME);
-        spans.assert_attr(span, semconv::RPC_SYSTEM, "grpc");
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_SYSTEM, "grpc");
         spans.assert_attr(
             span,
-            semconv::RPC_SERVICE,
+            semconv::rpc_legacy::RPC_SERVICE,
             "opentelemetry.proto.collector.trace.v1.TraceService",
         );
         spans.assert_attr(span, semconv::RPC_METHOD, "Export");
         assert_eq!(span.status, Status::Unset, "{span:?}");
     }
     // Both spans end with the trailers and have their status (required by the RPC conventions).
-    spans.assert_attr(client_span, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
-    spans.assert_attr(server_span, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+    spans.assert_attr(
+        client_span,
+        semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
+        0_i64,
+    );
+    spans.assert_attr(
+        server_span,
+        semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
+        0_i64,
+    );
     // The server span covers the response body: it ends after it starts, before the client's.
     assert!(server_span.end_time <= client_span.end_time);
     assert_eq!(
@@ -133,7 +141,7 @@ async fn tonic_server_and_client_spans() {
         of_kind(&spans, SpanKind::Server),
         of_kind(&spans, SpanKind::Client),
     ] {
-        spans.assert_attr(span, semconv::RPC_GRPC_STATUS_CODE, 14_i64);
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 14_i64);
         spans.assert_attr(span, semconv::ERROR_TYPE, 14_i64);
         assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
     }
@@ -151,10 +159,18 @@ async fn tonic_server_and_client_spans() {
     let spans = t.spans();
     let server_span = of_kind(&spans, SpanKind::Server);
     let client_span = of_kind(&spans, SpanKind::Client);
-    spans.assert_attr(server_span, semconv::RPC_GRPC_STATUS_CODE, 5_i64);
+    spans.assert_attr(
+        server_span,
+        semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
+        5_i64,
+    );
     assert_eq!(server_span.status, Status::Unset, "{server_span:?}");
     spans.assert_no_attr(server_span, semconv::ERROR_TYPE);
-    spans.assert_attr(client_span, semconv::RPC_GRPC_STATUS_CODE, 5_i64);
+    spans.assert_attr(
+        client_span,
+        semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
+        5_i64,
+    );
     assert!(
         matches!(client_span.status, Status::Error { .. }),
         "{client_span:?}"
@@ -279,13 +295,346 @@ mod server_streaming {
         let spans = t.spans();
         let call = spans.find("gorax.test.Feed/Watch");
         assert_eq!(call.span_kind, SpanKind::Server);
-        spans.assert_attr(call, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+        spans.assert_attr(call, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 0_i64);
         spans.assert_attr(call, semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME, "completed");
         assert_eq!(call.status, Status::Unset);
         let produced = spans.find_all("produce.message");
         assert_eq!(produced.len(), 3);
         for p in produced {
             assert_eq!(p.parent_span_id, call.span_context.span_id());
+        }
+    }
+}
+
+/// Issue 22: the stable RPC conventions (`rpc`), `rpc/dup`, method recognition and bounded
+/// metric series, through tonic on 127.0.0.1.
+mod stable {
+    use gorax_trace::Settings;
+    use gorax_trace::TelemetryHandle;
+    use gorax_trace::config::{ExporterKind, TraceConfig};
+    use gorax_trace::conventions::RpcSemconv;
+    use gorax_trace::metrics::MetricsExporters;
+    use gorax_trace::rpcconv::GrpcMethods;
+    use tonic_prost::ProstCodec;
+
+    use super::*;
+
+    /// The keys the stable RPC conventions do not have on a gRPC span.
+    const NOT_ON_A_GRPC_SPAN: [&str; 9] = [
+        "http.",
+        "url.",
+        "user_agent.",
+        "network.protocol.",
+        "network.transport",
+        "network.type",
+        "client.address",
+        "gorax.http.",
+        "rpc.grpc.",
+    ];
+
+    fn keys(span: &SpanData) -> Vec<&str> {
+        span.attributes.iter().map(|kv| kv.key.as_str()).collect()
+    }
+
+    struct Running {
+        addr: std::net::SocketAddr,
+        server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+        channel: gorax_trace_client::grpc::GrpcClientService<tonic::transport::Channel>,
+    }
+
+    /// A tonic server and a channel to it, both layers recording with `handle`, the client
+    /// layer told the channel's target.
+    async fn start(handle: TelemetryHandle, methods: GrpcMethods) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tonic::transport::Server::builder()
+            .layer(
+                ServerTraceLayer::grpc()
+                    .with_telemetry(handle.clone())
+                    .with_grpc_methods(methods.clone()),
+            )
+            .add_service(TraceServiceServer::new(Outcomes))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        let server = tokio::spawn(server);
+        let target = format!("http://{addr}");
+        let channel = tonic::transport::Endpoint::from_shared(target.clone())
+            .unwrap()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        let channel = tower::ServiceBuilder::new()
+            .layer(
+                GrpcClientLayer::new()
+                    .with_telemetry(handle)
+                    .with_target(&target)
+                    .with_grpc_methods(methods),
+            )
+            .service(channel);
+        Running {
+            addr,
+            server,
+            channel,
+        }
+    }
+
+    /// One unary call of `path`, bounded.
+    async fn call(
+        channel: &gorax_trace_client::grpc::GrpcClientService<tonic::transport::Channel>,
+        path: &str,
+        outcome: Option<&'static str>,
+    ) -> Result<(), tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        let mut request = tonic::Request::new(ExportTraceServiceRequest::default());
+        if let Some(o) = outcome {
+            request
+                .metadata_mut()
+                .insert("x-outcome", o.parse().unwrap());
+        }
+        tokio::time::timeout(Duration::from_secs(10), async {
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            grpc.unary(
+                request,
+                http::uri::PathAndQuery::try_from(path).unwrap(),
+                ProstCodec::<ExportTraceServiceRequest, ExportTraceServiceResponse>::default(),
+            )
+            .await
+            .map(drop)
+        })
+        .await
+        .expect("bounded")
+    }
+
+    const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stable_keys_only_with_rpc() {
+        let t = TestTracing::new();
+        let handle = t.handle_with(Settings::default().with_rpc_semconv(RpcSemconv::Stable));
+        let run = start(handle, GrpcMethods::default()).await;
+
+        call(&run.channel, PATH, None).await.expect("ok");
+        let spans = t.spans();
+        let server_span = of_kind(&spans, SpanKind::Server);
+        let client_span = of_kind(&spans, SpanKind::Client);
+        for span in [server_span, client_span] {
+            assert_eq!(span.name, NAME);
+            spans.assert_attr(span, semconv::RPC_SYSTEM_NAME, "grpc");
+            spans.assert_attr(span, semconv::RPC_METHOD, NAME);
+            spans.assert_attr(span, semconv::RPC_STATUS_CODE, "OK");
+            spans.assert_no_attr(span, semconv::rpc_legacy::RPC_SYSTEM);
+            spans.assert_no_attr(span, semconv::rpc_legacy::RPC_SERVICE);
+            spans.assert_no_attr(span, semconv::RPC_METHOD_ORIGINAL);
+            spans.assert_no_attr(span, semconv::ERROR_TYPE);
+            for key in keys(span) {
+                assert!(
+                    !NOT_ON_A_GRPC_SPAN.iter().any(|k| key.starts_with(k)),
+                    "{key} on {:?} span: {:?}",
+                    span.span_kind,
+                    keys(span)
+                );
+            }
+            // `server.address`/`server.port`: the client's from its channel target, the
+            // server's from `:authority` (the same here).
+            spans.assert_attr(span, semconv::SERVER_ADDRESS, "127.0.0.1");
+            spans.assert_attr(span, semconv::SERVER_PORT, i64::from(run.addr.port()));
+            assert_eq!(span.status, Status::Unset, "{span:?}");
+        }
+        // `network.peer.*` (recommended) needs axum's `ConnectInfo`; tonic's own connect
+        // info is not read (no tonic dependency in the server crate).
+        // Each crate's own scope, with the schema URL of v1.45.0 (the stable keys only).
+        for (span, crate_name) in [
+            (server_span, "gorax-trace-server"),
+            (client_span, "gorax-trace-client"),
+        ] {
+            let scope = &span.instrumentation_scope;
+            assert_eq!(scope.name(), crate_name);
+            assert_eq!(scope.version(), Some(env!("CARGO_PKG_VERSION")));
+            assert_eq!(
+                scope.schema_url(),
+                Some(gorax_trace::conventions::SCHEMA_URL_1_45_0)
+            );
+        }
+        assert_eq!(
+            server_span.parent_span_id,
+            client_span.span_context.span_id()
+        );
+
+        // UNAVAILABLE: the code's name is `error.type`, both fail.
+        t.reset();
+        let err = call(&run.channel, PATH, Some("unavailable"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unavailable);
+        let spans = t.spans();
+        for span in [
+            of_kind(&spans, SpanKind::Server),
+            of_kind(&spans, SpanKind::Client),
+        ] {
+            spans.assert_attr(span, semconv::RPC_STATUS_CODE, "UNAVAILABLE");
+            spans.assert_attr(span, semconv::ERROR_TYPE, "UNAVAILABLE");
+            assert!(matches!(span.status, Status::Error { .. }), "{span:?}");
+        }
+
+        // NOT_FOUND: fails the client only.
+        t.reset();
+        call(&run.channel, PATH, Some("not_found"))
+            .await
+            .unwrap_err();
+        let spans = t.spans();
+        let server_span = of_kind(&spans, SpanKind::Server);
+        let client_span = of_kind(&spans, SpanKind::Client);
+        spans.assert_attr(server_span, semconv::RPC_STATUS_CODE, "NOT_FOUND");
+        spans.assert_no_attr(server_span, semconv::ERROR_TYPE);
+        assert_eq!(server_span.status, Status::Unset);
+        spans.assert_attr(client_span, semconv::ERROR_TYPE, "NOT_FOUND");
+        assert!(matches!(client_span.status, Status::Error { .. }));
+
+        // A method the server does not have: UNIMPLEMENTED, so `_OTHER`, the original kept,
+        // the span named `grpc`.
+        t.reset();
+        let err = call(&run.channel, "/scanner.Probe/Run", None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unimplemented);
+        let spans = t.spans();
+        for span in [
+            of_kind(&spans, SpanKind::Server),
+            of_kind(&spans, SpanKind::Client),
+        ] {
+            assert_eq!(span.name, "grpc");
+            spans.assert_attr(span, semconv::RPC_METHOD, "_OTHER");
+            spans.assert_attr(span, semconv::RPC_METHOD_ORIGINAL, "scanner.Probe/Run");
+            spans.assert_attr(span, semconv::RPC_STATUS_CODE, "UNIMPLEMENTED");
+            spans.assert_attr(span, semconv::ERROR_TYPE, "UNIMPLEMENTED");
+            let methods = span
+                .attributes
+                .iter()
+                .filter(|kv| kv.key.as_str() == semconv::RPC_METHOD)
+                .count();
+            assert_eq!(methods, 1, "one rpc.method: {:?}", span.attributes);
+        }
+        run.server.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dup_emits_both_sets_and_a_method_list_is_decided_at_the_start() {
+        let t = TestTracing::new();
+        let handle = t.handle_with(Settings::default().with_rpc_semconv(RpcSemconv::Dup));
+        // Only Export is recognized: a listed method keeps its name even when UNIMPLEMENTED,
+        // any other is `_OTHER` from the start.
+        let methods = GrpcMethods::only([&PATH[1..]]);
+        let run = start(handle, methods).await;
+        call(&run.channel, PATH, None).await.expect("ok");
+        let spans = t.spans();
+        for span in [
+            of_kind(&spans, SpanKind::Server),
+            of_kind(&spans, SpanKind::Client),
+        ] {
+            assert_eq!(span.name, NAME);
+            spans.assert_attr(span, semconv::RPC_SYSTEM_NAME, "grpc");
+            spans.assert_attr(span, semconv::rpc_legacy::RPC_SYSTEM, "grpc");
+            spans.assert_attr(
+                span,
+                semconv::rpc_legacy::RPC_SERVICE,
+                "opentelemetry.proto.collector.trace.v1.TraceService",
+            );
+            // One key, one value: the stable one.
+            spans.assert_attr(span, semconv::RPC_METHOD, NAME);
+            spans.assert_attr(span, semconv::RPC_STATUS_CODE, "OK");
+            spans.assert_attr(span, semconv::rpc_legacy::RPC_GRPC_STATUS_CODE, 0_i64);
+        }
+        let server_span = of_kind(&spans, SpanKind::Server);
+        // Two versions at once: no schema URL.
+        assert_eq!(
+            server_span.instrumentation_scope.name(),
+            "gorax-trace-server"
+        );
+        assert_eq!(server_span.instrumentation_scope.schema_url(), None);
+        assert!(
+            Spans::attr(server_span, semconv::URL_PATH).is_some(),
+            "the HTTP keys stay in dup mode: {:?}",
+            keys(server_span)
+        );
+
+        t.reset();
+        call(&run.channel, "/scanner.Probe/Run", None)
+            .await
+            .unwrap_err();
+        let spans = t.spans();
+        for span in [
+            of_kind(&spans, SpanKind::Server),
+            of_kind(&spans, SpanKind::Client),
+        ] {
+            assert_eq!(span.name, "grpc");
+            spans.assert_attr(span, semconv::RPC_METHOD, "_OTHER");
+            spans.assert_attr(span, semconv::RPC_METHOD_ORIGINAL, "scanner.Probe/Run");
+            spans.assert_attr(span, semconv::ERROR_TYPE, "UNIMPLEMENTED");
+        }
+        run.server.abort();
+    }
+
+    /// 1 000 distinct unknown paths add no series: the server's and the client's
+    /// `rpc.*.call.duration` have one `_OTHER` series each, in every mode.
+    #[test]
+    fn unknown_paths_add_no_metric_series() {
+        let _lock = gorax_tests::global_lock();
+        for mode in [RpcSemconv::Legacy, RpcSemconv::Stable, RpcSemconv::Dup] {
+            let telemetry = gorax_trace::init(
+                TraceConfig::new()
+                    .with_exporter(ExporterKind::None)
+                    .with_rpc_semconv(mode)
+                    .with_metrics(true)
+                    .with_metrics_exporters(MetricsExporters {
+                        otlp: false,
+                        prometheus: true,
+                    }),
+            )
+            .unwrap();
+            let scrape = telemetry.prometheus().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let run = start(telemetry.handle(), GrpcMethods::default()).await;
+                call(&run.channel, PATH, None).await.expect("ok");
+                for i in 0..1000 {
+                    let err = call(&run.channel, &format!("/scanner.Probe{i}/Run{i}"), None)
+                        .await
+                        .unwrap_err();
+                    assert_eq!(err.code(), tonic::Code::Unimplemented);
+                }
+                run.server.abort();
+            });
+            let text = scrape.render();
+            for metric in [
+                "rpc_server_call_duration_seconds_count",
+                "rpc_client_call_duration_seconds_count",
+            ] {
+                let series: Vec<&str> = text.lines().filter(|l| l.starts_with(metric)).collect();
+                assert_eq!(series.len(), 2, "{mode:?} {metric}: {series:#?}");
+                let other = series
+                    .iter()
+                    .find(|l| l.contains(r#"rpc_method="_OTHER""#))
+                    .unwrap_or_else(|| panic!("{mode:?} {metric}: {series:#?}"));
+                assert!(other.ends_with(" 1000"), "{other}");
+                assert!(
+                    !text.contains("scanner.Probe"),
+                    "{mode:?}: a path became a label"
+                );
+                let code = if mode == RpcSemconv::Legacy {
+                    r#"rpc_grpc_status_code="12""#
+                } else {
+                    r#"rpc_status_code="UNIMPLEMENTED""#
+                };
+                assert!(other.contains(code), "{mode:?} {other}");
+            }
+            drop(telemetry);
         }
     }
 }

@@ -127,11 +127,15 @@ fn assert_journey_tree(spans: &Spans) -> TraceId {
     // The gRPC hop: both sides named after the RPC, with the rpc.* attributes.
     assert!(notifier.parent_span_is_remote, "gRPC crossing is remote");
     for span in [notify_client, notifier] {
-        spans.assert_attr(span, semconv::RPC_SYSTEM, "grpc");
-        spans.assert_attr(span, semconv::RPC_SERVICE, notifier::SERVICE);
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_SYSTEM, "grpc");
+        spans.assert_attr(span, semconv::rpc_legacy::RPC_SERVICE, notifier::SERVICE);
         spans.assert_attr(span, semconv::RPC_METHOD, "Notify");
     }
-    spans.assert_attr(notify_client, semconv::RPC_GRPC_STATUS_CODE, 0_i64);
+    spans.assert_attr(
+        notify_client,
+        semconv::rpc_legacy::RPC_GRPC_STATUS_CODE,
+        0_i64,
+    );
     spans.assert_attr(notify_client, semconv::SERVER_ADDRESS, "127.0.0.1");
     trace
 }

@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use super::*;
+use crate::conventions::SemconvOptIn;
 
 const TRACING_ENABLED: &str = "TRACING_ENABLED";
 const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
@@ -336,7 +337,12 @@ impl TraceConfig {
             &[OTEL_PROPAGATORS],
             parse_propagators,
         );
-        let http_semconv = v.parse(OTEL_SEMCONV_STABILITY_OPT_IN, |s| Ok(parse_semconv(s)));
+        let opt_in = v
+            .parse(OTEL_SEMCONV_STABILITY_OPT_IN, |s| {
+                Ok(SemconvOptIn::parse(s))
+            })
+            .map(|s| s.value)
+            .unwrap_or_default();
         let batch = v.batch(&defaults.batch);
         let export_concurrency = v.parse(TRACING_EXPORT_CONCURRENCY, |s| {
             parse_bounded(s, MAX_EXPORT_CONCURRENCY)
@@ -417,7 +423,9 @@ impl TraceConfig {
             sampler: sampler.map_or(defaults.sampler, |s| s.value),
             sampling_rules: defaults.sampling_rules,
             propagators: propagators.map_or(defaults.propagators, |s| s.value),
-            http_semconv: http_semconv.map_or(defaults.http_semconv, |s| s.value),
+            http_semconv: opt_in.http.unwrap_or(defaults.http_semconv),
+            rpc_semconv: opt_in.rpc.unwrap_or(defaults.rpc_semconv),
+            messaging_semconv: opt_in.messaging.unwrap_or(defaults.messaging_semconv),
             batch,
             export_concurrency: export_concurrency.map_or(defaults.export_concurrency, |s| s.value),
             compression: compression.map_or(defaults.compression, |s| s.value),
@@ -916,17 +924,6 @@ fn parse_propagators(s: &str) -> Result<Propagators, String> {
         return Err("none cannot be combined with other propagators".to_owned());
     }
     Ok(found)
-}
-
-/// Categories of other signals are ignored; `http/dup` wins over `http`.
-fn parse_semconv(s: &str) -> HttpSemconv {
-    if s.split(',')
-        .any(|c| c.trim().eq_ignore_ascii_case("http/dup"))
-    {
-        HttpSemconv::Dup
-    } else {
-        HttpSemconv::Stable
-    }
 }
 
 /// `k=v,k2=v2` (W3C-baggage-like): members and both sides trimmed, empty members skipped, the

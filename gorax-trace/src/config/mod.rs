@@ -22,7 +22,7 @@
 //! | resource attributes | `with_resource_attribute` | `TRACING_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`) | `OTEL_RESOURCE_ATTRIBUTES` (merged per key; values percent-decoded) | none |
 //! | sampler | `with_sample_rate`, `with_sampler` | `TRACING_SAMPLE_RATE` (0.0 to 1.0, parent-based ratio) | `OTEL_TRACES_SAMPLER` + `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` |
 //! | propagators | `with_propagators` | `TRACING_PROPAGATORS` | `OTEL_PROPAGATORS` (`tracecontext`, `baggage`, `none`) | `tracecontext,baggage` |
-//! | HTTP semantic conventions | `with_http_semconv` | – | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`) | stable |
+//! | semantic conventions (see [`conventions`](crate::conventions)) | `with_http_semconv`, `with_rpc_semconv`, `with_messaging_semconv` | – | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`, `rpc`, `rpc/dup`, `messaging`, `messaging/dup`; a category the list does not name keeps the code's setting) | stable HTTP, the old RPC keys, messaging v1.44.0 |
 //! | batch queue size | `with_batch` | `TRACING_BATCH_QUEUE_SIZE` (1 to 65536) | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 |
 //! | batch byte budget | `with_batch` (`max_queue_bytes`) | `TRACING_BATCH_MAX_BYTES` (1 to 1073741824) | – | 16777216 (16 MiB) |
 //! | batch delay | `with_batch` | `TRACING_BATCH_DELAY_MS` (0 to 600000) | `OTEL_BSP_SCHEDULE_DELAY` (ms) | 5000 ms |
@@ -71,8 +71,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::conventions::{HttpSemconv, MessagingSemconv, RpcSemconv};
 use crate::export::BatchSettings;
-use crate::httpconv::HttpSemconv;
 use crate::propagation::Propagators;
 use crate::sampling::{Sampler, SamplingRule};
 use crate::semconv;
@@ -252,6 +252,8 @@ pub struct TraceConfig {
     sampling_rules: Vec<SamplingRule>,
     propagators: Propagators,
     http_semconv: HttpSemconv,
+    rpc_semconv: RpcSemconv,
+    messaging_semconv: MessagingSemconv,
     batch: BatchSettings,
     export_concurrency: usize,
     compression: Compression,
@@ -287,6 +289,8 @@ impl Default for TraceConfig {
             sampling_rules: Vec::new(),
             propagators: Propagators::default(),
             http_semconv: HttpSemconv::default(),
+            rpc_semconv: RpcSemconv::default(),
+            messaging_semconv: MessagingSemconv::default(),
             batch: BatchSettings::default(),
             export_concurrency: DEFAULT_EXPORT_CONCURRENCY,
             compression: Compression::None,
@@ -327,6 +331,8 @@ impl fmt::Debug for TraceConfig {
             .field("sampler", &self.sampler)
             .field("propagators", &self.propagators)
             .field("http_semconv", &self.http_semconv)
+            .field("rpc_semconv", &self.rpc_semconv)
+            .field("messaging_semconv", &self.messaging_semconv)
             .field("batch", &self.batch)
             .field("export_concurrency", &self.export_concurrency)
             .field("compression", &self.compression)
@@ -550,9 +556,32 @@ impl TraceConfig {
         &self.trusted_peers
     }
 
-    /// Sets the HTTP semantic conventions.
+    /// Sets the HTTP semantic conventions (`OTEL_SEMCONV_STABILITY_OPT_IN` `http`, `http/dup`;
+    /// see [`conventions`](crate::conventions)).
     pub fn with_http_semconv(mut self, semconv: HttpSemconv) -> Self {
         self.http_semconv = semconv;
+        self
+    }
+
+    /// Sets the RPC semantic conventions of the gRPC layers (`OTEL_SEMCONV_STABILITY_OPT_IN`
+    /// `rpc`, `rpc/dup`; see [`RpcSemconv`]).
+    ///
+    /// ```
+    /// use gorax_trace::config::TraceConfig;
+    /// use gorax_trace::conventions::RpcSemconv;
+    ///
+    /// let config = TraceConfig::new().with_rpc_semconv(RpcSemconv::Stable);
+    /// assert_eq!(config.rpc_semconv(), RpcSemconv::Stable);
+    /// ```
+    pub fn with_rpc_semconv(mut self, semconv: RpcSemconv) -> Self {
+        self.rpc_semconv = semconv;
+        self
+    }
+
+    /// Sets the messaging semantic conventions of the queue crate (`OTEL_SEMCONV_STABILITY_OPT_IN`
+    /// `messaging`, `messaging/dup`: reserved, see [`MessagingSemconv`]).
+    pub fn with_messaging_semconv(mut self, semconv: MessagingSemconv) -> Self {
+        self.messaging_semconv = semconv;
         self
     }
 
@@ -712,6 +741,16 @@ impl TraceConfig {
     /// The HTTP semantic conventions.
     pub fn http_semconv(&self) -> HttpSemconv {
         self.http_semconv
+    }
+
+    /// The RPC semantic conventions.
+    pub fn rpc_semconv(&self) -> RpcSemconv {
+        self.rpc_semconv
+    }
+
+    /// The messaging semantic conventions.
+    pub fn messaging_semconv(&self) -> MessagingSemconv {
+        self.messaging_semconv
     }
 
     /// The batch processor bounds.

@@ -76,6 +76,8 @@ fn good_values() {
     let sampler: Get = |c| c.sampler().to_string();
     let props: Get = |c| format!("{:?}", c.propagators());
     let semconv: Get = |c| format!("{:?}", c.http_semconv());
+    let rpc: Get = |c| format!("{:?}", c.rpc_semconv());
+    let messaging: Get = |c| format!("{:?}", c.messaging_semconv());
     let batch: Get = |c| format!("{:?}", c.batch());
     let cases: &[(Env, Get, &str)] = &[
         (&["TRACING_ENABLED=false"], enabled, "false"),
@@ -283,6 +285,37 @@ fn good_values() {
             "Dup",
         ),
         (&["OTEL_SEMCONV_STABILITY_OPT_IN=http"], semconv, "Stable"),
+        (&["OTEL_SEMCONV_STABILITY_OPT_IN=http"], rpc, "Legacy"),
+        (&["OTEL_SEMCONV_STABILITY_OPT_IN=rpc"], rpc, "Stable"),
+        (&["OTEL_SEMCONV_STABILITY_OPT_IN=rpc"], semconv, "Stable"),
+        (&["OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup"], rpc, "Dup"),
+        (&["OTEL_SEMCONV_STABILITY_OPT_IN=rpc,rpc/dup"], rpc, "Dup"),
+        (&["OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup , rpc"], rpc, "Dup"),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=http/dup,rpc"],
+            semconv,
+            "Dup",
+        ),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=http/dup,rpc"],
+            rpc,
+            "Stable",
+        ),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=messaging"],
+            messaging,
+            "Stable",
+        ),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup"],
+            messaging,
+            "Dup",
+        ),
+        (
+            &["OTEL_SEMCONV_STABILITY_OPT_IN=rpc"],
+            messaging,
+            "Development",
+        ),
         (
             &["OTEL_SEMCONV_STABILITY_OPT_IN=database"],
             semconv,
@@ -1851,4 +1884,40 @@ fn endpoints_are_checked_at_init_by_variable() {
         TraceConfig::from_vars([("TRACING_ENDPOINT", good)])
             .unwrap_or_else(|e| panic!("{good}: {e}"));
     }
+}
+
+/// `OTEL_SEMCONV_STABILITY_OPT_IN` decides each category it names; a category it does not
+/// name keeps the code's setting (issue 22).
+#[test]
+fn semconv_opt_in_per_category_over_code_defaults() {
+    use crate::conventions::RpcSemconv;
+    let defaults = TraceConfig::new()
+        .with_http_semconv(HttpSemconv::Dup)
+        .with_rpc_semconv(RpcSemconv::Dup);
+    let with = |list: &'static str| {
+        TraceConfig::from_vars_with_defaults(
+            vars(&[if list.is_empty() {
+                "TRACING_UNRELATED=x"
+            } else {
+                list
+            }]),
+            defaults.clone(),
+        )
+        .unwrap()
+    };
+    let c = with("");
+    assert_eq!(
+        (c.http_semconv(), c.rpc_semconv()),
+        (HttpSemconv::Dup, RpcSemconv::Dup)
+    );
+    let c = with("OTEL_SEMCONV_STABILITY_OPT_IN=rpc");
+    assert_eq!(
+        (c.http_semconv(), c.rpc_semconv()),
+        (HttpSemconv::Dup, RpcSemconv::Stable)
+    );
+    let c = with("OTEL_SEMCONV_STABILITY_OPT_IN=http");
+    assert_eq!(
+        (c.http_semconv(), c.rpc_semconv()),
+        (HttpSemconv::Stable, RpcSemconv::Dup)
+    );
 }
