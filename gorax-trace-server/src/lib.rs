@@ -46,8 +46,8 @@ mod future;
 mod layer;
 mod metrics;
 mod mode;
-#[cfg(feature = "request-id")]
 mod request;
+#[cfg(feature = "request-id")]
 mod request_id;
 mod rpc;
 mod service;
