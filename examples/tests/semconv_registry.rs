@@ -9,12 +9,18 @@
 //! - the key exists with its type and is not deprecated, except the mode's own small allow-list
 //!   (the legacy HTTP keys in `http/dup`, the pre-stable RPC keys without `rpc`);
 //! - each definition's required attributes are there (HTTP server and client spans, gRPC server
-//!   and client spans, producer and consumer spans, the service entity, each checked metric);
-//! - closed enums hold registry values;
+//!   and client spans, producer and consumer spans, the service entity, each checked metric),
+//!   with the conditionally required ones whose condition always holds here ([`APPLICABLE`]);
+//! - metric data points (and gRPC spans in `rpc` mode) carry no registry key outside their
+//!   definitions;
+//! - closed enums hold registry values (open ones registry values or the extras table's);
 //! - keys, values, events and metrics outside the registry are in the project's extras table (the
 //!   README's, between the `semconv-extras` markers).
 //!
 //! Every one of those kinds must have been collected at least once, so an empty collection fails.
+//! A second run per mode, the trace-context participant making a failed call, adds `error.type`
+//! and the exception events (span event and log record). The application's own `tracing` events
+//! (their fields are its own) are not checked.
 //!
 //! The registry is `data/semconv-table.tsv`, derived from `../shared/semconv` by
 //! `scripts/semconv-table.py` (run from a fresh clone, where `../shared` may be absent).
@@ -58,8 +64,9 @@ struct Mode {
     rpc: Rpc,
 }
 
-/// The modes the demo runs in (a new mode is one more row; the RPC ones also in `rpc/dup` with
-/// `http/dup`).
+/// The modes the demo and the participant run in (a new opt-in value is one more row, e.g.
+/// `messaging` when stable messaging conventions exist; [`Mode::allowed_deprecated`] and
+/// [`definitions`] say what each kind of row emits).
 const MODES: &[Mode] = &[
     Mode {
         opt_in: None,
