@@ -2,15 +2,14 @@
 //! the legacy names in dup mode). Only called when the span is recording.
 
 use gorax_trace::httpconv::{
-    ResponseHead, has_sensitive_key, limited, method as method_name, protocol_version,
-    redact_query, span_name,
+    ResponseHead, has_sensitive_key, limited, protocol_version, redact_query,
 };
 use gorax_trace::semconv::{self, legacy};
 use opentelemetry::trace::{Span, Status};
 use opentelemetry::{KeyValue, Value};
 use reqwest::{Request, Response, Url};
 
-use crate::config::{Config, UrlTemplate};
+use crate::config::{Attempt, Config};
 
 /// `url.full`: the URL without userinfo, with the values of sensitive query keys replaced by
 /// `REDACTED`.
@@ -83,25 +82,22 @@ impl Sink for AttributeList {
     }
 }
 
-/// Sets the request attributes and, with a template, the final span name.
+/// The request attributes (the span is already named, see [`Attempt::span_name`]).
 pub(crate) fn on_request(
     span: &mut impl Span,
     req: &Request,
-    template: Option<&UrlTemplate>,
-    resend_count: u32,
+    attempt: &Attempt<'_>,
     config: &Config,
-    dup: bool,
-    limit: usize,
 ) {
-    let (method, known) = method_name(req.method());
-    let url = req.url();
+    let (method, limit, dup) = (attempt.method, attempt.limit, attempt.dup);
     span.set_attribute(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
-    if !known {
+    if !attempt.known_method {
         span.set_attribute(KeyValue::new(
             semconv::HTTP_REQUEST_METHOD_ORIGINAL,
             limited(req.method().as_str(), limit),
         ));
     }
+    let url = req.url();
     if let Some(host) = url.host_str() {
         span.set_attribute(KeyValue::new(semconv::SERVER_ADDRESS, limited(host, limit)));
     }
@@ -118,13 +114,13 @@ pub(crate) fn on_request(
     // The legacy `http.url` shares the value; only `http/dup` mode pays for the copy.
     let legacy_url = dup.then(|| full.clone());
     span.set_attribute(KeyValue::new(semconv::URL_FULL, full));
-    if let Some(template) = template {
+    if let Some(template) = attempt.template {
         span.set_attribute(KeyValue::new(semconv::URL_TEMPLATE, template.0.clone()));
     }
-    if resend_count > 0 {
+    if attempt.resend_count > 0 {
         span.set_attribute(KeyValue::new(
             semconv::HTTP_REQUEST_RESEND_COUNT,
-            i64::from(resend_count),
+            i64::from(attempt.resend_count),
         ));
     }
     if dup {
@@ -135,9 +131,6 @@ pub(crate) fn on_request(
         if let Some(url) = legacy_url {
             span.set_attribute(KeyValue::new(legacy::HTTP_URL, url));
         }
-    }
-    if let Some(template) = template {
-        span.update_name(span_name(req.method(), Some(template.as_str())));
     }
 }
 

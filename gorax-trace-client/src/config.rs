@@ -202,3 +202,31 @@ pub(crate) struct Config {
     /// [`ClientTraceMiddleware::with_response_body_in_span`].
     pub(crate) body_in_span: bool,
 }
+
+/// One attempt of a request as its span and its measurement see it, worked out once: the
+/// normalised method, the modes, the length limit, the retry count and the URL template.
+pub(crate) struct Attempt<'a> {
+    /// `http.request.method`: the method, or `_OTHER`.
+    pub(crate) method: &'static str,
+    /// The method is one of the HTTP specification's.
+    pub(crate) known_method: bool,
+    /// The legacy HTTP keys too (`http/dup`).
+    pub(crate) dup: bool,
+    /// The length limit of `url.full` and `server.address`.
+    pub(crate) limit: usize,
+    /// `http.request.resend_count`: earlier attempts of this request.
+    pub(crate) resend_count: u32,
+    pub(crate) template: Option<&'a UrlTemplate>,
+}
+
+impl Attempt<'_> {
+    /// The span's name, decided once when it starts: `{method} {template}` (kept for the
+    /// process, not allocated per request), else the method (`HTTP` outside the specification).
+    pub(crate) fn span_name(&self, method: &http::Method) -> Cow<'static, str> {
+        match self.template {
+            Some(template) => gorax_trace::httpconv::span_name(method, Some(template.as_str())),
+            None if self.known_method => self.method.into(),
+            None => "HTTP".into(),
+        }
+    }
+}

@@ -4,9 +4,7 @@
 
 use std::time::Instant;
 
-use gorax_trace::httpconv::{
-    ClassifyFailure, ResponseHead, method as method_name, protocol_version,
-};
+use gorax_trace::httpconv::{ClassifyFailure, ResponseHead, protocol_version};
 use gorax_trace::metrics::{Metrics, RequestDuration};
 use gorax_trace::semconv;
 use opentelemetry::trace::SpanContext;
@@ -26,7 +24,7 @@ pub(crate) struct RequestMetrics {
 }
 
 impl RequestMetrics {
-    pub(crate) fn start(metrics: &Metrics, req: &Request) -> Self {
+    pub(crate) fn start(metrics: &Metrics, req: &Request, method: &'static str) -> Self {
         let url = req.url();
         let scheme = match url.scheme() {
             "https" => "https",
@@ -35,7 +33,7 @@ impl RequestMetrics {
         Self {
             metrics: metrics.clone(),
             start: Instant::now(),
-            method: method_name(req.method()).0,
+            method,
             address: url.host_str().map(|h| metrics.intern(h)),
             port: url.port_or_known_default(),
             scheme,

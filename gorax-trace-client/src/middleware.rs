@@ -13,7 +13,7 @@ use reqwest_middleware::{Middleware, Next};
 
 use crate::attributes::{self, AttributeList};
 use crate::config::{
-    Config, NoPropagation, PropagationPolicy, UrlTemplate, count_failure, resend_count,
+    Attempt, Config, NoPropagation, PropagationPolicy, UrlTemplate, count_failure, resend_count,
 };
 use crate::metrics::RequestMetrics;
 
@@ -252,10 +252,20 @@ impl Middleware for ClientTraceMiddleware {
             let mode = config.semconv.unwrap_or(telemetry.http_semconv());
             dup = mode.emits_legacy();
             let tracer = telemetry.tracer_in(crate::SCOPES.for_schema(mode.schema_url()));
-            let resend_count = resend_count(extensions);
             let propagate =
                 extensions.get::<NoPropagation>().is_none() && config.propagation.allows(req.url());
-            let (method, known) = gorax_trace::httpconv::method(req.method());
+            let (method, known_method) = gorax_trace::httpconv::method(req.method());
+            let attempt = Attempt {
+                method,
+                known_method,
+                dup,
+                limit: config
+                    .attr_limit
+                    .or(telemetry.attribute_value_length_limit())
+                    .unwrap_or(usize::MAX),
+                resend_count: resend_count(extensions),
+                template: extensions.get::<UrlTemplate>(),
+            };
             let hooked = config.on_request.is_some() || config.on_response.is_some();
             // A clone of the current context (a reference count or two): the span, several
             // hundred bytes, is built where it stays, not moved out of the thread-local access.
@@ -281,7 +291,7 @@ impl Middleware for ClientTraceMiddleware {
                 None => {
                     sdk_span = Some(
                         SpanBuilder {
-                            name: (if known { method } else { "HTTP" }).into(),
+                            name: attempt.span_name(req.method()),
                             span_kind: Some(SpanKind::Client),
                             attributes: likely.then(|| Vec::with_capacity(attributes::CAPACITY)),
                             ..SpanBuilder::default()
@@ -303,14 +313,11 @@ impl Middleware for ClientTraceMiddleware {
             if let Some(span) = &mut sdk_span
                 && span.is_recording()
             {
-                let template = extensions.get::<UrlTemplate>();
-                let limit = config
-                    .attr_limit
-                    .or(telemetry.attribute_value_length_limit())
-                    .unwrap_or(usize::MAX);
-                attributes::on_request(span, &req, template, resend_count, config, dup, limit);
+                attributes::on_request(span, &req, &attempt, config);
             }
-            measured = telemetry.metrics().map(|m| RequestMetrics::start(m, &req));
+            measured = telemetry
+                .metrics()
+                .map(|m| RequestMetrics::start(m, &req, attempt.method));
             hook_cx = match hooked {
                 false => None,
                 true => {
@@ -341,76 +348,112 @@ impl Middleware for ClientTraceMiddleware {
                         .with_remote_span_context(sc.unwrap_or_else(SpanContext::empty_context)),
                 },
             };
-            if let Some(hook) = &config.on_response {
-                hook.on_response(&res, &cx.span());
-            }
-            let head_error = measured.as_ref().and_then(|_| {
-                config
-                    .classify
-                    .classify(&gorax_trace::httpconv::ResponseHead::new(
-                        res.status(),
-                        res.headers(),
-                    ))
-            });
-            let span = cx.span();
-            if span.is_recording() {
-                let mut attrs = AttributeList::default();
-                attributes::on_response(&mut attrs, &res, config, dup);
-                span.set_attributes(attrs.attributes);
-                if let Some(status) = attrs.status {
-                    span.set_status(status);
-                }
-            }
-            return Ok(crate::body::in_span(res, cx, measured, head_error));
+            return Ok(into_body_span(config, res, cx, measured, dup));
         }
-        let Some(cx) = hook_cx else {
+        match hook_cx {
             // No hooks: the SDK span stays in our hands (no context, no span mutex).
-            if let Err(error) = &result {
-                attributes::exception_log(span_context(&sdk_span, &unsampled_sc), error);
-            }
-            if let Some(m) = measured {
-                m.finish(
-                    result.as_ref().map_err(attributes::error_type),
-                    &*config.classify,
-                    span_context(&sdk_span, &unsampled_sc),
-                );
-            }
-            if let Some(span) = &mut sdk_span
-                && span.is_recording()
-            {
-                attributes::outcome(span, &result, config, dup);
-                span.end();
-            }
-            return result;
-        };
-        if let (Some(hook), Ok(res)) = (&config.on_response, &result) {
-            hook.on_response(res, &cx.span());
+            None => finish(config, &result, &mut sdk_span, &unsampled_sc, measured, dup),
+            Some(cx) => finish_hooked(config, &result, &cx, measured, dup),
         }
+        result
+    }
+}
+
+/// A response whose span ends with its body ([`ClientTraceMiddleware::with_response_body_in_span`]):
+/// the head's attributes now, the rest when the body ends.
+fn into_body_span(
+    config: &Config,
+    res: Response,
+    cx: Context,
+    measured: Option<RequestMetrics>,
+    dup: bool,
+) -> Response {
+    if let Some(hook) = &config.on_response {
+        hook.on_response(&res, &cx.span());
+    }
+    let head_error = measured.as_ref().and_then(|_| {
+        config
+            .classify
+            .classify(&gorax_trace::httpconv::ResponseHead::new(
+                res.status(),
+                res.headers(),
+            ))
+    });
+    {
         let span = cx.span();
-        if let Err(error) = &result {
-            attributes::exception_log(span.span_context(), error);
-        }
-        if let Some(m) = measured {
-            m.finish(
-                result.as_ref().map_err(attributes::error_type),
-                &*config.classify,
-                span.span_context(),
-            );
-        }
         if span.is_recording() {
             let mut attrs = AttributeList::default();
-            attributes::outcome(&mut attrs, &result, config, dup);
+            attributes::on_response(&mut attrs, &res, config, dup);
             span.set_attributes(attrs.attributes);
-            for (name, attributes) in attrs.events {
-                span.add_event(name, attributes);
-            }
             if let Some(status) = attrs.status {
                 span.set_status(status);
             }
-            span.end();
         }
-        // An unrecorded span is dropped without `end()`, which would read the clock.
-        result
+    }
+    crate::body::in_span(res, cx, measured, head_error)
+}
+
+/// Ends an attempt without hooks: the SDK span is written to directly.
+fn finish(
+    config: &Config,
+    result: &reqwest_middleware::Result<Response>,
+    sdk_span: &mut Option<SdkSpan>,
+    unsampled_sc: &Option<SpanContext>,
+    measured: Option<RequestMetrics>,
+    dup: bool,
+) {
+    if let Err(error) = result {
+        attributes::exception_log(span_context(sdk_span, unsampled_sc), error);
+    }
+    if let Some(m) = measured {
+        m.finish(
+            result.as_ref().map_err(attributes::error_type),
+            &*config.classify,
+            span_context(sdk_span, unsampled_sc),
+        );
+    }
+    if let Some(span) = sdk_span
+        && span.is_recording()
+    {
+        attributes::outcome(span, result, config, dup);
+        span.end();
+    }
+    // An unrecorded span is dropped without `end()`, which would read the clock.
+}
+
+/// Ends an attempt whose span the hooks saw through its context.
+fn finish_hooked(
+    config: &Config,
+    result: &reqwest_middleware::Result<Response>,
+    cx: &Context,
+    measured: Option<RequestMetrics>,
+    dup: bool,
+) {
+    if let (Some(hook), Ok(res)) = (&config.on_response, result) {
+        hook.on_response(res, &cx.span());
+    }
+    let span = cx.span();
+    if let Err(error) = result {
+        attributes::exception_log(span.span_context(), error);
+    }
+    if let Some(m) = measured {
+        m.finish(
+            result.as_ref().map_err(attributes::error_type),
+            &*config.classify,
+            span.span_context(),
+        );
+    }
+    if span.is_recording() {
+        let mut attrs = AttributeList::default();
+        attributes::outcome(&mut attrs, result, config, dup);
+        span.set_attributes(attrs.attributes);
+        for (name, attributes) in attrs.events {
+            span.add_event(name, attributes);
+        }
+        if let Some(status) = attrs.status {
+            span.set_status(status);
+        }
+        span.end();
     }
 }
 
