@@ -4,15 +4,17 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use gorax_trace::semconv;
+// Every messaging name from the one version the crate emits (see `gorax_trace::semconv::messaging`).
+use gorax_trace::semconv::messaging::EMITTED as M;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanRef, Status};
 
 use crate::TracedMessage;
 
 /// `messaging.operation.type` and `messaging.operation.name` of a producer span.
-pub(crate) const SEND: &str = "send";
+pub(crate) const SEND: &str = M.send;
 /// `messaging.operation.type` and `messaging.operation.name` of a consumer span.
-pub(crate) const PROCESS: &str = "process";
+pub(crate) const PROCESS: &str = M.process;
 
 /// The attribute list a producer span starts with, sized for what it may get: the five
 /// messaging ones, the message id twice, `error.type`, and two the caller adds (e.g.
@@ -43,10 +45,10 @@ pub(crate) fn message_attributes<T>(
 ) -> impl Iterator<Item = KeyValue> {
     let queue: Arc<str> = msg.queue().into();
     [
-        KeyValue::new(semconv::MESSAGING_SYSTEM, system),
-        KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, queue.clone()),
-        KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation),
-        KeyValue::new(semconv::MESSAGING_OPERATION_NAME, operation),
+        KeyValue::new(M.system, system),
+        KeyValue::new(M.destination_name, queue.clone()),
+        KeyValue::new(M.operation_type, operation),
+        KeyValue::new(M.operation_name, operation),
         KeyValue::new(semconv::QUEUE_NAME, queue),
     ]
     .into_iter()
@@ -61,30 +63,24 @@ pub(crate) fn message_attributes<T>(
 /// its id and retry count (they differ per message), and `messaging.batch.message_count`.
 pub(crate) fn batch_attributes<T>(system: &str, batch: &[TracedMessage<T>]) -> Vec<KeyValue> {
     let mut attrs = Vec::with_capacity(6);
-    attrs.push(KeyValue::new(semconv::MESSAGING_SYSTEM, system.to_owned()));
+    attrs.push(KeyValue::new(M.system, system.to_owned()));
     if let Some(first) = batch.first() {
-        attrs.push(KeyValue::new(
-            semconv::MESSAGING_DESTINATION_NAME,
-            first.queue().to_owned(),
-        ));
+        attrs.push(KeyValue::new(M.destination_name, first.queue().to_owned()));
         attrs.push(KeyValue::new(semconv::QUEUE_NAME, first.queue().to_owned()));
     }
-    attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, PROCESS));
-    attrs.push(KeyValue::new(semconv::MESSAGING_OPERATION_NAME, PROCESS));
-    attrs.push(KeyValue::new(
-        semconv::MESSAGING_BATCH_MESSAGE_COUNT,
-        batch.len() as i64,
-    ));
+    attrs.push(KeyValue::new(M.operation_type, PROCESS));
+    attrs.push(KeyValue::new(M.operation_name, PROCESS));
+    attrs.push(KeyValue::new(M.batch_message_count, batch.len() as i64));
     attrs
 }
 
 /// The messaging attributes of a queue without a message (a delivery that could not be decoded).
 pub(crate) fn queue_attributes(system: &str, queue: &str) -> [KeyValue; 5] {
     [
-        KeyValue::new(semconv::MESSAGING_SYSTEM, system.to_owned()),
-        KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, queue.to_owned()),
-        KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, PROCESS),
-        KeyValue::new(semconv::MESSAGING_OPERATION_NAME, PROCESS),
+        KeyValue::new(M.system, system.to_owned()),
+        KeyValue::new(M.destination_name, queue.to_owned()),
+        KeyValue::new(M.operation_type, PROCESS),
+        KeyValue::new(M.operation_name, PROCESS),
         KeyValue::new(semconv::QUEUE_NAME, queue.to_owned()),
     ]
 }
@@ -93,7 +89,7 @@ pub(crate) fn queue_attributes(system: &str, queue: &str) -> [KeyValue; 5] {
 pub(crate) fn message_id_attributes(id: &str) -> [KeyValue; 2] {
     let id: Arc<str> = id.into();
     [
-        KeyValue::new(semconv::MESSAGING_MESSAGE_ID, id.clone()),
+        KeyValue::new(M.message_id, id.clone()),
         KeyValue::new(semconv::QUEUE_MESSAGE_ID, id),
     ]
 }

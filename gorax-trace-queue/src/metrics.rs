@@ -1,5 +1,6 @@
 //! The queue's RED measurements: `messaging.client.operation.duration` of each `send` (the
-//! producer) and `messaging.process.duration` of each handler call (the consumer layer),
+//! producer, with `messaging.operation.type`, conditionally required there) and
+//! `messaging.process.duration` of each handler call (the consumer layer),
 //! recorded when the handle has metrics
 //! ([`TelemetryHandle::metrics`](gorax_trace::TelemetryHandle::metrics)), sampled or not.
 
@@ -7,6 +8,7 @@ use std::time::Instant;
 
 use gorax_trace::metrics::{Metrics, RequestDuration};
 use gorax_trace::semconv;
+use gorax_trace::semconv::messaging::EMITTED as M;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanContext;
 
@@ -17,6 +19,9 @@ pub(crate) struct MessageMetrics {
     which: RequestDuration,
     start: Instant,
     attrs: [KeyValue; 3],
+    /// `messaging.operation.type` (the operation histogram only: the process histogram has no
+    /// such attribute).
+    operation_type: Option<KeyValue>,
 }
 
 /// `error.type` of a handler that panicked.
@@ -35,10 +40,12 @@ impl MessageMetrics {
             which,
             start: Instant::now(),
             attrs: [
-                KeyValue::new(semconv::MESSAGING_SYSTEM, metrics.intern(system)),
-                KeyValue::new(semconv::MESSAGING_OPERATION_NAME, operation),
-                KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, metrics.intern(queue)),
+                KeyValue::new(M.system, metrics.intern(system)),
+                KeyValue::new(M.operation_name, operation),
+                KeyValue::new(M.destination_name, metrics.intern(queue)),
             ],
+            operation_type: (which == RequestDuration::MessagingOperation)
+                .then(|| KeyValue::new(M.operation_type, operation)),
         }
     }
 
@@ -51,6 +58,7 @@ impl MessageMetrics {
             seconds,
             [
                 Some(system),
+                self.operation_type,
                 Some(operation),
                 Some(queue),
                 error_type.map(|e| KeyValue::new(semconv::ERROR_TYPE, e)),

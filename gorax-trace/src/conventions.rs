@@ -9,7 +9,7 @@
 //! |---|---|---|---|
 //! | `http` (server and client layers) | stable HTTP conventions ([v1.45.0]) | the same | stable plus the pre-1.21 keys (no single version) |
 //! | `rpc` (gRPC server and client layers) | the pre-1.37 RPC keys on the 1.37+ metric names, as before (no single version) | the stable RPC conventions of [v1.45.0] only | both sets (no single version) |
-//! | `messaging` (queue crate; reserved) | messaging conventions [v1.44.0] (Development) | the same: no stable messaging conventions exist yet | the same |
+//! | `messaging` (queue crate; reserved) | the messaging conventions (Development) of semantic-conventions commit `384d66161cb1`, after [v1.44.0] (no single release: no schema URL) | the same: no stable messaging conventions exist yet | the same |
 //!
 //! The list is comma-separated; blanks around a value and letter case are ignored, and so are
 //! the values of other categories (`database`, ...) and unknown ones (the variable is shared
@@ -37,8 +37,9 @@
 /// Schema URL of the semantic conventions v1.45.0: stable HTTP and (from this version) stable
 /// RPC conventions.
 pub const SCHEMA_URL_1_45_0: &str = "https://opentelemetry.io/schemas/1.45.0";
-/// Schema URL of the semantic conventions v1.44.0: the messaging conventions the queue crate
-/// emits.
+/// Schema URL of the semantic conventions v1.44.0 (the release before the messaging names the
+/// queue crate emits, [`semconv::messaging`](crate::semconv::messaging): not claimed by them
+/// until v1.44.0's messaging files are found to be the same).
 pub const SCHEMA_URL_1_44_0: &str = "https://opentelemetry.io/schemas/1.44.0";
 
 /// Which HTTP semantic conventions spans carry (`OTEL_SEMCONV_STABILITY_OPT_IN` `http`,
@@ -121,24 +122,28 @@ impl RpcSemconv {
 /// `messaging`, `messaging/dup`: reserved).
 ///
 /// The messaging conventions are still in Development (v1.45.0 included): there is no stable
-/// version to opt into, so every mode emits the v1.44.0 names today. The values are parsed and
+/// version to opt into, so every mode emits the names of
+/// [`semconv::messaging::EMITTED`](crate::semconv::messaging::EMITTED) today (semantic-conventions
+/// commit `384d66161cb1`, after v1.44.0). The values are parsed and
 /// kept so that the stable names become a switch when they are released.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum MessagingSemconv {
-    /// The messaging conventions of v1.44.0 (Development).
+    /// The messaging conventions (Development) of [`semconv::messaging::EMITTED`](crate::semconv::messaging::EMITTED).
     #[default]
     Development,
-    /// `messaging`: reserved for the stable conventions; emits the v1.44.0 names until then.
+    /// `messaging`: reserved for the stable conventions; emits the development names until then.
     Stable,
-    /// `messaging/dup`: reserved for both; emits the v1.44.0 names until then.
+    /// `messaging/dup`: reserved for both; emits the development names until then.
     Dup,
 }
 
 impl MessagingSemconv {
-    /// The schema URL of what this mode emits: v1.44.0 in every mode today.
+    /// The schema URL of what this mode emits, the version table's
+    /// ([`MessagingConventions::schema_url`](crate::semconv::messaging::MessagingConventions::schema_url)):
+    /// none today, in every mode (the names are a commit's, after v1.44.0, not a release's).
     pub fn schema_url(self) -> Option<&'static str> {
-        Some(SCHEMA_URL_1_44_0)
+        crate::semconv::messaging::EMITTED.schema_url
     }
 }
 
@@ -241,5 +246,13 @@ mod tests {
         assert_eq!(RpcSemconv::Dup.schema_url(), None);
         assert!(RpcSemconv::Dup.emits_legacy() && RpcSemconv::Dup.emits_stable());
         assert!(!RpcSemconv::Stable.emits_legacy() && !RpcSemconv::Legacy.emits_stable());
+        // Messaging: the names of a commit after v1.44.0, not a release's.
+        for mode in [
+            MessagingSemconv::Development,
+            MessagingSemconv::Stable,
+            MessagingSemconv::Dup,
+        ] {
+            assert_eq!(mode.schema_url(), None);
+        }
     }
 }

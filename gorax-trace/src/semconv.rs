@@ -2,7 +2,9 @@
 //!
 //! Four groups:
 //! - **Upstream** keys re-exported from [`opentelemetry_semantic_conventions`] (stable HTTP, URL,
-//!   network, error and exception keys; the messaging keys are still experimental upstream).
+//!   network, error and exception keys).
+//! - **Messaging** keys, still `development` upstream: one table per conventions version in
+//!   [`messaging`]; the top-level `MESSAGING_*` are those of the version emitted.
 //! - **Legacy HTTP** keys of the pre-1.21 HTTP conventions. The gorax user guide (and dashboards
 //!   built on it) use them; they are emitted next to the stable keys when
 //!   `OTEL_SEMCONV_STABILITY_OPT_IN=http/dup` (see [`HttpSemconv`](crate::httpconv::HttpSemconv)).
@@ -14,6 +16,12 @@
 //!
 //! Adapters never spell an attribute key as a string literal; they use these constants.
 
+/// The messaging keys of the version the queue crate emits ([`messaging::EMITTED`]).
+pub use messaging::dev_384d661::{
+    MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME,
+    MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
+};
 /// `rpc.method`: in the stable RPC conventions the fully qualified method
 /// (`package.Service/Method`) or `_OTHER`; with the old keys the method's own name (`Export`).
 pub use opentelemetry_semantic_conventions::attribute::RPC_METHOD;
@@ -26,12 +34,9 @@ pub use opentelemetry_semantic_conventions::attribute::{
     CLIENT_ADDRESS, CLIENT_PORT, ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE,
     EXCEPTION_TYPE, HTTP_REQUEST_BODY_SIZE, HTTP_REQUEST_METHOD, HTTP_REQUEST_METHOD_ORIGINAL,
     HTTP_REQUEST_RESEND_COUNT, HTTP_RESPONSE_BODY_SIZE, HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE,
-    MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME,
-    MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME,
-    MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT,
-    NETWORK_PROTOCOL_NAME, NETWORK_PROTOCOL_VERSION, OTEL_STATUS_CODE, OTEL_STATUS_DESCRIPTION,
-    SERVER_ADDRESS, SERVER_PORT, URL_FULL, URL_PATH, URL_QUERY, URL_SCHEME, URL_TEMPLATE,
-    USER_AGENT_ORIGINAL,
+    NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, NETWORK_PROTOCOL_NAME, NETWORK_PROTOCOL_VERSION,
+    OTEL_STATUS_CODE, OTEL_STATUS_DESCRIPTION, SERVER_ADDRESS, SERVER_PORT, URL_FULL, URL_PATH,
+    URL_QUERY, URL_SCHEME, URL_TEMPLATE, USER_AGENT_ORIGINAL,
 };
 
 /// `rpc.status_code` (stable RPC): the status code's name (`"OK"`, `"UNAVAILABLE"`). Spelled
@@ -78,9 +83,13 @@ pub const EXCEPTION_EVENT: &str = "exception";
 /// one (all durations in seconds, histograms with
 /// [`DURATION_BUCKETS`](crate::metrics::DURATION_BUCKETS)).
 pub mod metric {
+    /// The messaging metrics of the version the queue crate emits
+    /// ([`messaging::EMITTED`](super::messaging::EMITTED)).
+    pub use super::messaging::dev_384d661::{
+        MESSAGING_CLIENT_OPERATION_DURATION, MESSAGING_PROCESS_DURATION,
+    };
     pub use opentelemetry_semantic_conventions::metric::{
         HTTP_CLIENT_REQUEST_DURATION, HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_DURATION,
-        MESSAGING_CLIENT_OPERATION_DURATION, MESSAGING_PROCESS_DURATION,
         OTEL_SDK_EXPORTER_SPAN_EXPORTED, OTEL_SDK_PROCESSOR_SPAN_PROCESSED,
         RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION,
     };
@@ -178,8 +187,165 @@ pub const DEAD_LETTER_REASON: &str = "messaging.dead_letter.reason";
 /// delivery included (gorax).
 pub const DELIVERY_COUNT: &str = "messaging.message.delivery_count";
 
+/// The messaging conventions, one table per version.
+///
+/// Messaging is still `development` in the semantic conventions and its names keep moving, so
+/// the queue crate (`gorax-trace-queue`) takes every messaging name it writes from one
+/// [`MessagingConventions`](messaging::MessagingConventions) table:
+/// [`EMITTED`](messaging::EMITTED). A version is a module holding its keys and its table
+/// ([`dev_384d661`](messaging::dev_384d661) today); when a stable messaging version is released, it becomes a
+/// second module and the `OTEL_SEMCONV_STABILITY_OPT_IN` values `messaging` and `messaging/dup`
+/// (reserved) select it, as `http` and `rpc` do for theirs.
+///
+/// The names that are this project's own (the guide's [`QUEUE_NAME`], [`QUEUE_MESSAGE_ID`],
+/// [`RETRY_COUNT`], the
+/// dead-letter keys, the `messaging.system` values `gorax_memory`, `redis`, `nats`) are in no
+/// version: the README's extras table lists them.
+pub mod messaging {
+    /// The names one version of the messaging conventions gives: span attributes, exception
+    /// events and metrics.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct MessagingConventions {
+        /// Which version this is, as the README names it.
+        pub version: &'static str,
+        /// The schema URL of the release these names are exactly; `None` when they match no
+        /// single released version.
+        pub schema_url: Option<&'static str>,
+        /// `messaging.system`
+        pub system: &'static str,
+        /// `messaging.destination.name`
+        pub destination_name: &'static str,
+        /// `messaging.operation.type`
+        pub operation_type: &'static str,
+        /// The `messaging.operation.type` (and `.name`) of a producer span: `send`.
+        pub send: &'static str,
+        /// The `messaging.operation.type` (and `.name`) of a consumer span: `process`.
+        pub process: &'static str,
+        /// `messaging.operation.name`
+        pub operation_name: &'static str,
+        /// `messaging.message.id`
+        pub message_id: &'static str,
+        /// `messaging.message.body.size`
+        pub message_body_size: &'static str,
+        /// `messaging.batch.message_count`
+        pub batch_message_count: &'static str,
+        /// `messaging.consumer.group.name`
+        pub consumer_group_name: &'static str,
+        /// The exception event (or log record) of a failed send.
+        pub send_exception: &'static str,
+        /// The exception event (or log record) of a failed handler.
+        pub process_exception: &'static str,
+        /// The producer's histogram (s).
+        pub client_operation_duration: &'static str,
+        /// The consumer's histogram (s).
+        pub process_duration: &'static str,
+    }
+
+    /// The messaging conventions of semantic-conventions commit `384d66161cb1` (2026-08-20, the
+    /// registry snapshot in `../shared/semconv`, after v1.44.0; messaging `development`).
+    ///
+    /// What the queue crate emits was compared with that snapshot's `model/messaging` and
+    /// `docs/messaging`: a producer span per send (`messaging.send.producer`, kind PRODUCER,
+    /// named `send {queue}`, its context injected as the creation context), a consumer span per
+    /// handler call (`messaging.process.consumer`, kind CONSUMER, `process {queue}`,
+    /// `messaging.batch.message_count` for a batch), `messaging.send.exception` /
+    /// `messaging.process.exception`, and the two duration histograms. The snapshot holds no
+    /// copy of v1.44.0 itself, so no release is claimed: [`CONVENTIONS`](dev_384d661::CONVENTIONS) has no schema URL.
+    pub mod dev_384d661 {
+        use super::MessagingConventions;
+
+        /// `messaging.system`
+        pub const MESSAGING_SYSTEM: &str = "messaging.system";
+        /// `messaging.destination.name`
+        pub const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
+        /// `messaging.operation.type`
+        pub const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
+        /// `messaging.operation.name`
+        pub const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
+        /// `messaging.message.id`
+        pub const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
+        /// `messaging.message.body.size`
+        pub const MESSAGING_MESSAGE_BODY_SIZE: &str = "messaging.message.body.size";
+        /// `messaging.batch.message_count`
+        pub const MESSAGING_BATCH_MESSAGE_COUNT: &str = "messaging.batch.message_count";
+        /// `messaging.consumer.group.name`
+        pub const MESSAGING_CONSUMER_GROUP_NAME: &str = "messaging.consumer.group.name";
+        /// `messaging.send.exception`
+        pub const MESSAGING_SEND_EXCEPTION: &str = "messaging.send.exception";
+        /// `messaging.process.exception`
+        pub const MESSAGING_PROCESS_EXCEPTION: &str = "messaging.process.exception";
+        /// `messaging.client.operation.duration` (histogram, s)
+        pub const MESSAGING_CLIENT_OPERATION_DURATION: &str = "messaging.client.operation.duration";
+        /// `messaging.process.duration` (histogram, s)
+        pub const MESSAGING_PROCESS_DURATION: &str = "messaging.process.duration";
+        /// `messaging.operation.type` (and `.name`) of a producer span: `send`.
+        pub const SEND: &str = "send";
+        /// `messaging.operation.type` (and `.name`) of a consumer span: `process`.
+        pub const PROCESS: &str = "process";
+
+        /// This version's table.
+        pub const CONVENTIONS: MessagingConventions = MessagingConventions {
+            version: "semantic conventions at commit 384d66161cb1 (after v1.44.0), messaging development",
+            schema_url: None,
+            system: MESSAGING_SYSTEM,
+            destination_name: MESSAGING_DESTINATION_NAME,
+            operation_type: MESSAGING_OPERATION_TYPE,
+            send: SEND,
+            process: PROCESS,
+            operation_name: MESSAGING_OPERATION_NAME,
+            message_id: MESSAGING_MESSAGE_ID,
+            message_body_size: MESSAGING_MESSAGE_BODY_SIZE,
+            batch_message_count: MESSAGING_BATCH_MESSAGE_COUNT,
+            consumer_group_name: MESSAGING_CONSUMER_GROUP_NAME,
+            send_exception: MESSAGING_SEND_EXCEPTION,
+            process_exception: MESSAGING_PROCESS_EXCEPTION,
+            client_operation_duration: MESSAGING_CLIENT_OPERATION_DURATION,
+            process_duration: MESSAGING_PROCESS_DURATION,
+        };
+    }
+
+    /// The messaging conventions the queue crate emits (in every opt-in mode: no stable
+    /// messaging version exists yet).
+    pub const EMITTED: MessagingConventions = dev_384d661::CONVENTIONS;
+}
+
 #[cfg(test)]
 mod tests {
+    /// The version table agrees with the upstream crate's (experimental) names and with the
+    /// exception events of [`crate::span::Exception`].
+    #[test]
+    fn messaging_names_match_upstream() {
+        use opentelemetry_semantic_conventions::{attribute as up, metric as upm};
+        let t = super::messaging::EMITTED;
+        for (ours, theirs) in [
+            (t.system, up::MESSAGING_SYSTEM),
+            (t.destination_name, up::MESSAGING_DESTINATION_NAME),
+            (t.operation_type, up::MESSAGING_OPERATION_TYPE),
+            (t.operation_name, up::MESSAGING_OPERATION_NAME),
+            (t.message_id, up::MESSAGING_MESSAGE_ID),
+            (t.message_body_size, up::MESSAGING_MESSAGE_BODY_SIZE),
+            (t.batch_message_count, up::MESSAGING_BATCH_MESSAGE_COUNT),
+            (t.consumer_group_name, up::MESSAGING_CONSUMER_GROUP_NAME),
+            (
+                t.client_operation_duration,
+                upm::MESSAGING_CLIENT_OPERATION_DURATION,
+            ),
+            (t.process_duration, upm::MESSAGING_PROCESS_DURATION),
+            (
+                t.send_exception,
+                crate::span::Exception::MESSAGING_SEND.name,
+            ),
+            (
+                t.process_exception,
+                crate::span::Exception::MESSAGING_PROCESS.name,
+            ),
+        ] {
+            assert_eq!(ours, theirs);
+        }
+        assert_eq!(t.schema_url, None, "no released version is claimed");
+    }
+
     #[test]
     #[allow(deprecated)]
     fn rpc_keys_match_upstream() {

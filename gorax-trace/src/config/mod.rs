@@ -22,7 +22,7 @@
 //! | resource attributes | `with_resource_attribute` | `TRACING_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`) | `OTEL_RESOURCE_ATTRIBUTES` (merged per key; values percent-decoded) | none |
 //! | sampler | `with_sample_rate`, `with_sampler` | `TRACING_SAMPLE_RATE` (0.0 to 1.0, parent-based ratio) | `OTEL_TRACES_SAMPLER` + `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` |
 //! | propagators | `with_propagators` | `TRACING_PROPAGATORS` | `OTEL_PROPAGATORS` (`tracecontext`, `baggage`, `none`) | `tracecontext,baggage` |
-//! | semantic conventions (see [`conventions`](crate::conventions)) | `with_http_semconv`, `with_rpc_semconv`, `with_messaging_semconv` | – | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`, `rpc`, `rpc/dup`, `messaging`, `messaging/dup`; a category the list does not name keeps the code's setting) | stable HTTP, the old RPC keys, messaging v1.44.0 |
+//! | semantic conventions (see [`conventions`](crate::conventions)) | `with_http_semconv`, `with_rpc_semconv`, `with_messaging_semconv` | – | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`, `rpc`, `rpc/dup`, `messaging`, `messaging/dup`; a category the list does not name keeps the code's setting) | stable HTTP, the old RPC keys, messaging of semantic-conventions `384d66161cb1` (after v1.44.0) |
 //! | batch queue size | `with_batch` | `TRACING_BATCH_QUEUE_SIZE` (1 to 65536) | `OTEL_BSP_MAX_QUEUE_SIZE` | 2048 |
 //! | batch byte budget | `with_batch` (`max_queue_bytes`) | `TRACING_BATCH_MAX_BYTES` (1 to 1073741824) | – | 16777216 (16 MiB) |
 //! | batch delay | `with_batch` | `TRACING_BATCH_DELAY_MS` (0 to 600000) | `OTEL_BSP_SCHEDULE_DELAY` (ms) | 5000 ms |
