@@ -28,6 +28,24 @@ use crate::{Headers, TracedMessage};
 /// One delivery of an [`AmqpConsumer`]: what settles it. Dropping it unsettled (a batch
 /// abandoned) leaves the delivery to the channel: the broker delivers it again when the
 /// channel closes.
+///
+/// Receipts come from [`QueueConsumer::receive_batch`] (the loop uses them; a test may too):
+///
+/// ```no_run
+/// use gorax_trace_queue::QueueConsumer;
+/// use gorax_trace_queue::amqp::{AmqpConsumer, AmqpConsumerConfig};
+///
+/// # async fn run() -> Result<(), gorax_trace_queue::amqp::AmqpQueueError> {
+/// let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// let consumer = AmqpConsumer::connect(url, AmqpConsumerConfig::new("jobs")).await?;
+/// let batch = QueueConsumer::<u32>::receive_batch(&consumer).await?;
+/// for received in &batch.received {
+///     println!("delivery tag {}", received.receipt.delivery_tag());
+///     QueueConsumer::<u32>::ack(&consumer, &received.receipt).await?;
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct AmqpReceipt {
     acker: Acker,
@@ -99,6 +117,23 @@ struct Live {
 
 /// A RabbitMQ consumer driven by the shared loop ([`process_batch`](crate::process_batch)), as
 /// the [module docs](super) describe.
+///
+/// ```no_run
+/// use gorax_trace_queue::amqp::{AmqpConsumer, AmqpConsumerConfig};
+/// use gorax_trace_queue::TracedMessage;
+/// use tower::service_fn;
+///
+/// # async fn run() -> Result<(), gorax_trace_queue::amqp::AmqpQueueError> {
+/// let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// let consumer = AmqpConsumer::connect(url, AmqpConsumerConfig::new("jobs")).await?;
+/// let mut handler = service_fn(|msg: TracedMessage<u32>| async move {
+///     Ok::<_, std::io::Error>(*msg.payload())
+/// });
+/// let report = consumer.process(&mut handler).await?;
+/// println!("acked {}, dead-lettered {}", report.acked, report.dead_lettered);
+/// # Ok(())
+/// # }
+/// ```
 pub struct AmqpConsumer {
     url: String,
     config: AmqpConsumerConfig,

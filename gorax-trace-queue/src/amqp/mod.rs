@@ -41,6 +41,12 @@
 //!   batch. Deliveries of the lost channel cannot be acknowledged any more (an error, counted):
 //!   the broker delivers them again. Quorum queues and persistent messages survive a restart.
 //!
+//! `lapin` writes a `tracing` span `io_loop` (level `INFO`, target `lapin::io_loop`) that lasts
+//! as long as each connection: under a subscriber that bridges `tracing` spans to OpenTelemetry
+//! it would be a trace of its own. The core's default filter
+//! ([`gorax_trace::subscriber::DEFAULT_FILTER`]) has `lapin=warn`; a `RUST_LOG` of your own
+//! wants it too.
+//!
 //! Attributes follow the RabbitMQ messaging conventions: `messaging.system` is `rabbitmq`;
 //! `messaging.destination.name` is `{exchange}:{routing key}` on producer spans (the routing
 //! key alone on the default exchange `""`, `amq.default` when both are empty) and
@@ -225,6 +231,16 @@ pub enum QueueType {
 
 /// How an [`AmqpConsumer`] (and [`declare`]) sets up its queue: start from
 /// [`AmqpConsumerConfig::new`] and set fields.
+///
+/// ```
+/// use gorax_trace_queue::amqp::{AmqpConsumerConfig, QueueType};
+///
+/// let mut config = AmqpConsumerConfig::new("gorax-executions");
+/// config.prefetch = 20;
+/// config.max_deliveries = 3;
+/// assert_eq!(config.queue_type, QueueType::Quorum);
+/// assert_eq!(config.dead_letter_queue, "gorax-executions.dead-letter");
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AmqpConsumerConfig {
@@ -284,6 +300,16 @@ async fn connect(url: &str, timeout: Duration, name: &str) -> Result<Connection,
 /// the dead-letter exchange and queue, and the queue. Declaring again with the same
 /// configuration is a no-op; a queue that exists with other arguments is an error
 /// (`PRECONDITION_FAILED`).
+///
+/// ```no_run
+/// use gorax_trace_queue::amqp::{AmqpConsumerConfig, declare};
+///
+/// # async fn run() -> Result<(), gorax_trace_queue::amqp::AmqpQueueError> {
+/// // Before the first send: a mandatory publish to a queue not yet declared is unroutable.
+/// declare("amqp://guest:guest@127.0.0.1:5672/%2f", &AmqpConsumerConfig::new("jobs")).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn declare(url: &str, config: &AmqpConsumerConfig) -> Result<(), AmqpQueueError> {
     let connection = connect(url, config.connect_timeout, "gorax-trace declare").await?;
     let result = declare_on(&connection, config).await;
@@ -291,7 +317,18 @@ pub async fn declare(url: &str, config: &AmqpConsumerConfig) -> Result<(), AmqpQ
     result
 }
 
-/// [`declare`] over an open connection.
+/// [`declare`] over an open connection (a channel of its own, closed after).
+///
+/// ```no_run
+/// use gorax_trace_queue::amqp::{AmqpConsumerConfig, declare_on, lapin};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// let connection = lapin::Connection::connect(url, Default::default()).await?;
+/// declare_on(&connection, &AmqpConsumerConfig::new("jobs")).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn declare_on(
     connection: &Connection,
     config: &AmqpConsumerConfig,
