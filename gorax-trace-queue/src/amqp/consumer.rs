@@ -82,7 +82,10 @@ impl AmqpReceipt {
         match result {
             Ok(true) => Ok(()),
             Ok(false) => Err(AmqpQueueError::Unsettled { what }),
-            Err(source) => Err(AmqpQueueError::Broker { what, source }),
+            Err(source) => Err(AmqpQueueError::Broker {
+                what,
+                source: Box::new(source),
+            }),
         }
     }
 }

@@ -109,7 +109,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum AmqpQueueError {
     /// The broker could not be reached, or refused the connection: nothing was sent.
     #[error("amqp: cannot connect: {0}")]
-    Connect(#[source] lapin::Error),
+    Connect(#[source] Box<lapin::Error>),
     /// No connection within the timeout: nothing was sent.
     #[error("amqp: no connection within {0:?}")]
     ConnectTimedOut(Duration),
@@ -143,7 +143,7 @@ pub enum AmqpQueueError {
         routing_key: String,
         /// What failed.
         #[source]
-        source: lapin::Error,
+        source: Box<lapin::Error>,
     },
     /// The publish left, but no confirm came back (the connection lost): the message may or
     /// may not be stored.
@@ -157,7 +157,7 @@ pub enum AmqpQueueError {
         routing_key: String,
         /// What failed.
         #[source]
-        source: lapin::Error,
+        source: Box<lapin::Error>,
     },
     /// No confirm within the producer's confirm timeout or a
     /// [`send_timeout`](crate::Producer::send_timeout)'s wait: the message may be stored.
@@ -179,7 +179,7 @@ pub enum AmqpQueueError {
         what: &'static str,
         /// What failed.
         #[source]
-        source: lapin::Error,
+        source: Box<lapin::Error>,
     },
     /// The delivery can no longer be settled: the channel that delivered it closed (the broker
     /// delivers it again), or it was settled already.
@@ -209,7 +209,10 @@ impl From<crate::consumer::HandlerUnavailable> for AmqpQueueError {
 }
 
 fn broker(what: &'static str) -> impl FnOnce(lapin::Error) -> AmqpQueueError {
-    move |source| AmqpQueueError::Broker { what, source }
+    move |source| AmqpQueueError::Broker {
+        what,
+        source: Box::new(source),
+    }
 }
 
 /// A name as an AMQP short string (at most 255 bytes).
@@ -291,7 +294,7 @@ async fn connect(url: &str, timeout: Duration, name: &str) -> Result<Connection,
     let properties =
         ConnectionProperties::default().with_connection_name(LongString::from(name.to_owned()));
     match tokio::time::timeout(timeout, Connection::connect(url, properties)).await {
-        Ok(connection) => connection.map_err(AmqpQueueError::Connect),
+        Ok(connection) => connection.map_err(|e| AmqpQueueError::Connect(Box::new(e))),
         Err(_) => Err(AmqpQueueError::ConnectTimedOut(timeout)),
     }
 }

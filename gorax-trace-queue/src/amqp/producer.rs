@@ -119,11 +119,11 @@ impl AmqpProducer {
         let channel = connection
             .create_channel()
             .await
-            .map_err(AmqpQueueError::Connect)?;
+            .map_err(|e| AmqpQueueError::Connect(Box::new(e)))?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(AmqpQueueError::Connect)?;
+            .map_err(|e| AmqpQueueError::Connect(Box::new(e)))?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *live = Some(Live {
             generation,
@@ -217,13 +217,13 @@ impl AmqpProducer {
                         AmqpQueueError::Publish {
                             exchange,
                             routing_key,
-                            source,
+                            source: Box::new(source),
                         }
                     } else {
                         AmqpQueueError::OutcomeUnknown {
                             exchange,
                             routing_key,
-                            source,
+                            source: Box::new(source),
                         }
                     }
                 })?;
@@ -235,13 +235,13 @@ impl AmqpProducer {
                     AmqpQueueError::Publish {
                         exchange,
                         routing_key,
-                        source,
+                        source: Box::new(source),
                     }
                 } else {
                     AmqpQueueError::OutcomeUnknown {
                         exchange,
                         routing_key,
-                        source,
+                        source: Box::new(source),
                     }
                 }
             })
