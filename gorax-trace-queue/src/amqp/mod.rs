@@ -40,6 +40,10 @@
 //!   (counted); the producer opens a new connection at its next send, the consumer at its next
 //!   batch. Deliveries of the lost channel cannot be acknowledged any more (an error, counted):
 //!   the broker delivers them again. Quorum queues and persistent messages survive a restart.
+//! - Not offered: a delayed retry (RabbitMQ cannot delay a requeue without a plugin:
+//!   [`ConsumerSettings::retry_delay`](crate::consumer::ConsumerSettings::retry_delay) is not
+//!   used, a released message comes back at once); TLS (`lapin` is built without it: `amqp://`
+//!   URLs only).
 //!
 //! `lapin` writes a `tracing` span `io_loop` (level `INFO`, target `lapin::io_loop`) that lasts
 //! as long as each connection: under a subscriber that bridges `tracing` spans to OpenTelemetry
