@@ -192,8 +192,9 @@ pub enum AmqpQueueError {
         /// Which call (`basic.ack`, `basic.reject`).
         what: &'static str,
     },
-    /// The broker cancelled the consumer (its queue was deleted).
-    #[error("amqp: the broker cancelled the consumer of `{0}`")]
+    /// The consumer of this queue ended: its channel closed (a lapsed `max_lease`) or the
+    /// broker cancelled it (its queue deleted). The next batch opens a new channel.
+    #[error("amqp: the consumer of `{0}` ended (channel closed or consumer cancelled)")]
     Cancelled(String),
     /// A name longer than an AMQP short string (255 bytes).
     #[error("amqp: `{0}` is longer than 255 bytes")]
