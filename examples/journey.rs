@@ -128,7 +128,8 @@ enum Consumer {
     Redis(RedisConsumer),
     // Boxed: the JetStream consumer carries its server-side info (about 1.7 kB).
     Nats(Box<NatsConsumer>),
-    Amqp(AmqpConsumer),
+    // Boxed: the RabbitMQ consumer holds its connection, channel and consumer (about 800 B).
+    Amqp(Box<AmqpConsumer>),
 }
 
 #[derive(Clone)]
@@ -207,7 +208,7 @@ async fn broker(
                 .await
                 .map_err(|e| other(&e))?;
             let producer = AmqpProducer::new(url).with_telemetry(telemetry);
-            (Producer::Amqp(producer), Consumer::Amqp(consumer))
+            (Producer::Amqp(producer), Consumer::Amqp(Box::new(consumer)))
         }
     })
 }
