@@ -3320,6 +3320,19 @@ mod amqp {
             Err(_) => {}
             Ok(id) => panic!("sent to a stopped broker: {id}"),
         }
+        // The consumer while the node is down: each batch is an error within the connect
+        // timeout (2 s) or an empty batch (the close not yet seen), never a hang.
+        let mut down_errors = 0;
+        for _ in 0..5 {
+            match tokio::time::timeout(Duration::from_secs(10), process_batch(&consumer, &mut w))
+                .await
+            {
+                Ok(Err(_)) => down_errors += 1,
+                Ok(Ok(r)) => assert_eq!(r.total(), 0, "a batch from a stopped node: {r:?}"),
+                Err(_) => panic!("a batch hung while the node was down"),
+            }
+        }
+        assert!(down_errors >= 1, "no batch saw the node down");
         let restarted_at = Instant::now();
         let broker = Broker::start(&node, port, dist_port, &dir);
         let listening = restarted_at.elapsed();
