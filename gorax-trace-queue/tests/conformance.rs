@@ -2713,6 +2713,11 @@ mod amqp {
                 Some(queue.as_str())
             );
             assert!(attr(s, semconv::MESSAGING_MESSAGE_ID).is_some());
+            assert_eq!(
+                attr(s, semconv::NETWORK_PEER_ADDRESS).as_deref(),
+                Some("127.0.0.1")
+            );
+            assert!(attr(s, semconv::NETWORK_PEER_PORT).is_some());
             let names: Vec<&str> = s.attributes.iter().map(|kv| kv.key.as_str()).collect();
             let mut unique = names.clone();
             unique.sort_unstable();
@@ -2740,6 +2745,10 @@ mod amqp {
                 Some(queue.as_str())
             );
             assert!(attr(p, semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG).is_some());
+            assert_eq!(
+                attr(p, semconv::NETWORK_PEER_ADDRESS).as_deref(),
+                Some("127.0.0.1")
+            );
             assert_eq!(attr(p, semconv::RETRY_COUNT).as_deref(), Some("0"));
         }
     }

@@ -18,7 +18,7 @@ use tower_service::Service;
 
 use super::{
     AmqpConsumerConfig, AmqpQueueError, DELIVERY_COUNT_HEADER, QueueType, SYSTEM, broker, connect,
-    consumer_destination, declare_on, short,
+    consumer_destination, declare_on, peer_attributes, short,
 };
 use crate::consumer::{
     Batch, ConsumerSettings, ConsumerStats, Poison, ProcessReport, QueueConsumer, Received,
@@ -139,6 +139,7 @@ struct Live {
 /// ```
 pub struct AmqpConsumer {
     url: String,
+    peer: Vec<KeyValue>,
     config: AmqpConsumerConfig,
     settings: ConsumerSettings,
     live: tokio::sync::Mutex<Option<Live>>,
@@ -166,6 +167,7 @@ impl AmqpConsumer {
         settings.max_lease = config.max_lease;
         let consumer = Self {
             url: url.to_owned(),
+            peer: peer_attributes(url),
             config,
             settings,
             live: tokio::sync::Mutex::new(None),
@@ -308,6 +310,7 @@ fn headers(delivery: &Delivery) -> Headers {
 /// Turns one delivery into a delivery of the loop.
 fn received<T: DeserializeOwned>(
     queue: &str,
+    peer: &[KeyValue],
     delivery: Delivery,
     batch: &Arc<BatchLease>,
 ) -> Received<T, AmqpReceipt> {
@@ -342,6 +345,9 @@ fn received<T: DeserializeOwned>(
                     semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
                     routing_key.to_owned(),
                 ));
+            }
+            for kv in peer {
+                msg = msg.with_attribute(kv.clone());
             }
             if let Some(id) = id {
                 msg = msg.with_message_id(id);
@@ -415,7 +421,7 @@ impl<T: DeserializeOwned> QueueConsumer<T> for AmqpConsumer {
         self.watch(&lease, &live.channel);
         batch.received = deliveries
             .into_iter()
-            .map(|d| received(&self.config.queue, d, &lease))
+            .map(|d| received(&self.config.queue, &self.peer, d, &lease))
             .collect();
         Ok(batch)
     }

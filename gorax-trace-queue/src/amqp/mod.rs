@@ -56,8 +56,9 @@
 //! key alone on the default exchange `""`, `amq.default` when both are empty) and
 //! `{exchange}:{routing key}:{queue}` on consumer spans (empty parts left out, a routing key
 //! equal to the queue once: the queue name for a message published to the default exchange);
-//! `messaging.rabbitmq.destination.routing_key` (when not empty) on both and
-//! `messaging.rabbitmq.message.delivery_tag` on consumer spans.
+//! `messaging.rabbitmq.destination.routing_key` (when not empty) on both,
+//! `messaging.rabbitmq.message.delivery_tag` on consumer spans, and `network.peer.address` and
+//! `network.peer.port` on both when the URL's host is an IP address.
 //!
 //! ```no_run
 //! use gorax_trace_queue::amqp::{AmqpConsumer, AmqpConsumerConfig, AmqpProducer, declare};
@@ -424,6 +425,28 @@ fn queue_arguments(config: &AmqpConsumerConfig) -> FieldTable {
     args
 }
 
+/// `network.peer.address` and `network.peer.port` of the broker at `url`, when its host is an
+/// IP address (a host name is not a peer address); nothing for a URL that does not parse.
+fn peer_attributes(url: &str) -> Vec<opentelemetry::KeyValue> {
+    use gorax_trace::semconv::{NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT};
+    use opentelemetry::KeyValue;
+    let Ok(uri) = url.parse::<lapin::uri::AMQPUri>() else {
+        return Vec::new();
+    };
+    let host = uri
+        .authority
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![
+            KeyValue::new(NETWORK_PEER_ADDRESS, ip.to_string()),
+            KeyValue::new(NETWORK_PEER_PORT, i64::from(uri.authority.port)),
+        ],
+        Err(_) => Vec::new(),
+    }
+}
+
 /// `messaging.destination.name` of a producer span: `{exchange}:{routing key}`, one of them
 /// when the other is empty, `amq.default` when both are.
 fn producer_destination(exchange: &str, routing_key: &str) -> String {
@@ -499,6 +522,18 @@ mod tests {
         );
         config.queue_type = QueueType::Classic;
         assert!(!queue_arguments(&config).contains_key("x-delivery-limit"));
+    }
+
+    #[test]
+    fn the_peer_is_the_url_s_ip_address_and_port() {
+        let peer = peer_attributes("amqp://guest:secret@127.0.0.1:5673/%2f");
+        let values: Vec<String> = peer
+            .iter()
+            .map(|kv| kv.value.as_str().into_owned())
+            .collect();
+        assert_eq!(values, ["127.0.0.1", "5673"]);
+        assert!(peer_attributes("amqp://rabbit.internal:5672/%2f").is_empty());
+        assert!(peer_attributes("not a url").is_empty());
     }
 
     #[test]

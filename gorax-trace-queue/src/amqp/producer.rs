@@ -13,7 +13,9 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ErrorKind};
 use opentelemetry::KeyValue;
 use serde::Serialize;
 
-use super::{AmqpQueueError, DEFAULT_TIMEOUT, SYSTEM, connect, producer_destination, short};
+use super::{
+    AmqpQueueError, DEFAULT_TIMEOUT, SYSTEM, connect, peer_attributes, producer_destination, short,
+};
 use crate::{ProducerTracer, TracedMessage};
 
 /// Publishes [`TracedMessage`]s to an exchange (the default one, `""`, unless
@@ -39,6 +41,7 @@ pub struct AmqpProducer {
     confirm_timeout: Duration,
     connect_timeout: Duration,
     tracer: ProducerTracer,
+    peer: Arc<[KeyValue]>,
     live: Arc<tokio::sync::Mutex<Option<Live>>>,
     generation: Arc<AtomicU64>,
 }
@@ -70,6 +73,7 @@ impl AmqpProducer {
             confirm_timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_TIMEOUT,
             tracer: ProducerTracer::new().with_system(SYSTEM),
+            peer: peer_attributes(url).into(),
             live: Arc::default(),
             generation: Arc::default(),
         }
@@ -158,6 +162,9 @@ impl AmqpProducer {
                 semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
                 routing_key.clone(),
             ));
+        }
+        for kv in self.peer.iter() {
+            msg = msg.with_attribute(kv.clone());
         }
         let span = self.tracer.start_send(&mut msg);
         let id = next_message_id();
