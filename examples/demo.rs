@@ -7,6 +7,7 @@
 //! TRACING_ENDPOINT=http://localhost:4318/v1/traces cargo run -p gorax-examples --bin demo   # + /v1/metrics
 //! cargo run -p gorax-examples --bin demo -- --redis redis://127.0.0.1:6379/   # Redis Streams
 //! cargo run -p gorax-examples --bin demo -- --nats 127.0.0.1:4222   # NATS JetStream (nats-server -js)
+//! cargo run -p gorax-examples --bin demo -- --amqp amqp://guest:guest@127.0.0.1:5672/%2f   # RabbitMQ
 //! cargo run -p gorax-examples --bin demo -- --serve   # then stays up until SIGTERM or Ctrl-C
 //! cargo run -p gorax-examples --bin demo -- --viewer  # then serves the trace viewer until SIGTERM or Ctrl-C
 //! ```
@@ -52,11 +53,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         match (arg.as_str(), args.next_if(|a| !a.starts_with("--"))) {
             ("--redis", Some(url)) => broker = journey::Broker::Redis(url),
             ("--nats", Some(url)) => broker = journey::Broker::Nats(url),
+            ("--amqp", Some(url)) => broker = journey::Broker::Amqp(url),
             ("--serve", None) => serve = true,
             ("--viewer", None) => viewer = true,
             _ => {
                 return Err(format!(
-                    "usage: demo [--redis URL | --nats URL] [--serve] [--viewer] (got {arg:?})"
+                    "usage: demo [--redis URL | --nats URL | --amqp URL] [--serve] [--viewer] (got {arg:?})"
                 )
                 .into());
             }

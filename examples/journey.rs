@@ -25,6 +25,7 @@ use axum::{Json, Router};
 use gorax_trace::span;
 use gorax_trace::{SdkTracer, TelemetryHandle};
 use gorax_trace_client::ClientTraceMiddleware;
+use gorax_trace_queue::amqp::{AmqpConsumer, AmqpConsumerConfig, AmqpProducer, lapin};
 use gorax_trace_queue::memory::{self, MemoryConsumer, MemoryProducer};
 use gorax_trace_queue::nats::{NatsConsumer, NatsConsumerConfig, NatsProducer, async_nats};
 use gorax_trace_queue::redis::{RedisConsumer, RedisProducer};
@@ -90,6 +91,8 @@ pub enum Broker {
     Redis(String),
     /// NATS JetStream at this address (`127.0.0.1:4222`; the server runs with `-js`).
     Nats(String),
+    /// RabbitMQ at this URL (`amqp://guest:guest@127.0.0.1:5672/%2f`).
+    Amqp(String),
 }
 
 #[derive(Clone)]
@@ -97,6 +100,7 @@ enum Producer {
     Memory(MemoryProducer<Execution>),
     Redis(RedisProducer),
     Nats(NatsProducer),
+    Amqp(AmqpProducer),
 }
 
 impl Producer {
@@ -111,6 +115,10 @@ impl Producer {
                 .send(TracedMessage::new(QUEUE, execution))
                 .await
                 .map_err(|e| e.to_string()),
+            Producer::Amqp(p) => p
+                .send(TracedMessage::new(QUEUE, execution))
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -120,6 +128,8 @@ enum Consumer {
     Redis(RedisConsumer),
     // Boxed: the JetStream consumer carries its server-side info (about 1.7 kB).
     Nats(Box<NatsConsumer>),
+    // Boxed: the RabbitMQ consumer holds its connection, channel and consumer (about 800 B).
+    Amqp(Box<AmqpConsumer>),
 }
 
 #[derive(Clone)]
@@ -178,6 +188,27 @@ async fn broker(
                 .map_err(|e| other(&e))?;
             let producer = NatsProducer::new(client).with_telemetry(telemetry);
             (Producer::Nats(producer), Consumer::Nats(Box::new(consumer)))
+        }
+        Broker::Amqp(url) => {
+            let other = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+            // A fresh queue: the demo's worker must not replay an earlier run's executions.
+            let connection =
+                lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+                    .await
+                    .map_err(|e| other(&e))?;
+            let channel = connection.create_channel().await.map_err(|e| other(&e))?;
+            channel
+                .queue_delete(QUEUE.into(), Default::default())
+                .await
+                .map_err(|e| other(&e))?;
+            let _ = connection.close(200, "queue deleted".into()).await;
+            let mut config = AmqpConsumerConfig::new(QUEUE);
+            config.wait = std::time::Duration::from_millis(200);
+            let consumer = AmqpConsumer::connect(url, config)
+                .await
+                .map_err(|e| other(&e))?;
+            let producer = AmqpProducer::new(url).with_telemetry(telemetry);
+            (Producer::Amqp(producer), Consumer::Amqp(Box::new(consumer)))
         }
     })
 }
@@ -260,6 +291,7 @@ pub async fn start_with(
                 Consumer::Memory(c) => c.process(&mut worker).await.is_some(),
                 Consumer::Redis(c) => c.process(&mut worker).await.is_ok(),
                 Consumer::Nats(c) => c.process(&mut worker).await.is_ok(),
+                Consumer::Amqp(c) => c.process(&mut worker).await.is_ok(),
             };
             while let Ok(execution) = handled.try_recv() {
                 let _ = done_tx.send(execution).await;

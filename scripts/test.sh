@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite with the real servers it needs, started here on 127.0.0.1:
 # an OTLP/HTTP receiver (oteltap, from PyPI), Redis (Debian's redis-server, in memory), an SQS
-# emulator (moto, from PyPI) and NATS with JetStream (Debian's nats-server); and Debian's Chromium
+# emulator (moto, from PyPI), NATS with JetStream (Debian's nats-server) and RabbitMQ (Debian's
+# rabbitmq-server); and Debian's Chromium
 # with chromedriver for the trace viewer's browser test (examples/tests/viewer.rs, which
 # chromedriver starts headless on loopback).
 # Installs them on first use.
@@ -78,6 +79,50 @@ PIDS+=($!)
 for _ in $(seq 100); do grep -q "Server is ready" "$WORK/nats.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "Server is ready" "$WORK/nats.log" || { echo "nats-server did not start:"; cat "$WORK/nats.log"; exit 1; }
 export GORAX_TEST_NATS_URL="127.0.0.1:$NATS_PORT"
+
+# RabbitMQ 3.10 (Debian's rabbitmq-server; Erlang, ready in ~5 s) for the gorax-trace-queue AMQP
+# tests; its restart case starts a node of its own. Run as root, the server script drops to the
+# rabbitmq user, so its directories belong to that user; every path, port and the node name are
+# set, so nothing clashes with another node on the machine.
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
+fi
+AMQP_PORT=$(free_port)
+RMQ_NODE="gorax-test-$$@localhost"
+mkdir -p "$WORK/rmq"
+echo '[].' >"$WORK/rmq/plugins"
+chown -R rabbitmq:rabbitmq "$WORK/rmq" 2>/dev/null || true
+chmod 755 "$WORK"
+# An epmd of this script's own on a free port (the node and rabbitmqctl find it through
+# ERL_EPMD_PORT): stopped by its PID, whatever other Erlang nodes run on the machine.
+export ERL_EPMD_PORT=$(free_port)
+epmd -address 127.0.0.1 >"$WORK/epmd.log" 2>&1 &
+PIDS+=($!)
+(
+  export RABBITMQ_NODENAME="$RMQ_NODE" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$AMQP_PORT" \
+    RABBITMQ_DIST_PORT="$(free_port)" RABBITMQ_MNESIA_BASE="$WORK/rmq" RABBITMQ_LOG_BASE="$WORK/rmq" \
+    RABBITMQ_FEATURE_FLAGS_FILE="$WORK/rmq/ff" RABBITMQ_ENABLED_PLUGINS_FILE="$WORK/rmq/plugins"
+  exec rabbitmq-server >"$WORK/rmq.log" 2>&1
+) &
+RMQ_PID=$!
+# Stopped before the other servers (its epmd among them): rabbitmqctl stop, then its script's
+# PID if it is still there.
+cleanup() {
+  rabbitmqctl -q -n "$RMQ_NODE" stop >/dev/null 2>&1 || true
+  kill "$RMQ_PID" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+for _ in $(seq 600); do
+  grep -q "Starting broker... completed" "$WORK/rmq.log" 2>/dev/null && break
+  kill -0 "$RMQ_PID" 2>/dev/null || break
+  sleep 0.1
+done
+grep -q "Starting broker... completed" "$WORK/rmq.log" || { echo "rabbitmq-server did not start:"; cat "$WORK/rmq.log"; exit 1; }
+export GORAX_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
 
 # `--run CMD...` runs CMD with the servers up and their variables exported, instead of the tests
 # (.ci/run runs the journey suite so).

@@ -787,6 +787,30 @@ fn the_demo_over_nats_jetstream_gets_the_whole_trace_to_a_traces_only_collector(
 }
 
 #[test]
+fn the_demo_over_rabbitmq_gets_the_whole_trace_to_a_traces_only_collector() {
+    let Some(url) = server_env("GORAX_TEST_AMQP_URL") else {
+        return;
+    };
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let run = demo_with(
+        &["--amqp", &url],
+        &[("TRACING_ENDPOINT", format!("http://{addr}/v1/traces"))],
+    );
+    assert!(run.ok, "exit {:?}:\n{}", run.code, run.stderr);
+    let spans = seen.spans();
+    // The producer and consumer spans arrived, linked (the consumer under the producer, both in
+    // the request's trace), and they are RabbitMQ's.
+    assert_journey(&spans, &run.stderr);
+    for name in ["send gorax-executions", "process gorax-executions"] {
+        let queue: Vec<&Span> = spans.iter().filter(|s| s.name == name).collect();
+        assert_eq!(queue.len(), 1, "one {name}: {:#?}", names(&spans));
+        assert_eq!(queue[0].system.as_deref(), Some("rabbitmq"), "{name}");
+    }
+    assert_metrics_refused_once(&run.stderr, "HTTP 404");
+}
+
+#[test]
 fn a_collector_that_rejects_spans_is_reported_and_the_demo_exits_0() {
     let rt = runtime();
     let (seen, addr) = http_collector(&rt, Behaviour::RejectOne, None);

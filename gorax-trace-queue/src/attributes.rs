@@ -44,19 +44,27 @@ pub(crate) fn message_attributes<T>(
     msg: &TracedMessage<T>,
 ) -> impl Iterator<Item = KeyValue> {
     let queue: Arc<str> = msg.queue().into();
+    let extra = msg.attributes();
+    // An adapter's own destination name (a RabbitMQ `{exchange}:{routing key}`) replaces the
+    // queue's.
+    let destination = extra
+        .iter()
+        .all(|kv| kv.key.as_str() != M.destination_name)
+        .then(|| KeyValue::new(M.destination_name, queue.clone()));
     [
         KeyValue::new(M.system, system),
-        KeyValue::new(M.destination_name, queue.clone()),
         KeyValue::new(M.operation_type, operation),
         KeyValue::new(M.operation_name, operation),
         KeyValue::new(semconv::QUEUE_NAME, queue),
     ]
     .into_iter()
+    .chain(destination)
     .chain(msg.message_id().into_iter().flat_map(message_id_attributes))
     .chain(
         (operation == PROCESS)
             .then(|| KeyValue::new(semconv::RETRY_COUNT, i64::from(msg.retry_count()))),
     )
+    .chain(extra.iter().cloned())
 }
 
 /// The attributes of a batch's consumer span: the messaging ones of the first message without

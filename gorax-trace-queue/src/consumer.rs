@@ -173,7 +173,7 @@ impl ConsumerStats {
         self.broker_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    #[cfg(feature = "redis")]
+    #[cfg(any(feature = "redis", feature = "amqp"))]
     pub(crate) fn add_reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }

@@ -21,6 +21,10 @@
 //!   `nats` — NATS JetStream ([`nats::NatsProducer`], [`nats::NatsConsumer`]) with `send`
 //!   returning after the PubAck, `ack_wait` as the lease and `retry_count` from the delivery
 //!   count.
+//!   `amqp` — RabbitMQ ([`amqp::AmqpProducer`], [`amqp::AmqpConsumer`]) with `send` returning
+//!   after the publisher confirm (`mandatory`: an unroutable message is an error), the
+//!   prefetch as the batch, quorum queues with `retry_count` from `x-delivery-count`, and
+//!   dead letters through the broker's dead-letter exchange.
 //!   `sqs` — Amazon SQS ([`sqs::SqsProducer`], [`sqs::SqsConsumer`]) with headers as message
 //!   attributes and `retry_count` from `ApproximateReceiveCount`.
 //! - One consumer contract ([`QueueConsumer`]) that every adapter implements with broker calls
@@ -92,6 +96,9 @@ mod metrics;
 mod producer;
 mod service;
 
+#[cfg(feature = "amqp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
+pub mod amqp;
 #[cfg(feature = "memory")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;

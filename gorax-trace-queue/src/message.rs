@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use opentelemetry::KeyValue;
 use serde::{Deserialize, Serialize};
 
 use crate::Headers;
@@ -41,6 +42,10 @@ pub struct TracedMessage<T> {
     retry_count: u32,
     #[serde(skip)]
     system: Option<Cow<'static, str>>,
+    /// Broker-specific span attributes an adapter adds (e.g. a RabbitMQ routing key): written
+    /// on the message's producer or consumer span, never serialized.
+    #[serde(skip)]
+    attributes: Vec<KeyValue>,
     #[serde(default, skip_serializing_if = "Headers::is_empty")]
     headers: Headers,
     payload: T,
@@ -55,6 +60,7 @@ impl<T> TracedMessage<T> {
             message_id: None,
             retry_count: 0,
             system: None,
+            attributes: Vec::new(),
             headers: Headers::new(),
             payload,
         }
@@ -111,6 +117,19 @@ impl<T> TracedMessage<T> {
         self.system.as_deref()
     }
 
+    /// Adds a broker-specific span attribute (adapters do this). An attribute with the key of
+    /// one the span writes anyway (`messaging.destination.name`) replaces it.
+    #[cfg(feature = "amqp")]
+    pub(crate) fn with_attribute(mut self, attribute: KeyValue) -> Self {
+        self.attributes.push(attribute);
+        self
+    }
+
+    /// The broker-specific span attributes.
+    pub(crate) fn attributes(&self) -> &[KeyValue] {
+        &self.attributes
+    }
+
     /// The broker's name as set (a `'static` one is shared, not copied, into attributes).
     pub(crate) fn system_name(&self) -> Option<&Cow<'static, str>> {
         self.system.as_ref()
@@ -148,6 +167,7 @@ impl<T> TracedMessage<T> {
             message_id: self.message_id,
             retry_count: self.retry_count,
             system: self.system,
+            attributes: self.attributes,
             headers: self.headers,
             payload: f(self.payload),
         }

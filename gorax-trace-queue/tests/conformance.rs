@@ -1,7 +1,8 @@
 //! The consumer contract, proved the same way on every broker: the in-process queue, a real
 //! Redis (`GORAX_TEST_REDIS_URL`; the restart case starts its own `redis-server`), the SQS
 //! emulator (`GORAX_TEST_SQS_ENDPOINT`) and, with the `nats` feature, a real NATS JetStream
-//! (`GORAX_TEST_NATS_URL`; the restart case starts its own `nats-server -js`). scripts/test.sh
+//! (`GORAX_TEST_NATS_URL`; the restart case starts its own `nats-server -js`) and, with the `amqp`
+//! feature, a real RabbitMQ (`GORAX_TEST_AMQP_URL`; the restart case starts a node of its own). scripts/test.sh
 //! starts the servers. Without them the broker cases say they are skipped, except under
 //! `CI=true`, where a missing server fails.
 //!
@@ -260,6 +261,19 @@ fn processing_futures_are_send() {
         assert_send(&m.process(w));
     }
     let _ = check;
+    #[cfg(feature = "amqp")]
+    {
+        fn check_amqp(
+            a: &gorax_trace_queue::amqp::AmqpConsumer,
+            p: &gorax_trace_queue::amqp::AmqpProducer,
+            w: &mut Worker,
+        ) {
+            assert_send(&a.process::<_, Job>(w));
+            assert_send(&process_batch(a, w));
+            assert_send(&p.send(TracedMessage::new("q", Job { id: 1 })));
+        }
+        let _ = check_amqp;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2469,6 +2483,907 @@ mod nats {
             "nats restart: {totals:?}, sends with unknown outcome: {unknown}, duplicates {}, \
              producer back after {producer_back:?}, consumer after {consumer_back:?}, \
              the send made while it was down arrived: {late}",
+            ledger.duplicates()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RabbitMQ
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(feature = "amqp")]
+mod amqp {
+    use super::*;
+    use gorax_trace_queue::amqp::lapin;
+    use gorax_trace_queue::amqp::{
+        AmqpConsumer, AmqpConsumerConfig, AmqpProducer, AmqpQueueError, QueueType, declare,
+    };
+    use lapin::options::{BasicGetOptions, QueueDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    use opentelemetry::trace::SpanKind;
+
+    fn url() -> Option<String> {
+        gorax_trace::testing::server_env("GORAX_TEST_AMQP_URL")
+    }
+
+    /// A queue name: unique per test and run.
+    fn queue(test: &str) -> String {
+        gorax_trace::testing::unique_name(&format!("gorax-conf-{test}"))
+    }
+
+    /// A quorum queue's consumer, batches waiting 200 ms for their first delivery.
+    fn config(queue: &str) -> AmqpConsumerConfig {
+        let mut config = AmqpConsumerConfig::new(queue);
+        config.wait = Duration::from_millis(200);
+        config
+    }
+
+    async fn consumer(url: &str, config: AmqpConsumerConfig) -> AmqpConsumer {
+        AmqpConsumer::connect(url, config).await.unwrap()
+    }
+
+    /// A producer to `config`'s queue, which it declares first.
+    async fn producer(url: &str, config: &AmqpConsumerConfig) -> AmqpProducer {
+        declare(url, config).await.unwrap();
+        AmqpProducer::new(url)
+    }
+
+    async fn produce(producer: &AmqpProducer, queue: &str, ids: std::ops::Range<u32>) {
+        for id in ids {
+            producer
+                .send(TracedMessage::new(queue, Job { id }))
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn channel(url: &str) -> (lapin::Connection, lapin::Channel) {
+        let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        (connection, channel)
+    }
+
+    /// Publishes a raw body to `queue` through the default exchange (confirmed).
+    async fn publish_raw(url: &str, queue: &str, body: &[u8]) {
+        let (_connection, channel) = channel(url).await;
+        channel.confirm_select(Default::default()).await.unwrap();
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                Default::default(),
+                body,
+                Default::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(confirm, lapin::Confirmation::Ack(None));
+    }
+
+    /// The broker's reason (`x-death`) of each message in the dead-letter queue (taken out).
+    async fn dead_letters(url: &str, config: &AmqpConsumerConfig) -> Vec<String> {
+        let (_connection, channel) = channel(url).await;
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            let Some(got) = channel
+                .basic_get(
+                    config.dead_letter_queue.as_str().into(),
+                    BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+            else {
+                break;
+            };
+            let reason = got
+                .delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("x-death").cloned())
+                .and_then(|d| match d {
+                    AMQPValue::FieldArray(a) => a.as_slice().first().cloned(),
+                    _ => None,
+                })
+                .and_then(|d| match d {
+                    AMQPValue::FieldTable(t) => t.inner().get("reason").cloned(),
+                    _ => None,
+                })
+                .map(|r| match r {
+                    AMQPValue::LongString(s) => s.to_string(),
+                    other => format!("{other:?}"),
+                })
+                .unwrap_or_default();
+            out.push(reason);
+        }
+        out
+    }
+
+    /// The reasons of the `n` messages the broker moves to the dead-letter queue (it does so
+    /// asynchronously: waits for them, at most 10 s), and of any more that arrive within
+    /// 300 ms after them.
+    async fn dead_letters_n(url: &str, config: &AmqpConsumerConfig, n: usize) -> Vec<String> {
+        let mut dead = Vec::new();
+        for _ in 0..100 {
+            dead.extend(dead_letters(url, config).await);
+            if dead.len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        dead.extend(dead_letters(url, config).await);
+        dead
+    }
+
+    /// Messages ready in the queue: neither acknowledged nor dead-lettered (nor held by a
+    /// consumer).
+    async fn left_in(url: &str, queue: &str) -> u32 {
+        let (_connection, channel) = channel(url).await;
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count()
+    }
+
+    fn attr(span: &opentelemetry_sdk::trace::SpanData, key: &str) -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.as_str().into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_producer_contract_holds_and_an_unroutable_send_is_an_error() {
+        use gorax_trace::semconv;
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue("contract");
+        let producer = producer(&url, &config(&queue))
+            .await
+            .with_tracer(t.tracer());
+        producer_contract(&producer, &queue, 0).await;
+        // No queue is bound to this routing key: returned (`mandatory`), an error.
+        let unroutable = producer
+            .send(TracedMessage::new(
+                format!("{queue}-nowhere"),
+                Job { id: 9 },
+            ))
+            .await;
+        assert!(
+            matches!(unroutable, Err(AmqpQueueError::Unroutable { .. })),
+            "{unroutable:?}"
+        );
+        // An exchange that does not exist: the broker refuses, nothing stored; the producer
+        // goes on with a new channel.
+        let nowhere = AmqpProducer::new(&url)
+            .with_exchange(&format!("{queue}-no-exchange"))
+            .send(TracedMessage::new(queue.clone(), Job { id: 10 }))
+            .await;
+        assert!(
+            matches!(nowhere, Err(AmqpQueueError::Publish { .. })),
+            "{nowhere:?}"
+        );
+        let consumer = consumer(&url, config(&queue)).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&consumer, &mut w, Duration::from_secs(10), |_| {
+            ledger.unique_ok() == 3
+        })
+        .await;
+        assert_eq!(totals.acked, 3);
+        drop(consumer);
+        assert_eq!(left_in(&url, &queue).await, 0, "acked messages are gone");
+        // Each consumer span is a child of its producer span, and links to it.
+        let spans = t.spans();
+        let sends: Vec<_> = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Producer && s.name == format!("send {queue}"))
+            .collect();
+        let processes: Vec<_> = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Consumer)
+            .collect();
+        assert_eq!((sends.len(), processes.len()), (3, 3));
+        for s in &sends {
+            assert_eq!(
+                attr(s, semconv::MESSAGING_SYSTEM).as_deref(),
+                Some("rabbitmq")
+            );
+            // The default exchange: the routing key alone.
+            assert_eq!(
+                attr(s, semconv::MESSAGING_DESTINATION_NAME).as_deref(),
+                Some(queue.as_str())
+            );
+            assert_eq!(
+                attr(s, semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY).as_deref(),
+                Some(queue.as_str())
+            );
+            assert!(attr(s, semconv::MESSAGING_MESSAGE_ID).is_some());
+            assert_eq!(
+                attr(s, semconv::NETWORK_PEER_ADDRESS).as_deref(),
+                Some("127.0.0.1")
+            );
+            assert!(attr(s, semconv::NETWORK_PEER_PORT).is_some());
+            let names: Vec<&str> = s.attributes.iter().map(|kv| kv.key.as_str()).collect();
+            let mut unique = names.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), names.len(), "no key twice: {names:?}");
+        }
+        for p in &processes {
+            let parent = sends
+                .iter()
+                .find(|s| s.span_context.span_id() == p.parent_span_id)
+                .unwrap_or_else(|| panic!("no send span is the parent of {p:?}"));
+            assert_eq!(parent.span_context.trace_id(), p.span_context.trace_id());
+            assert_eq!(p.links.len(), 1);
+            assert_eq!(
+                attr(p, semconv::MESSAGING_MESSAGE_ID),
+                attr(parent, semconv::MESSAGING_MESSAGE_ID)
+            );
+            assert_eq!(
+                attr(p, semconv::MESSAGING_SYSTEM).as_deref(),
+                Some("rabbitmq")
+            );
+            assert_eq!(attr(p, "queue.name").as_deref(), Some(queue.as_str()));
+            assert_eq!(
+                attr(p, semconv::MESSAGING_DESTINATION_NAME).as_deref(),
+                Some(queue.as_str())
+            );
+            assert!(attr(p, semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG).is_some());
+            assert_eq!(
+                attr(p, semconv::NETWORK_PEER_ADDRESS).as_deref(),
+                Some("127.0.0.1")
+            );
+            assert_eq!(attr(p, semconv::RETRY_COUNT).as_deref(), Some("0"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_killed_mid_batch_loses_nothing() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue("kill");
+        let producer = producer(&url, &config(&queue))
+            .await
+            .with_tracer(t.tracer());
+        produce(&producer, &queue, 0..20).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut c = config(&queue);
+        c.prefetch = 5;
+        let doomed = consumer(&url, c).await;
+        let mut hangs = worker(
+            &t,
+            &ledger,
+            |id, _| if id == 2 { Act::Hang } else { Act::Ok },
+        );
+        // A batch is what the broker has pushed by then (maybe fewer than 5): batches until
+        // one is cut off mid-handler, at job 2 (at most 20).
+        let mut cut = false;
+        for _ in 0..20 {
+            let batch = tokio::time::timeout(
+                Duration::from_millis(500),
+                process_batch(&doomed, &mut hangs),
+            )
+            .await;
+            if batch.is_err() {
+                cut = true;
+                break;
+            }
+        }
+        assert!(cut, "the batch was meant to be cut off mid-handler");
+        // Its connection closes: the broker delivers what it held again.
+        drop(doomed);
+        let survivor = consumer(&url, config(&queue)).await;
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&survivor, &mut ok, Duration::from_secs(20), |_| {
+            ledger.unique_ok() == 20
+        })
+        .await;
+        // 2 acked by the killed consumer, 18 by the survivor.
+        assert_eq!((totals.acked, totals.dead_lettered), (18, 0), "{totals:?}");
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (20, 0));
+    }
+
+    #[tokio::test]
+    #[ignore = "started as a child process by the SIGKILL case"]
+    async fn sigkill_child() {
+        let (Ok(url), Ok(queue)) = (
+            std::env::var("GORAX_TEST_AMQP_URL"),
+            std::env::var("GORAX_SIGKILL_QUEUE"),
+        ) else {
+            return;
+        };
+        let mut c = config(&queue);
+        c.prefetch = 5;
+        let consumer = consumer(&url, c).await;
+        let t = TestTracing::new();
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |id, _| {
+            if id == 2 {
+                use std::io::Write as _;
+                println!("HANDLING 2");
+                let _ = std::io::stdout().flush();
+                Act::Hang
+            } else {
+                Act::Ok
+            }
+        });
+        for _ in 0..100 {
+            let _ = process_batch(&consumer, &mut w).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_consumer_process_killed_with_sigkill_loses_nothing() {
+        use std::io::BufRead as _;
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue("sigkill");
+        let producer = producer(&url, &config(&queue)).await;
+        produce(&producer, &queue, 0..20).await;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["amqp::sigkill_child", "--exact", "--ignored", "--nocapture"])
+            .env("GORAX_TEST_AMQP_URL", &url)
+            .env("GORAX_SIGKILL_QUEUE", &queue)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let handling = tokio::task::spawn_blocking(move || {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .take(50)
+                .any(|l| l.is_ok_and(|l| l.contains("HANDLING 2")))
+        });
+        let handling = tokio::time::timeout(Duration::from_secs(30), handling).await;
+        child.kill().unwrap(); // SIGKILL, mid-batch, mid-handler
+        child.wait().unwrap();
+        assert!(
+            matches!(handling, Ok(Ok(true))),
+            "the child never reached job 2"
+        );
+
+        let survivor = consumer(&url, config(&queue)).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut ok = worker(&t, &ledger, |_, _| Act::Ok);
+        let totals = drive(&survivor, &mut ok, Duration::from_secs(20), |_| {
+            ledger.unique_ok() == 18
+        })
+        .await;
+        // produced 20 = acked 2 (by the killed process) + 18 (by the survivor, 3 of them
+        // delivered again once the dead process's connection was gone); none lost, none twice.
+        let mut ids: Vec<u32> = ledger.ok.lock().unwrap().keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (2..20).collect::<Vec<_>>(), "{totals:?}");
+        assert_eq!((totals.acked, ledger.duplicates()), (18, 0));
+        drop(survivor);
+        assert_eq!(left_in(&url, &queue).await, 0, "nothing left in the queue");
+    }
+
+    #[tokio::test]
+    async fn poison_and_over_delivered_messages_are_dead_lettered_and_panics_retried() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue("poison");
+        let mut c = config(&queue);
+        c.max_deliveries = 3;
+        let producer = producer(&url, &c).await.with_tracer(t.tracer());
+        produce(&producer, &queue, 0..10).await;
+        // Not JSON: poison, dead-lettered at its first delivery.
+        publish_raw(&url, &queue, b"not json").await;
+        let consumer = consumer(&url, c.clone()).await.with_tracer(t.tracer());
+        let ledger = Arc::new(Ledger::default());
+        // Job 7 always fails; even jobs panic on their first attempt.
+        let mut w = worker(&t, &ledger, |id, attempt| match (id, attempt) {
+            (7, _) => Act::Fail,
+            (id, 0) if id % 2 == 0 => Act::Panic,
+            _ => Act::Ok,
+        });
+        let totals = drive(&consumer, &mut w, Duration::from_secs(30), |t| {
+            t.acked == 9 && t.dead_lettered == 2
+        })
+        .await;
+        // produced 11 = acked 9 + dead-lettered 2 (the poison one, job 7 after 3 deliveries).
+        assert_eq!((totals.panicked, totals.failed), (5, 5 + 3), "{totals:?}");
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (9, 0));
+        assert_eq!(panic_spans(&t), 5);
+        assert_eq!(dead_letter_spans(&t), 2);
+        // Job 7's dead-letter span: its fourth delivery, `retry_count` 3 from the quorum
+        // queue's `x-delivery-count`.
+        let spans = t.spans();
+        let job7 = spans
+            .iter()
+            .find(|s| attr(s, DEAD_LETTER_REASON).as_deref() == Some(REASON_MAX_DELIVERIES))
+            .expect("job 7 dead-lettered");
+        assert_eq!(attr(job7, "retry_count").as_deref(), Some("3"));
+        assert_eq!(
+            attr(job7, "messaging.message.delivery_count").as_deref(),
+            Some("4")
+        );
+        let dead = dead_letters_n(&url, &c, 2).await;
+        assert_eq!(
+            dead,
+            ["rejected", "rejected"],
+            "through the dead-letter exchange"
+        );
+        drop(consumer);
+        assert_eq!(left_in(&url, &queue).await, 0, "acked or dead-lettered");
+    }
+
+    #[tokio::test]
+    async fn a_message_dead_lettered_twice_is_copied_once() {
+        let Some(url) = url() else { return };
+        let queue = queue("dead-once");
+        let c = config(&queue);
+        declare(&url, &c).await.unwrap();
+        publish_raw(&url, &queue, b"not json").await;
+        let consumer = consumer(&url, c.clone()).await;
+        let mut batch = QueueConsumer::<Job>::receive_batch(&consumer)
+            .await
+            .unwrap();
+        for _ in 0..50 {
+            if !batch.received.is_empty() {
+                break;
+            }
+            batch = QueueConsumer::<Job>::receive_batch(&consumer)
+                .await
+                .unwrap();
+        }
+        let received = batch.received.pop().expect("one delivery");
+        QueueConsumer::<Job>::dead_letter(&consumer, &received.receipt, "poison", 1)
+            .await
+            .unwrap();
+        // Settled: a second move sends nothing, and says so.
+        let again =
+            QueueConsumer::<Job>::dead_letter(&consumer, &received.receipt, "poison", 1).await;
+        assert!(
+            matches!(again, Err(AmqpQueueError::Unsettled { .. })),
+            "{again:?}"
+        );
+        assert_eq!(dead_letters_n(&url, &c, 1).await, ["rejected"]);
+    }
+
+    #[tokio::test]
+    async fn panics_are_retried_with_their_retry_count() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue("panic");
+        let producer = producer(&url, &config(&queue))
+            .await
+            .with_tracer(t.tracer());
+        produce(&producer, &queue, 0..10).await;
+        let consumer = consumer(&url, config(&queue)).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |id, attempt| {
+            if id % 2 == 0 && attempt == 0 {
+                Act::Panic
+            } else {
+                Act::Ok
+            }
+        });
+        let totals = drive(&consumer, &mut w, Duration::from_secs(20), |t| {
+            t.acked == 10
+        })
+        .await;
+        assert_eq!(
+            (totals.panicked, totals.dead_lettered),
+            (5, 0),
+            "{totals:?}"
+        );
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (10, 0));
+        assert_eq!(panic_spans(&t), 5);
+        // The five retries saw their retry count.
+        let retried = t
+            .spans()
+            .iter()
+            .filter(|s| attr(s, "retry_count").as_deref() == Some("1"))
+            .count();
+        assert_eq!(retried, 5);
+    }
+
+    #[tokio::test]
+    async fn a_classic_queue_counts_a_redelivery_and_dead_letters_poison_only() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue("classic");
+        let mut c = config(&queue);
+        c.queue_type = QueueType::Classic;
+        c.max_deliveries = 1;
+        let producer = producer(&url, &c).await.with_tracer(t.tracer());
+        produce(&producer, &queue, 0..4).await;
+        publish_raw(&url, &queue, b"not json").await;
+        let consumer = consumer(&url, c.clone()).await.with_tracer(t.tracer());
+        let ledger = Arc::new(Ledger::default());
+        // Job 1 fails three times: past `max_deliveries` (1), yet not dead-lettered (a classic
+        // queue has no delivery count); its retries all say `retry_count` 1.
+        let mut w = worker(&t, &ledger, |id, attempt| match (id, attempt) {
+            (1, 0..=2) => Act::Fail,
+            _ => Act::Ok,
+        });
+        let totals = drive(&consumer, &mut w, Duration::from_secs(20), |t| {
+            t.acked == 4 && t.dead_lettered == 1
+        })
+        .await;
+        assert_eq!(totals.failed, 3, "{totals:?}");
+        assert_eq!((ledger.unique_ok(), ledger.duplicates()), (4, 0));
+        let retries: Vec<String> = t
+            .spans()
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Consumer && attr(s, DEAD_LETTER_REASON).is_none())
+            .filter_map(|s| attr(s, "retry_count"))
+            .collect();
+        assert_eq!(
+            retries.iter().filter(|r| *r == "1").count(),
+            3,
+            "{retries:?}"
+        );
+        assert_eq!(dead_letters_n(&url, &c, 1).await, ["rejected"]);
+    }
+
+    #[tokio::test]
+    async fn short_handlers_in_a_long_batch_beside_a_healthy_consumer_are_not_duplicated() {
+        const N: u32 = 100;
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue("short");
+        let producer = producer(&url, &config(&queue)).await;
+        produce(&producer, &queue, 0..N).await;
+        let ledger = Arc::new(Ledger::default());
+        // Each batch (10 × 150 ms) is long; RabbitMQ has no lease to lapse meanwhile.
+        let a = consumer(&url, config(&queue)).await;
+        let b = consumer(&url, config(&queue)).await;
+        let mut wa = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(150)));
+        let mut wb = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(150)));
+        let all = |_: &Totals| ledger.unique_ok() == N as usize;
+        let (ta, tb) = tokio::join!(
+            drive(&a, &mut wa, Duration::from_secs(60), all),
+            drive(&b, &mut wb, Duration::from_secs(60), all),
+        );
+        eprintln!(
+            "amqp short handlers: duplicates {} of {N} (a {ta:?}, b {tb:?})",
+            ledger.duplicates()
+        );
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
+        assert_eq!(ledger.duplicates(), 0, "a {ta:?} b {tb:?}");
+        assert_eq!((ta + tb).acked, N as usize);
+    }
+
+    /// A member whose handler blocks its thread for 2 s on every tenth job, on the test's
+    /// runtime, beside a healthy member on a thread and runtime of its own.
+    async fn a_blocking_handler_is_not_duplicated(flavour: &str) {
+        const N: u32 = 60;
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue(&format!("block-{flavour}"));
+        let producer = producer(&url, &config(&queue)).await;
+        produce(&producer, &queue, 0..N).await;
+        let ledger = Arc::new(Ledger::default());
+        let blocker = consumer(&url, config(&queue)).await;
+        let mut w = worker(&t, &ledger, |id, _| {
+            if id % 10 == 0 {
+                Act::Block(Duration::from_secs(2))
+            } else {
+                Act::Sleep(Duration::from_millis(100))
+            }
+        });
+        let l = ledger.clone();
+        let blocked = tokio::spawn(async move {
+            drive(&blocker, &mut w, Duration::from_secs(60), |_| {
+                l.unique_ok() == N as usize
+            })
+            .await
+        });
+        let (q, l, u) = (queue.clone(), ledger.clone(), url.clone());
+        let healthy = on_own_thread(move || async move {
+            // Let the blocker take its batch first.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let healthy = consumer(&u, config(&q)).await;
+            let t = TestTracing::new();
+            let mut w = worker(&t, &l, |_, _| Act::Sleep(Duration::from_millis(100)));
+            drive(&healthy, &mut w, Duration::from_secs(60), |_| {
+                l.unique_ok() == N as usize
+            })
+            .await
+        });
+        let ta = blocked.await.unwrap();
+        let tb = join(healthy).await;
+        eprintln!(
+            "amqp blocking handler ({flavour}): duplicates {} of {N} (blocker {ta:?}, healthy {tb:?})",
+            ledger.duplicates()
+        );
+        assert!(
+            ta.acked >= 1 && tb.acked >= 1,
+            "both took part: {ta:?} {tb:?}"
+        );
+        assert_eq!(ledger.duplicates(), 0, "blocker {ta:?} healthy {tb:?}");
+        assert_eq!((ta + tb).acked, N as usize);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_blocking_its_thread_is_not_duplicated_multi_thread() {
+        a_blocking_handler_is_not_duplicated("multi").await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_handler_blocking_its_thread_is_not_duplicated_current_thread() {
+        a_blocking_handler_is_not_duplicated("current").await;
+    }
+
+    #[tokio::test]
+    async fn a_slow_handler_beside_a_fast_consumer_is_not_duplicated() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue("slow");
+        let producer = producer(&url, &config(&queue)).await;
+        produce(&producer, &queue, 0..30).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut c = config(&queue);
+        c.prefetch = 3;
+        let slow = consumer(&url, c.clone()).await;
+        let fast = consumer(&url, c).await;
+        let mut slow_w = worker(&t, &ledger, |_, _| Act::Sleep(Duration::from_millis(1500)));
+        let mut fast_w = worker(&t, &ledger, |_, _| Act::Ok);
+        let all = |_: &Totals| ledger.unique_ok() == 30;
+        let (a, b) = tokio::join!(
+            drive(&slow, &mut slow_w, Duration::from_secs(30), all),
+            drive(&fast, &mut fast_w, Duration::from_secs(30), all),
+        );
+        let totals = a + b;
+        assert!(a.acked >= 1, "the slow consumer took part: {a:?}");
+        assert_eq!(ledger.duplicates(), 0, "slow {a:?} fast {b:?}");
+        assert_eq!((totals.acked, totals.dead_lettered), (30, 0));
+    }
+
+    #[tokio::test]
+    async fn a_hung_handler_gives_its_message_up_after_max_lease() {
+        let Some(url) = url() else { return };
+        let t = TestTracing::new();
+        let queue = queue("hung");
+        let producer = producer(&url, &config(&queue)).await;
+        produce(&producer, &queue, 0..5).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut c = config(&queue);
+        c.prefetch = 1;
+        c.max_lease = Some(Duration::from_millis(600));
+        let hung = consumer(&url, c).await;
+        let other = consumer(&url, config(&queue)).await;
+        let mut hung_w = worker(&t, &ledger, |_, _| Act::Hang);
+        let mut other_w = worker(&t, &ledger, |_, _| Act::Ok);
+        let (cut, totals) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(8), process_batch(&hung, &mut hung_w)),
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                // Well before the hung call is cut off (8 s): only the channel closed at the
+                // max lease (600 ms) lets the other consumer have its message that early.
+                drive(&other, &mut other_w, Duration::from_secs(6), |_| {
+                    ledger.unique_ok() == 5
+                })
+                .await
+            },
+        );
+        assert!(cut.is_err(), "the hung handler never returns");
+        assert_eq!((totals.acked, ledger.duplicates()), (5, 0), "{totals:?}");
+    }
+
+    /// A RabbitMQ node of this test's own on fixed ports, its data in `dir` (kept across a
+    /// restart). It finds the test script's epmd through `ERL_EPMD_PORT`.
+    struct Broker {
+        node: String,
+        env: Vec<(&'static str, String)>,
+        child: Option<std::process::Child>,
+    }
+
+    impl Broker {
+        fn start(node: &str, port: u16, dist_port: u16, dir: &std::path::Path) -> Self {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("plugins"), "[].").unwrap();
+            // Run as root, the server script drops to the rabbitmq user.
+            let _ = std::process::Command::new("chown")
+                .args(["-R", "rabbitmq:rabbitmq"])
+                .arg(dir)
+                .status();
+            let d = |name: &str| dir.join(name).display().to_string();
+            let env = vec![
+                ("RABBITMQ_NODENAME", node.to_owned()),
+                ("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1".to_owned()),
+                ("RABBITMQ_NODE_PORT", port.to_string()),
+                ("RABBITMQ_DIST_PORT", dist_port.to_string()),
+                ("RABBITMQ_MNESIA_BASE", dir.display().to_string()),
+                ("RABBITMQ_LOG_BASE", dir.display().to_string()),
+                ("RABBITMQ_FEATURE_FLAGS_FILE", d("ff")),
+                ("RABBITMQ_ENABLED_PLUGINS_FILE", d("plugins")),
+            ];
+            let child = std::process::Command::new("rabbitmq-server")
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("rabbitmq-server (scripts/test.sh installs it)");
+            let broker = Self {
+                node: node.to_owned(),
+                env,
+                child: Some(child),
+            };
+            // Ready once it listens for AMQP (about 5 s; at most 2 minutes on a loaded machine).
+            for _ in 0..1200 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return broker;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("rabbitmq-server did not start on {port}");
+        }
+
+        /// Stops it as a restart does (`rabbitmqctl stop`: it closes its connections and
+        /// exits), then waits for its script.
+        fn stop(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = std::process::Command::new("rabbitmqctl")
+                    .args(["-q", "-n", &self.node, "stop"])
+                    .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                for _ in 0..600 {
+                    if child.try_wait().ok().flatten().is_some() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    impl Drop for Broker {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+
+    /// Sends until the producer says it was stored; returns how many sends had an unknown
+    /// outcome (each may have stored a duplicate).
+    async fn send_surely(producer: &AmqpProducer, queue: &str, id: u32) -> u32 {
+        let mut unknown = 0;
+        let mut last = String::new();
+        for _ in 0..600 {
+            match producer.send(TracedMessage::new(queue, Job { id })).await {
+                Ok(_) => return unknown,
+                Err(AmqpQueueError::OutcomeUnknown { .. } | AmqpQueueError::TimedOut { .. }) => {
+                    unknown += 1
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {id} was never sent: {last}");
+    }
+
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn producer_and_consumer_survive_a_broker_restart() {
+        // Needs the rabbitmq-server the test script installs with the server.
+        let Some(_) = url() else { return };
+        let (port, dist_port) = (free_port(), free_port());
+        let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+        let node = format!(
+            "{}@localhost",
+            gorax_trace::testing::unique_name("gorax-restart")
+        );
+        let dir = std::env::temp_dir().join(gorax_trace::testing::unique_name("gorax-rmq"));
+        let mut broker = Broker::start(&node, port, dist_port, &dir);
+        let t = TestTracing::new();
+        let queue = queue("restart");
+        let mut c = config(&queue);
+        c.prefetch = 5;
+        c.connect_timeout = Duration::from_secs(2);
+        let producer = producer(&url, &c)
+            .await
+            .with_confirm_timeout(Duration::from_secs(2))
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_tracer(t.tracer());
+        let consumer = consumer(&url, c).await;
+        let ledger = Arc::new(Ledger::default());
+        let mut w = worker(&t, &ledger, |_, _| Act::Ok);
+        let mut unknown = 0;
+        for id in 0..10 {
+            unknown += send_surely(&producer, &queue, id).await;
+        }
+        // Five acknowledged before the restart, five left in the queue across it.
+        let mut totals = drive(&consumer, &mut w, Duration::from_secs(10), |t| t.acked >= 5).await;
+        assert_eq!(totals.acked, 5, "{totals:?}");
+
+        broker.stop();
+        // Unavailable: a send is an error (refused), not a hang.
+        let down = producer
+            .send(TracedMessage::new(queue.clone(), Job { id: 20 }))
+            .await;
+        match down {
+            Err(AmqpQueueError::OutcomeUnknown { .. } | AmqpQueueError::TimedOut { .. }) => {
+                unknown += 1
+            }
+            Err(_) => {}
+            Ok(id) => panic!("sent to a stopped broker: {id}"),
+        }
+        // The consumer while the node is down: each batch is an error within the connect
+        // timeout (2 s) or an empty batch (the close not yet seen), never a hang.
+        let mut down_errors = 0;
+        for _ in 0..5 {
+            match tokio::time::timeout(Duration::from_secs(10), process_batch(&consumer, &mut w))
+                .await
+            {
+                Ok(Err(_)) => down_errors += 1,
+                Ok(Ok(r)) => assert_eq!(r.total(), 0, "a batch from a stopped node: {r:?}"),
+                Err(_) => panic!("a batch hung while the node was down"),
+            }
+        }
+        assert!(down_errors >= 1, "no batch saw the node down");
+        let restarted_at = Instant::now();
+        let broker = Broker::start(&node, port, dist_port, &dir);
+        let listening = restarted_at.elapsed();
+        let restarted = Instant::now();
+        // The consumer takes what was left across the restart (the five, plus any the broker
+        // delivered again because their acks were lost with it).
+        totals = totals
+            + drive(&consumer, &mut w, Duration::from_secs(60), |_| {
+                (0..10).all(|id| ledger.ok.lock().unwrap().contains_key(&id))
+            })
+            .await;
+        let consumer_back = restarted.elapsed();
+        unknown += send_surely(&producer, &queue, 10).await;
+        let producer_back = restarted.elapsed();
+        for id in 11..20 {
+            unknown += send_surely(&producer, &queue, id).await;
+        }
+        totals = totals
+            + drive(&consumer, &mut w, Duration::from_secs(30), |_| {
+                (0..20).all(|id| ledger.ok.lock().unwrap().contains_key(&id))
+            })
+            .await;
+        let late = ledger.ok.lock().unwrap().contains_key(&20);
+        let reconnects = consumer.stats().snapshot().reconnects;
+        drop(consumer);
+        drop(broker);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // produced 20 = acked 20 (+ at most one duplicate per send of unknown outcome, and per
+        // acknowledgement lost with the broker).
+        assert_eq!(ledger.unique_ok(), 20 + usize::from(late), "{totals:?}");
+        assert!(
+            ledger.duplicates() <= unknown + totals.errors as u32,
+            "{totals:?} unknown {unknown}"
+        );
+        assert_eq!(totals.dead_lettered, 0);
+        assert!(reconnects >= 1);
+        eprintln!(
+            "amqp restart: {totals:?}, sends with unknown outcome: {unknown}, duplicates {}, \
+             node listening again {listening:?} after its start, then producer back after \
+             {producer_back:?}, consumer after {consumer_back:?}, consumer reconnects \
+             {reconnects}",
             ledger.duplicates()
         );
     }

@@ -20,7 +20,8 @@
 pub use messaging::dev_384d661::{
     MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_CONSUMER_GROUP_NAME, MESSAGING_DESTINATION_NAME,
     MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME,
-    MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
+    MESSAGING_OPERATION_TYPE, MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
+    MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG, MESSAGING_SYSTEM,
 };
 /// `rpc.method`: in the stable RPC conventions the fully qualified method
 /// (`package.Service/Method`) or `_OTHER`; with the old keys the method's own name (`Export`).
@@ -279,6 +280,12 @@ pub mod messaging {
         pub const MESSAGING_CLIENT_OPERATION_DURATION: &str = "messaging.client.operation.duration";
         /// `messaging.process.duration` (histogram, s)
         pub const MESSAGING_PROCESS_DURATION: &str = "messaging.process.duration";
+        /// `messaging.rabbitmq.destination.routing_key` (RabbitMQ)
+        pub const MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY: &str =
+            "messaging.rabbitmq.destination.routing_key";
+        /// `messaging.rabbitmq.message.delivery_tag` (RabbitMQ)
+        pub const MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG: &str =
+            "messaging.rabbitmq.message.delivery_tag";
         /// `messaging.operation.type` (and `.name`) of a producer span: `send`.
         pub const SEND: &str = "send";
         /// `messaging.operation.type` (and `.name`) of a consumer span: `process`.

@@ -281,8 +281,10 @@ pub fn env_filter(rust_log: Option<&str>) -> Result<EnvFilter, ConfigError> {
 
 const RUST_LOG: &str = "RUST_LOG";
 
-/// The filter without `RUST_LOG`: `INFO`, and `WARN` for the OpenTelemetry crates' own log lines.
-pub const DEFAULT_FILTER: &str = "info,opentelemetry=warn,opentelemetry_sdk=warn";
+/// The filter without `RUST_LOG`: `INFO`, and `WARN` for the OpenTelemetry crates' own log lines
+/// and for `lapin` (the RabbitMQ client of `gorax-trace-queue`'s `amqp` feature), whose `INFO`
+/// span `io_loop` lasting as long as each connection would otherwise become a trace of its own.
+pub const DEFAULT_FILTER: &str = "info,opentelemetry=warn,opentelemetry_sdk=warn,lapin=warn";
 
 /// The subscriber [`install`] sets up, with each part settable in code.
 ///
