@@ -53,6 +53,7 @@
 //! # drop((user, quote));
 //! # Ok(()) }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
 mod body;
@@ -64,12 +65,17 @@ mod middleware;
 pub use gorax_trace::propagation::BaggagePolicy;
 pub use middleware::{ClientTraceMiddleware, NoPropagation, PropagationPolicy, UrlTemplate};
 
-#[allow(dead_code)]
-fn assert_send_sync() {
-    fn send_sync<T: Send + Sync>() {}
+// The middleware and its policy are shared across tasks: checked at compile time.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
     send_sync::<ClientTraceMiddleware>();
     send_sync::<PropagationPolicy>();
-}
+};
 
 #[cfg(test)]
 mod tests;
+
+// The README, compiled as a doctest (its example must build).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -34,6 +34,7 @@
 //!     .route("/health", get(|| async { "ok" }))
 //!     .layer(layer);
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
 mod body;
@@ -51,7 +52,7 @@ pub use layer::{
     ClassifyBodyOutcome, DefaultBodyOutcome, Grpc, Http, Mode, RequestHead, ResponseHeader,
     ServerTraceLayer, SpanEnd,
 };
-#[cfg(feature = "axum")]
+#[cfg(feature = "prometheus")]
 pub use metrics::prometheus_route;
 #[cfg(feature = "request-id")]
 pub use request_id::TraceIdRequestId;
@@ -61,3 +62,8 @@ pub use service::ServerTraceService;
 mod stream_tests;
 #[cfg(test)]
 mod tests;
+
+// The README, compiled as a doctest (its example must build).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -75,3 +75,8 @@ pub use init::{InitError, init};
 pub use opentelemetry_sdk::trace::SdkTracer;
 pub use shutdown::ShutdownError;
 pub use telemetry::{Binding, SCOPE_NAME, Settings, Telemetry, TelemetryHandle};
+
+// The README, compiled as a doctest (its example must build).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -219,6 +219,7 @@ impl ConfigError {
     }
 
     /// An error for one variable.
+    #[cfg(feature = "fmt")]
     pub(crate) fn one(invalid: InvalidVar) -> Self {
         Self {
             errors: vec![invalid],
@@ -226,6 +227,7 @@ impl ConfigError {
     }
 
     /// Both errors' variables in one error.
+    #[cfg(feature = "fmt")]
     pub(crate) fn merge(mut self, other: Self) -> Self {
         self.errors.extend(other.errors);
         self
