@@ -53,6 +53,7 @@
 //! # drop((user, quote));
 //! # Ok(()) }
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The scopes this crate's spans are recorded under.
 static SCOPES: gorax_trace::AdapterScopes =
@@ -70,12 +71,17 @@ pub use config::{NoPropagation, PropagationPolicy, UrlTemplate};
 pub use gorax_trace::propagation::BaggagePolicy;
 pub use middleware::ClientTraceMiddleware;
 
-#[allow(dead_code)]
-fn assert_send_sync() {
-    fn send_sync<T: Send + Sync>() {}
+// The middleware and its policy are shared across tasks: checked at compile time.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
     send_sync::<ClientTraceMiddleware>();
     send_sync::<PropagationPolicy>();
-}
+};
 
 #[cfg(test)]
 mod tests;
+
+// The README, compiled as a doctest (its example must build).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -122,3 +122,8 @@ pub use service::ConsumerTraceService;
 
 #[cfg(test)]
 mod tests;
+
+// The README, compiled as a doctest (its example must build).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

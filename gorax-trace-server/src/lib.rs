@@ -34,6 +34,7 @@
 //!     .route("/health", get(|| async { "ok" }))
 //!     .layer(layer);
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The scopes this crate's spans are recorded under.
 static SCOPES: gorax_trace::AdapterScopes =
@@ -57,7 +58,7 @@ pub use config::{ClassifyBodyOutcome, DefaultBodyOutcome, RequestHead, ResponseH
 pub use future::ResponseFuture;
 pub use gorax_trace::propagation::BaggagePolicy;
 pub use layer::ServerTraceLayer;
-#[cfg(feature = "axum")]
+#[cfg(feature = "prometheus")]
 pub use metrics::prometheus_route;
 pub use mode::{Grpc, Http, Mode};
 #[cfg(feature = "request-id")]
@@ -68,3 +69,8 @@ pub use service::ServerTraceService;
 mod stream_tests;
 #[cfg(test)]
 mod tests;
+
+// The README, compiled as a doctest (its example must build).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -125,7 +125,7 @@ impl Drop for RequestMetrics {
 /// );
 /// # drop(admin);
 /// ```
-#[cfg(feature = "axum")]
+#[cfg(feature = "prometheus")]
 pub fn prometheus_route<S>(
     scrape: gorax_trace::metrics::PrometheusScrape,
 ) -> axum::routing::MethodRouter<S>

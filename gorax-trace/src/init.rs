@@ -46,6 +46,7 @@ pub enum InitError {
 impl From<crate::export::BuildError> for InitError {
     fn from(e: crate::export::BuildError) -> Self {
         match e {
+            #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             crate::export::BuildError::Exporter(why) => Self::Exporter(why),
             crate::export::BuildError::FeatureMissing { what, feature } => {
                 Self::FeatureMissing { what, feature }
@@ -168,7 +169,9 @@ impl Telemetry {
                                 headers: config.headers(),
                                 compression: config.compression(),
                                 tls: config.uses_tls(),
+                                #[cfg(feature = "tls")]
                                 certificate: config.certificate(),
+                                #[cfg(feature = "tls")]
                                 client_certificate: config.client_certificate(),
                             })?;
                         runtime = otlp.runtime;
@@ -319,15 +322,18 @@ fn metrics_pipeline(
         return Ok(None);
     }
     let exemplars = std::sync::Arc::new(crate::metrics::Exemplars::default());
-    let mut builder = SdkMeterProvider::builder().with_resource(resource);
+    let builder = SdkMeterProvider::builder().with_resource(resource);
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     let mut push = None;
-    match (exporters.otlp, config.metrics_otlp_endpoint()) {
-        (false, _) => {}
-        (true, None) => tracing::warn!(
-            "metrics over OTLP need a collector endpoint (TRACING_ENDPOINT, \
-             OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT); none is set, so none are pushed"
-        ),
+    let builder = match (exporters.otlp, config.metrics_otlp_endpoint()) {
+        (false, _) => builder,
+        (true, None) => {
+            tracing::warn!(
+                "metrics over OTLP need a collector endpoint (TRACING_ENDPOINT, \
+                 OTEL_EXPORTER_OTLP_(METRICS_)ENDPOINT); none is set, so none are pushed"
+            );
+            builder
+        }
         (true, Some(endpoint)) => {
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             {
@@ -339,7 +345,9 @@ fn metrics_pipeline(
                         headers: config.metrics_headers(),
                         compression: config.metrics_compression(),
                         tls: endpoint.starts_with("https://"),
+                        #[cfg(feature = "tls")]
                         certificate: config.certificate(),
+                        #[cfg(feature = "tls")]
                         client_certificate: config.client_certificate(),
                     },
                     exemplars.clone(),
@@ -351,7 +359,7 @@ fn metrics_pipeline(
                     config.metric_export_timeout(),
                 );
                 push = Some(pusher);
-                builder = builder.with_reader(reader);
+                builder.with_reader(reader)
             }
             #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
             {
@@ -361,14 +369,22 @@ fn metrics_pipeline(
                 );
             }
         }
-    }
-    let prometheus = if exporters.prometheus {
-        let (scrape, reader) = crate::metrics::PrometheusScrape::new();
-        builder = builder.with_reader(reader);
-        Some(scrape)
-    } else {
-        None
     };
+    #[cfg(feature = "prometheus")]
+    let (builder, prometheus) = if exporters.prometheus {
+        let (scrape, reader) = crate::metrics::PrometheusScrape::new();
+        (builder.with_reader(reader), Some(scrape))
+    } else {
+        (builder, None)
+    };
+    #[cfg(not(feature = "prometheus"))]
+    if exporters.prometheus {
+        return Err(crate::export::BuildError::FeatureMissing {
+            what: "the Prometheus scrape (OTEL_METRICS_EXPORTER=prometheus)",
+            feature: "prometheus",
+        }
+        .into());
+    }
     let provider = builder.build();
     let meter = opentelemetry::metrics::MeterProvider::meter(&provider, crate::SCOPE_NAME);
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
@@ -380,6 +396,7 @@ fn metrics_pipeline(
         metrics,
         MetricsPipeline {
             provider,
+            #[cfg(feature = "prometheus")]
             prometheus,
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             push,
@@ -416,7 +433,9 @@ fn logs_pipeline(
                 headers: config.logs_headers(),
                 compression: config.logs_compression(),
                 tls: endpoint.starts_with("https://"),
+                #[cfg(feature = "tls")]
                 certificate: config.certificate(),
+                #[cfg(feature = "tls")]
                 client_certificate: config.client_certificate(),
             },
             crate::logs::otlp::RecordLimits {

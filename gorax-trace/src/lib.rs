@@ -81,3 +81,8 @@ pub use shutdown::ShutdownError;
 pub use telemetry::{
     AdapterScope, AdapterScopes, Binding, SCOPE_NAME, Settings, Telemetry, TelemetryHandle,
 };
+
+// The README, compiled as a doctest (its example must build).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -23,22 +23,35 @@
 //!
 //! [`Builder`] sets the same things in code (and another writer, for tests).
 
+#[cfg(feature = "fmt")]
 use std::fmt;
+#[cfg(feature = "fmt")]
 use std::io::IsTerminal;
 
 use opentelemetry::trace::TraceContextExt;
-use tracing::{Event, Subscriber};
+#[cfg(feature = "fmt")]
+use tracing::Event;
+use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetryLayer;
+#[cfg(feature = "fmt")]
 pub use tracing_subscriber::EnvFilter;
+#[cfg(feature = "fmt")]
 pub use tracing_subscriber::filter::LevelFilter;
+#[cfg(feature = "fmt")]
 use tracing_subscriber::fmt::MakeWriter;
+#[cfg(feature = "fmt")]
 use tracing_subscriber::fmt::format::{Format, Full, Json, JsonFields, Writer};
+#[cfg(feature = "fmt")]
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
+#[cfg(feature = "fmt")]
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+#[cfg(feature = "fmt")]
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+#[cfg(feature = "fmt")]
 use tracing_subscriber::util::{SubscriberInitExt, TryInitError};
 
+#[cfg(feature = "fmt")]
 use crate::config::{ConfigError, InvalidVar, LogFormat};
 
 /// The tracing-opentelemetry layer with cheap settings, recording into `tracer` (an
@@ -188,6 +201,7 @@ impl<S: opentelemetry::trace::Span> opentelemetry::trace::Span for BridgeOr<S> {
 
 /// A text `fmt` layer on stderr whose lines start with `trace_id=… span_id=…` when a span
 /// context is current; coloured only when stderr is a terminal.
+#[cfg(feature = "fmt")]
 pub fn fmt_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
@@ -200,6 +214,7 @@ where
 
 /// A JSON `fmt` layer on stderr: one object per line, with `trace_id` and `span_id` fields
 /// when a span context is current.
+#[cfg(feature = "fmt")]
 pub fn json_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
@@ -232,6 +247,7 @@ impl opentelemetry::trace::Tracer for CurrentTracer {
     }
 }
 
+#[cfg(feature = "fmt")]
 /// Why [`install`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -249,12 +265,14 @@ pub enum InstallError {
 /// too), [`otel_layer`] with [`CurrentTracer`], and the log layer `TRACING_LOG_FORMAT` chooses
 /// ([`fmt_layer`] or [`json_layer`]). Call it before [`init`](crate::init()) to see `init`'s
 /// own log line; spans record into whatever `init` installed either way.
+#[cfg(feature = "fmt")]
 pub fn install() -> Result<(), InstallError> {
     Builder::from_env()?.init()
 }
 
 /// [`install`] with another maximum level instead of `RUST_LOG` (the format still from
 /// `TRACING_LOG_FORMAT`).
+#[cfg(feature = "fmt")]
 pub fn install_with_level(level: LevelFilter) -> Result<(), InstallError> {
     Builder::from_env()?
         .with_filter(EnvFilter::default().add_directive(level.into()))
@@ -265,6 +283,7 @@ pub fn install_with_level(level: LevelFilter) -> Result<(), InstallError> {
 /// OpenTelemetry SDK's own chatter (`Global tracer provider is set…` at every start) at `WARN`
 /// ([`DEFAULT_FILTER`]); an invalid directive is an error naming `RUST_LOG` and the value. A
 /// `RUST_LOG` that is set is used as written (`RUST_LOG=info` shows the SDK's lines again).
+#[cfg(feature = "fmt")]
 pub fn env_filter(rust_log: Option<&str>) -> Result<EnvFilter, ConfigError> {
     let builder = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into());
     match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
@@ -279,13 +298,16 @@ pub fn env_filter(rust_log: Option<&str>) -> Result<EnvFilter, ConfigError> {
     }
 }
 
+#[cfg(feature = "fmt")]
 const RUST_LOG: &str = "RUST_LOG";
 
 /// The filter without `RUST_LOG`: `INFO`, and `WARN` for the OpenTelemetry crates' own log lines
 /// and for `lapin` (the RabbitMQ client of `gorax-trace-queue`'s `amqp` feature), whose `INFO`
 /// span `io_loop` lasting as long as each connection would otherwise become a trace of its own.
+#[cfg(feature = "fmt")]
 pub const DEFAULT_FILTER: &str = "info,opentelemetry=warn,opentelemetry_sdk=warn,lapin=warn";
 
+#[cfg(feature = "fmt")]
 /// The subscriber [`install`] sets up, with each part settable in code.
 ///
 /// ```
@@ -306,6 +328,7 @@ pub struct Builder {
     ansi: bool,
 }
 
+#[cfg(feature = "fmt")]
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
@@ -316,12 +339,14 @@ impl fmt::Debug for Builder {
     }
 }
 
+#[cfg(feature = "fmt")]
 impl Default for Builder {
     fn default() -> Self {
         Self::new()
     }
 }
 
+#[cfg(feature = "fmt")]
 impl Builder {
     /// Text lines, `INFO` and above, on stderr (coloured when it is a terminal); the
     /// environment is not read.
@@ -417,7 +442,7 @@ impl Builder {
 /// The bridge of `tracing` events to OTLP log records (feature `logs`; see
 /// [`logs`](crate::logs)): exports through the installed telemetry's logs pipeline, does nothing
 /// while OTLP logs are off.
-#[cfg(feature = "logs")]
+#[cfg(all(feature = "fmt", feature = "logs"))]
 fn logs_layer() -> Option<
     opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge<
         crate::logs::InstalledLoggerProvider,
@@ -432,12 +457,13 @@ fn logs_layer() -> Option<
 }
 
 /// Without the `logs` feature, no bridge.
-#[cfg(not(feature = "logs"))]
+#[cfg(all(feature = "fmt", not(feature = "logs")))]
 fn logs_layer() -> Option<tracing_subscriber::layer::Identity> {
     None
 }
 
 /// The current span context's ids, when it has a valid one.
+#[cfg(feature = "fmt")]
 fn current_ids() -> Option<(opentelemetry::TraceId, opentelemetry::SpanId)> {
     opentelemetry::Context::map_current(|cx| {
         let span = cx.span();
@@ -446,10 +472,12 @@ fn current_ids() -> Option<(opentelemetry::TraceId, opentelemetry::SpanId)> {
     })
 }
 
+#[cfg(feature = "fmt")]
 /// A `fmt` event format that prefixes each line with the current trace and span ids.
 #[derive(Debug, Default)]
 pub struct WithTraceIds<F = Format<Full>>(pub F);
 
+#[cfg(feature = "fmt")]
 impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -469,18 +497,21 @@ where
     }
 }
 
+#[cfg(feature = "fmt")]
 /// A JSON event format (tracing-subscriber's, by default) with `"trace_id"` and `"span_id"` as
 /// the first fields of each object when a span context is current; every line stays one JSON
 /// object. Use it with [`JsonFields`] as the field formatter, as [`json_layer`] does.
 #[derive(Debug)]
 pub struct JsonWithTraceIds<F = Format<Json>>(pub F);
 
+#[cfg(feature = "fmt")]
 impl Default for JsonWithTraceIds {
     fn default() -> Self {
         Self(Format::default().json())
     }
 }
 
+#[cfg(feature = "fmt")]
 impl<S, N, F> FormatEvent<S, N> for JsonWithTraceIds<F>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -516,7 +547,7 @@ where
     }
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(all(test, feature = "testing", feature = "fmt"))]
 mod tests {
     use super::*;
     use crate::testing::TestTracing;

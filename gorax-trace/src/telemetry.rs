@@ -427,13 +427,13 @@ impl TelemetryHandle {
 
     /// Installs this handle and returns the one installed before (for a scoped install that
     /// [`restore_installed`](Self::restore_installed) undoes).
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    #[cfg(feature = "testing")]
     pub(crate) fn install_returning_previous(&self) -> Option<TelemetryHandle> {
         INSTALLED.swap(Some(self.0.clone())).map(Self)
     }
 
     /// If this handle is still the installed one, installs `previous` instead (`None`: nothing).
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    #[cfg(feature = "testing")]
     pub(crate) fn restore_installed(&self, previous: Option<TelemetryHandle>) {
         let mine = Arc::as_ptr(&self.0);
         let previous = previous.map(|h| h.0);
@@ -620,7 +620,6 @@ pub struct Telemetry {
     handle: TelemetryHandle,
     timeout: Duration,
     shut_down: bool,
-    #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
     runtime: Mutex<Vec<crate::export::ExportRuntime>>,
     metrics: Option<MetricsPipeline>,
     keep: Option<Arc<crate::export::keep::KeepStats>>,
@@ -646,6 +645,7 @@ pub(crate) struct LogsPipeline {
 #[derive(Debug)]
 pub(crate) struct MetricsPipeline {
     pub(crate) provider: opentelemetry_sdk::metrics::SdkMeterProvider,
+    #[cfg(feature = "prometheus")]
     pub(crate) prometheus: Option<crate::metrics::PrometheusScrape>,
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     pub(crate) push: Option<crate::metrics::MetricsPush>,
@@ -759,6 +759,7 @@ impl Telemetry {
     }
 
     /// The Prometheus scrape, when metrics are on with the `prometheus` exporter.
+    #[cfg(feature = "prometheus")]
     pub fn prometheus(&self) -> Option<crate::metrics::PrometheusScrape> {
         self.metrics.as_ref().and_then(|m| m.prometheus.clone())
     }

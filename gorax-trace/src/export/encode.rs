@@ -3,10 +3,8 @@
 //! one `ScopeSpans` per instrumentation scope, in the order the scopes first appear — the
 //! message opentelemetry-proto's `group_spans_by_resource_and_scope` builds and prost encodes.
 //!
-//! Why not that path: it converts every span into owned proto structs first (a `String` per
-//! attribute key and string value, a `Vec` per id: ~20 allocations for a server span), hashes
-//! the scope of every span, and prost computes nested lengths again at each level. Here each
-//! span's length is computed once and the bytes are copied once; the only allocation is the
+//! Why not that path: the table in [`export`](super#why-our-own). Here each span's length is
+//! computed once and the bytes are copied once; the only allocation is the
 //! body. Field numbers and proto3 rules (default scalars omitted, `oneof` and optional messages
 //! always written) follow `opentelemetry/proto/{collector/trace,trace,common,resource}/v1`; the
 //! unit tests decode the output with the generated types and compare it with the SDK's path.

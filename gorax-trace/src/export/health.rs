@@ -205,10 +205,7 @@ impl ExportHealth {
             .fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    #[cfg_attr(
-        not(any(feature = "otlp-http", feature = "otlp-grpc")),
-        allow(dead_code)
-    )]
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     pub(crate) fn add_retries(&self, n: u64) {
         self.inner.export_retries.fetch_add(n, Ordering::Relaxed);
     }

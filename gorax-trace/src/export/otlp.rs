@@ -7,7 +7,7 @@
 //! [`Telemetry`](crate::Telemetry) and dropped after the provider shut down.
 //!
 //! Both protocols use exporters of our own ([`otlp_http`](super::otlp_http),
-//! [`otlp_grpc`](super::otlp_grpc)): the request is encoded straight from the spans once per
+//! [`otlp_grpc`](super::otlp_grpc); why: the table in [`export`](super#why-our-own)): the request is encoded straight from the spans once per
 //! export ([`encode`](super::encode)) and shared by its attempts. Retries follow
 //! opentelemetry-otlp 0.33's rules ([`retry`](super::retry): HTTP 429, 502, 503, 504 and network
 //! errors; gRPC `UNAVAILABLE`, and `RESOURCE_EXHAUSTED` with `RetryInfo`; `Retry-After`/`RetryInfo`
@@ -51,9 +51,9 @@ pub(crate) struct OtlpSettings<'a> {
     pub(crate) headers: &'a [(String, String)],
     pub(crate) compression: Compression,
     pub(crate) tls: bool,
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    #[cfg(feature = "tls")]
     pub(crate) certificate: Option<&'a std::path::Path>,
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    #[cfg(feature = "tls")]
     pub(crate) client_certificate: Option<(&'a std::path::Path, &'a std::path::Path)>,
 }
 
@@ -443,7 +443,7 @@ pub(crate) fn export_runtime(name: &str) -> Result<tokio::runtime::Runtime, Buil
 }
 
 /// The error for a TLS endpoint in a build without the `tls` feature.
-#[cfg_attr(feature = "tls", allow(dead_code))]
+#[cfg(not(feature = "tls"))]
 fn tls_missing(endpoint: &str) -> BuildError {
     BuildError::FeatureMissing {
         what: if endpoint.starts_with("https") {
@@ -543,9 +543,8 @@ pub(crate) fn http_transport(
     Ok((client, runtime))
 }
 
-/// The gRPC channel of an OTLP/gRPC exporter of any signal, on `runtime`: built here, not by
-/// opentelemetry-otlp, whose builder would rewrite the scheme from `OTEL_EXPORTER_OTLP_INSECURE`
-/// and has no trust roots.
+/// The gRPC channel of an OTLP/gRPC exporter of any signal, on `runtime`, from the resolved
+/// configuration (the exporters that use it are our own: see [`export`](super#why-our-own)).
 #[cfg(feature = "otlp-grpc")]
 pub(crate) fn grpc_channel(
     config: &OtlpSettings<'_>,

@@ -1,8 +1,8 @@
 //! The OTLP/gRPC span exporter: the same encoding as over HTTP ([`encode`](super::encode)),
 //! sent as the `TraceService/Export` unary call on the channel and with the metadata of
 //! [`otlp`](super::otlp), through a codec that writes the encoded bytes as they are. The request
-//! is encoded once and shared by the attempts: opentelemetry-otlp's tonic exporter clones the
-//! whole `Vec<SpanData>` and converts it again for every attempt.
+//! is encoded once and shared by the attempts (why our own: the table in
+//! [`export`](super#why-our-own)).
 //!
 //! Retries ([`retry`](super::retry)), classified as opentelemetry-otlp does: `UNAVAILABLE` backs
 //! off (or waits for a `RetryInfo` delay), `RESOURCE_EXHAUSTED` is retried only with a

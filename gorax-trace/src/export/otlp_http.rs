@@ -1,6 +1,5 @@
 //! The OTLP/HTTP span exporter: the request body encoded straight from the spans
-//! ([`encode`](super::encode), ~5× less CPU than opentelemetry-otlp's conversion through owned
-//! proto structs), sent by the counting HTTP client of [`otlp`](super::otlp) (TLS, headers,
+//! ([`encode`](super::encode); why our own: the table in [`export`](super#why-our-own)), sent by the counting HTTP client of [`otlp`](super::otlp) (TLS, headers,
 //! compression, request count), with opentelemetry-otlp 0.33's retry rules.
 //!
 //! Retries ([`retry`](super::retry)), as opentelemetry-otlp classifies them: HTTP 429 and 503

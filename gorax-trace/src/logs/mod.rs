@@ -26,12 +26,6 @@
 mod bridge;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod otlp;
-// Without an OTLP transport nothing can export log records (`init` refuses logs then, naming the
-// features), so the processor is built only with one.
-#[cfg_attr(
-    not(any(feature = "otlp-http", feature = "otlp-grpc")),
-    allow(dead_code)
-)]
 pub(crate) mod processor;
 
 pub use bridge::{InstalledLogger, InstalledLoggerProvider};

@@ -3,20 +3,26 @@
 //! dropped + failed` once sealed) and cost the emitting thread no atomic operation beyond the
 //! lock it takes to queue the record.
 
-use std::collections::VecDeque;
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+// The processor proper (the queue, its export thread) exists only with an OTLP transport: without
+// one nothing can export log records, and `init` refuses logs, naming the features.
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+use {
+    crate::config::LogBatchSettings,
+    crate::export::LossKind,
+    opentelemetry::InstrumentationScope,
+    opentelemetry::logs::AnyValue,
+    opentelemetry_sdk::Resource,
+    opentelemetry_sdk::error::OTelSdkResult,
+    opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord},
+    std::collections::VecDeque,
+    std::sync::mpsc::SyncSender,
+    std::time::Duration,
+};
 
-use opentelemetry::InstrumentationScope;
-use opentelemetry::logs::AnyValue;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
-
-use crate::config::LogBatchSettings;
-use crate::export::LossKind;
-
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 /// Where the processor's batches go (the OTLP exporter; a test sink).
 pub(crate) trait LogSink: Send + 'static {
     /// Exports one batch; `Ok` with the records the collector rejected.
@@ -79,16 +85,21 @@ impl LogsHealth {
     }
 }
 
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 enum Control {
     Flush(SyncSender<()>),
     Shutdown(SyncSender<()>),
 }
 
 struct State {
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     queue: VecDeque<(SdkLogRecord, InstrumentationScope, usize)>,
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     bytes: usize,
     counts: LogCounts,
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     control: Option<Control>,
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     resource: Resource,
     closed: bool,
     sealed: bool,
@@ -98,6 +109,7 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     settings: LogBatchSettings,
 }
 
@@ -106,6 +118,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     /// Counts the outcome of a batch of `n` records (nothing once sealed).
     fn record(&self, n: usize, outcome: Result<u64, (LossKind, String)>) {
         let mut s = self.lock();
@@ -141,6 +154,7 @@ impl Shared {
     }
 }
 
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 /// The estimated memory a queued record holds (its struct, body and attributes).
 fn record_size(record: &SdkLogRecord) -> usize {
     fn value(v: &AnyValue) -> usize {
@@ -163,11 +177,13 @@ fn record_size(record: &SdkLogRecord) -> usize {
             .sum::<usize>()
 }
 
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 /// The bounded log record processor and its export thread.
 pub(crate) struct LogQueueProcessor {
     shared: Arc<Shared>,
 }
 
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 impl std::fmt::Debug for LogQueueProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogQueueProcessor")
@@ -176,6 +192,7 @@ impl std::fmt::Debug for LogQueueProcessor {
     }
 }
 
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 impl LogQueueProcessor {
     /// Starts the export thread for `sink` with `settings`.
     pub(crate) fn new(sink: impl LogSink, settings: LogBatchSettings) -> Self {
@@ -237,15 +254,20 @@ pub(crate) struct Closing {
 impl LogsCloser {
     /// Asks the export thread to export what is queued and stop.
     pub(crate) fn begin(&self) -> Closing {
-        let (tx, rx) = mpsc::sync_channel(1);
         let done = {
             let mut s = self.shared.lock();
             if s.closed {
                 None
             } else {
                 s.closed = true;
-                s.control = Some(Control::Shutdown(tx));
-                Some(rx)
+                #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+                {
+                    let (tx, rx) = mpsc::sync_channel(1);
+                    s.control = Some(Control::Shutdown(tx));
+                    Some(rx)
+                }
+                #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
+                None
             }
         };
         self.shared.wake.notify_all();
@@ -280,6 +302,7 @@ impl Closing {
     }
 }
 
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 impl LogProcessor for LogQueueProcessor {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
         let size = record_size(record);
@@ -330,6 +353,7 @@ impl LogProcessor for LogQueueProcessor {
     }
 }
 
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 /// The export thread: every `scheduled_delay`, when a batch is full, or on a flush or shutdown,
 /// exports everything queued, batch by batch.
 fn run(shared: &Shared, sink: &impl LogSink) {

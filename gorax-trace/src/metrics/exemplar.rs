@@ -2,9 +2,7 @@
 //! the trace id and span id it was made in (the specification's
 //! `AlignedHistogramBucketExemplarReservoir` under the `trace_based` filter).
 //!
-//! Written because the SDK does not have them: opentelemetry_sdk 0.33 declares the exemplar
-//! fields of its data points but always leaves them empty
-//! (open-telemetry/opentelemetry-rust#3369). The store is keyed by instrument and by a hash of
+//! Why our own: the table in [`metrics`](super#why-our-own). The store is keyed by instrument and by a hash of
 //! the attribute set that does not depend on the order of the attributes, so the exporter finds
 //! the exemplars of a data point from the SDK's attributes or from the protobuf ones alike.
 //!
@@ -92,10 +90,7 @@ impl Exemplars {
     }
 
     /// The exemplars of the series with this attribute-set hash, in bucket order.
-    #[cfg_attr(
-        not(any(feature = "otlp-http", feature = "otlp-grpc")),
-        allow(dead_code)
-    )]
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
     pub(crate) fn of(&self, instrument: u8, attribute_set_hash: u64) -> Vec<Exemplar> {
         let series = self
             .series

@@ -3,9 +3,8 @@
 //! data points, sent over the same transports as the spans (the counting HTTP client with its
 //! TLS and headers, or a gRPC channel built the same way).
 //!
-//! Own code instead of opentelemetry-otlp's `MetricExporter` because that one takes the SDK's
-//! data, whose exemplars the SDK never fills in; here the protobuf is built first and the
-//! exemplars are added to it.
+//! The protobuf is built first and the exemplars are added to it (why not opentelemetry-otlp's
+//! `MetricExporter`: the table in [`metrics`](super#why-our-own)).
 //!
 //! No retries: the temporality is cumulative, so the next export (one interval later) carries
 //! everything a failed one had. The answer is classified as for the spans: 404/405/501 and gRPC
@@ -36,7 +35,6 @@ use crate::export::otlp::SignalTransport as Transport;
 pub(crate) struct OtlpMetricExporter {
     transport: Transport,
     exemplars: Arc<Exemplars>,
-    #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
     timeout: Duration,
     gate: Gate,
 }

@@ -1,6 +1,6 @@
 //! The Prometheus scrape: the SDK's aggregates, read on each scrape by a `ManualReader` and
 //! written in the OpenMetrics text format by `prometheus-client` (the Prometheus project's
-//! Rust client; `opentelemetry-prometheus` is discontinued).
+//! Rust client). Why not opentelemetry-prometheus: the table in [`metrics`](super#why-our-own).
 //!
 //! Names follow the OpenTelemetry-to-Prometheus rules: dots become underscores and the unit
 //! becomes a suffix (`http.server.request.duration` in `s` is
@@ -11,15 +11,17 @@
 //! metric types (its `Exemplar` has no public constructor), so a collector of foreign aggregates
 //! cannot attach them. They are in the OTLP export.
 
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
+#[cfg(test)]
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{
     AggregatedMetrics, HistogramDataPoint, MetricData, ResourceMetrics,
 };
 use opentelemetry_sdk::metrics::reader::MetricReader;
-use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+use opentelemetry_sdk::metrics::{ManualReader, Temporality};
+
+use super::reader::SharedReader;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
@@ -87,28 +89,6 @@ impl PrometheusScrape {
         // Writing into a `String` cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
-    }
-}
-
-/// The reader shared between the provider and the scrape.
-#[derive(Debug)]
-pub(crate) struct SharedReader(pub(crate) Arc<ManualReader>);
-
-impl MetricReader for SharedReader {
-    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
-        self.0.register_pipeline(pipeline)
-    }
-    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
-        self.0.collect(rm)
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
-    }
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
-    }
-    fn temporality(&self, kind: InstrumentKind) -> Temporality {
-        self.0.temporality(kind)
     }
 }
 

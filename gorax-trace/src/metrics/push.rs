@@ -1,11 +1,8 @@
 //! The periodic OTLP push of metrics: a `ManualReader` collected every export interval by a
 //! thread of our own, which hands the result to the [`OtlpMetricExporter`].
 //!
-//! Own loop instead of opentelemetry_sdk 0.33's `PeriodicReader`, whose shutdown ignores the
-//! timeout it is given (it waits a hard-coded 5 s for its thread, `periodic_reader.rs`) and
-//! passes no deadline to the exporter: with a collector that never answers, every shutdown took
-//! 5 s more than the traces' budget. Here the final push at shutdown runs beside the spans'
-//! final export under the one shutdown budget, and the caller stops waiting at its deadline
+//! Why not the SDK's `PeriodicReader`: the table in [`metrics`](super#why-our-own). The final
+//! push at shutdown runs beside the spans' final export under the one shutdown budget, and the caller stops waiting at its deadline
 //! (the push is then counted as lost to the timeout, and nothing after is counted).
 
 use std::sync::Arc;
@@ -18,7 +15,7 @@ use opentelemetry_sdk::metrics::{ManualReader, Temporality};
 
 use super::MetricsExportHealth;
 use super::otlp::{OtlpMetricExporter, PushLoss};
-use super::prometheus::SharedReader;
+use super::reader::SharedReader;
 use crate::export::LossKind;
 
 /// What the push thread is asked to do.

@@ -39,9 +39,10 @@
 //! right after it. Valid Level 2 keys such as `a@b@c`, `t@_x` or `t@abcdefghijklmn` cannot be held
 //! by a [`TraceState`] (every constructor, `from_str` and `insert` included, runs that check). So
 //! that a participant still forwards them ("Vendors receiving a `tracestate` request header MUST
-//! send it to outgoing requests"), [`parse_list`] keeps the full list as received ([`Parsed`]) and
-//! [`header_value_with_received`] writes those members back in their place next to what the
-//! [`TraceState`] of the outgoing span holds.
+//! send it to outgoing requests"), [`parse_list`] keeps the full list as received ([`Parsed`]).
+//! Injection writes the outgoing span's [`TraceState`] only, so such members are not forwarded
+//! yet; the tests hold the write-back rule (`header_value_with_received`: the members back in their
+//! place next to what the [`TraceState`] holds) and check that `opentelemetry` still refuses them.
 
 use opentelemetry::trace::TraceState;
 
@@ -85,12 +86,6 @@ impl Parsed {
         self.members.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// Why members were dropped, one entry per dropped member, in order.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn dropped(&self) -> &[Dropped] {
-        &self.dropped
-    }
-
     /// The members as an `opentelemetry` [`TraceState`], without those whose key it cannot hold
     /// (see the module documentation; [`Parsed::unrepresentable`] lists them).
     pub(crate) fn trace_state(&self) -> TraceState {
@@ -108,12 +103,6 @@ impl Parsed {
         let removed = before - self.members.len();
         self.dropped
             .extend(std::iter::repeat_n(Dropped::Truncated, removed));
-    }
-
-    /// Valid members that an `opentelemetry` [`TraceState`] cannot hold.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn unrepresentable(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.members().filter(|(k, v)| !representable(k, v))
     }
 }
 
@@ -202,40 +191,6 @@ pub(crate) fn header_value(state: &TraceState, max_len: usize) -> Option<String>
     format(state.into_iter().collect(), max_len)
 }
 
-/// Like [`header_value`], for a participant that received `received`: the members that a
-/// [`TraceState`] could not hold are written back where they were. Members `state` has changed or
-/// added come first (the order `TraceState::insert` gives them: "Modified keys MUST be moved to the
-/// beginning (left) of the list"), then the received members still present, unchanged, in the
-/// received order ("the order of unmodified key/value pairs MUST be preserved").
-///
-/// Only for a `state` continuing the trace that `received` came with (same trace id).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) fn header_value_with_received(
-    state: &TraceState,
-    received: &Parsed,
-    max_len: usize,
-) -> Option<String> {
-    let current: Vec<(&str, &str)> = state.into_iter().collect();
-    let was_received = |m: &(&str, &str)| received.members().any(|r| r == *m);
-    let mut members: Vec<(&str, &str)> = current
-        .iter()
-        .copied()
-        .filter(|m| !was_received(m))
-        .collect();
-    let prefix = members.len();
-    for (key, value) in received.members() {
-        let kept = if representable(key, value) {
-            current.contains(&(key, value))
-        } else {
-            !members[..prefix].iter().any(|(k, _)| *k == key)
-        };
-        if kept {
-            members.push((key, value));
-        }
-    }
-    format(members, max_len)
-}
-
 /// Validates, deduplicates, caps at 32 members and truncates to `max_len`, then joins.
 fn format(members: Vec<(&str, &str)>, max_len: usize) -> Option<String> {
     let mut kept: Vec<(&str, &str)> = Vec::with_capacity(members.len());
@@ -281,6 +236,52 @@ fn truncate<T>(members: &mut Vec<T>, entry_len: impl Fn(&T) -> usize, max_len: u
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Test-only views of a parse.
+    impl Parsed {
+        /// Why members were dropped, one entry per dropped member, in order.
+        pub(crate) fn dropped(&self) -> &[Dropped] {
+            &self.dropped
+        }
+
+        /// Valid members that an `opentelemetry` [`TraceState`] cannot hold.
+        pub(crate) fn unrepresentable(&self) -> impl Iterator<Item = (&str, &str)> {
+            self.members().filter(|(k, v)| !representable(k, v))
+        }
+    }
+
+    /// Like [`header_value`], for a participant that received `received`: the members that a
+    /// [`TraceState`] could not hold are written back where they were. Members `state` has changed or
+    /// added come first (the order `TraceState::insert` gives them: "Modified keys MUST be moved to the
+    /// beginning (left) of the list"), then the received members still present, unchanged, in the
+    /// received order ("the order of unmodified key/value pairs MUST be preserved").
+    ///
+    /// Only for a `state` continuing the trace that `received` came with (same trace id).
+    fn header_value_with_received(
+        state: &TraceState,
+        received: &Parsed,
+        max_len: usize,
+    ) -> Option<String> {
+        let current: Vec<(&str, &str)> = state.into_iter().collect();
+        let was_received = |m: &(&str, &str)| received.members().any(|r| r == *m);
+        let mut members: Vec<(&str, &str)> = current
+            .iter()
+            .copied()
+            .filter(|m| !was_received(m))
+            .collect();
+        let prefix = members.len();
+        for (key, value) in received.members() {
+            let kept = if representable(key, value) {
+                current.contains(&(key, value))
+            } else {
+                !members[..prefix].iter().any(|(k, _)| *k == key)
+            };
+            if kept {
+                members.push((key, value));
+            }
+        }
+        format(members, max_len)
+    }
 
     /// The combined header of what [`parse_list`] kept, for comparisons.
     fn kept(fields: &[&str]) -> String {

@@ -8,6 +8,25 @@ use std::time::Duration;
 use super::*;
 use crate::conventions::SemconvOptIn;
 
+mod batch;
+mod export;
+mod logs;
+mod metrics;
+mod resource;
+mod sampling;
+
+use export::*;
+use logs::*;
+use metrics::*;
+use resource::*;
+use sampling::*;
+
+pub use batch::MAX_BATCH_DELAY;
+pub use batch::{MAX_EXPORT_BATCH_SIZE, MAX_EXPORT_CONCURRENCY, MAX_QUEUE_BYTES, MAX_QUEUE_SIZE};
+pub(super) use export::{CLIENT_PAIR, header_problem};
+pub use logs::{MAX_LOG_ATTRIBUTE_COUNT, MAX_LOG_EXPORT_BATCH_SIZE, MAX_LOG_QUEUE_SIZE};
+pub use metrics::MAX_METRIC_EXPORT_INTERVAL;
+
 const TRACING_ENABLED: &str = "TRACING_ENABLED";
 const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 const TRACING_EXPORTER: &str = "TRACING_EXPORTER";
@@ -541,144 +560,6 @@ impl Vars {
         }
         self.pick(tracing, first)
     }
-
-    /// `TRACING_RESOURCE_ATTRIBUTES` merged over `OTEL_RESOURCE_ATTRIBUTES`, with the source of
-    /// each attribute.
-    fn resource_attributes(&mut self) -> Vec<(String, String, &'static str)> {
-        let tracing = self.parse(TRACING_RESOURCE_ATTRIBUTES, |s| parse_kv_list(s, true));
-        let otel = self.parse(OTEL_RESOURCE_ATTRIBUTES, |s| parse_kv_list(s, true));
-        let mut merged: Vec<_> = otel
-            .map(|s| s.value)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v, OTEL_RESOURCE_ATTRIBUTES))
-            .collect();
-        for (key, value) in tracing.map(|s| s.value).unwrap_or_default() {
-            match merged.iter_mut().find(|(k, _, _)| *k == key) {
-                Some(slot) => {
-                    if slot.1 != value {
-                        self.warnings.push(format!(
-                            "{TRACING_RESOURCE_ATTRIBUTES}[{key}]={value:?} conflicts with \
-                             {OTEL_RESOURCE_ATTRIBUTES}[{key}]={:?}; using {TRACING_RESOURCE_ATTRIBUTES} \
-                             (TRACING_* takes precedence over OTEL_*)",
-                            slot.1
-                        ));
-                    }
-                    *slot = (key, value, TRACING_RESOURCE_ATTRIBUTES);
-                }
-                None => merged.push((key, value, TRACING_RESOURCE_ATTRIBUTES)),
-            }
-        }
-        merged
-    }
-
-    /// A setting that also lives in the resource attributes (lowest precedence, first of `keys`).
-    fn named_attribute(
-        &mut self,
-        tracing: &'static str,
-        otel: Option<&'static str>,
-        attributes: &[(String, String, &'static str)],
-        keys: &[&str],
-    ) -> Option<String> {
-        let own = |s: &str| Ok(s.to_owned());
-        let tracing = self.parse(tracing, own);
-        let otel = otel.and_then(|name| self.parse(name, own));
-        let attribute = keys.iter().find_map(|key| {
-            attributes
-                .iter()
-                .find(|(k, _, _)| k == key)
-                .map(|(k, v, source)| Setting {
-                    var: source,
-                    desc: format!("{source}[{k}]={v:?}"),
-                    value: v.clone(),
-                })
-        });
-        self.pick(tracing, otel.or(attribute)).map(|s| s.value)
-    }
-
-    fn sampler(&mut self) -> Option<Setting<Sampler>> {
-        let rate = self.parse(TRACING_SAMPLE_RATE, |s| {
-            parse_ratio(s).map(Sampler::ParentBasedTraceIdRatio)
-        });
-        let mut otel = self.parse(OTEL_TRACES_SAMPLER, parse_sampler);
-        let arg = self.parse(OTEL_TRACES_SAMPLER_ARG, parse_ratio);
-        match (&mut otel, arg) {
-            (Some(sampler), Some(arg)) if sampler.value.takes_ratio() => {
-                sampler.value = sampler.value.with_ratio(arg.value);
-                sampler.desc = format!("{} with {}", sampler.desc, arg.desc);
-            }
-            (_, Some(arg)) => self.warnings.push(format!(
-                "{} is ignored: {OTEL_TRACES_SAMPLER} is not traceidratio or parentbased_traceidratio",
-                arg.desc
-            )),
-            _ => {}
-        }
-        self.pick(rate, otel)
-    }
-
-    fn batch(&mut self, defaults: &BatchSettings) -> BatchSettings {
-        let parse_queue = |s: &str| parse_bounded(s, MAX_QUEUE_SIZE);
-        let parse_batch = |s: &str| parse_bounded(s, MAX_EXPORT_BATCH_SIZE);
-        let queue = self.setting(
-            TRACING_BATCH_QUEUE_SIZE,
-            parse_queue,
-            &[OTEL_BSP_MAX_QUEUE_SIZE],
-            parse_queue,
-        );
-        let delay = self.setting(
-            TRACING_BATCH_DELAY_MS,
-            parse_delay,
-            &[OTEL_BSP_SCHEDULE_DELAY],
-            parse_delay,
-        );
-        let size = self.setting(
-            TRACING_BATCH_SIZE,
-            parse_batch,
-            &[OTEL_BSP_MAX_EXPORT_BATCH_SIZE],
-            parse_batch,
-        );
-        // The exporter's timeout (OTLP) before the processor's (BSP): one setting here.
-        let timeout = self.setting(
-            TRACING_EXPORT_TIMEOUT_MS,
-            parse_timeout,
-            &[OTLP_TRACES_TIMEOUT, OTLP_TIMEOUT, OTEL_BSP_EXPORT_TIMEOUT],
-            parse_timeout,
-        );
-        let bytes = self.parse(TRACING_BATCH_MAX_BYTES, |s| {
-            parse_bounded(s, MAX_QUEUE_BYTES)
-        });
-        let batch = BatchSettings {
-            max_queue_size: queue.as_ref().map_or(defaults.max_queue_size, |s| s.value),
-            scheduled_delay: delay.map_or(defaults.scheduled_delay, |s| s.value),
-            max_export_batch_size: size
-                .as_ref()
-                .map_or(defaults.max_export_batch_size, |s| s.value),
-            export_timeout: timeout.map_or(defaults.export_timeout, |s| s.value),
-            max_queue_bytes: bytes.map_or(defaults.max_queue_bytes, |s| s.value),
-        };
-        if batch.max_export_batch_size > batch.max_queue_size
-            && let Some(blame) = size.as_ref().or(queue.as_ref())
-        {
-            let source = |s: &Option<Setting<usize>>, vars: [&str; 2]| {
-                s.as_ref().map_or_else(
-                    || format!("default; {} or {}", vars[0], vars[1]),
-                    |s| s.var.to_owned(),
-                )
-            };
-            self.errors.push(InvalidVar {
-                variable: blame.var.to_owned(),
-                value: self.raw(blame.var).unwrap_or_default().to_owned(),
-                reason: format!(
-                    "the export batch size {} ({}) must not exceed the queue size {} ({})",
-                    batch.max_export_batch_size,
-                    source(&size, [TRACING_BATCH_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE]),
-                    batch.max_queue_size,
-                    source(&queue, [TRACING_BATCH_QUEUE_SIZE, OTEL_BSP_MAX_QUEUE_SIZE]),
-                ),
-            });
-        }
-        batch
-    }
 }
 
 /// The value as it may appear in messages: header values become `***`.
@@ -696,12 +577,6 @@ fn show(name: &str, raw: &str) -> String {
     members.join(",")
 }
 
-fn is_reserved_key(key: &str) -> bool {
-    key == semconv::SERVICE_NAME
-        || key == semconv::SERVICE_VERSION
-        || ENVIRONMENT_KEYS.contains(&key)
-}
-
 pub(super) fn upsert(list: &mut Vec<(String, String)>, key: String, value: String) {
     match list.iter_mut().find(|(k, _)| *k == key) {
         Some(slot) => slot.1 = value,
@@ -709,27 +584,11 @@ pub(super) fn upsert(list: &mut Vec<(String, String)>, key: String, value: Strin
     }
 }
 
-pub(super) const CLIENT_PAIR: &str =
-    "a client certificate and its key go together: set both or neither";
-/// Upper bound of the span queue (`TRACING_BATCH_QUEUE_SIZE`, `OTEL_BSP_MAX_QUEUE_SIZE`).
-pub const MAX_QUEUE_SIZE: usize = 65_536;
-/// Upper bound of the export batch (`TRACING_BATCH_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
-pub const MAX_EXPORT_BATCH_SIZE: usize = 8_192;
-/// Upper bound of the byte budget of the queue (`TRACING_BATCH_MAX_BYTES`): 1 GiB.
-pub const MAX_QUEUE_BYTES: usize = 1 << 30;
-/// Upper bound of the exports in flight at once (`TRACING_EXPORT_CONCURRENCY`).
-pub const MAX_EXPORT_CONCURRENCY: usize = 16;
 /// Upper bound of every timeout: the export timeouts of each signal and the shutdown budget
 /// (`TRACING_EXPORT_TIMEOUT_MS`, `OTEL_EXPORTER_OTLP_*TIMEOUT`, `OTEL_BSP_EXPORT_TIMEOUT`,
 /// `OTEL_METRIC_EXPORT_TIMEOUT`, `TRACING_SHUTDOWN_TIMEOUT_MS`): 2 minutes, longer than any
 /// orchestrator's grace period (Kubernetes: 30 s by default).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
-/// Upper bound of the batch delay (`TRACING_BATCH_DELAY_MS`, `OTEL_BSP_SCHEDULE_DELAY`): 10
-/// minutes.
-pub const MAX_BATCH_DELAY: Duration = Duration::from_secs(600);
-/// Upper bound of the metrics push interval (`OTEL_METRIC_EXPORT_INTERVAL`): 1 hour.
-pub const MAX_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(3600);
-
 pub(super) const RATIO_EXPECTED: &str = "expected a number between 0.0 and 1.0";
 
 /// `true`/`false`/`1`/`0`/`yes`/`no`, any case (the `TRACING_*` variables).
@@ -748,13 +607,6 @@ fn parse_otel_bool(s: &str) -> Result<bool, String> {
         "false" => Ok(false),
         _ => Err("expected true or false".to_owned()),
     }
-}
-
-fn parse_ratio(s: &str) -> Result<f64, String> {
-    s.parse::<f64>()
-        .ok()
-        .filter(|r| (0.0..=1.0).contains(r))
-        .ok_or_else(|| RATIO_EXPECTED.to_owned())
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -807,34 +659,6 @@ fn parse_millis(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// A comma-separated list (the SDK specification's `OTEL_TRACES_EXPORTER`): `otlp`, `console`,
-/// `viewer`, each once; or `none` alone.
-fn parse_exporter(s: &str) -> Result<Vec<ExporterKind>, String> {
-    let mut list = Vec::new();
-    for item in s.split(',') {
-        let kind = match item.trim().to_ascii_lowercase().as_str() {
-            "otlp" => ExporterKind::Otlp,
-            "console" => ExporterKind::Console,
-            "viewer" => ExporterKind::Viewer,
-            "none" => ExporterKind::None,
-            "" => return Err("empty item in the exporter list".to_owned()),
-            _ => {
-                return Err(
-                    "unsupported exporter; expected a list of otlp, console, viewer, or none"
-                        .to_owned(),
-                );
-            }
-        };
-        if !list.contains(&kind) {
-            list.push(kind);
-        }
-    }
-    if list.len() > 1 && list.contains(&ExporterKind::None) {
-        return Err("none cannot be combined with other exporters".to_owned());
-    }
-    Ok(list)
-}
-
 /// A whole number in `min..=max`.
 fn parse_in_range(s: &str, min: usize, max: usize, unit: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -843,170 +667,6 @@ fn parse_in_range(s: &str, min: usize, max: usize, unit: &str) -> Result<usize, 
             "expected a whole number of {unit} from {min} to {max}"
         )),
     }
-}
-
-/// `gzip` or `none`, any case (the values of the OpenTelemetry specification).
-fn parse_compression(s: &str) -> Result<Compression, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "gzip" => Ok(Compression::Gzip),
-        "none" => Ok(Compression::None),
-        _ => Err("unsupported compression; expected gzip or none".to_owned()),
-    }
-}
-
-fn parse_protocol(s: &str) -> Result<Protocol, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "grpc" => Ok(Protocol::Grpc),
-        "http" | "http/protobuf" => Ok(Protocol::HttpProtobuf),
-        "http/json" => Err("unsupported protocol; expected grpc or http/protobuf".to_owned()),
-        _ => Err("unknown protocol; expected grpc or http/protobuf".to_owned()),
-    }
-}
-
-/// An `OTEL_TRACES_SAMPLER` name; ratio samplers get 1.0 until `OTEL_TRACES_SAMPLER_ARG` is read.
-fn parse_sampler(s: &str) -> Result<Sampler, String> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "always_on" => Sampler::AlwaysOn,
-        "always_off" => Sampler::AlwaysOff,
-        "traceidratio" => Sampler::TraceIdRatio(1.0),
-        "parentbased_always_on" => Sampler::ParentBasedAlwaysOn,
-        "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
-        "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(1.0),
-        _ => {
-            return Err(
-                "unsupported sampler; expected always_on, always_off, traceidratio, \
-                        parentbased_always_on, parentbased_always_off or parentbased_traceidratio"
-                    .to_owned(),
-            );
-        }
-    })
-}
-
-fn parse_propagators(s: &str) -> Result<Propagators, String> {
-    use crate::propagation::Formats;
-    const EXPECTED: &str = "expected a comma-separated list of tracecontext, baggage, b3, \
-                            b3multi, jaeger, xray or none";
-    let mut found = Propagators::NONE;
-    let (mut none, mut any) = (false, false);
-    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        any = true;
-        let other = match name.to_ascii_lowercase().as_str() {
-            "tracecontext" => {
-                found.trace_context = true;
-                continue;
-            }
-            "baggage" => {
-                found.baggage = true;
-                continue;
-            }
-            "none" => {
-                none = true;
-                continue;
-            }
-            "b3" => Formats::B3,
-            "b3multi" => Formats::B3_MULTI,
-            "jaeger" => Formats::JAEGER,
-            "xray" => Formats::XRAY,
-            "ottrace" => return Err(format!("unsupported propagator {name:?}; {EXPECTED}")),
-            _ => return Err(format!("unknown propagator {name:?}; {EXPECTED}")),
-        };
-        if let Some(feature) = other.missing_feature() {
-            return Err(format!(
-                "propagator {name:?} needs the gorax-trace cargo feature {feature:?}"
-            ));
-        }
-        found.other = found.other | other;
-    }
-    if !any {
-        return Err(EXPECTED.to_owned());
-    }
-    if none && found != Propagators::NONE {
-        return Err("none cannot be combined with other propagators".to_owned());
-    }
-    Ok(found)
-}
-
-/// `k=v,k2=v2` (W3C-baggage-like): members and both sides trimmed, empty members skipped, the
-/// last of a repeated key wins. Reasons never echo a value.
-fn parse_kv_list(s: &str, decode: bool) -> Result<Vec<(String, String)>, String> {
-    let (list, bad) = kv_members(s, decode);
-    if bad.is_empty() {
-        Ok(list)
-    } else {
-        Err(bad.join("; "))
-    }
-}
-
-/// The members of a `k=v` list that parse, and why each other one does not.
-fn kv_members(s: &str, decode: bool) -> (Vec<(String, String)>, Vec<String>) {
-    let mut list = Vec::new();
-    let mut bad = Vec::new();
-    for member in s.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-        let Some((key, value)) = member.split_once('=') else {
-            bad.push(format!("member {member:?} is not key=value"));
-            continue;
-        };
-        let (key, value) = (key.trim(), value.trim());
-        if key.is_empty() {
-            bad.push("a member has an empty key".to_owned());
-            continue;
-        }
-        let value = match decode {
-            true => match percent_decode(value) {
-                Some(v) => v,
-                None => {
-                    bad.push(format!("the value of {key:?} has invalid percent-encoding"));
-                    continue;
-                }
-            },
-            false => value.to_owned(),
-        };
-        upsert(&mut list, key.to_owned(), value);
-    }
-    (list, bad)
-}
-
-/// [`parse_kv_list`] whose keys must be HTTP header names and values header values (checked
-/// here for both protocols: gRPC metadata is HTTP/2 headers). Every bad member is named;
-/// reasons never echo a value.
-fn parse_headers(s: &str, decode: bool) -> Result<Vec<(String, String)>, String> {
-    let (list, mut bad) = kv_members(s, decode);
-    bad.extend(list.iter().filter_map(|(k, v)| header_problem(k, v)));
-    if bad.is_empty() {
-        Ok(list)
-    } else {
-        Err(bad.join("; "))
-    }
-}
-
-/// Why `name: value` cannot be sent as an export header, if it cannot.
-pub(super) fn header_problem(name: &str, value: &str) -> Option<String> {
-    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-        Some(format!(
-            "{name:?} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)"
-        ))
-    } else if http::HeaderValue::from_str(value).is_err() {
-        Some(format!(
-            "the value of {name:?} is not a valid header value (no control characters such as line breaks)"
-        ))
-    } else {
-        None
-    }
-}
-
-/// Percent-decoding of `OTEL_*` list values (W3C Baggage octets): a `%` must start a valid
-/// escape and the result must be UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let escapes_ok = b.iter().enumerate().all(|(i, &c)| {
-        c != b'%'
-            || b.get(i + 1..i + 3)
-                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
-    });
-    escapes_ok
-        .then(|| percent_encoding::percent_decode_str(s).decode_utf8().ok())
-        .flatten()
-        .map(std::borrow::Cow::into_owned)
 }
 
 // Keeping failures at low sampling rates (issue 15): `TRACING_KEEP_ERRORS`,
@@ -1076,217 +736,5 @@ impl LogFormat {
             });
         }
         Ok(format.map_or(LogFormat::default(), |s| s.value))
-    }
-}
-
-// Metrics (issue 13). Self-contained: its own variable list and reader.
-const TRACING_METRICS_ENABLED: &str = "TRACING_METRICS_ENABLED";
-const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
-const OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
-const OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
-const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
-const OTEL_METRIC_EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
-const OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
-const OTLP_METRICS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION";
-const OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
-const METRICS_VARS: [&str; 9] = [
-    OTLP_METRICS_TIMEOUT,
-    OTLP_METRICS_HEADERS,
-    OTLP_METRICS_COMPRESSION,
-    TRACING_METRICS_ENABLED,
-    OTEL_METRICS_EXPORTER,
-    OTLP_METRICS_ENDPOINT,
-    OTLP_METRICS_PROTOCOL,
-    OTEL_METRIC_EXPORT_INTERVAL,
-    OTEL_METRIC_EXPORT_TIMEOUT,
-];
-
-impl Vars {
-    fn metrics(&mut self) -> super::MetricsConfig {
-        let enabled = self.parse(TRACING_METRICS_ENABLED, parse_bool);
-        let exporters = self.parse(OTEL_METRICS_EXPORTER, parse_metrics_exporters);
-        let endpoint = self.parse(OTLP_METRICS_ENDPOINT, |s| {
-            endpoint::parse(s, Source::OtlpMetrics)
-        });
-        // Already validated (and reported) with the traces' endpoint.
-        let base = self
-            .raw(OTLP_ENDPOINT)
-            .and_then(|s| endpoint::parse(s, Source::OtlpBase).ok());
-        let protocol = self.parse(OTLP_METRICS_PROTOCOL, parse_protocol);
-        let headers = self.parse(OTLP_METRICS_HEADERS, |s| parse_headers(s, true));
-        let compression = self.parse(OTLP_METRICS_COMPRESSION, parse_compression);
-        let interval = self.parse(OTEL_METRIC_EXPORT_INTERVAL, |s| {
-            parse_positive_millis(s, MAX_METRIC_EXPORT_INTERVAL)
-        });
-        let timeout = self.parse(OTEL_METRIC_EXPORT_TIMEOUT, parse_timeout);
-        // The exporter's own timeout; `OTEL_EXPORTER_OTLP_TIMEOUT` was read with the traces'.
-        let exporter_timeout = self
-            .parse(OTLP_METRICS_TIMEOUT, parse_timeout)
-            .map(|s| s.value)
-            .or_else(|| self.raw(OTLP_TIMEOUT).and_then(|s| parse_timeout(s).ok()));
-        super::MetricsConfig {
-            enabled: enabled.map(|s| s.value),
-            exporters: exporters.map(|s| s.value),
-            endpoint: endpoint.map(|s| s.value),
-            base,
-            protocol: protocol.map(|s| s.value),
-            headers: headers.map(|s| s.value),
-            compression: compression.map(|s| s.value),
-            interval: interval.map(|s| s.value),
-            timeout: timeout.map(|s| s.value),
-            exporter_timeout,
-        }
-    }
-}
-
-/// `OTEL_METRICS_EXPORTER`: a comma-separated list of `otlp`, `prometheus` and `none` (`none`
-/// alone: no exporter).
-fn parse_metrics_exporters(s: &str) -> Result<crate::metrics::MetricsExporters, String> {
-    let mut exporters = crate::metrics::MetricsExporters {
-        otlp: false,
-        prometheus: false,
-    };
-    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        match name.to_ascii_lowercase().as_str() {
-            "otlp" => exporters.otlp = true,
-            "prometheus" => exporters.prometheus = true,
-            "none" => {}
-            "console" => {
-                return Err(
-                    "console is not supported for metrics; expected otlp, prometheus or none"
-                        .to_owned(),
-                );
-            }
-            other => {
-                return Err(format!(
-                    "unknown exporter {other:?}; expected a comma-separated list of otlp, prometheus, none"
-                ));
-            }
-        }
-    }
-    Ok(exporters)
-}
-
-// OTLP logs (issue 24). Self-contained: its own variable list and reader.
-const TRACING_LOGS_ENABLED: &str = "TRACING_LOGS_ENABLED";
-const OTEL_LOGS_EXPORTER: &str = "OTEL_LOGS_EXPORTER";
-const OTLP_LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
-const OTLP_LOGS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL";
-const OTLP_LOGS_HEADERS: &str = "OTEL_EXPORTER_OTLP_LOGS_HEADERS";
-const OTLP_LOGS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION";
-const OTLP_LOGS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT";
-const OTEL_BLRP_SCHEDULE_DELAY: &str = "OTEL_BLRP_SCHEDULE_DELAY";
-const OTEL_BLRP_EXPORT_TIMEOUT: &str = "OTEL_BLRP_EXPORT_TIMEOUT";
-const OTEL_BLRP_MAX_QUEUE_SIZE: &str = "OTEL_BLRP_MAX_QUEUE_SIZE";
-const OTEL_BLRP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE";
-const OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT: &str = "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT";
-const OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str =
-    "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT";
-const OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN: &str = "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN";
-const LOGS_VARS: [&str; 14] = [
-    TRACING_LOGS_ENABLED,
-    OTEL_LOGS_EXPORTER,
-    OTLP_LOGS_ENDPOINT,
-    OTLP_LOGS_PROTOCOL,
-    OTLP_LOGS_HEADERS,
-    OTLP_LOGS_COMPRESSION,
-    OTLP_LOGS_TIMEOUT,
-    OTEL_BLRP_SCHEDULE_DELAY,
-    OTEL_BLRP_EXPORT_TIMEOUT,
-    OTEL_BLRP_MAX_QUEUE_SIZE,
-    OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
-    OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT,
-    OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT,
-    OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN,
-];
-
-/// Upper bound of the log record queue (`OTEL_BLRP_MAX_QUEUE_SIZE`).
-pub const MAX_LOG_QUEUE_SIZE: usize = 65_536;
-/// Upper bound of a log export batch (`OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`).
-pub const MAX_LOG_EXPORT_BATCH_SIZE: usize = 8_192;
-/// Upper bound of the attributes of one log record (`OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT`).
-pub const MAX_LOG_ATTRIBUTE_COUNT: usize = 1_024;
-
-impl Vars {
-    fn logs(&mut self) -> super::LogsConfig {
-        let enabled = self.parse(TRACING_LOGS_ENABLED, parse_bool);
-        let exporter = self.parse(OTEL_LOGS_EXPORTER, |s| {
-            match s.trim().to_ascii_lowercase().as_str() {
-                "otlp" => Ok(super::LogsExporter::Otlp),
-                "console" => Ok(super::LogsExporter::Console),
-                "none" => Ok(super::LogsExporter::None),
-                _ => Err("expected otlp, console or none".to_owned()),
-            }
-        });
-        let endpoint = self.parse(OTLP_LOGS_ENDPOINT, |s| endpoint::parse(s, Source::OtlpLogs));
-        let base = self
-            .raw(OTLP_ENDPOINT)
-            .and_then(|s| endpoint::parse(s, Source::OtlpBase).ok());
-        let protocol = self.parse(OTLP_LOGS_PROTOCOL, parse_protocol);
-        let headers = self.parse(OTLP_LOGS_HEADERS, |s| parse_headers(s, true));
-        let compression = self.parse(OTLP_LOGS_COMPRESSION, parse_compression);
-        // The exporter's timeout before the processor's; `OTEL_EXPORTER_OTLP_TIMEOUT` was read
-        // (and reported) with the traces'.
-        let timeout = self
-            .parse(OTLP_LOGS_TIMEOUT, parse_timeout)
-            .map(|s| s.value)
-            .or_else(|| {
-                self.parse(OTEL_BLRP_EXPORT_TIMEOUT, parse_timeout)
-                    .map(|s| s.value)
-            })
-            .or_else(|| self.raw(OTLP_TIMEOUT).and_then(|s| parse_timeout(s).ok()));
-        let delay = self.parse(OTEL_BLRP_SCHEDULE_DELAY, parse_delay);
-        let queue = self.parse(OTEL_BLRP_MAX_QUEUE_SIZE, |s| {
-            parse_bounded(s, MAX_LOG_QUEUE_SIZE)
-        });
-        let batch = self.parse(OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, |s| {
-            parse_bounded(s, MAX_LOG_EXPORT_BATCH_SIZE)
-        });
-        let count_limit = self.parse(OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT, |s| {
-            parse_bounded(s, MAX_LOG_ATTRIBUTE_COUNT)
-        });
-        let value_limit = self.parse(OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT, parse_size);
-        let exceptions = self.parse(OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN, |s| {
-            let modes: Vec<String> = s
-                .split(',')
-                .map(|m| m.trim().to_ascii_lowercase())
-                .filter(|m| !m.is_empty())
-                .collect();
-            if modes.iter().any(|m| m == "logs/dup") {
-                Ok(super::ExceptionSignal::Dup)
-            } else if modes.iter().any(|m| m == "logs") {
-                Ok(super::ExceptionSignal::Logs)
-            } else {
-                Ok(super::ExceptionSignal::SpanEvents)
-            }
-        });
-        if let (Some(q), Some(b)) = (&queue, &batch)
-            && b.value > q.value
-        {
-            self.errors.push(InvalidVar {
-                variable: OTEL_BLRP_MAX_EXPORT_BATCH_SIZE.to_owned(),
-                value: b.value.to_string(),
-                reason: format!(
-                    "the export batch size must not exceed the queue size {} ({OTEL_BLRP_MAX_QUEUE_SIZE})",
-                    q.value
-                ),
-            });
-        }
-        super::LogsConfig {
-            enabled: enabled.map(|s| s.value),
-            exporter: exporter.map(|s| s.value),
-            endpoint: endpoint.map(|s| s.value),
-            base,
-            protocol: protocol.map(|s| s.value),
-            headers: headers.map(|s| s.value),
-            compression: compression.map(|s| s.value),
-            timeout,
-            delay: delay.map(|s| s.value),
-            max_queue_size: queue.map(|s| s.value),
-            max_export_batch_size: batch.map(|s| s.value),
-            attribute_count_limit: count_limit.map(|s| s.value),
-            attribute_value_length_limit: value_limit.map(|s| s.value),
-            exceptions: exceptions.map(|s| s.value),
-        }
     }
 }
