@@ -162,7 +162,7 @@ impl Telemetry {
                     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
                     {
                         let otlp =
-                            crate::export::otlp::build(&crate::export::otlp::OtlpSettings {
+                            crate::export::otlp::build(&crate::export::transport::OtlpSettings {
                                 endpoint: &endpoint,
                                 protocol: config.protocol(),
                                 timeout: config.batch().export_timeout,
@@ -338,7 +338,7 @@ fn metrics_pipeline(
             #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
             {
                 let (exporter, runtime) = crate::metrics::otlp::OtlpMetricExporter::build(
-                    &crate::export::otlp::OtlpSettings {
+                    &crate::export::transport::OtlpSettings {
                         endpoint: &endpoint,
                         protocol: config.metrics_protocol(),
                         timeout: config.metric_export_timeout(),
@@ -426,7 +426,7 @@ fn logs_pipeline(
     {
         let settings = config.log_batch();
         let (exporter, runtime) = crate::logs::otlp::OtlpLogExporter::build(
-            &crate::export::otlp::OtlpSettings {
+            &crate::export::transport::OtlpSettings {
                 endpoint: &endpoint,
                 protocol: config.logs_protocol(),
                 timeout: settings.export_timeout,

@@ -35,6 +35,8 @@ mod otlp_http;
 pub(crate) mod retry;
 #[cfg(all(feature = "tls", any(feature = "otlp-http", feature = "otlp-grpc")))]
 mod tls;
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+pub(crate) mod transport;
 
 pub use batch::BatchProcessor;
 pub use console::ConsoleExporter;

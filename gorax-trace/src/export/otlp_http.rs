@@ -19,8 +19,8 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use super::encode::{self, EncodedResource};
 use super::gate::{self, Gate, Signal};
 use super::health::LossKind;
-use super::otlp::CountingClient;
 use super::retry::{Failure, Retry, with_retries};
+use super::transport::CountingClient;
 
 /// opentelemetry-otlp's limit of a request body.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -74,9 +74,14 @@ impl HttpSpanExporter {
             .ok_or_else(|| {
                 Failure::new(Retry::Never, LossKind::Failed, "Exporter already shutdown")
             })?;
-        let response =
-            super::otlp::http_post(&client, &self.endpoint, body, self.timeout, Signal::Traces)
-                .await?;
+        let response = super::transport::http_post(
+            &client,
+            &self.endpoint,
+            body,
+            self.timeout,
+            Signal::Traces,
+        )
+        .await?;
         rejected.store(
             super::encode::rejected_spans(response.body()),
             std::sync::atomic::Ordering::Relaxed,
@@ -129,7 +134,7 @@ impl SpanExporter for HttpSpanExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::otlp::retry_after;
+    use crate::export::transport::retry_after;
 
     #[test]
     fn retry_after_as_seconds_or_date() {

@@ -16,11 +16,11 @@ use opentelemetry_sdk::logs::{LogBatch, SdkLogRecord};
 
 use super::processor::LogSink;
 use crate::export::gate::{Gate, Signal};
-use crate::export::otlp::OtlpSettings;
 use crate::export::retry::with_retries;
+use crate::export::transport::OtlpSettings;
 use crate::export::{BuildError, ExportRuntime, LossKind};
 
-use crate::export::otlp::SignalTransport as Transport;
+use crate::export::transport::SignalTransport as Transport;
 
 /// The limits applied to each record before it is sent.
 #[derive(Clone, Copy, Debug)]
@@ -64,7 +64,7 @@ impl OtlpLogExporter {
                 use prost::Message as _;
                 let body = opentelemetry_http::Bytes::from(request.encode_to_vec());
                 with_retries(self.timeout, &self.gate, || async {
-                    let response = crate::export::otlp::http_post(
+                    let response = crate::export::transport::http_post(
                         client,
                         endpoint,
                         &body,

@@ -26,10 +26,10 @@ use super::{Exemplars, RequestDuration};
 #[cfg(feature = "otlp-http")]
 use crate::export::gate;
 use crate::export::gate::{Closed, Gate, Signal};
-use crate::export::otlp::OtlpSettings;
+use crate::export::transport::OtlpSettings;
 use crate::export::{BuildError, ExportRuntime, LossKind};
 
-use crate::export::otlp::SignalTransport as Transport;
+use crate::export::transport::SignalTransport as Transport;
 
 /// The OTLP push exporter of the metrics pipeline.
 pub(crate) struct OtlpMetricExporter {
@@ -174,7 +174,7 @@ impl OtlpMetricExporter {
                     .body(opentelemetry_http::Bytes::from(body))
                     .map_err(|e| (LossKind::Failed, e.to_string()))?;
                 let response = client.send_bytes(request).await.map_err(|e| {
-                    let failure = crate::export::otlp::transport_failure(&*e, self.timeout);
+                    let failure = crate::export::transport::transport_failure(&*e, self.timeout);
                     (failure.kind, failure.message)
                 })?;
                 let status = response.status();
@@ -185,7 +185,7 @@ impl OtlpMetricExporter {
                         .headers()
                         .get(http::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(crate::export::otlp::retry_after);
+                        .and_then(crate::export::transport::retry_after);
                     Err(self.http_failure(status.as_u16(), retry_after))
                 }
             }
