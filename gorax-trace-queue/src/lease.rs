@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::consumer::ConsumerStats;
+use crate::stats::ConsumerStats;
 
 /// Renews the leases of deliveries, from the lease thread. It owns what it needs (a connection
 /// of its own, made on that thread), so nothing on the consumer's runtime has to run for a

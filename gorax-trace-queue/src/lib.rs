@@ -95,6 +95,7 @@ mod message;
 mod metrics;
 mod producer;
 mod service;
+mod stats;
 
 #[cfg(feature = "amqp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
@@ -112,13 +113,14 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub mod sqs;
 
-pub use consumer::{ConsumerStats, ProcessReport, QueueConsumer, process_batch};
+pub use consumer::{ProcessReport, QueueConsumer, process_batch};
 pub use future::ConsumerFuture;
 pub use headers::Headers;
 pub use layer::{ConsumerTraceLayer, ParentMode};
 pub use message::TracedMessage;
 pub use producer::{DEFAULT_SYSTEM, Producer, ProducerTracer, SendSpan};
 pub use service::ConsumerTraceService;
+pub use stats::{ConsumerStats, StatsSnapshot};
 
 #[cfg(test)]
 mod tests;
