@@ -52,7 +52,7 @@ impl RequestMetrics {
             scheme,
             version: protocol_version(req.version()),
             route: facts
-                .names
+                .names()
                 .map(|n| StringValue::from(n.route()))
                 .or_else(|| facts.route.map(|r| metrics.intern(r))),
         }

@@ -3,6 +3,7 @@
 //! looked up, the modes and the length limit resolved here and nowhere else.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 use gorax_trace::TelemetryHandle;
 use gorax_trace::conventions::HttpSemconv;
@@ -17,8 +18,9 @@ use crate::config::Config;
 pub(crate) struct RequestFacts<'a> {
     /// The matched route template (axum's `MatchedPath`).
     pub(crate) route: Option<&'a str>,
-    /// The route's names kept for the process (`http.route`, span names), once stored.
-    pub(crate) names: Option<&'static RouteNames>,
+    /// The route's names kept for the process (`http.route`, span names), looked up on first
+    /// use: a request whose span does not record (and without metrics) never needs them.
+    names: OnceCell<Option<&'static RouteNames>>,
     /// `http.request.method`: the method, or `_OTHER`.
     pub(crate) method: &'static str,
     /// The method is one of the HTTP specification's.
@@ -53,13 +55,18 @@ impl<'a> RequestFacts<'a> {
         });
         Self {
             route,
-            names: route.and_then(route_names),
+            names: OnceCell::new(),
             method,
             known_method,
             dup,
             limit,
             rpc,
         }
+    }
+
+    /// The route's names kept for the process, once stored (one table lookup per request).
+    pub(crate) fn names(&self) -> Option<&'static RouteNames> {
+        *self.names.get_or_init(|| self.route.and_then(route_names))
     }
 
     /// The span's name, decided once when it starts: the gRPC method (or `grpc`), else
@@ -69,7 +76,7 @@ impl<'a> RequestFacts<'a> {
         if let Some(name) = self.rpc.as_ref().and_then(GrpcCall::span_name) {
             return name;
         }
-        match (self.names, self.route) {
+        match (self.names(), self.route) {
             (Some(names), _) => names.span_name(method).into(),
             (None, Some(_)) => gorax_trace::httpconv::span_name(method, self.route),
             (None, None) if self.known_method => self.method.into(),
@@ -79,7 +86,7 @@ impl<'a> RequestFacts<'a> {
 
     /// `http.route`, shared with the route table when it is stored there.
     pub(crate) fn route_value(&self) -> Option<StringValue> {
-        match (self.names, self.route) {
+        match (self.names(), self.route) {
             (Some(names), _) => Some(names.route().into()),
             (None, Some(route)) => Some(route.to_owned().into()),
             (None, None) => None,
