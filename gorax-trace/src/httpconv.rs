@@ -67,6 +67,7 @@ pub fn span_name(method: &Method, target: Option<&str>) -> Cow<'static, str> {
 /// A route or URL template kept for the life of the process, with the span names made from it
 /// ([`route_names`]).
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct RouteNames {
     route: &'static str,
     /// One per known method (in [`method`]'s order), then `HTTP` for the others.
@@ -95,6 +96,7 @@ const KNOWN_METHODS: [&str; 9] = [
 ];
 
 /// Routes kept at most by [`route_names`].
+#[doc(hidden)]
 pub const MAX_ROUTE_NAMES: usize = 1024;
 
 type RouteTable =
@@ -117,6 +119,7 @@ static ROUTES: std::sync::LazyLock<arc_swap::ArcSwap<RouteTable>> =
 /// // The same storage every time.
 /// assert!(std::ptr::eq(names, route_names("/api/v1/workflows/{id}/execute").unwrap()));
 /// ```
+#[doc(hidden)]
 pub fn route_names(route: &str) -> Option<&'static RouteNames> {
     if let Some(names) = ROUTES.load().get(route) {
         return Some(names);

@@ -26,9 +26,10 @@ pub enum InitError {
     /// A setting given in code does not validate (see [`TraceConfig::validate`]).
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The exporter could not be built (bad endpoint, TLS, headers).
+    /// The exporter could not be built (bad endpoint, TLS, headers); the underlying error is
+    /// its [`source`](std::error::Error::source).
     #[error("cannot build the span exporter: {0}")]
-    Exporter(String),
+    Exporter(#[source] crate::export::ExporterError),
     /// The configuration asks for something whose cargo feature of gorax-trace is off.
     #[error(
         "{what} needs the `{feature}` cargo feature of gorax-trace; enable it with \
@@ -524,6 +525,40 @@ mod tests {
                 }
                 other => panic!("{feature}: {other:?}"),
             }
+        }
+    }
+}
+
+/// Issue 21: an exporter that cannot be built keeps the error that stopped it as its source.
+#[cfg(all(test, feature = "tls", feature = "otlp-http"))]
+mod exporter_error_tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_ca_file_is_an_exporter_error_whose_source_is_the_io_error() {
+        let missing = std::env::temp_dir().join("gorax-no-such-ca-4d1e.pem");
+        let config = TraceConfig::new()
+            .with_endpoint("https://127.0.0.1:4318/v1/traces")
+            .with_certificate(&missing);
+        let err = build_for_test(config);
+        let InitError::Exporter(exporter) = &err else {
+            panic!("an exporter error: {err:?}");
+        };
+        assert!(
+            err.to_string().contains("gorax-no-such-ca-4d1e.pem"),
+            "{err}"
+        );
+        let source = std::error::Error::source(exporter).expect("the underlying error");
+        assert!(
+            source.downcast_ref::<std::io::Error>().is_some(),
+            "{source:?}"
+        );
+    }
+
+    fn build_for_test(config: TraceConfig) -> InitError {
+        match Telemetry::new(&config) {
+            Ok(_) => panic!("the CA file does not exist"),
+            Err(e) => e,
         }
     }
 }

@@ -498,6 +498,7 @@ impl TelemetryHandle {
     }
 
     /// Whether the sampler needs route attributes when a server span starts.
+    #[doc(hidden)]
     pub fn route_attributes(&self) -> bool {
         self.0.route_attributes
     }

@@ -24,6 +24,7 @@ mod console;
 mod encode;
 pub(crate) mod gate;
 mod health;
+#[doc(hidden)]
 pub mod keep;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod otlp;
@@ -117,12 +118,70 @@ impl std::fmt::Display for Compression {
     }
 }
 
+/// An exporter that could not be built (bad endpoint, TLS material, headers, runtime): what
+/// failed, as a sentence, and the underlying error when there is one
+/// ([`source`](std::error::Error::source)).
+///
+/// ```
+/// use gorax_trace::config::{Protocol, TraceConfig};
+///
+/// let config = TraceConfig::new()
+///     .with_endpoint("http://127.0.0.1:4318/v1/traces")
+///     .with_header("x-api-key", "ok")
+///     .with_protocol(Protocol::HttpProtobuf);
+/// assert!(gorax_trace::init(config).is_ok());
+/// ```
+#[derive(Debug)]
+pub struct ExporterError {
+    what: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl ExporterError {
+    /// An error without an underlying one.
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+    pub(crate) fn new(what: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// `what` failed because of `source` (its text is appended to `what`, and it stays
+    /// available as the source).
+    #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+    pub(crate) fn caused(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        let source = source.into();
+        Self {
+            what: format!("{}: {source}", what.into()),
+            source: Some(source),
+        }
+    }
+}
+
+impl std::fmt::Display for ExporterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for ExporterError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// Why an exporter could not be built (turned into [`InitError`](crate::InitError)).
 #[derive(Debug)]
 pub(crate) enum BuildError {
     /// Bad endpoint, TLS or headers.
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-    Exporter(String),
+    Exporter(ExporterError),
     /// The cargo feature for the configured protocol is off.
     FeatureMissing {
         /// What needs it, e.g. `OTLP/gRPC`.

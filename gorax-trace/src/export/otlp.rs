@@ -146,7 +146,7 @@ pub(crate) fn build(config: &OtlpSettings<'_>) -> Result<Otlp, BuildError> {
         Protocol::HttpProtobuf => {
             let (client, runtime) = http_transport(config, &material)?;
             let exporter = super::otlp_http::HttpSpanExporter::new(client, endpoint, timeout)
-                .map_err(BuildError::Exporter)?;
+                .map_err(|why| BuildError::Exporter(super::ExporterError::new(why)))?;
             Ok(Otlp {
                 exporter: wrap(Inner::Http(exporter)),
                 runtime,

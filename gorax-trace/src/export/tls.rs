@@ -12,7 +12,7 @@ use std::path::Path;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::BuildError;
+use super::{BuildError, ExporterError};
 
 /// PEM files as read, each checked to parse.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +25,10 @@ pub(crate) struct Material {
 
 fn read(what: &str, path: &Path) -> Result<Vec<u8>, BuildError> {
     std::fs::read(path).map_err(|e| {
-        BuildError::Exporter(format!("cannot read the {what} {}: {e}", path.display()))
+        BuildError::Exporter(ExporterError::caused(
+            format!("cannot read the {what} {}", path.display()),
+            e,
+        ))
     })
 }
 
@@ -33,16 +36,16 @@ fn certs(what: &str, path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'stat
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
         .map_err(|e| {
-            BuildError::Exporter(format!(
-                "the {what} {} is not valid PEM: {e}",
-                path.display()
+            BuildError::Exporter(ExporterError::caused(
+                format!("the {what} {} is not valid PEM", path.display()),
+                e,
             ))
         })?;
     if certs.is_empty() {
-        return Err(BuildError::Exporter(format!(
+        return Err(BuildError::Exporter(ExporterError::new(format!(
             "the {what} {} holds no PEM certificate",
             path.display()
-        )));
+        ))));
     }
     Ok(certs)
 }
@@ -63,9 +66,12 @@ impl Material {
             certs("client certificate file", cert, &cert_pem)?;
             let key_pem = read("client key file", key)?;
             PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-                BuildError::Exporter(format!(
-                    "the client key file {} holds no PEM private key: {e}",
-                    key.display()
+                BuildError::Exporter(ExporterError::caused(
+                    format!(
+                        "the client key file {} holds no PEM private key",
+                        key.display()
+                    ),
+                    e,
                 ))
             })?;
             m.identity_pem = Some((cert_pem, key_pem));
@@ -77,7 +83,8 @@ impl Material {
     /// client only (no process-wide default is installed or needed).
     #[cfg(feature = "otlp-http")]
     pub(crate) fn rustls_config(&self) -> Result<rustls::ClientConfig, BuildError> {
-        let tls_error = |e: rustls::Error| BuildError::Exporter(format!("TLS configuration: {e}"));
+        let tls_error =
+            |e: rustls::Error| BuildError::Exporter(ExporterError::caused("TLS configuration", e));
         let mut roots = rustls::RootCertStore::empty();
         match &self.ca_pem {
             Some(pem) => {
@@ -96,7 +103,7 @@ impl Material {
             Some((cert, key)) => {
                 let chain = CertificateDer::pem_slice_iter(cert).flatten().collect();
                 let key = PrivateKeyDer::from_pem_slice(key)
-                    .map_err(|e| BuildError::Exporter(format!("client key: {e}")))?;
+                    .map_err(|e| BuildError::Exporter(ExporterError::caused("client key", e)))?;
                 builder.with_client_auth_cert(chain, key).map_err(tls_error)
             }
             None => Ok(builder.with_no_client_auth()),

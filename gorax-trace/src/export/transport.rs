@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 #[cfg(feature = "otlp-http")]
 use std::time::Duration;
 
-use super::{BuildError, ExportRuntime};
+use super::{BuildError, ExportRuntime, ExporterError};
 use super::{Compression, Protocol};
 
 /// What an OTLP exporter is built from: the configuration as resolved (so that `export` does not
@@ -326,7 +326,9 @@ pub(crate) fn export_runtime(name: &str) -> Result<tokio::runtime::Runtime, Buil
         .thread_name(name)
         .enable_all()
         .build()
-        .map_err(|e| BuildError::Exporter(format!("cannot start the export runtime: {e}")))
+        .map_err(|e| {
+            BuildError::Exporter(ExporterError::caused("cannot start the export runtime", e))
+        })
 }
 
 /// The error for a TLS endpoint in a build without the `tls` feature.
@@ -347,10 +349,16 @@ fn tls_missing(endpoint: &str) -> BuildError {
 pub(crate) fn header_map(config: &OtlpSettings<'_>) -> Result<http::HeaderMap, BuildError> {
     let mut headers = http::HeaderMap::new();
     for (k, v) in config.headers {
-        let name = http::HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| BuildError::Exporter(format!("invalid export header name {k:?}")))?;
-        let value = http::HeaderValue::from_str(v)
-            .map_err(|_| BuildError::Exporter(format!("invalid value of export header {k:?}")))?;
+        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            BuildError::Exporter(ExporterError::new(format!(
+                "invalid export header name {k:?}"
+            )))
+        })?;
+        let value = http::HeaderValue::from_str(v).map_err(|_| {
+            BuildError::Exporter(ExporterError::new(format!(
+                "invalid value of export header {k:?}"
+            )))
+        })?;
         headers.insert(name, value);
     }
     Ok(headers)
@@ -417,8 +425,12 @@ pub(crate) fn http_transport(
                     .build()
             })
             .join()
-            .map_err(|_| BuildError::Exporter("building the HTTP client panicked".into()))?
-            .map_err(|e| BuildError::Exporter(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|_| {
+                BuildError::Exporter(ExporterError::new("building the HTTP client panicked"))
+            })?
+            .map_err(|e| {
+                BuildError::Exporter(ExporterError::caused("cannot build the HTTP client", e))
+            })?;
             HttpTransport::Plain(client)
         }
     };
@@ -441,14 +453,22 @@ pub(crate) fn grpc_channel(
     let endpoint = config.endpoint;
     let _entered = runtime.enter();
     let ep = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| BuildError::Exporter(format!("invalid endpoint {endpoint:?}: {e}")))?
+        .map_err(|e| {
+            BuildError::Exporter(ExporterError::caused(
+                format!("invalid endpoint {endpoint:?}"),
+                e,
+            ))
+        })?
         .timeout(config.timeout)
         .connect_timeout(config.timeout);
     let ep = match material {
         #[cfg(feature = "tls")]
-        Some(m) => ep
-            .tls_config(m.tonic_config())
-            .map_err(|e| BuildError::Exporter(format!("TLS configuration of {endpoint:?}: {e}")))?,
+        Some(m) => ep.tls_config(m.tonic_config()).map_err(|e| {
+            BuildError::Exporter(ExporterError::caused(
+                format!("TLS configuration of {endpoint:?}"),
+                e,
+            ))
+        })?,
         #[cfg(not(feature = "tls"))]
         Some(never) => match *never {},
         None => ep,
@@ -508,7 +528,10 @@ impl SignalTransport {
             Protocol::HttpProtobuf => {
                 let _ = runtime_name;
                 let endpoint: http::Uri = config.endpoint.parse().map_err(|e| {
-                    BuildError::Exporter(format!("invalid endpoint {:?}: {e}", config.endpoint))
+                    BuildError::Exporter(ExporterError::caused(
+                        format!("invalid endpoint {:?}", config.endpoint),
+                        e,
+                    ))
                 })?;
                 let (client, runtime) = http_transport(config, &material)?;
                 Ok((Self::Http { client, endpoint }, runtime))

@@ -84,6 +84,7 @@ const ACTIVE_METHODS: [&str; 10] = [
 /// The duration histograms, for [`Metrics::record`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[doc(hidden)]
 pub enum RequestDuration {
     /// `http.server.request.duration`
     HttpServer,
@@ -264,7 +265,7 @@ impl hashbrown::Equivalent<SeriesKey> for PresentQuery<'_> {
 
 /// Series of one duration histogram kept bound (more are recorded through the SDK's own
 /// attribute lookup).
-pub const MAX_BOUND_SERIES: usize = 2_000;
+pub(crate) const MAX_BOUND_SERIES: usize = 2_000;
 
 #[derive(Debug)]
 struct Instruments {
@@ -331,6 +332,7 @@ impl Metrics {
 
     /// Records `seconds` in the `duration` histogram under `attrs`; when `span` is sampled, the
     /// measurement may become the exemplar of its bucket.
+    #[doc(hidden)]
     pub fn record(
         &self,
         duration: RequestDuration,
@@ -375,6 +377,7 @@ impl Metrics {
 
     /// [`record`](Self::record) under the attributes of `attrs` that are `Some`, in order,
     /// without allocating (for attributes that are set only sometimes, such as `error.type`).
+    #[doc(hidden)]
     pub fn record_present<const N: usize>(
         &self,
         duration: RequestDuration,
@@ -414,12 +417,14 @@ impl Metrics {
 
     /// `value` (a route, a host, a queue name) as an attribute value, shared with earlier
     /// measurements instead of allocated (see [`Interner`]).
+    #[doc(hidden)]
     pub fn intern(&self, value: &str) -> opentelemetry::StringValue {
         self.0.values.get(value)
     }
 
     /// Adds `delta` (1 when a request starts, -1 when it ends) to `http.server.active_requests`
     /// of `method` (as [`httpconv::method`](crate::httpconv::method) names it) and scheme.
+    #[doc(hidden)]
     pub fn add_http_server_active(&self, delta: i64, method: &str, https: bool) {
         let row = ACTIVE_METHODS
             .iter()
@@ -723,7 +728,7 @@ impl std::fmt::Display for MetricsExporters {
 /// [`Interner::CAPACITY`] values are stored; past that, values are allocated per measurement.
 /// Lookups take no lock (an `arc-swap` load).
 #[derive(Debug, Default)]
-pub struct Interner {
+pub(crate) struct Interner {
     values: arc_swap::ArcSwap<
         std::collections::HashMap<
             Box<str>,
@@ -735,10 +740,10 @@ pub struct Interner {
 
 impl Interner {
     /// Values stored at most.
-    pub const CAPACITY: usize = 1024;
+    pub(crate) const CAPACITY: usize = 1024;
 
     /// `value` as an attribute value.
-    pub fn get(&self, value: &str) -> opentelemetry::StringValue {
+    pub(crate) fn get(&self, value: &str) -> opentelemetry::StringValue {
         if let Some(v) = self.values.load().get(value) {
             return v.clone();
         }
