@@ -218,7 +218,7 @@ fn a_failed_workflow_in_an_axum_handler_records_its_error() {
     );
     // A boxed `io::Error`, downcast.
     spans.assert_attr(workflow, "error.type", "std::io::error::Error");
-    assert_eq!(messages(workflow), ["giving up"]);
+    assert_eq!(messages(workflow), ["giving up", "exception"]);
     assert_line_of(&lines.find("giving up"), workflow);
 }
 
