@@ -222,8 +222,8 @@ where
     })
 }
 
-/// Runs `future` in a new `workflow.execute` span (a child of the current context, with
-/// `tenant_id`, `workflow_id` and `execution_id`), as [`try_in_span`] does: current for
+/// Runs `future` in a new `workflow.execute` span (a child of the context current when it is
+/// called, with `tenant_id`, `workflow_id` and `execution_id`), as [`try_in_span`] does: current for
 /// OpenTelemetry and `tracing` on every poll, an `Err` recorded, ended on completion.
 ///
 /// ```
@@ -257,8 +257,21 @@ where
     try_in_span(start_workflow(tenant_id, workflow_id, execution_id), future)
 }
 
-/// Runs `future` in a new `workflow.step.execute` span (a child of the current context, with
-/// `node_id` and `node_type`), as [`in_workflow`] does.
+/// Runs `future` in a new `workflow.step.execute` span (a child of the context current when it
+/// is called, with `node_id` and `node_type`), as [`in_workflow`] does.
+///
+/// ```
+/// use gorax_trace::span;
+///
+/// # futures_executor::block_on(async {
+/// let fetched = span::in_step("fetch", "http", async {
+///     tracing::warn!("upstream slow"); // an event of `workflow.step.execute`
+///     Err::<(), _>(std::io::Error::other("upstream timed out")) // recorded: status Error
+/// })
+/// .await;
+/// assert!(fetched.is_err());
+/// # });
+/// ```
 pub fn in_step<F, T, E>(
     node_id: &str,
     node_type: &str,
