@@ -13,7 +13,14 @@
 //!   fields beside tracing-subscriber's own (`timestamp`, `level`, `fields`, `target`, `span`,
 //!   `spans`).
 //!
-//! Lines go to stderr, coloured only when stderr is a terminal.
+//! Lines go to stderr, coloured only when stderr is a terminal. They name the `tracing` spans
+//! they were written in (an `#[instrument]` one), never the internal [`bridge_span`] that stands
+//! for an adapter's or a helper's OpenTelemetry span (the server span, a
+//! [`span::in_workflow`](crate::span::in_workflow) span): its ids are on the line.
+//!
+//! In a span of your own, write attributes with [`OpenTelemetrySpanExt::set_attribute`]
+//! (`tracing::Span::current().set_attribute(k, v)`); `Span::record` works only for fields the
+//! span declared, and `tracing` drops the others without a word.
 //!
 //! ```no_run
 //! gorax_trace::subscriber::install()?;
