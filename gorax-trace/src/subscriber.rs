@@ -43,9 +43,9 @@ use tracing_opentelemetry::OpenTelemetryLayer;
 #[cfg(feature = "fmt")]
 pub use tracing_subscriber::EnvFilter;
 #[cfg(feature = "fmt")]
-pub use tracing_subscriber::filter::LevelFilter;
-#[cfg(feature = "fmt")]
 use tracing_subscriber::Layer as _;
+#[cfg(feature = "fmt")]
+pub use tracing_subscriber::filter::LevelFilter;
 #[cfg(feature = "fmt")]
 use tracing_subscriber::filter::filter_fn;
 #[cfg(feature = "fmt")]

@@ -574,8 +574,11 @@ fn config_errors_debug_as_their_message() {
     assert_eq!(format!("{boxed:?}"), text);
     let init = crate::InitError::from(error(&["TRACING_SAMPLE_RATE=10%"]));
     assert_eq!(format!("{init:?}"), text);
-    let install = crate::subscriber::InstallError::from(error(&["TRACING_SAMPLE_RATE=10%"]));
-    assert_eq!(format!("{install:?}"), text);
+    #[cfg(feature = "fmt")]
+    {
+        let install = crate::subscriber::InstallError::from(error(&["TRACING_SAMPLE_RATE=10%"]));
+        assert_eq!(format!("{install:?}"), text);
+    }
 }
 
 #[test]
