@@ -203,7 +203,11 @@ fn handler_error_sets_status_error_type_and_event() {
     let spans = t.spans();
     let process = spans.find("process gorax-executions");
     assert_eq!(process.status, Status::error("step failed"));
-    spans.assert_attr(process, semconv::ERROR_TYPE, "tests::HandlerError");
+    spans.assert_attr(
+        process,
+        semconv::ERROR_TYPE,
+        "gorax_trace_queue::tests::HandlerError",
+    );
     let event = &process.events.events[0];
     assert_eq!(event.name, semconv::EXCEPTION_EVENT);
 }

@@ -310,7 +310,7 @@ async fn redelivery_after_the_visibility_timeout_has_retry_count_1_in_the_same_t
         spans.assert_attr(span, semconv::RETRY_COUNT, Value::I64(retry));
         assert_eq!(span.status != Status::Unset, retry == 0, "{retry}");
     }
-    spans.assert_attr(process[0], semconv::ERROR_TYPE, "string::String");
+    spans.assert_attr(process[0], semconv::ERROR_TYPE, "alloc::string::String");
     assert_eq!(
         spans.find_all(&format!("process {}", s.queue))[0]
             .events

@@ -323,7 +323,11 @@ async fn inner_service_error_is_recorded() {
     let spans = t.spans();
     let span = spans.find("GET");
     assert_eq!(span.status, Status::error("upstream timed out"));
-    spans.assert_attr(span, semconv::ERROR_TYPE, "tests::UpstreamTimeout");
+    spans.assert_attr(
+        span,
+        semconv::ERROR_TYPE,
+        "gorax_trace_server::tests::UpstreamTimeout",
+    );
     assert_eq!(span.events.events[0].name, semconv::EXCEPTION_EVENT);
 }
 

@@ -19,8 +19,9 @@ type OtlpExporterBox = Box<crate::export::otlp::OtlpExporter>;
 #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
 type OtlpExporterBox = std::convert::Infallible;
 
-/// Why [`init`] failed.
-#[derive(Debug, thiserror::Error)]
+/// Why [`init`] failed. Its `Debug` form is its message, as for
+/// [`ConfigError`](crate::config::ConfigError) (a `main` returning `Result` prints it).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
     /// A setting given in code does not validate (see [`TraceConfig::validate`]).
@@ -42,6 +43,12 @@ pub enum InitError {
         /// The cargo feature that provides it, e.g. `otlp-grpc`.
         feature: &'static str,
     },
+}
+
+impl std::fmt::Debug for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl From<crate::export::BuildError> for InitError {

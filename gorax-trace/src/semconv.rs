@@ -126,6 +126,10 @@ pub const GORAX_HTTP_RESPONSE_TIME_TO_FIRST_FRAME: &str = "gorax.http.response.t
 /// `error.type` beside the status code the head had sent).
 pub const ERROR_TYPE_RESPONSE_ABANDONED: &str = "response_abandoned";
 
+/// `error.type` of an error whose type is not known: a `dyn Error` that is none of the types
+/// [`span::record_error`](crate::span::record_error) recognises (the conventions' fallback value).
+pub const ERROR_TYPE_OTHER: &str = "_OTHER";
+
 /// `error.type` of spans dropped because the export queue was full (in spans).
 pub const ERROR_TYPE_QUEUE_FULL: &str = "queue_full";
 /// `error.type` of spans dropped because the export queue's byte budget was reached.

@@ -13,7 +13,14 @@
 //!   fields beside tracing-subscriber's own (`timestamp`, `level`, `fields`, `target`, `span`,
 //!   `spans`).
 //!
-//! Lines go to stderr, coloured only when stderr is a terminal.
+//! Lines go to stderr, coloured only when stderr is a terminal. They name the `tracing` spans
+//! they were written in (an `#[instrument]` one), never the internal [`bridge_span`] that stands
+//! for an adapter's or a helper's OpenTelemetry span (the server span, a
+//! [`span::in_workflow`](crate::span::in_workflow) span): its ids are on the line.
+//!
+//! In a span of your own, write attributes with [`OpenTelemetrySpanExt::set_attribute`]
+//! (`tracing::Span::current().set_attribute(k, v)`); `Span::record` works only for fields the
+//! span declared, and `tracing` drops the others without a word.
 //!
 //! ```no_run
 //! gorax_trace::subscriber::install()?;
@@ -36,7 +43,11 @@ use tracing_opentelemetry::OpenTelemetryLayer;
 #[cfg(feature = "fmt")]
 pub use tracing_subscriber::EnvFilter;
 #[cfg(feature = "fmt")]
+use tracing_subscriber::Layer as _;
+#[cfg(feature = "fmt")]
 pub use tracing_subscriber::filter::LevelFilter;
+#[cfg(feature = "fmt")]
+use tracing_subscriber::filter::filter_fn;
 #[cfg(feature = "fmt")]
 use tracing_subscriber::fmt::MakeWriter;
 #[cfg(feature = "fmt")]
@@ -75,15 +86,60 @@ where
 /// The name of the [`bridge_span`].
 pub const BRIDGE_SPAN_NAME: &str = "gorax.bridge";
 
+/// The target of the [`bridge_span`]: the log layers of this module ([`fmt_layer`],
+/// [`json_layer`], [`Builder`]) leave spans of this target out of their lines ([`not_bridge`]).
+pub const BRIDGE_TARGET: &str = "gorax_trace::bridge";
+
 /// A `tracing` span that stands for the OpenTelemetry span current when it is created (the
-/// server layer creates one around each request): inside it, `tracing::Span::current()`,
-/// `.in_current_span()`, `tracing::info!` and `#[instrument]` spans continue that span's trace.
+/// server layer creates one around each request, [`span::in_span`](crate::span::in_span) and
+/// the workflow helpers one around their future): inside it, `tracing::Span::current()`,
+/// `.in_current_span()`, `tracing::info!` and `#[instrument]` spans continue that span's trace,
+/// and `tracing::info!` lines become events of that span.
 /// Under [`otel_layer`] it records no span of its own; its attributes, events and status go to
 /// the span it stands for. Disabled (and nearly free: a callsite check) when no subscriber
-/// wants `INFO` spans of target `gorax_trace::bridge`.
+/// wants `INFO` spans of target [`BRIDGE_TARGET`].
+///
+/// It declares no fields: the span it stands for is anybody's (a server span, a workflow), so
+/// no field list would fit, and `tracing` silently drops `record` of an undeclared field.
+/// Write attributes with [`OpenTelemetrySpanExt::set_attribute`] instead, which reaches the
+/// span it stands for:
+///
+/// ```
+/// use gorax_trace::subscriber::OpenTelemetrySpanExt as _;
+///
+/// // In a handler under the server layer: an attribute of the server span.
+/// tracing::Span::current().set_attribute("tenant_id", "tenant-1");
+/// ```
+///
+/// The log layers of this module do not print it: a line inside it shows the `tracing` spans
+/// around it (an `#[instrument]` one) and the ids of the OpenTelemetry span, not an internal name.
 pub fn bridge_span() -> tracing::Span {
     tracing::info_span!(target: "gorax_trace::bridge", "gorax.bridge")
 }
+
+/// Whether `metadata` is not a [`bridge_span`]'s: the per-layer filter of this module's log
+/// layers, to put on a `fmt` layer of your own (`.with_filter(filter_fn(not_bridge))`) so that
+/// its lines do not show the internal span name. Events are always kept.
+///
+/// ```
+/// use gorax_trace::subscriber::not_bridge;
+/// use tracing_subscriber::filter::filter_fn;
+/// use tracing_subscriber::{Layer as _, layer::SubscriberExt as _};
+///
+/// let subscriber = tracing_subscriber::registry()
+///     .with(gorax_trace::subscriber::otel_layer(gorax_trace::subscriber::CurrentTracer))
+///     .with(tracing_subscriber::fmt::layer().with_filter(filter_fn(not_bridge)));
+/// # drop(subscriber);
+/// ```
+pub fn not_bridge(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.target() != BRIDGE_TARGET
+}
+
+/// tracing-opentelemetry's extension of `tracing::Span`, re-exported:
+/// `tracing::Span::current().set_attribute(key, value)` writes an attribute to the
+/// OpenTelemetry span behind the current `tracing` span (through a [`bridge_span`], the server
+/// span or a workflow span), `.context()` gives its [`Context`](opentelemetry::Context).
+pub use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// A tracer that turns a [`bridge_span`] into a view of its parent span instead of a new span,
 /// and builds every other span with `T`.
@@ -200,7 +256,7 @@ impl<S: opentelemetry::trace::Span> opentelemetry::trace::Span for BridgeOr<S> {
 }
 
 /// A text `fmt` layer on stderr whose lines start with `trace_id=… span_id=…` when a span
-/// context is current; coloured only when stderr is a terminal.
+/// context is current; coloured only when stderr is a terminal; [`bridge_span`]s left out.
 #[cfg(feature = "fmt")]
 pub fn fmt_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
@@ -210,10 +266,11 @@ where
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .event_format(WithTraceIds(Format::default()))
+        .with_filter(filter_fn(not_bridge))
 }
 
 /// A JSON `fmt` layer on stderr: one object per line, with `trace_id` and `span_id` fields
-/// when a span context is current.
+/// when a span context is current; [`bridge_span`]s left out (of `span` and `spans`).
 #[cfg(feature = "fmt")]
 pub fn json_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
@@ -224,6 +281,7 @@ where
         .with_ansi(false)
         .fmt_fields(JsonFields::new())
         .event_format(JsonWithTraceIds::default())
+        .with_filter(filter_fn(not_bridge))
 }
 
 /// A tracer that starts each span with the tracer of the [installed](crate::Telemetry::install)
@@ -248,8 +306,9 @@ impl opentelemetry::trace::Tracer for CurrentTracer {
 }
 
 #[cfg(feature = "fmt")]
-/// Why [`install`] failed.
-#[derive(Debug, thiserror::Error)]
+/// Why [`install`] failed. Its `Debug` form is its message, as for [`ConfigError`] (a `main`
+/// returning `Result` prints it).
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum InstallError {
     /// `TRACING_LOG_FORMAT` or `RUST_LOG` is invalid (the error names the variable and value).
@@ -258,6 +317,13 @@ pub enum InstallError {
     /// A global subscriber was already installed.
     #[error(transparent)]
     Init(#[from] TryInitError),
+}
+
+#[cfg(feature = "fmt")]
+impl fmt::Debug for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// Installs a global `tracing` subscriber: the registry, an [`EnvFilter`] from `RUST_LOG`
@@ -412,7 +478,8 @@ impl Builder {
                         .with_writer(self.writer)
                         .with_ansi(false)
                         .fmt_fields(JsonFields::new())
-                        .event_format(JsonWithTraceIds::default()),
+                        .event_format(JsonWithTraceIds::default())
+                        .with_filter(filter_fn(not_bridge)),
                 ),
             ),
             _ => (
@@ -420,7 +487,8 @@ impl Builder {
                     tracing_subscriber::fmt::layer()
                         .with_writer(self.writer)
                         .with_ansi(self.ansi)
-                        .event_format(WithTraceIds(Format::default())),
+                        .event_format(WithTraceIds(Format::default()))
+                        .with_filter(filter_fn(not_bridge)),
                 ),
                 None,
             ),
@@ -644,6 +712,119 @@ mod tests {
         assert_eq!(inside["fields"]["quote"], "a \"quoted\" {brace}");
         assert_eq!(inside["span"]["name"], "outer");
         assert_eq!(inside["level"], "INFO");
+    }
+
+    /// Lines inside a bridge span show no internal span name (text and JSON, through the
+    /// `Builder`), carry the ids of the span it stands for, and become that span's events.
+    #[test]
+    fn log_lines_inside_a_bridge_name_no_internal_span() {
+        use crate::config::LogFormat;
+        use opentelemetry::trace::SpanKind;
+        for format in [LogFormat::Text, LogFormat::Json] {
+            let t = TestTracing::new();
+            let buf = Buf::default();
+            let writer = buf.clone();
+            let subscriber = Builder::new()
+                .with_format(format)
+                .with_writer(move || writer.clone())
+                .build();
+            let cx = crate::span::start_in(
+                &t.tracer(),
+                &opentelemetry::Context::new(),
+                "GET /orders",
+                SpanKind::Server,
+                [],
+            );
+            tracing::subscriber::with_default(subscriber, || {
+                let bridge = {
+                    let _active = cx.clone().attach();
+                    bridge_span()
+                };
+                let _active = cx.clone().attach();
+                let _entered = bridge.enter();
+                tracing::info!(order = 7, "in the bridge");
+            });
+            cx.span().end();
+            let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            for internal in [BRIDGE_SPAN_NAME, BRIDGE_TARGET] {
+                assert!(!out.contains(internal), "{format:?}: {out}");
+            }
+            let spans = t.spans();
+            let server = spans.find("GET /orders");
+            let ids = (
+                server.span_context.trace_id().to_string(),
+                server.span_context.span_id().to_string(),
+            );
+            match format {
+                LogFormat::Json => {
+                    let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+                    assert_eq!(line["trace_id"], ids.0);
+                    assert_eq!(line["span_id"], ids.1);
+                    assert!(
+                        line.get("span").is_none() && line.get("spans").is_none(),
+                        "{line}"
+                    );
+                }
+                _ => assert!(
+                    out.starts_with(&format!("trace_id={} span_id={} ", ids.0, ids.1)),
+                    "{out}"
+                ),
+            }
+            // tracing-opentelemetry names an event after its message.
+            let names: Vec<&str> = server.events.iter().map(|e| e.name.as_ref()).collect();
+            assert_eq!(names, ["in the bridge"], "{format:?}");
+        }
+    }
+
+    /// The filter leaves the `tracing` spans around a bridge in the line: an `#[instrument]`
+    /// span outside it, and one inside it (a child of the span it stands for).
+    #[test]
+    fn log_lines_keep_the_user_spans_around_a_bridge() {
+        use opentelemetry::trace::SpanKind;
+        let t = TestTracing::new();
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(otel_layer(t.tracer()))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone())
+                    .event_format(WithTraceIds(Format::default()))
+                    .with_filter(filter_fn(not_bridge)),
+            );
+        tracing::subscriber::with_default(subscriber, || {
+            let cx = crate::span::start_in(
+                &t.tracer(),
+                &opentelemetry::Context::new(),
+                "workflow.execute",
+                SpanKind::Internal,
+                [],
+            );
+            tracing::info_span!("outer").in_scope(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                runtime.block_on(crate::span::in_span(cx, async {
+                    tracing::info!("in the workflow");
+                    tokio::task::yield_now().await;
+                    tracing::info_span!("inner").in_scope(|| tracing::info!("in inner"));
+                }));
+            });
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(!out.contains(BRIDGE_SPAN_NAME), "{out}");
+        let workflow_line = out.lines().find(|l| l.contains("in the workflow")).unwrap();
+        assert!(workflow_line.contains(" outer: "), "{workflow_line}");
+        let inner_line = out.lines().find(|l| l.contains("in inner")).unwrap();
+        assert!(inner_line.contains(" outer:inner: "), "{inner_line}");
+        let spans = t.spans();
+        spans.assert_child_of("inner", "workflow.execute");
+        let workflow = spans.find("workflow.execute");
+        assert_eq!(workflow.events.events[0].name, "in the workflow");
+        assert_eq!(workflow.events.len(), 1, "{:?}", workflow.events);
+        let inner = spans.find("inner");
+        assert_eq!(inner.events.events[0].name, "in inner");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Cross-crate integration tests (one binary): export over real protocols, and the journey
 //! across server, client and queue.
 
+mod custom_spans;
 mod edge;
 mod export;
 mod export_memory;

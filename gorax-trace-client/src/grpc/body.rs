@@ -108,7 +108,7 @@ where
             match (&frame, trailers) {
                 (_, Some(t)) => m.finish(Some((http::StatusCode::OK, t)), &call, &sc),
                 (None, None) => m.finish(Some((http::StatusCode::OK, &none)), &call, &sc),
-                _ => m.finish_failed(gorax_trace::span::short_type_name::<B::Error>(), &call, &sc),
+                _ => m.finish_failed(gorax_trace::span::error_type::<B::Error>(), &call, &sc),
             }
         }
         Poll::Ready(frame)

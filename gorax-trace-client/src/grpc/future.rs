@@ -97,7 +97,7 @@ where
                 }
                 if let Some(m) = metrics {
                     m.finish_failed(
-                        gorax_trace::span::short_type_name::<E>(),
+                        gorax_trace::span::error_type::<E>(),
                         &call,
                         &span_context(&cx),
                     );

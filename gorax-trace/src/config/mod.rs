@@ -207,10 +207,26 @@ impl fmt::Display for InvalidVar {
 }
 
 /// Every invalid variable found while building a [`TraceConfig`].
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` form is its message (as `{}` prints it), so that a `main` returning
+/// `Result<_, Box<dyn Error>>` prints `Error: invalid tracing configuration: …`; `{:#?}` shows
+/// the fields.
+#[derive(thiserror::Error)]
 #[error("invalid tracing configuration: {}", join(.errors))]
 pub struct ConfigError {
     errors: Vec<InvalidVar>,
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.debug_struct("ConfigError")
+                .field("errors", &self.errors)
+                .finish()
+        } else {
+            fmt::Display::fmt(self, f)
+        }
+    }
 }
 
 fn join(errors: &[InvalidVar]) -> String {

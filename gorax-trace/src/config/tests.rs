@@ -561,6 +561,26 @@ fn bad_values() {
     }
 }
 
+/// A `main` returning `Result<_, Box<dyn Error>>` prints the error's `Debug` form: it is the
+/// message, for the config error and the errors that wrap it.
+#[test]
+fn config_errors_debug_as_their_message() {
+    let e = error(&["TRACING_SAMPLE_RATE=10%"]);
+    let text = e.to_string();
+    assert!(text.starts_with("invalid tracing configuration: TRACING_SAMPLE_RATE=\"10%\": "));
+    assert_eq!(format!("{e:?}"), text);
+    assert!(format!("{e:#?}").starts_with("ConfigError {"), "{e:#?}");
+    let boxed: Box<dyn std::error::Error> = Box::new(error(&["TRACING_SAMPLE_RATE=10%"]));
+    assert_eq!(format!("{boxed:?}"), text);
+    let init = crate::InitError::from(error(&["TRACING_SAMPLE_RATE=10%"]));
+    assert_eq!(format!("{init:?}"), text);
+    #[cfg(feature = "fmt")]
+    {
+        let install = crate::subscriber::InstallError::from(error(&["TRACING_SAMPLE_RATE=10%"]));
+        assert_eq!(format!("{install:?}"), text);
+    }
+}
+
 #[test]
 fn all_bad_variables_are_reported_together() {
     let e = error(&[
