@@ -36,7 +36,7 @@ use opentelemetry_sdk::trace::{
     SamplingDecision, SamplingResult, ShouldSample, Span, SpanData, SpanProcessor,
 };
 
-use super::batch::span_size;
+use super::span_data::span_size;
 
 /// Attribute set on a kept local root: why it was kept (`error` or `slow`).
 pub const KEEP_REASON: &str = "gorax.keep.reason";

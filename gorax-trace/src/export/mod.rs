@@ -34,6 +34,7 @@ pub(crate) mod otlp_grpc;
 mod otlp_http;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod retry;
+mod span_data;
 #[cfg(all(feature = "tls", any(feature = "otlp-http", feature = "otlp-grpc")))]
 mod tls;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
