@@ -6,7 +6,8 @@ Usage: scripts/public-api.py DOC.json > api/CRATE.txt
 Each line is `path kind` for what a user of the crate can name: modules, types, traits,
 functions, constants, statics, macros, re-exports (local ones are followed, external ones are
 listed by their source), public fields, enum variants, inherent methods and associated items,
-and the trait impls a type declares (not the auto and blanket ones). Lines are sorted, so a
+and the trait impls a type declares (not the auto and blanket ones). Items under `#[doc(hidden)]`
+(what sibling crates need and users are not offered) are not in rustdoc's output, so not here. Lines are sorted, so a
 diff shows what was added or removed. Signatures are not listed: names and kinds are the
 surface a change review must see (see scripts/public-api.sh)."""
 import json
@@ -88,8 +89,7 @@ def walk(path, it, seen):
             else:
                 walk(f"{path}::{child['name']}", child, seen)
         return
-    hidden = any("hidden" in (a if isinstance(a, str) else json.dumps(a)) for a in it["attrs"])
-    out.add(f"{path} {kind}" + (" (doc-hidden)" if hidden else ""))
+    out.add(f"{path} {kind}")
     if kind == "struct":
         fields = inner["kind"].get("plain", {}).get("fields", []) if isinstance(inner["kind"], dict) else []
         for f in fields:
