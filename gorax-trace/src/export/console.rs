@@ -486,122 +486,112 @@ fn render_trace(
     roots.sort_by(by_start);
     children.iter_mut().for_each(|c| c.sort_by(by_start));
 
-    let mut visited = vec![false; spans.len()];
+    let mut tree = Tree {
+        out,
+        spans,
+        children: &children,
+        visited: vec![false; spans.len()],
+        style,
+    };
     for root in roots {
-        render_span(
-            &mut out,
-            spans,
-            &children,
-            &mut visited,
-            root,
-            "",
-            None,
-            style,
-        );
+        tree.render(root, "", None);
     }
     // Spans caught in a parent cycle are unreachable from any root.
-    while let Some(i) = visited.iter().position(|v| !v) {
-        render_span(&mut out, spans, &children, &mut visited, i, "", None, style);
+    while let Some(i) = tree.visited.iter().position(|v| !v) {
+        tree.render(i, "", None);
     }
-    out
+    tree.out
+}
+
+/// One trace being rendered: the spans, their children (sorted), which are drawn, the text.
+struct Tree<'a> {
+    out: String,
+    spans: &'a [SpanData],
+    children: &'a [Vec<usize>],
+    visited: Vec<bool>,
+    style: Style,
 }
 
 /// Renders `spans[idx]` and its subtree. `last` is `None` for a root, else
 /// whether the span is the last of its siblings.
-#[allow(clippy::too_many_arguments)]
-fn render_span(
-    out: &mut String,
-    spans: &[SpanData],
-    children: &[Vec<usize>],
-    visited: &mut [bool],
-    idx: usize,
-    prefix: &str,
-    last: Option<bool>,
-    style: Style,
-) {
-    visited[idx] = true;
-    let span = &spans[idx];
-    let (branch, indent) = match last {
-        None => ("", ""),
-        Some(true) => ("└─ ", "   "),
-        Some(false) => ("├─ ", "│  "),
-    };
-    out.push_str(prefix);
-    out.push_str(branch);
-    paint(out, style.color, BOLD, &span.name);
-    out.push_str("  ");
-    out.push_str(kind_name(&span.span_kind));
-    out.push_str("  ");
-    let duration = span
-        .end_time
-        .duration_since(span.start_time)
-        .unwrap_or_default();
-    paint(out, style.color, DIM, &format_duration(duration));
-    match &span.status {
-        Status::Unset => {}
-        Status::Ok => out.push_str("  OK"),
-        Status::Error { description } => {
-            out.push_str("  ");
-            let text = if description.is_empty() {
-                "ERROR".to_owned()
-            } else {
-                format!("ERROR: {description}")
-            };
-            paint(out, style.color, RED, &text);
-        }
-    }
-    push_attributes(out, &span.attributes, span.dropped_attributes_count, style);
-    if last.is_none() && span.parent_span_id != SpanId::INVALID {
-        let origin = if span.parent_span_is_remote {
-            "remote"
-        } else {
-            "missing"
+impl Tree<'_> {
+    fn render(&mut self, idx: usize, prefix: &str, last: Option<bool>) {
+        self.visited[idx] = true;
+        let (spans, children, style) = (self.spans, self.children, self.style);
+        let out = &mut self.out;
+        let span = &spans[idx];
+        let (branch, indent) = match last {
+            None => ("", ""),
+            Some(true) => ("└─ ", "   "),
+            Some(false) => ("├─ ", "│  "),
         };
-        let _ = write!(out, "  (parent {} {origin})", span.parent_span_id);
-    }
-    out.push('\n');
+        out.push_str(prefix);
+        out.push_str(branch);
+        paint(out, style.color, BOLD, &span.name);
+        out.push_str("  ");
+        out.push_str(kind_name(&span.span_kind));
+        out.push_str("  ");
+        let duration = span
+            .end_time
+            .duration_since(span.start_time)
+            .unwrap_or_default();
+        paint(out, style.color, DIM, &format_duration(duration));
+        match &span.status {
+            Status::Unset => {}
+            Status::Ok => out.push_str("  OK"),
+            Status::Error { description } => {
+                out.push_str("  ");
+                let text = if description.is_empty() {
+                    "ERROR".to_owned()
+                } else {
+                    format!("ERROR: {description}")
+                };
+                paint(out, style.color, RED, &text);
+            }
+        }
+        push_attributes(out, &span.attributes, span.dropped_attributes_count, style);
+        if last.is_none() && span.parent_span_id != SpanId::INVALID {
+            let origin = if span.parent_span_is_remote {
+                "remote"
+            } else {
+                "missing"
+            };
+            let _ = write!(out, "  (parent {} {origin})", span.parent_span_id);
+        }
+        out.push('\n');
 
-    let child_prefix = format!("{prefix}{indent}");
-    let kids = &children[idx];
-    let detail_prefix = if kids.is_empty() {
-        child_prefix.clone()
-    } else {
-        format!("{child_prefix}│  ")
-    };
-    for event in span.events.iter() {
-        let _ = write!(out, "{detail_prefix}• {}", event.name);
-        push_attributes(
-            out,
-            &event.attributes,
-            event.dropped_attributes_count,
-            style,
-        );
-        out.push('\n');
-    }
-    for link in span.links.iter() {
-        let ctx = &link.span_context;
-        let _ = write!(
-            out,
-            "{detail_prefix}↪ link trace={} span={}",
-            ctx.trace_id(),
-            ctx.span_id()
-        );
-        push_attributes(out, &link.attributes, link.dropped_attributes_count, style);
-        out.push('\n');
-    }
-    let kids: Vec<usize> = kids.iter().copied().filter(|&c| !visited[c]).collect();
-    for (n, &child) in kids.iter().enumerate() {
-        let last = Some(n + 1 == kids.len());
-        render_span(
-            out,
-            spans,
-            children,
-            visited,
-            child,
-            &child_prefix,
-            last,
-            style,
-        );
+        let child_prefix = format!("{prefix}{indent}");
+        let kids = &children[idx];
+        let detail_prefix = if kids.is_empty() {
+            child_prefix.clone()
+        } else {
+            format!("{child_prefix}│  ")
+        };
+        for event in span.events.iter() {
+            let _ = write!(out, "{detail_prefix}• {}", event.name);
+            push_attributes(
+                out,
+                &event.attributes,
+                event.dropped_attributes_count,
+                style,
+            );
+            out.push('\n');
+        }
+        for link in span.links.iter() {
+            let ctx = &link.span_context;
+            let _ = write!(
+                out,
+                "{detail_prefix}↪ link trace={} span={}",
+                ctx.trace_id(),
+                ctx.span_id()
+            );
+            push_attributes(out, &link.attributes, link.dropped_attributes_count, style);
+            out.push('\n');
+        }
+        let kids: Vec<usize> = kids.iter().copied().filter(|&c| !self.visited[c]).collect();
+        for (n, &child) in kids.iter().enumerate() {
+            self.render(child, &child_prefix, Some(n + 1 == kids.len()));
+        }
     }
 }
 
