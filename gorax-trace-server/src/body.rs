@@ -60,7 +60,7 @@ pub struct BodyEnd {
     pub(crate) first_frame: Option<f64>,
     pub(crate) bytes: u64,
     /// gRPC mode: the call.
-    pub(crate) rpc: Option<GrpcCall>,
+    pub(crate) rpc: Option<Box<GrpcCall>>,
 }
 
 impl std::fmt::Debug for BodyEnd {
@@ -108,7 +108,7 @@ impl BodyEnd {
         if self.recording {
             let mut attrs = Vec::with_capacity(5);
             // The stable RPC conventions only: the gRPC page's keys, no HTTP or body key.
-            if self.rpc.as_ref().is_none_or(GrpcCall::http_attributes) {
+            if self.rpc.as_deref().is_none_or(GrpcCall::http_attributes) {
                 attrs.push(KeyValue::new(
                     semconv::GORAX_HTTP_RESPONSE_BODY_OUTCOME,
                     outcome.as_str(),
@@ -126,7 +126,7 @@ impl BodyEnd {
                     ));
                 }
             }
-            if let Some(rpc) = self.rpc.as_ref().filter(|_| self.in_trailers) {
+            if let Some(rpc) = self.rpc.as_deref().filter(|_| self.in_trailers) {
                 crate::attributes::on_rpc_end(&span, rpc, grpc_status(headers));
             }
             match error {
@@ -164,7 +164,7 @@ impl BodyEnd {
                 Some((self.status, headers)),
                 error_type,
                 sc,
-                self.rpc.as_ref(),
+                self.rpc.as_deref(),
             );
         }
     }

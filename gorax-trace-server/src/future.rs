@@ -39,7 +39,7 @@ pub(crate) struct Traced {
     /// upgrade: its span ends at the head).
     pub(crate) connect: bool,
     /// gRPC mode: the call.
-    pub(crate) rpc: Option<GrpcCall>,
+    pub(crate) rpc: Option<Box<GrpcCall>>,
 }
 
 pin_project! {
@@ -167,7 +167,7 @@ where
                         traced.dup,
                         traced.limit,
                         error_type.clone(),
-                        traced.rpc.as_ref().map(|rpc| (rpc, !in_trailers)),
+                        traced.rpc.as_deref().map(|rpc| (rpc, !in_trailers)),
                     );
                 }
                 if let Some(hook) = &traced.config.on_response {
@@ -228,7 +228,7 @@ where
                         Some((response.status(), response.headers())),
                         error_type,
                         span.span_context(),
-                        traced.rpc.as_ref(),
+                        traced.rpc.as_deref(),
                     );
                 }
             }
@@ -244,7 +244,7 @@ where
                         None,
                         Some("_OTHER".into()),
                         span.span_context(),
-                        traced.rpc.as_ref(),
+                        traced.rpc.as_deref(),
                     );
                 }
             }

@@ -29,8 +29,9 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) dup: bool,
     /// The length limit of attribute values built from caller input.
     pub(crate) limit: usize,
-    /// gRPC mode: the call.
-    pub(crate) rpc: Option<GrpcCall>,
+    /// gRPC mode: the call (boxed: HTTP requests carry one pointer through every future and
+    /// body that holds it, not the call's 48 bytes).
+    pub(crate) rpc: Option<Box<GrpcCall>>,
 }
 
 impl<'a> RequestFacts<'a> {
@@ -51,7 +52,12 @@ impl<'a> RequestFacts<'a> {
             .unwrap_or(usize::MAX);
         let rpc = config.grpc.then(|| {
             let mode = config.rpc_semconv.unwrap_or(telemetry.rpc_semconv());
-            GrpcCall::new(req.uri().path(), mode, &config.grpc_methods, limit)
+            Box::new(GrpcCall::new(
+                req.uri().path(),
+                mode,
+                &config.grpc_methods,
+                limit,
+            ))
         });
         Self {
             route,
@@ -73,7 +79,7 @@ impl<'a> RequestFacts<'a> {
     /// `{method} {route}` (`HTTP {route}` for a method outside the specification), else the
     /// method alone (`HTTP`).
     pub(crate) fn span_name(&self, method: &Method) -> Cow<'static, str> {
-        if let Some(name) = self.rpc.as_ref().and_then(GrpcCall::span_name) {
+        if let Some(name) = self.rpc.as_deref().and_then(GrpcCall::span_name) {
             return name;
         }
         match (self.names(), self.route) {
