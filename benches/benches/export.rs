@@ -311,11 +311,11 @@ fn bench(c: &mut Criterion) {
     // For CPU time, a queue that holds a whole round (both processors): no drops, which would
     // make a span cheaper. (The default queue, 2048, overflows in a flat-out loop on a loaded
     // machine whenever the export thread is not scheduled for a millisecond.)
-    let roomy = self::variants(&BatchSettings {
-        max_queue_size: 1 << 17,
-        max_queue_bytes: 1 << 30,
-        ..BatchSettings::default()
-    });
+    let roomy = self::variants(
+        &BatchSettings::default()
+            .with_max_queue_size(1 << 17)
+            .with_max_queue_bytes(1 << 30),
+    );
     for threads in [1, 2] {
         let n = 50_000;
         let variants = &roomy;

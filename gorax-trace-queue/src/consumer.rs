@@ -61,6 +61,7 @@ pub const REASON_MAX_DELIVERIES: &str = "max deliveries";
 /// Why a delivery could not be turned into a [`TracedMessage`]: it is dead-lettered with
 /// [`reason`](Self::reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Poison {
     /// The broker's id of the entry, when known.
     pub message_id: Option<String>,
@@ -68,9 +69,20 @@ pub struct Poison {
     pub reason: String,
 }
 
+impl Poison {
+    /// A delivery that cannot be decoded, and why.
+    pub fn new(message_id: Option<String>, reason: impl Into<String>) -> Self {
+        Self {
+            message_id,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// One delivery of a batch: the broker's receipt (what acknowledges it), its delivery count and
 /// the decoded message (or why it could not be decoded).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Received<T, R> {
     /// What [`QueueConsumer::ack`] and the other calls take (an entry id, a receipt handle).
     pub receipt: R,
@@ -78,6 +90,17 @@ pub struct Received<T, R> {
     pub deliveries: u64,
     /// The message, or the reason it is poison.
     pub message: Result<TracedMessage<T>, Poison>,
+}
+
+impl<T, R> Received<T, R> {
+    /// One delivery, for an adapter's [`QueueConsumer::receive_batch`].
+    pub fn new(receipt: R, deliveries: u64, message: Result<TracedMessage<T>, Poison>) -> Self {
+        Self {
+            receipt,
+            deliveries,
+            message,
+        }
+    }
 }
 
 /// What one [`QueueConsumer::receive_batch`] returned (start from [`Batch::default`]).

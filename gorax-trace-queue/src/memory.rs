@@ -58,6 +58,7 @@ pub enum MemoryQueueError {
 
 /// A message the queue gave up on, and why.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DeadLetter<T> {
     /// The message as last delivered.
     pub message: TracedMessage<T>,

@@ -84,10 +84,7 @@ fn caller_parts(
     propagators: Propagators,
     policy: &BaggagePolicy,
 ) -> (Option<SpanContext>, Context) {
-    let propagators = Propagators {
-        baggage: propagators.baggage && !policy.drops_all(),
-        ..propagators
-    };
+    let propagators = propagators.with_baggage(propagators.baggage && !policy.drops_all());
     let (span_context, baggage) = propagators.extract_parts(&Context::new(), headers);
     (span_context, policy.apply(baggage))
 }
@@ -310,11 +307,7 @@ fn new_root<B>(
     config: &Config,
     propagators: Propagators,
 ) -> (Context, Option<Vec<Link>>) {
-    let caller = Propagators {
-        baggage: false,
-        ..propagators
-    }
-    .extract(req.headers());
+    let caller = propagators.with_baggage(false).extract(req.headers());
     let caller_span = caller.span();
     let links = caller_span
         .span_context()
@@ -322,11 +315,7 @@ fn new_root<B>(
         .then(|| vec![Link::with_context(caller_span.span_context().clone())]);
     let allow = propagators.baggage && matches!(config.baggage, BaggagePolicy::Allow(_));
     let parent = if allow {
-        let baggage_only = Propagators {
-            baggage: true,
-            ..Propagators::NONE
-        }
-        .extract(req.headers());
+        let baggage_only = Propagators::NONE.with_baggage(true).extract(req.headers());
         config.baggage.apply(baggage_only)
     } else {
         Context::new()

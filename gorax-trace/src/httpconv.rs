@@ -525,6 +525,7 @@ pub fn is_sensitive_header(name: &HeaderName) -> bool {
 /// One header to capture as an attribute: its name, the attribute key and whether its values
 /// are recorded as `REDACTED`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CapturedHeader {
     /// The header.
     pub name: HeaderName,

@@ -29,11 +29,9 @@ fn make_tree(prefix: &str) -> (String, String) {
 }
 
 fn batch() -> BatchSettings {
-    BatchSettings {
-        scheduled_delay: Duration::from_millis(100),
-        export_timeout: Duration::from_secs(5),
-        ..BatchSettings::default()
-    }
+    BatchSettings::default()
+        .with_scheduled_delay(Duration::from_millis(100))
+        .with_export_timeout(Duration::from_secs(5))
 }
 
 #[test]
@@ -143,13 +141,13 @@ fn dead_collector_drops_and_counts_without_failing_the_caller() {
     let config = TraceConfig::new()
         .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
         .with_protocol(Protocol::HttpProtobuf)
-        .with_batch(BatchSettings {
-            max_queue_size: 64,
-            max_export_batch_size: 32,
-            scheduled_delay: Duration::from_millis(50),
-            export_timeout: Duration::from_millis(500),
-            ..BatchSettings::default()
-        });
+        .with_batch(
+            BatchSettings::default()
+                .with_max_queue_size(64)
+                .with_max_export_batch_size(32)
+                .with_scheduled_delay(Duration::from_millis(50))
+                .with_export_timeout(Duration::from_millis(500)),
+        );
     let guard = gorax_trace::init(config).unwrap();
     let tracer = gorax_trace::TelemetryHandle::installed().tracer().clone();
     for i in 0..5_000 {

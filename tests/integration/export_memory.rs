@@ -29,11 +29,11 @@ fn blackhole_collector_and_huge_attributes_stay_within_the_byte_budget() {
         .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
         .with_protocol(Protocol::HttpProtobuf)
         .with_service_name("gorax-it-memory")
-        .with_batch(BatchSettings {
-            scheduled_delay: Duration::from_millis(100),
-            export_timeout: Duration::from_secs(2),
-            ..BatchSettings::default()
-        });
+        .with_batch(
+            BatchSettings::default()
+                .with_scheduled_delay(Duration::from_millis(100))
+                .with_export_timeout(Duration::from_secs(2)),
+        );
     let guard = gorax_trace::init(config).unwrap();
     let tracer = gorax_trace::TelemetryHandle::installed().tracer().clone();
     let user_agent = "u".repeat(120 * 1024);
@@ -80,11 +80,11 @@ fn huge_user_agents_through_a_real_server_stay_bounded() {
         .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
         .with_protocol(Protocol::HttpProtobuf)
         .with_service_name("gorax-it-memory-server")
-        .with_batch(BatchSettings {
-            scheduled_delay: Duration::from_millis(100),
-            export_timeout: Duration::from_secs(2),
-            ..BatchSettings::default()
-        });
+        .with_batch(
+            BatchSettings::default()
+                .with_scheduled_delay(Duration::from_millis(100))
+                .with_export_timeout(Duration::from_secs(2)),
+        );
     let telemetry = gorax_trace::init(config).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

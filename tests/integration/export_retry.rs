@@ -143,12 +143,12 @@ fn config(endpoint: &str, timeout: Duration, batch: usize) -> TraceConfig {
         .with_endpoint(endpoint)
         .with_protocol(Protocol::HttpProtobuf)
         .with_service_name("gorax-it-retry")
-        .with_batch(BatchSettings {
-            max_export_batch_size: batch,
-            scheduled_delay: Duration::from_secs(60),
-            export_timeout: timeout,
-            ..BatchSettings::default()
-        })
+        .with_batch(
+            BatchSettings::default()
+                .with_max_export_batch_size(batch)
+                .with_scheduled_delay(Duration::from_secs(60))
+                .with_export_timeout(timeout),
+        )
 }
 
 /// Waits until the export thread has taken the provider's resource: that wake would otherwise

@@ -52,11 +52,9 @@ fn blackhole_port() -> u16 {
 }
 
 fn configs(refusing: u16, blackhole: u16) -> Vec<(&'static str, TraceConfig)> {
-    let batch = BatchSettings {
-        scheduled_delay: Duration::from_millis(20),
-        export_timeout: TIMEOUT,
-        ..BatchSettings::default()
-    };
+    let batch = BatchSettings::default()
+        .with_scheduled_delay(Duration::from_millis(20))
+        .with_export_timeout(TIMEOUT);
     let otlp = |protocol: Protocol, port: u16| {
         let endpoint = match protocol {
             Protocol::Grpc => format!("http://127.0.0.1:{port}"),
@@ -186,10 +184,8 @@ fn init_errors_are_errors_in_any_context() {
             TraceConfig::new()
                 .with_endpoint("127.0.0.1:4317")
                 .with_header("bad header", "x"),
-            TraceConfig::new().with_batch(BatchSettings {
-                export_timeout: Duration::ZERO,
-                ..BatchSettings::default()
-            }),
+            TraceConfig::new()
+                .with_batch(BatchSettings::default().with_export_timeout(Duration::ZERO)),
         ]
     };
     for config in bad() {

@@ -92,13 +92,11 @@ fn http_receiver(flaky: bool) -> (Seen, String, tokio::runtime::Runtime) {
 }
 
 fn batch(size: usize) -> BatchSettings {
-    BatchSettings {
-        max_queue_size: 4096,
-        max_export_batch_size: size,
-        scheduled_delay: Duration::from_millis(50),
-        export_timeout: Duration::from_secs(5),
-        ..BatchSettings::default()
-    }
+    BatchSettings::default()
+        .with_max_queue_size(4096)
+        .with_max_export_batch_size(size)
+        .with_scheduled_delay(Duration::from_millis(50))
+        .with_export_timeout(Duration::from_secs(5))
 }
 
 /// Ends `n` spans named `prefix.i` through `telemetry`; returns their names.
@@ -235,10 +233,7 @@ fn with_exports_in_flight_at_once_every_span_is_counted_once() {
         .with_endpoint(endpoint)
         .with_protocol(Protocol::HttpProtobuf)
         .with_export_concurrency(4)
-        .with_batch(BatchSettings {
-            max_queue_size: 512,
-            ..batch(32)
-        });
+        .with_batch(batch(32).with_max_queue_size(512));
     let telemetry = gorax_trace::Telemetry::new(&config).unwrap();
     let prefix = unique("concurrent");
     let threads = 4;
@@ -317,13 +312,13 @@ fn a_collector_that_never_answers_blocks_nothing_with_exports_in_flight_at_once(
         .with_endpoint(endpoint)
         .with_protocol(Protocol::HttpProtobuf)
         .with_export_concurrency(concurrency)
-        .with_batch(BatchSettings {
-            max_queue_size: queue,
-            max_export_batch_size: size,
-            scheduled_delay: Duration::from_millis(20),
-            export_timeout: Duration::from_secs(8),
-            ..BatchSettings::default()
-        });
+        .with_batch(
+            BatchSettings::default()
+                .with_max_queue_size(queue)
+                .with_max_export_batch_size(size)
+                .with_scheduled_delay(Duration::from_millis(20))
+                .with_export_timeout(Duration::from_secs(8)),
+        );
     let telemetry = gorax_trace::Telemetry::new(&config).unwrap();
     let produced = 20_000;
     // Liveness bound, not performance: a blocked `on_end` would never return.

@@ -259,11 +259,9 @@ fn server_runtime() -> tokio::runtime::Runtime {
 }
 
 fn batch(timeout_ms: u64) -> BatchSettings {
-    BatchSettings {
-        scheduled_delay: Duration::from_millis(50),
-        export_timeout: Duration::from_millis(timeout_ms),
-        ..BatchSettings::default()
-    }
+    BatchSettings::default()
+        .with_scheduled_delay(Duration::from_millis(50))
+        .with_export_timeout(Duration::from_millis(timeout_ms))
 }
 
 /// Sends one span through a `Telemetry` built from `config` and shuts down; returns the health

@@ -588,10 +588,7 @@ mod stable {
                     .with_exporter(ExporterKind::None)
                     .with_rpc_semconv(mode)
                     .with_metrics(true)
-                    .with_metrics_exporters(MetricsExporters {
-                        otlp: false,
-                        prometheus: true,
-                    }),
+                    .with_metrics_exporters(MetricsExporters::NONE.with_prometheus(true)),
             )
             .unwrap();
             let scrape = telemetry.prometheus().unwrap();

@@ -272,10 +272,7 @@ fn export_config(protocol: Protocol, endpoint: String) -> TraceConfig {
         .with_endpoint(endpoint)
         .with_protocol(protocol)
         .with_service_name("gorax-journey")
-        .with_batch(BatchSettings {
-            scheduled_delay: Duration::from_millis(100),
-            ..BatchSettings::default()
-        })
+        .with_batch(BatchSettings::default().with_scheduled_delay(Duration::from_millis(100)))
 }
 
 /// A caller trace id unique to this run, so that a receiver shared by several runs keeps them

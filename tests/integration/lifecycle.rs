@@ -165,11 +165,11 @@ fn config(endpoint: &str, timeout: Duration) -> TraceConfig {
     TraceConfig::new()
         .with_endpoint(endpoint)
         .with_protocol(Protocol::HttpProtobuf)
-        .with_batch(BatchSettings {
-            scheduled_delay: Duration::from_millis(100),
-            export_timeout: timeout,
-            ..BatchSettings::default()
-        })
+        .with_batch(
+            BatchSettings::default()
+                .with_scheduled_delay(Duration::from_millis(100))
+                .with_export_timeout(timeout),
+        )
 }
 
 fn spans(telemetry: &Telemetry, n: usize) {

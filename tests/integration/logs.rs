@@ -85,10 +85,7 @@ fn run(signal: ExceptionSignal) -> (Vec<Span>, Vec<LogRecord>, Vec<u8>) {
     let telemetry = gorax_trace::init(
         TraceConfig::new()
             .with_endpoint(endpoint)
-            .with_batch(BatchSettings {
-                scheduled_delay: Duration::from_millis(50),
-                ..BatchSettings::default()
-            })
+            .with_batch(BatchSettings::default().with_scheduled_delay(Duration::from_millis(50)))
             .with_logs(true)
             .with_exception_signal(signal),
     )
@@ -211,10 +208,9 @@ fn lost_records_are_counted_as_otel_sdk_metrics() {
             .with_endpoint(format!("http://{closed}/v1/traces"))
             .with_logs(true)
             .with_metrics(true)
-            .with_metrics_exporters(gorax_trace::metrics::MetricsExporters {
-                otlp: false,
-                prometheus: true,
-            }),
+            .with_metrics_exporters(
+                gorax_trace::metrics::MetricsExporters::NONE.with_prometheus(true),
+            ),
     )
     .unwrap();
     let subscriber = gorax_trace::subscriber::Builder::new()

@@ -178,10 +178,7 @@ async fn red_metrics() {
     let addr = start_collector(collector.clone()).await;
     let telemetry = gorax_trace::init(config(
         addr,
-        MetricsExporters {
-            otlp: true,
-            prometheus: true,
-        },
+        MetricsExporters::NONE.with_otlp(true).with_prometheus(true),
     ))
     .unwrap();
 
@@ -366,12 +363,12 @@ async fn dead_collector() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let telemetry = gorax_trace::init(config(dead, MetricsExporters::default()).with_batch(
-        gorax_trace::export::BatchSettings {
-            export_timeout: Duration::from_millis(500),
-            ..Default::default()
-        },
-    ))
+    let telemetry = gorax_trace::init(
+        config(dead, MetricsExporters::default()).with_batch(
+            gorax_trace::export::BatchSettings::default()
+                .with_export_timeout(Duration::from_millis(500)),
+        ),
+    )
     .unwrap();
     let app = axum::Router::new()
         .route("/a", get(|| async { "ok" }))
@@ -502,10 +499,10 @@ fn a_silent_collector_does_not_hold_shutdown() {
     let telemetry = gorax_trace::init(
         config(addr, MetricsExporters::default())
             .with_compression(gorax_trace::export::Compression::None)
-            .with_batch(gorax_trace::export::BatchSettings {
-                export_timeout: Duration::from_millis(500),
-                ..Default::default()
-            })
+            .with_batch(
+                gorax_trace::export::BatchSettings::default()
+                    .with_export_timeout(Duration::from_millis(500)),
+            )
             .with_metric_export_interval(Duration::from_secs(3600)),
     )
     .unwrap();
@@ -541,15 +538,9 @@ fn keep_mode_counters_in_the_scrape() {
     let collector = Collector::default();
     let addr = rt.block_on(start_collector(collector.clone()));
     let telemetry = gorax_trace::init(
-        config(
-            addr,
-            MetricsExporters {
-                otlp: false,
-                prometheus: true,
-            },
-        )
-        .with_sample_rate(0.0)
-        .with_keep_errors(true),
+        config(addr, MetricsExporters::NONE.with_prometheus(true))
+            .with_sample_rate(0.0)
+            .with_keep_errors(true),
     )
     .unwrap();
     let scrape = telemetry.prometheus().unwrap();
@@ -598,10 +589,7 @@ fn metric_scheme_follows_a_trusted_proxy_and_stays_bounded() {
         TraceConfig::new()
             .with_exporter(gorax_trace::config::ExporterKind::None)
             .with_metrics(true)
-            .with_metrics_exporters(MetricsExporters {
-                otlp: false,
-                prometheus: true,
-            }),
+            .with_metrics_exporters(MetricsExporters::NONE.with_prometheus(true)),
     )
     .unwrap();
     let scrape = telemetry.prometheus().unwrap();

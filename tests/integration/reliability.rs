@@ -123,13 +123,13 @@ fn dead_collector_under_load_then_recovery() {
         .with_endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
         .with_protocol(Protocol::HttpProtobuf)
         .with_service_name("gorax-load")
-        .with_batch(BatchSettings {
-            max_queue_size: queue,
-            max_export_batch_size: 128,
-            scheduled_delay: Duration::from_millis(200),
-            export_timeout: Duration::from_secs(1),
-            ..BatchSettings::default()
-        });
+        .with_batch(
+            BatchSettings::default()
+                .with_max_queue_size(queue)
+                .with_max_export_batch_size(128)
+                .with_scheduled_delay(Duration::from_millis(200))
+                .with_export_timeout(Duration::from_secs(1)),
+        );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

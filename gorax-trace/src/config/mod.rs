@@ -139,12 +139,13 @@ pub const DEFAULT_VIEWER_ADDR: std::net::SocketAddr =
 /// use gorax_trace::config::{ExporterKind, TraceConfig, ViewerSettings};
 ///
 /// let config = TraceConfig::from_vars([("TRACING_EXPORTER", "console,viewer")])?
-///     .with_viewer(ViewerSettings { max_traces: 200, ..ViewerSettings::default() });
+///     .with_viewer(ViewerSettings::default().with_max_traces(200));
 /// assert_eq!(config.exporters(), [ExporterKind::Console, ExporterKind::Viewer]);
 /// assert_eq!(config.viewer().addr, None); // the loopback default
 /// # Ok::<(), gorax_trace::config::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ViewerSettings {
     /// The address given explicitly (`TRACING_VIEWER_ADDR`); `None` is [`DEFAULT_VIEWER_ADDR`].
     /// Port 0 takes a free port.
@@ -154,6 +155,26 @@ pub struct ViewerSettings {
     /// Bytes of span data kept (the viewer's own estimate of what it holds); the oldest traces
     /// are evicted first. Default 32 MiB.
     pub max_bytes: usize,
+}
+
+impl ViewerSettings {
+    /// These settings with the viewer's address (port 0 takes a free port).
+    pub const fn with_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// These settings keeping at most `max_traces` traces.
+    pub const fn with_max_traces(mut self, max_traces: usize) -> Self {
+        self.max_traces = max_traces;
+        self
+    }
+
+    /// These settings keeping at most `max_bytes` bytes of span data.
+    pub const fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
 }
 
 impl Default for ViewerSettings {
@@ -191,6 +212,7 @@ impl fmt::Display for LogFormat {
 
 /// One variable (or `with_*` call) whose value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InvalidVar {
     /// The variable name, e.g. `TRACING_SAMPLE_RATE` (or the `with_*` method).
     pub variable: String,

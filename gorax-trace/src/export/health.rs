@@ -69,6 +69,7 @@ impl LossKind {
 
 /// A point-in-time copy of [`ExportHealth`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HealthSnapshot {
     /// Spans the exporter accepted.
     pub spans_exported: u64,

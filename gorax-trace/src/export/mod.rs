@@ -54,6 +54,7 @@ use std::time::Duration;
 /// Settings given in code ([`TraceConfig::with_batch`](crate::TraceConfig::with_batch)) are used as given; from the
 /// environment, zero sizes and an export batch larger than the queue are errors.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchSettings {
     /// Spans buffered before new ones are dropped. Default 2048.
     pub max_queue_size: usize,
@@ -65,6 +66,49 @@ pub struct BatchSettings {
     pub export_timeout: Duration,
     /// Bytes of span data (estimated) buffered before new spans are dropped. Default 16 MiB.
     pub max_queue_bytes: usize,
+}
+
+impl BatchSettings {
+    /// These settings buffering at most `spans` spans.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gorax_trace::export::BatchSettings;
+    ///
+    /// let batch = BatchSettings::default()
+    ///     .with_scheduled_delay(Duration::from_millis(200))
+    ///     .with_export_timeout(Duration::from_secs(2));
+    /// assert_eq!(batch.max_queue_size, 2048);
+    /// assert_eq!(batch.export_timeout, Duration::from_secs(2));
+    /// ```
+    pub const fn with_max_queue_size(mut self, spans: usize) -> Self {
+        self.max_queue_size = spans;
+        self
+    }
+
+    /// These settings exporting every `delay`.
+    pub const fn with_scheduled_delay(mut self, delay: Duration) -> Self {
+        self.scheduled_delay = delay;
+        self
+    }
+
+    /// These settings sending at most `spans` spans per export request.
+    pub const fn with_max_export_batch_size(mut self, spans: usize) -> Self {
+        self.max_export_batch_size = spans;
+        self
+    }
+
+    /// These settings giving one export at most `timeout`.
+    pub const fn with_export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = timeout;
+        self
+    }
+
+    /// These settings buffering at most `bytes` bytes of span data (estimated).
+    pub const fn with_max_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_queue_bytes = bytes;
+        self
+    }
 }
 
 impl Default for BatchSettings {

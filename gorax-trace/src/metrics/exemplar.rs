@@ -29,6 +29,7 @@ const SLOTS: usize = DURATION_BUCKETS.len() + 1;
 
 /// One exemplar: a measurement and the span it was made in.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Exemplar {
     /// The measured value (seconds).
     pub value: f64,

@@ -695,6 +695,7 @@ impl Eq for Metrics {}
 /// Where metrics go (`OTEL_METRICS_EXPORTER`: a comma-separated list of `otlp`, `prometheus`,
 /// `none`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MetricsExporters {
     /// Push over OTLP every export interval.
     pub otlp: bool,
@@ -709,6 +710,34 @@ impl Default for MetricsExporters {
             otlp: true,
             prometheus: false,
         }
+    }
+}
+
+impl MetricsExporters {
+    /// No exporter: instruments record nothing anywhere.
+    pub const NONE: Self = Self {
+        otlp: false,
+        prometheus: false,
+    };
+
+    /// These exporters with the OTLP push on or off.
+    ///
+    /// ```
+    /// use gorax_trace::metrics::MetricsExporters;
+    ///
+    /// let scrape_only = MetricsExporters::NONE.with_prometheus(true);
+    /// assert_eq!(scrape_only.to_string(), "prometheus");
+    /// assert_eq!(MetricsExporters::default().with_otlp(false), MetricsExporters::NONE);
+    /// ```
+    pub const fn with_otlp(mut self, on: bool) -> Self {
+        self.otlp = on;
+        self
+    }
+
+    /// These exporters with the Prometheus scrape on or off.
+    pub const fn with_prometheus(mut self, on: bool) -> Self {
+        self.prometheus = on;
+        self
     }
 }
 

@@ -37,7 +37,7 @@ use prometheus_client::registry::{Registry, Unit};
 /// let config = TraceConfig::new()
 ///     .with_exporter(ExporterKind::None)
 ///     .with_metrics(true)
-///     .with_metrics_exporters(MetricsExporters { otlp: false, prometheus: true });
+///     .with_metrics_exporters(MetricsExporters::NONE.with_prometheus(true));
 /// let telemetry = gorax_trace::Telemetry::new(&config).unwrap();
 /// let scrape = telemetry.prometheus().unwrap();
 /// assert!(scrape.render().contains("# EOF"));

@@ -461,6 +461,7 @@ impl CarrierMut for dyn Injector + Send + Sync + '_ {
 /// valid `traceparent` always does); baggage comes from `baggage` either way. Injection writes
 /// every configured format.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Propagators {
     /// `traceparent` / `tracestate`.
     pub trace_context: bool,
@@ -501,6 +502,32 @@ impl Propagators {
         baggage: false,
         other: Formats::NONE,
     };
+
+    /// These propagators with W3C trace context on or off.
+    ///
+    /// ```
+    /// use gorax_trace::propagation::Propagators;
+    ///
+    /// let baggage_only = Propagators::NONE.with_baggage(true);
+    /// assert!(baggage_only.baggage && !baggage_only.trace_context);
+    /// assert_eq!(Propagators::W3C.with_trace_context(false), baggage_only);
+    /// ```
+    pub const fn with_trace_context(mut self, on: bool) -> Self {
+        self.trace_context = on;
+        self
+    }
+
+    /// These propagators with W3C baggage on or off.
+    pub const fn with_baggage(mut self, on: bool) -> Self {
+        self.baggage = on;
+        self
+    }
+
+    /// These propagators with the non-W3C formats `other`.
+    pub const fn with_other(mut self, other: Formats) -> Self {
+        self.other = other;
+        self
+    }
 
     /// The caller's context from `carrier` in a new [`Context`] (not the current one).
     ///

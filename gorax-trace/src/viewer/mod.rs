@@ -64,10 +64,7 @@ pub use store::ViewerStats;
 /// use gorax_trace::config::ViewerSettings;
 /// use gorax_trace::viewer::Viewer;
 ///
-/// let viewer = Viewer::start(&ViewerSettings {
-///     addr: Some("127.0.0.1:0".parse().unwrap()),
-///     ..ViewerSettings::default()
-/// });
+/// let viewer = Viewer::start(&ViewerSettings::default().with_addr("127.0.0.1:0".parse().unwrap()));
 /// let url = viewer.url().expect("a free port was taken");
 /// assert!(url.starts_with("http://127.0.0.1:"));
 /// assert_eq!(viewer.stats().traces, 0);
@@ -218,15 +215,10 @@ mod tests {
     /// A second viewer on an address in use is a warning, never an error: it only stores.
     #[test]
     fn an_address_in_use_is_not_an_error() {
-        let first = Viewer::start(&ViewerSettings {
-            addr: Some("127.0.0.1:0".parse().unwrap()),
-            ..ViewerSettings::default()
-        });
+        let first =
+            Viewer::start(&ViewerSettings::default().with_addr("127.0.0.1:0".parse().unwrap()));
         let taken = first.local_addr().unwrap();
-        let second = Viewer::start(&ViewerSettings {
-            addr: Some(taken),
-            ..ViewerSettings::default()
-        });
+        let second = Viewer::start(&ViewerSettings::default().with_addr(taken));
         assert_eq!(second.url(), None);
         assert!(first.url().is_some());
     }
@@ -239,10 +231,7 @@ mod tests {
         let config = TraceConfig::new()
             .with_service_name("viewer-unit")
             .with_exporter(ExporterKind::Viewer)
-            .with_viewer(ViewerSettings {
-                addr: Some("127.0.0.1:0".parse().unwrap()),
-                ..ViewerSettings::default()
-            });
+            .with_viewer(ViewerSettings::default().with_addr("127.0.0.1:0".parse().unwrap()));
         let telemetry = crate::Telemetry::new(&config).unwrap();
         let tracer = telemetry.provider().tracer("t");
         tracer.in_span("outer", |_| tracer.in_span("inner", |_| {}));

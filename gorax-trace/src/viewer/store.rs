@@ -294,6 +294,7 @@ struct Trace {
 
 /// What the store holds and has evicted (shown on the page).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ViewerStats {
     /// Traces held.
     pub traces: usize,
