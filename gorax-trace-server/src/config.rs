@@ -47,6 +47,7 @@ pub(crate) type Predicate = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
 
 /// The trace context written to the response, if any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseHeader {
     /// Nothing (default).
     #[default]
@@ -70,6 +71,7 @@ pub enum ResponseHeader {
 /// length of at most [`SpanEnd::SENT_WITH_HEAD`] bytes: strings, JSON, `Full` bodies, which
 /// are written with the head), so that such a response costs what it did before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SpanEnd {
     /// At the response head: the span measures the handler, not the body's streaming (the
     /// behaviour before issue 23, for latency dashboards that must keep measuring the head).

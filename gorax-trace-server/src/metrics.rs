@@ -117,7 +117,7 @@ impl Drop for RequestMetrics {
 /// let config = TraceConfig::new()
 ///     .with_exporter(ExporterKind::None)
 ///     .with_metrics(true)
-///     .with_metrics_exporters(MetricsExporters { otlp: false, prometheus: true });
+///     .with_metrics_exporters(MetricsExporters::NONE.with_prometheus(true));
 /// let telemetry = gorax_trace::init(config).unwrap();
 /// let admin: axum::Router = axum::Router::new().route(
 ///     "/metrics",

@@ -135,6 +135,7 @@ pub fn grpc_status(headers: &HeaderMap) -> Option<u8> {
 
 /// Which methods a gRPC layer *recognizes* (see the [module](self) documentation).
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub enum GrpcMethods {
     /// Every method with a gRPC path, unless the answer is `UNIMPLEMENTED` (the default).
     #[default]
@@ -145,6 +146,7 @@ pub enum GrpcMethods {
 
 /// What a layer knows of a method when its span starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Recognition {
     /// Recognized: `rpc.method` is the method.
     Recognized,

@@ -11,6 +11,7 @@ use opentelemetry_sdk::trace::Sampler as SdkSampler;
 
 /// Head sampler, named as in `OTEL_TRACES_SAMPLER`. Ratios are between 0.0 and 1.0.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[non_exhaustive]
 pub enum Sampler {
     /// Record every trace.
     AlwaysOn,

@@ -29,6 +29,7 @@ pub use ipnet::IpNet;
 /// assert!(!TrustedPeers::parse("none").unwrap().trusts(Some("127.0.0.1".parse().unwrap())));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TrustedPeers {
     /// Every caller (default).
     #[default]

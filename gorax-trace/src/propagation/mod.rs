@@ -673,6 +673,7 @@ fn with_tracestate<'a, C: Carrier + ?Sized>(
 /// What happens to a context's W3C baggage at a boundary (the server's incoming requests, the
 /// client's outgoing ones).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BaggagePolicy {
     /// Keep all of it (default).
     #[default]
