@@ -1,9 +1,12 @@
 //! The W3C Trace Context participant ([`gorax_examples::participant`]) as a service for the
-//! specification's test harness.
+//! specification's test harness (which listens on 127.0.0.1:7777 itself for the participant's
+//! calls, so the participant takes another port):
 //!
 //! ```text
-//! cargo run -p gorax-examples --bin tracecontext -- --port 7777
-//! OTEL_PROPAGATORS=b3multi cargo run -p gorax-examples --bin tracecontext -- --port 7777
+//! cargo run -p gorax-examples --bin tracecontext -- --port 5000
+//! OTEL_PROPAGATORS=b3multi cargo run -p gorax-examples --bin tracecontext -- --port 5000
+//! # in the harness's test/ folder:
+//! STRICT_LEVEL=2 python test.py http://127.0.0.1:5000/test
 //! ```
 
 use std::net::SocketAddr;
