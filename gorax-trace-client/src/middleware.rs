@@ -482,13 +482,15 @@ fn inject(
     let send_baggage = propagators.baggage
         && !config.baggage.drops_all()
         && (config.baggage_hosts.is_all() || config.baggage_hosts.allows(req.url()));
+    // The parent goes to injection either way (a received `tracestate` it keeps goes back out
+    // with it); its baggage only when it may be sent.
     let filtered;
-    let baggage = match (&config.baggage, send_baggage) {
-        (_, false) => None,
-        (BaggagePolicy::Keep, true) => Some(parent),
+    let (propagators, parent_cx) = match (&config.baggage, send_baggage) {
+        (_, false) => (propagators.with_baggage(false), parent),
+        (BaggagePolicy::Keep, true) => (propagators, parent),
         (policy, true) => {
             filtered = policy.apply(parent.clone());
-            Some(&filtered)
+            (propagators, &filtered)
         }
     };
     if sc.is_valid() {
@@ -496,11 +498,15 @@ fn inject(
         // children and never sets it on a root it starts).
         let random = propagation::random_flag(parent, sc);
         let sc = propagation::with_random_flag(sc, random);
-        propagators.inject_span_context(&sc, baggage, req.headers_mut());
+        propagators.inject_span_context(&sc, Some(parent_cx), req.headers_mut());
     } else {
         // A span without a valid context (provider shut down, telemetry suppressed) must not
         // stop propagation: pass the parent's context on as it is.
         let parent_span = parent.span();
-        propagators.inject_span_context(parent_span.span_context(), baggage, req.headers_mut());
+        propagators.inject_span_context(
+            parent_span.span_context(),
+            Some(parent_cx),
+            req.headers_mut(),
+        );
     }
 }

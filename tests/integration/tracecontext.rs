@@ -279,6 +279,43 @@ async fn future_versions_and_tracestate_limits() {
     );
 }
 
+/// "Vendors receiving a `tracestate` request header MUST send it to outgoing requests": members
+/// with valid Level 2 keys that `opentelemetry`'s `TraceState` refuses (`a@b@c`, `t@_x`, a
+/// system part of 14 characters, the keys of the W3C suite's `key_length_limit` and
+/// `key_illegal_vendor_format` cases) are forwarded in place, sampled or not, and only with the
+/// trace they came with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_level_2_keys_the_sdk_cannot_hold_are_forwarded_in_place() {
+    let tenant = format!("{}@{}", "t".repeat(241), "v".repeat(14));
+    let received = format!("congo=1,a@b@c=2,rojo=3,t@_x=4,{tenant}=5,foo@=6");
+    for (sampler, flags) in [
+        (Sampler::ParentBasedAlwaysOn, "01"),
+        (Sampler::ParentBasedAlwaysOn, "00"),
+        (Sampler::AlwaysOn, "00"),
+    ] {
+        let h = harness(sampler).await;
+        let tp = format!("00-{TRACE}-{PARENT}-{flags}");
+        let got = h
+            .test(&[("traceparent", &tp), ("tracestate", &received)])
+            .await;
+        assert_eq!(got.len(), 2, "{sampler:?} {flags}");
+        for (traceparent, tracestate) in &got {
+            assert_eq!(parse(traceparent).0, TRACE);
+            assert_eq!(
+                tracestate.as_deref(),
+                Some(received.as_str()),
+                "{sampler:?} {flags}: sent on as received"
+            );
+        }
+    }
+    // An untrusted or restarted trace does not carry it: garbage traceparent, same tracestate.
+    let h = harness(Sampler::ParentBasedAlwaysOn).await;
+    let got = h
+        .test(&[("traceparent", "garbage"), ("tracestate", &received)])
+        .await;
+    assert!(got.iter().all(|(_, state)| state.is_none()), "{got:?}");
+}
+
 /// Level 2 `random` flag (0x02): passed on as received, sampled or not; set on new roots (the
 /// SDK's trace ids are random). Rows: (sampler, incoming flags or none for a new root,
 /// expected outgoing flags).

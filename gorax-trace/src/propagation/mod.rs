@@ -117,9 +117,14 @@ pub fn with_random_flag(span_context: &SpanContext, random: bool) -> Cow<'_, Spa
     ))
 }
 
-/// Parses the combined `tracestate` header fields by the W3C list grammar: invalid members,
-/// later duplicates of a key and members past the 32nd are dropped one by one, and the list is
-/// truncated to 512 characters by whole members. `None` when nothing valid is left.
+/// Parses the combined `tracestate` header fields by the W3C list grammar: a member that is not
+/// valid, or more than 32 members, discard the whole list (as the W3C test suite expects); a
+/// later duplicate of a key is dropped (the first is kept); the list is truncated to 512
+/// characters by whole members. `None` when nothing is left.
+///
+/// Members with valid Level 2 keys that `opentelemetry`'s [`TraceState`] refuses (`a@b@c`,
+/// `t@_x`) are not in the result; extraction through [`Propagators`] keeps them in the caller's
+/// context and injection for the same trace writes them back in place.
 pub fn parse_tracestate<'a>(fields: impl IntoIterator<Item = &'a str>) -> Option<TraceState> {
     tracestate::parse(fields)
 }
@@ -560,6 +565,7 @@ impl Propagators {
             None => carrier.only(field),
         };
         let mut span_context = None;
+        let mut unheld = None;
         if self.trace_context {
             let traceparent = match slots.as_ref().map(|s| s.traceparent) {
                 // The usual value: its bytes are parsed as they are (only hex digits and `-`
@@ -572,7 +578,14 @@ impl Propagators {
                     .flatten()
                     .and_then(parse_traceparent),
             };
-            span_context = traceparent.map(|sc| with_tracestate(sc, carrier, only));
+            span_context = traceparent.map(|sc| {
+                let (sc, list) = with_tracestate(sc, carrier, only);
+                unheld = list.map(|list| tracestate::Unheld {
+                    trace_id: sc.trace_id(),
+                    list,
+                });
+                sc
+            });
         }
         if span_context.is_none() && !self.other.is_empty() {
             span_context = others::extract(self.other, carrier);
@@ -589,7 +602,11 @@ impl Propagators {
                 }
             };
         }
-        (span_context, out.unwrap_or_else(|| cx.clone()))
+        let out = out.unwrap_or_else(|| cx.clone());
+        match unheld {
+            Some(unheld) => (span_context, out.with_value(unheld)),
+            None => (span_context, out),
+        }
     }
 
     /// Writes the span context and baggage of `cx` into `carrier`, replacing any existing
@@ -605,12 +622,15 @@ impl Propagators {
         self.inject_span_context(&with_random_flag(sc, random), Some(cx), carrier);
     }
 
-    /// Writes `span_context` and, when `baggage_of` is given, that context's baggage, without
-    /// building a [`Context`] for it (what a client does for the span it just started).
+    /// Writes `span_context` without building a [`Context`] for it (what a client does for the
+    /// span it just started). `parent`, the context that span continues, gives the baggage
+    /// (when baggage is on: [`with_baggage(false)`](Self::with_baggage) to send none) and the
+    /// received `tracestate` members the span context could not hold (see
+    /// [`parse_tracestate`]), written back for a span of the same trace.
     pub fn inject_span_context<C: CarrierMut + ?Sized>(
         &self,
         span_context: &SpanContext,
-        baggage_of: Option<&Context>,
+        parent: Option<&Context>,
         carrier: &mut C,
     ) {
         if self.trace_context && span_context.is_valid() {
@@ -625,9 +645,20 @@ impl Propagators {
                 None => carrier.set(Field::Traceparent, traceparent.as_str()),
             }
             let state = span_context.trace_state();
-            let value = (*state != TraceState::NONE)
-                .then(|| tracestate::header_value(state, tracestate::DEFAULT_MAX_LEN))
-                .flatten();
+            // A received list the span context could not hold whole goes back out with it.
+            let unheld = parent
+                .and_then(|cx| cx.get::<tracestate::Unheld>())
+                .filter(|unheld| unheld.trace_id == span_context.trace_id());
+            let value = match unheld {
+                Some(unheld) => tracestate::header_value_with_received(
+                    state,
+                    &unheld.list,
+                    tracestate::DEFAULT_MAX_LEN,
+                ),
+                None => (*state != TraceState::NONE)
+                    .then(|| tracestate::header_value(state, tracestate::DEFAULT_MAX_LEN))
+                    .flatten(),
+            };
             match value.filter(|v| !v.is_empty()) {
                 // An empty value is never written: some carriers (SQS attributes) reject it.
                 Some(v) => carrier.set(Field::Tracestate, &v),
@@ -639,7 +670,7 @@ impl Propagators {
             others::inject(self.other, span_context, carrier);
         }
         if self.baggage
-            && let Some(cx) = baggage_of
+            && let Some(cx) = parent
             && let Some(v) = baggage::header_value(cx.baggage())
         {
             carrier.set(Field::Baggage, &v);
@@ -648,26 +679,30 @@ impl Propagators {
 }
 
 /// `sc`, parsed from a valid `traceparent`, with the carrier's `tracestate` (an invalid one is
-/// dropped on its own).
+/// dropped on its own), and the received list when the span context cannot hold all of it.
 fn with_tracestate<'a, C: Carrier + ?Sized>(
     sc: SpanContext,
     carrier: &'a C,
     only: impl Fn(Field) -> Result<Option<&'a str>, Several>,
-) -> SpanContext {
-    let state = match only(Field::Tracestate) {
-        Ok(None) => return sc,
-        Ok(Some(one)) => parse_tracestate([one]),
-        Err(Several) => carrier
+) -> (SpanContext, Option<tracestate::Parsed>) {
+    let (state, unheld) = match only(Field::Tracestate) {
+        Ok(None) => return (sc, None),
+        Ok(Some(one)) => tracestate::parse_keeping([one]),
+        Err(Several) => match carrier
             .values(Field::Tracestate)
             .collect::<Option<Vec<&str>>>()
-            .and_then(parse_tracestate),
+        {
+            Some(fields) => tracestate::parse_keeping(fields),
+            None => (None, None),
+        },
     };
-    match state {
+    let sc = match state {
         Some(state) if state != TraceState::NONE => {
             SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, state)
         }
         _ => sc,
-    }
+    };
+    (sc, unheld)
 }
 
 /// What happens to a context's W3C baggage at a boundary (the server's incoming requests, the

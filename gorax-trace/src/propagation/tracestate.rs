@@ -40,9 +40,9 @@
 //! by a [`TraceState`] (every constructor, `from_str` and `insert` included, runs that check). So
 //! that a participant still forwards them ("Vendors receiving a `tracestate` request header MUST
 //! send it to outgoing requests"), [`parse_list`] keeps the full list as received ([`Parsed`]).
-//! Injection writes the outgoing span's [`TraceState`] only, so such members are not forwarded
-//! yet; the tests hold the write-back rule (`header_value_with_received`: the members back in their
-//! place next to what the [`TraceState`] holds) and check that `opentelemetry` still refuses them.
+//! Extraction keeps such a list in the caller's context ([`Unheld`]), and injection for a span of
+//! the same trace writes those members back in their place next to what the [`TraceState`]
+//! holds ([`header_value_with_received`]); a test checks that `opentelemetry` still refuses them.
 
 use opentelemetry::trace::TraceState;
 
@@ -87,10 +87,16 @@ impl Parsed {
     }
 
     /// The members as an `opentelemetry` [`TraceState`], without those whose key it cannot hold
-    /// (see the module documentation; [`Parsed::unrepresentable`] lists them).
-    pub(crate) fn trace_state(&self) -> TraceState {
-        let kept = self.members().filter(|(k, v)| representable(k, v));
-        TraceState::from_key_value(kept).unwrap_or_default()
+    /// (see the module documentation), and whether it holds every member.
+    fn held(&self) -> (TraceState, bool) {
+        let mut whole = true;
+        let kept = self.members().filter(|(k, v)| {
+            let held = representable(k, v);
+            whole &= held;
+            held
+        });
+        let state = TraceState::from_key_value(kept).unwrap_or_default();
+        (state, whole)
     }
 
     /// Removes whole members until the combined header is at most `max_len` characters: those
@@ -150,10 +156,19 @@ pub(crate) fn parse_list<'a>(fields: impl IntoIterator<Item = &'a str>) -> Parse
 /// will be propagated. `None` when no member is kept (an empty header, or one with only invalid
 /// members).
 pub(crate) fn parse<'a>(fields: impl IntoIterator<Item = &'a str>) -> Option<TraceState> {
+    parse_keeping(fields).0
+}
+
+/// Like [`parse`], with the whole list too when some of its members cannot be held by the
+/// [`TraceState`] ([`Unheld`]).
+pub(crate) fn parse_keeping<'a>(
+    fields: impl IntoIterator<Item = &'a str>,
+) -> (Option<TraceState>, Option<Parsed>) {
     let mut parsed = parse_list(fields);
     parsed.truncate(DEFAULT_MAX_LEN);
-    let state = parsed.trace_state();
-    (state != TraceState::NONE).then_some(state)
+    let (state, whole) = parsed.held();
+    let state = (state != TraceState::NONE).then_some(state);
+    (state, (!whole).then_some(parsed))
 }
 
 /// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`,
@@ -217,6 +232,53 @@ fn format(members: Vec<(&str, &str)>, max_len: usize) -> Option<String> {
     Some(out)
 }
 
+/// A received list with members that `opentelemetry`'s [`TraceState`] cannot hold (see the module
+/// documentation), kept as a value of the [`Context`](opentelemetry::Context) the caller's span
+/// context was extracted into. Injection writes it back ([`header_value_with_received`]) for a
+/// span of the same trace, so those members are forwarded as the specification requires. A list
+/// that [`TraceState`] holds whole adds nothing to the context.
+#[derive(Debug)]
+pub(crate) struct Unheld {
+    /// The trace the list came with.
+    pub(crate) trace_id: opentelemetry::trace::TraceId,
+    /// The list as received (valid, deduplicated, truncated to [`DEFAULT_MAX_LEN`]).
+    pub(crate) list: Parsed,
+}
+
+/// Like [`header_value`], for a participant that received `received`: the members that a
+/// [`TraceState`] could not hold are written back where they were. Members `state` has changed or
+/// added come first (the order `TraceState::insert` gives them: "Modified keys MUST be moved to the
+/// beginning (left) of the list"), then the received members still present, unchanged, in the
+/// received order ("the order of unmodified key/value pairs MUST be preserved").
+///
+/// Only for a `state` continuing the trace that `received` came with (same trace id): see
+/// [`Unheld`].
+pub(crate) fn header_value_with_received(
+    state: &TraceState,
+    received: &Parsed,
+    max_len: usize,
+) -> Option<String> {
+    let current: Vec<(&str, &str)> = state.into_iter().collect();
+    let was_received = |m: &(&str, &str)| received.members().any(|r| r == *m);
+    let mut members: Vec<(&str, &str)> = current
+        .iter()
+        .copied()
+        .filter(|m| !was_received(m))
+        .collect();
+    let prefix = members.len();
+    for (key, value) in received.members() {
+        let kept = if representable(key, value) {
+            current.contains(&(key, value))
+        } else {
+            !members[..prefix].iter().any(|(k, _)| *k == key)
+        };
+        if kept {
+            members.push((key, value));
+        }
+    }
+    format(members, max_len)
+}
+
 /// The truncation rule on any list of entries, `entry_len` giving `key=value`'s length.
 fn truncate<T>(members: &mut Vec<T>, entry_len: impl Fn(&T) -> usize, max_len: usize) {
     let total = |ms: &[T]| ms.iter().map(&entry_len).sum::<usize>() + ms.len().saturating_sub(1);
@@ -244,43 +306,15 @@ mod tests {
             &self.dropped
         }
 
+        /// The members an `opentelemetry` [`TraceState`] can hold.
+        pub(crate) fn trace_state(&self) -> TraceState {
+            self.held().0
+        }
+
         /// Valid members that an `opentelemetry` [`TraceState`] cannot hold.
         pub(crate) fn unrepresentable(&self) -> impl Iterator<Item = (&str, &str)> {
             self.members().filter(|(k, v)| !representable(k, v))
         }
-    }
-
-    /// Like [`header_value`], for a participant that received `received`: the members that a
-    /// [`TraceState`] could not hold are written back where they were. Members `state` has changed or
-    /// added come first (the order `TraceState::insert` gives them: "Modified keys MUST be moved to the
-    /// beginning (left) of the list"), then the received members still present, unchanged, in the
-    /// received order ("the order of unmodified key/value pairs MUST be preserved").
-    ///
-    /// Only for a `state` continuing the trace that `received` came with (same trace id).
-    fn header_value_with_received(
-        state: &TraceState,
-        received: &Parsed,
-        max_len: usize,
-    ) -> Option<String> {
-        let current: Vec<(&str, &str)> = state.into_iter().collect();
-        let was_received = |m: &(&str, &str)| received.members().any(|r| r == *m);
-        let mut members: Vec<(&str, &str)> = current
-            .iter()
-            .copied()
-            .filter(|m| !was_received(m))
-            .collect();
-        let prefix = members.len();
-        for (key, value) in received.members() {
-            let kept = if representable(key, value) {
-                current.contains(&(key, value))
-            } else {
-                !members[..prefix].iter().any(|(k, _)| *k == key)
-            };
-            if kept {
-                members.push((key, value));
-            }
-        }
-        format(members, max_len)
     }
 
     /// The combined header of what [`parse_list`] kept, for comparisons.
@@ -606,8 +640,8 @@ mod tests {
 
     #[test]
     fn opentelemetry_cannot_hold_these_level_2_keys() {
-        // If this starts failing, `TraceState` has caught up with Level 2 and the
-        // `header_value_with_received` workaround can go.
+        // If this starts failing, `TraceState` has caught up with Level 2 and `Unheld` with
+        // `header_value_with_received` can go.
         for key in ["a@b@c", "t@_sys", "t@abcdefghijklmn", "t@-x"] {
             assert!(valid_key(key), "{key} is a valid Level 2 key");
             assert!(!representable(key, "v"), "{key} is refused by TraceState");
