@@ -1190,6 +1190,93 @@ fn the_participant_runs_as_a_process_and_stops_on_sigterm() {
     );
 }
 
+/// A one-request HTTP server on 127.0.0.1: the header block of the request it gets (answered
+/// 200, empty).
+fn header_catcher() -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut head = Vec::new();
+        let mut buf = [0_u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+        let _ =
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    });
+    (addr, rx)
+}
+
+/// The participant as a process forwards a `tracestate` whose Level 2 keys opentelemetry's
+/// `TraceState` refuses (`a@b@c`, `t@_x`), whole and in place, with the caller's trace.
+#[test]
+fn the_participant_process_forwards_every_valid_tracestate_member() {
+    let rt = runtime();
+    let (seen, addr) = http_collector(&rt, Behaviour::TracesOnly, None);
+    let (mut child, port, reader) = participant(&[
+        ("TRACING_ENDPOINT", format!("http://{addr}/v1/traces")),
+        ("TRACING_EXPORT_TIMEOUT_MS", "2000".into()),
+    ]);
+    let (callback, heads) = header_catcher();
+    let tracestate = "gorax=1,a@b@c=2,rojo=3,t@_x=4";
+    let response = rt
+        .block_on(
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/test"))
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
+                .header("tracestate", tracestate)
+                .json(&serde_json::json!([{
+                    "url": format!("http://{callback}/callback"),
+                    "arguments": [],
+                }]))
+                .send(),
+        )
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let head = heads
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the participant calls the callback")
+        .to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("\r\ntracestate: {tracestate}\r\n")),
+        "forwarded whole, in place:\n{head}"
+    );
+    assert!(
+        head.contains("\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{head}"
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    let stderr = reader.join().unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{stderr}");
+    // The server and client spans of that trace reached the collector.
+    let spans = seen.spans();
+    let of_trace = spans
+        .iter()
+        .filter(|s| hex(&s.trace_id) == "4bf92f3577b34da6a3ce929d0e0e4736")
+        .count();
+    assert!(of_trace >= 2, "{:#?}", names(&spans));
+}
+
 #[cfg(feature = "tls")]
 #[test]
 fn a_traces_only_collector_over_tls_with_its_own_ca() {
