@@ -679,12 +679,13 @@ impl Propagators {
 }
 
 /// `sc`, parsed from a valid `traceparent`, with the carrier's `tracestate` (an invalid one is
-/// dropped on its own), and the received list when the span context cannot hold all of it.
+/// dropped on its own), and the received list when the span context cannot hold all of it
+/// (boxed: the usual request carries a pointer-sized `None` through the extraction).
 fn with_tracestate<'a, C: Carrier + ?Sized>(
     sc: SpanContext,
     carrier: &'a C,
     only: impl Fn(Field) -> Result<Option<&'a str>, Several>,
-) -> (SpanContext, Option<tracestate::Parsed>) {
+) -> (SpanContext, Option<Box<tracestate::Parsed>>) {
     let (state, unheld) = match only(Field::Tracestate) {
         Ok(None) => return (sc, None),
         Ok(Some(one)) => tracestate::parse_keeping([one]),
@@ -702,7 +703,7 @@ fn with_tracestate<'a, C: Carrier + ?Sized>(
         }
         _ => sc,
     };
-    (sc, unheld)
+    (sc, unheld.map(Box::new))
 }
 
 /// What happens to a context's W3C baggage at a boundary (the server's incoming requests, the

@@ -241,8 +241,9 @@ fn format(members: Vec<(&str, &str)>, max_len: usize) -> Option<String> {
 pub(crate) struct Unheld {
     /// The trace the list came with.
     pub(crate) trace_id: opentelemetry::trace::TraceId,
-    /// The list as received (valid, deduplicated, truncated to [`DEFAULT_MAX_LEN`]).
-    pub(crate) list: Parsed,
+    /// The list as received (valid, deduplicated, truncated to [`DEFAULT_MAX_LEN`]); boxed, so
+    /// that the usual request carries a pointer-sized `None` through the extraction.
+    pub(crate) list: Box<Parsed>,
 }
 
 /// Like [`header_value`], for a participant that received `received`: the members that a
