@@ -530,6 +530,15 @@ fn participant(env: &[(&str, String)]) -> (Child, u16, std::thread::JoinHandle<S
     (child, port, reader)
 }
 
+/// Sends SIGTERM to `child` (what a service manager does to stop it).
+fn sigterm(child: &Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {}", child.id());
+}
+
 /// The finished run of a program.
 struct Run {
     ok: bool,
@@ -956,11 +965,7 @@ fn sigterm_stops_demo_serve_with_every_request_delivered() {
     for _ in 0..3 {
         wait_for(&["worker processed the execution"]);
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&child);
     let stopping = Instant::now();
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     let stderr = reader.join().unwrap();
@@ -1110,11 +1115,7 @@ fn an_sse_stream_of_demo_serve_is_one_span_as_long_as_the_stream() {
         .block_on(async { reqwest::get(&events).await?.text().await })
         .unwrap();
     assert_eq!(body.matches("event: progress").count(), 3, "{body}");
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&child);
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     let stderr = reader.join().unwrap();
     assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{stderr}");
@@ -1166,13 +1167,7 @@ fn the_participant_runs_as_a_process_and_stops_on_sigterm() {
         )
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let stopping = Instant::now();
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     let stderr = reader.join().unwrap();
@@ -1258,13 +1253,7 @@ fn the_participant_process_forwards_every_valid_tracestate_member() {
         head.contains("\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-"),
         "{head}"
     );
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     let stderr = reader.join().unwrap();
     assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{stderr}");
@@ -1429,13 +1418,7 @@ fn a_failed_call_with_secrets_in_its_url_exports_no_secret() {
         )
         .unwrap();
     assert!(response.status().is_success());
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(&child);
     let status = wait_bounded(&mut child, Duration::from_secs(30));
     let stderr = reader.join().unwrap();
     assert!(status.is_some_and(|s| s.success()), "{stderr}");
