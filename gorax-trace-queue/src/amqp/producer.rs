@@ -44,6 +44,35 @@ pub struct AmqpProducer {
     peer: Arc<[KeyValue]>,
     live: Arc<tokio::sync::Mutex<Option<Live>>>,
     generation: Arc<AtomicU64>,
+    ids: MessageIds,
+}
+
+/// The message ids of one producer and its clones: a prefix unique to the producer (the process
+/// id and a random number) and a counter, so ids never repeat across producers or processes.
+#[derive(Clone)]
+struct MessageIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl MessageIds {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, RandomState};
+        // `RandomState` is seeded from the OS once per thread and advanced per instance.
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let random = RandomState::new().hash_one(nanos);
+        Self {
+            prefix: format!("{:x}-{random:x}", std::process::id()).into(),
+            next: Arc::default(),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.prefix)
+    }
 }
 
 /// The connection and its confirm-mode channel.
@@ -76,6 +105,7 @@ impl AmqpProducer {
             peer: peer_attributes(url).into(),
             live: Arc::default(),
             generation: Arc::default(),
+            ids: MessageIds::new(),
         }
     }
 
@@ -167,7 +197,7 @@ impl AmqpProducer {
             msg = msg.with_attribute(kv.clone());
         }
         let span = self.tracer.start_send(&mut msg);
-        let id = next_message_id();
+        let id = self.ids.next();
         let result = self.publish(&msg, &id).await;
         match &result {
             Ok(()) => {
@@ -294,20 +324,6 @@ fn not_found(error: &lapin::Error) -> bool {
     }
 }
 
-/// A message id unique across processes: the process id, the time this process made its
-/// first one and a counter.
-fn next_message_id() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    static START: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
-    let start = START.get_or_init(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{:x}-{start:x}-{n}", std::process::id())
-}
-
 impl<T: Serialize + Send + Sync> crate::Producer<T> for AmqpProducer {
     type Error = AmqpQueueError;
 
@@ -342,8 +358,12 @@ mod tests {
 
     #[test]
     fn message_ids_differ() {
-        let (a, b) = (next_message_id(), next_message_id());
+        let (one, other) = (MessageIds::new(), MessageIds::new());
+        let (a, b) = (one.next(), one.next());
         assert_ne!(a, b);
         assert!(a.starts_with(&format!("{:x}-", std::process::id())));
+        assert_ne!(one.next(), other.next(), "two producers never share an id");
+        let clone = one.clone();
+        assert_ne!(clone.next(), one.next(), "clones share the counter");
     }
 }
