@@ -30,7 +30,7 @@ pub(crate) struct RequestFacts<'a> {
     /// The length limit of attribute values built from caller input.
     pub(crate) limit: usize,
     /// gRPC mode: the call (boxed: HTTP requests carry one pointer through every future and
-    /// body that holds it, not the call's 48 bytes).
+    /// body that holds it instead of the whole call; a gRPC request pays one allocation).
     pub(crate) rpc: Option<Box<GrpcCall>>,
 }
 
